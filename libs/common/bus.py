@@ -1,0 +1,169 @@
+"""The event bus port: what the outbox relay and the consumers need from a log.
+
+Two adapters implement it: :mod:`libs.common.eventlog` (the embedded durable log in a SQLite file,
+the default on one machine) and :mod:`libs.common.kafka` (Apache Kafka through aiokafka, production).
+Domain code never sees either: it writes events to the outbox and handles envelopes.
+
+Contract (checked by ``tests/test_bus_contract.py`` against both adapters):
+
+* ``publish`` returns only once the log has durably accepted the message, and raises
+  :class:`PublishError` otherwise. A raised error means *unknown*, never *not sent*: the caller
+  retries and consumers deduplicate by event id.
+* Messages with the same key land in the same partition and are delivered in publish order.
+* A consumer group shares the partitions among its members; each message is handled by one member.
+* An offset is committed only after the handler returned; a crash before that redelivers the message.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class PublishError(Exception):
+    """The log did not confirm the message in time: its fate is unknown, so send it again."""
+
+
+Handler = Callable[[Message], Awaitable[None]]
+
+
+class Subscription(abc.ABC):
+    """One member of a consumer group, pulling batches and committing after handling."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def fetch(self, max_records: int = 100, timeout_s: float = 1.0) -> list[Message]:
+        """Messages of the partitions this member owns, in order per partition (may be empty)."""
+
+    @abc.abstractmethod
+    async def commit(self, message: Message) -> None:
+        """Record that ``message`` and everything before it in its partition is done."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+
+class EventBus(abc.ABC):
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def publish(
+        self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def subscribe(self, group: str, topics: Sequence[str]) -> Subscription: ...
+
+    async def healthy(self) -> bool:
+        """Whether the log answers; used by ``/readyz``."""
+        return True
+
+
+class Consumer:
+    """Runs a subscription: hand each message to ``handler``, commit after it returns.
+
+    A handler that keeps failing is retried ``max_attempts`` times with backoff; then
+    ``dead_letter`` stores the message (so nothing is dropped silently) and the offset moves on.
+    Messages of one partition are handled one after another, preserving per-key order.
+    """
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        handler: Handler,
+        *,
+        dead_letter: Callable[[Message, str], Awaitable[None]] | None = None,
+        max_attempts: int = 5,
+        backoff_s: float = 0.2,
+        name: str = "consumer",
+    ) -> None:
+        self.subscription = subscription
+        self.handler = handler
+        self.dead_letter = dead_letter
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.name = name
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.subscription.start()
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.subscription.stop()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = await self.subscription.fetch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("fetch failed", extra={"consumer": self.name})
+                await asyncio.sleep(1.0)
+                continue
+            for message in batch:
+                await self._handle(message)
+                await self._commit(message)
+
+    async def _commit(self, message: Message) -> None:
+        while True:
+            try:
+                await self.subscription.commit(message)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Losing a commit only means a redelivery, which the inbox absorbs; keep trying
+                # briefly, then move on rather than stall the partition.
+                log.warning("commit failed, retrying", extra={"consumer": self.name})
+                await asyncio.sleep(0.5)
+                if self._stopping.is_set():
+                    return
+
+    async def _handle(self, message: Message) -> None:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self.handler(message)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if attempt == self.max_attempts:
+                    log.exception(
+                        "handler gave up; dead-lettering",
+                        extra={"consumer": self.name, "topic": message.topic},
+                    )
+                    if self.dead_letter is not None:
+                        await self.dead_letter(message, f"{type(exc).__name__}: {exc}")
+                    return
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))

@@ -1,0 +1,225 @@
+"""The event envelope and the shared contracts (payload models) of every event.
+
+Producer and consumer import the same models from here, so a field rename fails type checks on both
+sides. A change that breaks a consumer is a new ``version`` of the event, never an edit in place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Subject = Literal["public", "professional"]
+
+# One topic per producing service; the key is the aggregate id, so one aggregate's events are ordered.
+TOPICS: dict[str, str] = {
+    "claims": "claims.events",
+    "review": "review.events",
+    "registry": "registry.events",
+    "sync": "sync.events",
+}
+
+
+def topic_of(service: str) -> str:
+    return TOPICS[service]
+
+
+class Envelope(BaseModel):
+    """What travels on the log: metadata plus the typed payload as ``data``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    version: int = 1
+    source: str
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str
+    correlation_id: str | None = None
+    data: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Envelope:
+        return cls.model_validate_json(raw)
+
+
+class Payload(BaseModel):
+    """Base of every event payload; subclasses name their event type and version."""
+
+    model_config = ConfigDict(extra="ignore")
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    def envelope(self, *, source: str, subject: str, correlation_id: str | None) -> Envelope:
+        return Envelope(
+            type=self.TYPE,
+            version=self.VERSION,
+            source=source,
+            subject=subject,
+            correlation_id=correlation_id,
+            data=self.model_dump(mode="json"),
+        )
+
+
+class Affiliation(BaseModel):
+    kind: Literal["unit", "agency"]
+    org_id: str
+
+
+class PersonRegistered(Payload):
+    TYPE: ClassVar[str] = "person.registered"
+    person_id: str
+    id_number: str
+    name: str
+    affiliation: Affiliation
+
+
+class PersonUpdated(Payload):
+    TYPE: ClassVar[str] = "person.updated"
+    person_id: str
+    id_number: str
+    name: str
+    affiliation: Affiliation
+
+
+class Credit(BaseModel):
+    subject: Subject
+    hours: float
+
+
+class ClaimSubmitted(Payload):
+    TYPE: ClassVar[str] = "claim.submitted"
+    claim_id: str
+    revision: int
+    person_id: str
+    year: int
+    category: str
+    subject: Subject
+    title: str
+    requested_hours: float
+    expected_credits: list[Credit]
+    verified_evidence: bool = False
+
+
+class ClaimWithdrawn(Payload):
+    TYPE: ClassVar[str] = "claim.withdrawn"
+    claim_id: str
+    revision: int
+    person_id: str
+
+
+class ClaimCreditRevoked(Payload):
+    TYPE: ClassVar[str] = "claim.credit_revoked"
+    claim_id: str
+    person_id: str
+    year: int
+    reason: str
+
+
+class ClaimStagePassed(Payload):
+    TYPE: ClassVar[str] = "claim.stage_passed"
+    claim_id: str
+    revision: int
+    stage: Literal["unit", "authority"]
+    next_stage: Literal["unit", "authority"]
+    org_id: str
+
+
+class ClaimApproved(Payload):
+    TYPE: ClassVar[str] = "claim.approved"
+    claim_id: str
+    revision: int
+    person_id: str
+    org_id: str
+    actor: str
+
+
+class ClaimRejected(Payload):
+    TYPE: ClassVar[str] = "claim.rejected"
+    claim_id: str
+    revision: int
+    person_id: str
+    stage: Literal["unit", "authority"]
+    org_id: str
+    actor: str
+    reason: str
+
+
+class ClaimCredited(Payload):
+    """Published by claims once an approval is booked on the ledger: what reaches the province."""
+
+    TYPE: ClassVar[str] = "claim.credited"
+    claim_id: str
+    revision: int
+    person_id: str
+    year: int
+    category: str
+    title: str
+    credits: list[Credit]
+
+
+class OrgUpserted(Payload):
+    TYPE: ClassVar[str] = "org.upserted"
+    org_id: str
+    code: str
+    name: str
+    type: str
+    parent_id: str | None
+
+
+class CertificateIssued(Payload):
+    TYPE: ClassVar[str] = "certificate.issued"
+    code: str
+    project_id: str
+    project_name: str
+    id_number: str
+    holder_name: str
+    year: int
+    subject: Subject
+    hours: float
+
+
+class CertificateRevoked(Payload):
+    TYPE: ClassVar[str] = "certificate.revoked"
+    code: str
+    reason: str
+
+
+class ExamCardIssued(Payload):
+    TYPE: ClassVar[str] = "exam_card.issued"
+    card_no: str
+    id_number: str
+    name: str
+    year: int
+    hours: float
+
+
+class LearningRecorded(Payload):
+    TYPE: ClassVar[str] = "learning.recorded"
+    record_id: str
+    id_number: str
+    year: int
+    subject: Subject
+    hours: float
+    course: str
+    completed_at: datetime
+
+
+class SyncRecordRegistered(Payload):
+    TYPE: ClassVar[str] = "sync.record_registered"
+    record_id: str
+    claim_id: str | None
+    province_receipt: str
+
+
+class SyncRecordFailed(Payload):
+    TYPE: ClassVar[str] = "sync.record_failed"
+    record_id: str
+    claim_id: str | None
+    reason: str

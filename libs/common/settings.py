@@ -1,0 +1,69 @@
+"""Settings shared by every service, from the environment or ``.env`` (prefix ``CE_``).
+
+One process runs one service, so ``CE_DATABASE_URL`` and ``CE_PORT`` are per process; unset, they
+default to the embedded stack (a SQLite file per service under ``CE_DATA_DIR``, the API.md ports).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORTS = {"claims": 8001, "review": 8002, "registry": 8003, "sync": 8004, "province": 8009}
+SERVICES = ("claims", "review", "registry", "sync")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CE_", env_file=".env", extra="ignore")
+
+    service: str = "claims"
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int | None = None
+    database_url: str | None = None
+    migrate_on_start: bool = True
+
+    bus: Literal["embedded", "kafka"] = "embedded"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_idempotence: bool = True
+    kafka_send_timeout_s: float = 10.0
+    embedded_partitions: int = 4
+
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "zz-ce"
+
+    province_url: str = "http://127.0.0.1:8009"
+    province_timeout_s: float = 5.0
+    province_rate_limit_per_s: float = 50.0
+
+    outbox_poll_s: float = 1.0
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> Settings:
+        if self.env == "production":
+            if self.jwt_secret is None and self.jwt_public_key is None:
+                raise ValueError("production needs CE_JWT_SECRET or CE_JWT_PUBLIC_KEY")
+            if self.database_url is None or self.database_url.startswith("sqlite"):
+                raise ValueError("production needs CE_DATABASE_URL on PostgreSQL")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else DEFAULT_PORTS[self.service]
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.service}.db').resolve()}"
+
+    @property
+    def event_log_path(self) -> Path:
+        return self.data_dir / "events.db"

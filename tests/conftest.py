@@ -1,0 +1,6 @@
+"""Shared fixtures. Fixture modules live in tests/fixtures/ and are loaded here."""
+
+pytest_plugins = [
+    "tests.fixtures.broker",
+    "tests.fixtures.postgres",
+]
