@@ -127,7 +127,8 @@ class EmbeddedLog(EventBus):
         if row is not None:
             return int(row[0])
         conn.execute(
-            "INSERT OR IGNORE INTO topics(topic, partitions) VALUES (?, ?)", (topic, self.partitions)
+            "INSERT OR IGNORE INTO topics(topic, partitions) VALUES (?, ?)",
+            (topic, self.partitions),
         )
         return self.partitions
 
@@ -243,7 +244,9 @@ class _EmbeddedSubscription(Subscription):
         while True:
             if time.time() - self._last_rebalance > self.log.session_timeout_s / 3:
                 await asyncio.to_thread(self.log.db.write, self._rebalance)
-            batch: list[Message] = await asyncio.to_thread(self.log.db.read, self._read, max_records)
+            batch: list[Message] = await asyncio.to_thread(
+                self.log.db.read, self._read, max_records
+            )
             if batch or time.monotonic() >= deadline:
                 return batch
             await asyncio.sleep(self.log.poll_interval_s)

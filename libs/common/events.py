@@ -7,7 +7,7 @@ sides. A change that breaks a consumer is a new ``version`` of the event, never 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,6 +98,9 @@ class ClaimSubmitted(Payload):
     claim_id: str
     revision: int
     person_id: str
+    person_name: str
+    id_number_masked: str
+    affiliation: Affiliation
     year: int
     category: str
     subject: Subject

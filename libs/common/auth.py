@@ -1,0 +1,160 @@
+"""Bearer-token authentication with roles and an organisation scope.
+
+Development and the embedded stack sign HS256 tokens with a key generated at first run and kept in
+the data directory (never committed); ``ce token`` mints them. Production verifies an external
+issuer's public key (``CE_JWT_PUBLIC_KEY``) or a shared secret from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import jwt
+from fastapi import Depends, Request
+
+from libs.common.errors import Forbidden, Unauthorized
+from libs.common.settings import Settings
+
+Role = Literal[
+    "personnel",
+    "unit_admin",
+    "agency_admin",
+    "district_admin",
+    "department_admin",
+    "city_admin",
+    "provider",
+    "exam_center",
+    "system",
+]
+ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+ORG_ROLES = {
+    "unit_admin",
+    "agency_admin",
+    "district_admin",
+    "department_admin",
+    "provider",
+    "exam_center",
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    sub: str
+    role: str
+    org_id: str | None = None
+    person_id: str | None = None
+
+    @property
+    def is_city(self) -> bool:
+        return self.role in {"city_admin", "system"}
+
+
+def dev_key_path(data_dir: Path) -> Path:
+    return data_dir / "dev-jwt.key"
+
+
+def load_or_create_dev_key(data_dir: Path) -> str:
+    """The dev signing key of this data directory, created (mode 600) on first use."""
+    path = dev_key_path(data_dir)
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, key.encode())
+    finally:
+        os.close(fd)
+    return key
+
+
+class TokenService:
+    def __init__(self, settings: Settings) -> None:
+        self.algorithm = settings.jwt_algorithm
+        self.issuer = settings.jwt_issuer
+        if settings.jwt_public_key:
+            self._verify_key: str = settings.jwt_public_key
+            self._sign_key: str | None = None
+        else:
+            secret = (
+                settings.jwt_secret.get_secret_value()
+                if settings.jwt_secret
+                else load_or_create_dev_key(settings.data_dir)
+            )
+            self._verify_key = self._sign_key = secret
+
+    def mint(
+        self,
+        *,
+        role: str,
+        sub: str | None = None,
+        org_id: str | None = None,
+        person_id: str | None = None,
+        ttl_s: int = 8 * 3600,
+    ) -> str:
+        if self._sign_key is None:
+            raise RuntimeError("this deployment verifies an external issuer's tokens only")
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+        if role in ORG_ROLES and not org_id:
+            raise ValueError(f"role {role} needs an org")
+        if role == "personnel" and not person_id:
+            raise ValueError("a personnel token needs a person")
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": sub or person_id or f"{role}:{org_id or 'city'}",
+            "role": role,
+            "iss": self.issuer,
+            "iat": now,
+            "exp": now + ttl_s,
+        }
+        if org_id:
+            claims["org_id"] = org_id
+        if person_id:
+            claims["person_id"] = person_id
+        return jwt.encode(claims, self._sign_key, algorithm=self.algorithm)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._verify_key,
+                algorithms=[self.algorithm],
+                issuer=self.issuer,
+                options={"require": ["exp", "sub", "role"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc
+        if claims["role"] not in ROLES:
+            raise Unauthorized("unknown role in token", code="invalid_token")
+        return Principal(
+            sub=str(claims["sub"]),
+            role=str(claims["role"]),
+            org_id=claims.get("org_id"),
+            person_id=claims.get("person_id"),
+        )
+
+
+def current_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send 'Authorization: Bearer <token>'", code="missing_token")
+    tokens: TokenService = request.app.state.tokens
+    return tokens.verify(token.strip())
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(principal: Principal, *roles: str) -> None:
+    if principal.role not in roles:
+        raise Forbidden(
+            f"role {principal.role} may not do this; allowed: {', '.join(roles)}",
+            code="role_not_allowed",
+        )

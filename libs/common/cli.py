@@ -1,0 +1,190 @@
+"""``ce``: run the whole system, one service, migrations, dev tokens."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from libs.common.settings import DEFAULT_PORTS, SERVICES, Settings
+
+app = typer.Typer(help="Zaozhuang continuing-education hours platform", no_args_is_help=True)
+
+APPS = {name: f"services.{name}.main" for name in SERVICES}
+
+
+def _service_module(name: str) -> Any:
+    if name not in APPS:
+        raise typer.BadParameter(f"unknown service {name!r}; one of {', '.join(APPS)}")
+    return importlib.import_module(APPS[name])
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="claims, review, registry, sync or province")],
+) -> None:
+    """Run one service (or the province simulator) in the foreground."""
+    import uvicorn
+
+    settings = Settings(service=service)
+    if service == "province":
+        from services.sync.simulator import create_simulator_app
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        asgi: Any = create_simulator_app(settings.data_dir / "province.db")
+    else:
+        asgi = _service_module(service).create_app(settings)
+    uvicorn.run(
+        asgi,
+        host=settings.host,
+        port=settings.effective_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def migrate(
+    service: Annotated[str | None, typer.Argument(help="one service; all when omitted")] = None,
+) -> None:
+    """Upgrade the database of one service (or all) to the newest migration."""
+    from libs.common.migrations import upgrade
+
+    for name in [service] if service else list(SERVICES):
+        module = _service_module(name)
+        settings = Settings(service=name)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(module.SPEC.migrations_dir, settings.effective_database_url)
+        typer.echo(f"{name}: migrated")
+
+
+@app.command("make-migration")
+def make_migration(service: str, message: str) -> None:
+    """(developers) Autogenerate a migration for SERVICE against a scratch SQLite database."""
+    import tempfile
+
+    from alembic import command
+
+    from libs.common.migrations import alembic_config, upgrade
+
+    module = _service_module(service)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/scratch.db"
+        upgrade(module.SPEC.migrations_dir, url)
+        command.revision(
+            alembic_config(module.SPEC.migrations_dir, url), message=message, autogenerate=True
+        )
+
+
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="personnel, unit_admin, ..., city_admin, system")],
+    org: Annotated[str | None, typer.Option(help="org id (org-scoped roles)")] = None,
+    person: Annotated[str | None, typer.Option(help="person id (personnel)")] = None,
+    sub: Annotated[str | None, typer.Option(help="subject; defaults from role and org")] = None,
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
+) -> None:
+    """Print a bearer token the running stack accepts (dev key of CE_DATA_DIR)."""
+    from libs.common.auth import TokenService
+
+    try:
+        value = TokenService(Settings()).mint(
+            role=role, sub=sub, org_id=org, person_id=person, ttl_s=ttl
+        )
+    except (ValueError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(value)
+
+
+def _wait_healthy(
+    ports: dict[str, int], procs: dict[str, subprocess.Popen[bytes]], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    pending = dict(ports)
+    while pending:
+        for name, port in list(pending.items()):
+            if procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited with code {procs[name].returncode}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    del pending[name]
+            except httpx.HTTPError:
+                pass
+        if pending and time.monotonic() > deadline:
+            raise RuntimeError(f"not healthy after {timeout:.0f}s: {', '.join(pending)}")
+        time.sleep(0.2)
+
+
+@app.command()
+def run(
+    demo: Annotated[bool, typer.Option("--demo", help="also load demo data")] = False,
+) -> None:
+    """Run the whole system on the embedded default: four services and the province simulator."""
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from libs.common.auth import load_or_create_dev_key
+
+    if settings.jwt_secret is None and settings.jwt_public_key is None:
+        load_or_create_dev_key(settings.data_dir)  # created once, before the services race for it
+    names = ["province", *SERVICES]
+    ports = {n: int(os.environ.get(f"CE_{n.upper()}_PORT", DEFAULT_PORTS[n])) for n in names}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    started = time.monotonic()
+
+    def stop_all(*_: Any) -> None:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    try:
+        for name in names:
+            env = {**os.environ, "CE_SERVICE": name, "CE_PORT": str(ports[name])}
+            env.setdefault("CE_PROVINCE_URL", f"http://127.0.0.1:{ports['province']}")
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "libs.common.cli", "serve", name], env=env
+            )
+        _wait_healthy(ports, procs, timeout=90)
+        typer.echo(
+            json.dumps(
+                {
+                    "status": "healthy",
+                    "seconds": round(time.monotonic() - started, 1),
+                    "urls": {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
+                    "data_dir": str(settings.data_dir.resolve()),
+                }
+            )
+        )
+        if demo:
+            from libs.common.demo import load_demo
+
+            load_demo({n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, settings)
+        typer.echo("Ctrl-C stops everything.")
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in procs.items() if p.poll() is not None]
+        typer.echo(f"stopping: {', '.join(dead)} exited", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo("stopping…", err=True)
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,165 @@
+"""Database plumbing shared by every service: engines for PostgreSQL (asyncpg) and SQLite
+(aiosqlite), the tables every service has (outbox, inbox, dead letters, idempotency keys), and a
+naming convention for constraints so Alembic migrations are stable."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both PostgreSQL and SQLite (which stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def make_base() -> type[DeclarativeBase]:
+    """A declarative base with its own metadata (one database per service)."""
+
+    class Base(DeclarativeBase):
+        metadata = MetaData(naming_convention=NAMING_CONVENTION)
+        type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+    return Base
+
+
+class IdMixin:
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class InfraTables:
+    """The reliability tables every service database has."""
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.outbox = Table(
+            "outbox",
+            metadata,
+            Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+            Column("event_id", String(36), nullable=False, unique=True),
+            Column("topic", String(100), nullable=False),
+            Column("key", String(100), nullable=False),
+            Column("event_type", String(100), nullable=False),
+            Column("payload", LargeBinary, nullable=False),
+            Column("headers", JSON, nullable=False),
+            Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+            Column("sent_at", UTCDateTime(), nullable=True, index=True),
+            Column("attempts", Integer, nullable=False, default=0),
+            Column("last_error", Text, nullable=True),
+        )
+        self.inbox = Table(
+            "inbox",
+            metadata,
+            Column("event_id", String(36), primary_key=True),
+            Column("event_type", String(100), nullable=False),
+            Column("processed_at", UTCDateTime(), nullable=False, default=utcnow),
+        )
+        self.dead_letters = Table(
+            "dead_letters",
+            metadata,
+            Column("id", String(36), primary_key=True, default=new_id),
+            Column("topic", String(100), nullable=False),
+            Column("partition", Integer, nullable=False),
+            Column("offset", BigInteger, nullable=False),
+            Column("key", String(100), nullable=False),
+            Column("event_type", String(100), nullable=True),
+            Column("payload", LargeBinary, nullable=False),
+            Column("error", Text, nullable=False),
+            Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+        )
+        self.idempotency_keys = Table(
+            "idempotency_keys",
+            metadata,
+            Column("id", String(36), primary_key=True, default=new_id),
+            Column("caller", String(100), nullable=False),
+            Column("key", String(200), nullable=False),
+            Column("request_hash", String(64), nullable=False),
+            Column("status_code", Integer, nullable=False),
+            Column("response", JSON, nullable=False),
+            Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+            UniqueConstraint("caller", "key", name="uq_idempotency_keys_caller_key"),
+        )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the writer; busy_timeout waits for a lock instead of failing.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    # Take the write lock up front: a deferred transaction that later upgrades to a writer fails
+    # with SQLITE_BUSY at once instead of waiting, which breaks concurrent writers.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 15})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        return engine
+    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)

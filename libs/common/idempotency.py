@@ -1,0 +1,68 @@
+"""``Idempotency-Key`` for POSTs that create something.
+
+The key is scoped to the caller. The stored response is written in the same transaction as the
+effect, so a replay after success returns the first result and never a second effect. The same
+key with a different body is refused (422); a key whose first request is still running is 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from libs.common.errors import Conflict, RuleViolation
+from libs.common.uow import UnitOfWork
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def replay(uow: UnitOfWork, caller: str, key: str | None, body_hash: str) -> Any | None:
+    """The stored response of an earlier request with this key, or None if there was none."""
+    if not key:
+        return None
+    table = uow.infra.idempotency_keys
+    row = (
+        await uow.session.execute(
+            select(table.c.request_hash, table.c.response).where(
+                table.c.caller == caller, table.c.key == key
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != body_hash:
+        raise RuleViolation(
+            "this Idempotency-Key was used with a different request body",
+            code="idempotency_key_reused",
+        )
+    return row.response
+
+
+async def remember(
+    uow: UnitOfWork, caller: str, key: str | None, body_hash: str, status: int, response: Any
+) -> None:
+    """Store the response beside the effect; call just before ``uow.commit()``."""
+    if not key:
+        return
+    await uow.session.execute(
+        insert(uow.infra.idempotency_keys).values(
+            caller=caller, key=key, request_hash=body_hash, status_code=status, response=response
+        )
+    )
+
+
+def is_key_race(exc: IntegrityError) -> bool:
+    return "idempotency" in str(exc.orig).lower()
+
+
+def in_progress() -> Conflict:
+    return Conflict(
+        "a request with this Idempotency-Key is still being processed",
+        code="idempotency_in_progress",
+    )

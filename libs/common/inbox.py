@@ -1,0 +1,77 @@
+"""The idempotent inbox and the event router of a service.
+
+Every consumed event is handled inside a unit of work whose first statement inserts the event id
+into the inbox table (a unique key, not check-then-insert). A redelivered event finds its id there
+and has no second effect; the offset is committed only after that transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.common.bus import Message
+from libs.common.context import correlation_id
+from libs.common.db import InfraTables
+from libs.common.events import Envelope
+from libs.common.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+
+
+async def record_once(session: AsyncSession, infra: InfraTables, envelope: Envelope) -> bool:
+    """Insert the event id into the inbox; False if it was already there (a redelivery)."""
+    values = {"event_id": str(envelope.id), "event_type": envelope.type}
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = pg_insert(infra.inbox).values(values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite_insert(infra.inbox).values(values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two dialects above are supported
+        stmt = insert(infra.inbox).values(values)
+    result = await session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))
+
+
+class EventRouter:
+    """Maps event types to handlers; events of other types are acknowledged and ignored."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, EventHandler] = {}
+
+    def on(self, event_type: str) -> Callable[[EventHandler], EventHandler]:
+        def register(fn: EventHandler) -> EventHandler:
+            self._handlers[event_type] = fn
+            return fn
+
+        return register
+
+    @property
+    def event_types(self) -> set[str]:
+        return set(self._handlers)
+
+    async def dispatch(self, uow_factory: Callable[[], UnitOfWork], message: Message) -> bool:
+        """Handle one message exactly once in effect. Returns whether it had an effect."""
+        envelope = Envelope.from_bytes(message.value)
+        handler = self._handlers.get(envelope.type)
+        if handler is None:
+            return False
+        token = correlation_id.set(envelope.correlation_id)
+        try:
+            async with uow_factory() as uow:
+                if not await record_once(uow.session, uow.infra, envelope):
+                    return False
+                await handler(uow, envelope)
+                await uow.commit()
+                return True
+        finally:
+            correlation_id.reset(token)

@@ -1,0 +1,231 @@
+"""The app factory every service uses: one lifespan that builds the engine, migrates, starts the
+bus, the outbox relay, the event consumer and any background workers, and stops them in reverse."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from libs.common.auth import CurrentPrincipal, TokenService, require_role
+from libs.common.bus import Consumer, EventBus, Message
+from libs.common.db import InfraTables, create_engine, create_sessionmaker
+from libs.common.eventlog import EmbeddedLog
+from libs.common.events import Envelope, topic_of
+from libs.common.inbox import EventRouter
+from libs.common.migrations import upgrade_async
+from libs.common.observability import Metrics, RequestContextMiddleware, configure_logging
+from libs.common.outbox import OutboxRelay
+from libs.common.problems import install_problem_handlers
+from libs.common.settings import Settings
+from libs.common.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+class Worker(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    infra: InfraTables
+    migrations_dir: Path
+    routers: Sequence[APIRouter]
+    events: EventRouter | None = None
+    subscribes: Sequence[str] = ()
+    workers: Sequence[Callable[[ServiceState], Worker]] = ()
+    extra_state: Callable[[ServiceState], Awaitable[None]] | None = None
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    spec: ServiceSpec
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    relay: OutboxRelay
+    metrics: Metrics
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(
+            self.sessionmaker,
+            self.spec.infra,
+            source=self.spec.name,
+            topic=topic_of(self.spec.name),
+            on_commit=self.relay.wake,
+        )
+
+
+def build_bus(settings: Settings) -> EventBus:
+    if settings.bus == "kafka":
+        from libs.common.kafka import KafkaBus
+
+        return KafkaBus(
+            settings.kafka_bootstrap,
+            enable_idempotence=settings.kafka_idempotence,
+            send_timeout_s=settings.kafka_send_timeout_s,
+        )
+    return EmbeddedLog(settings.event_log_path, partitions=settings.embedded_partitions)
+
+
+def state_of(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings(service=spec.name)
+    metrics = Metrics(spec.name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(spec.name, settings.log_level)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.effective_database_url
+        if settings.migrate_on_start:
+            await upgrade_async(spec.migrations_dir, url)
+        engine = create_engine(url)
+        sessionmaker = create_sessionmaker(engine)
+        bus = build_bus(settings)
+        await bus.start()
+        relay = OutboxRelay(
+            engine, sessionmaker, spec.infra, bus, name=spec.name, poll_s=settings.outbox_poll_s
+        )
+        state = ServiceState(settings, spec, engine, sessionmaker, bus, relay, metrics)
+        app.state.service = state
+        if spec.extra_state is not None:
+            await spec.extra_state(state)
+        started: list[Worker] = [relay]
+        await relay.start()
+        if spec.events is not None and spec.subscribes:
+            consumer = _consumer(state, spec.events, spec.subscribes)
+            await consumer.start()
+            started.append(consumer)
+        for make in spec.workers:
+            worker = make(state)
+            await worker.start()
+            started.append(worker)
+        log.info("service started", extra={"port": settings.effective_port})
+        try:
+            yield
+        finally:
+            for worker in reversed(started):
+                try:
+                    await worker.stop()
+                except Exception:
+                    log.exception("worker did not stop cleanly")
+            await bus.stop()
+            await engine.dispose()
+            log.info("service stopped")
+
+    app = FastAPI(title=spec.title, version="1.0", lifespan=lifespan)
+    app.state.tokens = TokenService(settings)
+    app.state.settings = settings
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    install_problem_handlers(app)
+    app.include_router(_ops_router(metrics))
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -> Consumer:
+    async def handle(message: Message) -> None:
+        event_type = message.headers.get("event_type", "unknown")
+        applied = await events.dispatch(state.uow, message)
+        outcome = "applied" if applied else "skipped"
+        state.metrics.events_handled.labels(state.spec.name, event_type, outcome).inc()
+
+    async def dead_letter(message: Message, error: str) -> None:
+        event_type: str | None
+        try:
+            event_type = Envelope.from_bytes(message.value).type
+        except Exception:
+            event_type = None
+        async with state.sessionmaker() as session:
+            await session.execute(
+                insert(state.spec.infra.dead_letters).values(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    event_type=event_type,
+                    payload=message.value,
+                    error=error[:4000],
+                )
+            )
+            await session.commit()
+        state.metrics.events_handled.labels(state.spec.name, event_type or "?", "dead").inc()
+
+    subscription = state.bus.subscribe(state.spec.name, list(topics))
+    return Consumer(subscription, handle, dead_letter=dead_letter, name=f"{state.spec.name}-events")
+
+
+def _ops_router(metrics: Metrics) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        state = state_of(request)
+        checks: dict[str, str] = {}
+        try:
+            async with state.sessionmaker() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["bus"] = "ok" if await state.bus.healthy() else "error"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @router.get("/metrics")
+    async def prometheus() -> Response:
+        return metrics.render()
+
+    @router.get("/v1/admin/dead-letters")
+    async def dead_letters(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+        require_role(principal, "city_admin", "system")
+        state = state_of(request)
+        table = state.spec.infra.dead_letters
+        async with state.sessionmaker() as session:
+            rows = (
+                await session.execute(select(table).order_by(table.c.created_at.desc()).limit(200))
+            ).all()
+        return {
+            "items": [
+                {
+                    "id": r.id,
+                    "topic": r.topic,
+                    "partition": r.partition,
+                    "offset": r.offset,
+                    "event_type": r.event_type,
+                    "error": r.error,
+                    "created_at": r.created_at.isoformat(),
+                }
+                for r in rows
+            ],
+            "outbox_pending": await state.relay.pending(),
+        }
+
+    return router

@@ -1,0 +1,85 @@
+"""Resident identity numbers (公民身份号码) of GB 11643-1999.
+
+Eighteen characters: a six-digit administrative region code, an eight-digit birth date
+(YYYYMMDD), a three-digit sequence code and a check character computed with ISO 7064
+MOD 11-2 over the first seventeen digits (``0``-``9`` or ``X`` for ten).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import NoReturn
+
+from libs.common.errors import RuleViolation
+
+_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
+_CHECK_CHARS = "10X98765432"
+# First two digits of the region code: provinces, autonomous regions and municipalities, plus
+# 71/81/82/83 (Taiwan, Hong Kong, Macao and the residence permits that use them).
+_PROVINCES = frozenset(
+    {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46}
+    | {50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83}
+)
+_EARLIEST_BIRTH = date(1900, 1, 1)
+
+
+def check_character(first17: str) -> str:
+    """The ISO 7064 MOD 11-2 check character of the first seventeen digits."""
+    total = sum(int(digit) * weight for digit, weight in zip(first17, _WEIGHTS, strict=True))
+    return _CHECK_CHARS[total % 11]
+
+
+def validate_id_number(value: str, *, today: date | None = None) -> str:
+    """The normalised ID number (spaces trimmed, upper-case ``X``), or ``invalid_id_number``.
+
+    Checks the length and characters, the shape of the region code, a real birth date between
+    1900-01-01 and ``today`` (default: the current date), and the check character."""
+    normalised = value.strip().upper()
+    _check_shape(normalised)
+    _check_region(normalised[:6])
+    _check_birth_date(normalised[6:14], today or date.today())
+    expected = check_character(normalised[:17])
+    if normalised[17] != expected:
+        _refuse(f"its check character is {normalised[17]} but the digits give {expected}")
+    return normalised
+
+
+def mask_id_number(value: str) -> str:
+    """The ID number with the birth date and sequence hidden: first 6, 8 stars, last 4."""
+    normalised = value.strip().upper()
+    if len(normalised) <= 10:
+        return "*" * len(normalised)
+    return normalised[:6] + "*" * (len(normalised) - 10) + normalised[-4:]
+
+
+def _check_shape(value: str) -> None:
+    if len(value) != 18:
+        _refuse(f"it has {len(value)} characters instead of 18")
+    if not _SHAPE.match(value):
+        _refuse("only digits are allowed, except a final check character X")
+
+
+def _check_region(region: str) -> None:
+    if int(region[:2]) not in _PROVINCES:
+        _refuse(f"{region[:2]} is not a province code, so {region} is not a region code")
+
+
+def _check_birth_date(digits: str, today: date) -> None:
+    try:
+        born = date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    except ValueError:
+        _refuse(f"{digits} is not a valid birth date")
+    if born > today:
+        _refuse(f"the birth date {born} is in the future")
+    if born < _EARLIEST_BIRTH:
+        _refuse(f"the birth date {born} is before {_EARLIEST_BIRTH}")
+
+
+def _refuse(reason: str) -> NoReturn:
+    raise RuleViolation(
+        f"This is not a valid resident ID number (GB 11643): {reason}.",
+        code="invalid_id_number",
+        reason=reason,
+    )

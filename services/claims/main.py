@@ -1,0 +1,37 @@
+"""The claims service: persons, evidence, claims, the hours ledger and transcripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from libs.common.events import topic_of
+from libs.common.service import ServiceSpec, ServiceState, create_service_app
+from libs.common.settings import Settings
+from services.claims.api import router
+from services.claims.handlers import events
+from services.claims.models import infra
+from services.claims.service import LocalEvidenceStore
+
+
+async def _extras(state: ServiceState) -> None:
+    state.extras.setdefault(
+        "evidence_store", LocalEvidenceStore(state.settings.data_dir / "evidence")
+    )
+
+
+SPEC = ServiceSpec(
+    name="claims",
+    title="Claims: persons, claims, transcripts",
+    infra=infra,
+    migrations_dir=Path(__file__).parent / "migrations",
+    routers=[router],
+    events=events,
+    subscribes=[topic_of("review"), topic_of("registry"), topic_of("sync")],
+    extra_state=_extras,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings)

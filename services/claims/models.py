@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from libs.common.db import IdMixin, InfraTables, TimestampMixin, make_base
+
+Base = make_base()
+infra = InfraTables(Base.metadata)
+Hours = Numeric(8, 1, asdecimal=True)
+
+
+class Person(IdMixin, TimestampMixin, Base):
+    __tablename__ = "persons"
+    id_number: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(30))
+    affiliation_kind: Mapped[str] = mapped_column(String(10))  # unit | agency
+    org_id: Mapped[str] = mapped_column(String(36), index=True)
+
+
+class OrgReplica(Base):
+    """The org tree as review publishes it (``org.upserted``): scopes reads and reports."""
+
+    __tablename__ = "org_replica"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(20))
+    parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
+
+
+class Evidence(IdMixin, TimestampMixin, Base):
+    __tablename__ = "evidence"
+    owner: Mapped[str] = mapped_column(String(100), index=True)  # principal sub that uploaded
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_type: Mapped[str] = mapped_column(String(50))
+    size: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(200))
+
+
+class Claim(IdMixin, TimestampMixin, Base):
+    __tablename__ = "claims"
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(300))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), default="in_review")
+    stage: Mapped[str | None] = mapped_column(String(20), default="unit")
+    # what was claimed (the latest revision's body, as sent)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_hours: Mapped[Any] = mapped_column(Hours)
+    expected_credits: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    credits: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    verified_evidence: Mapped[bool] = mapped_column(default=False)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    sync_status: Mapped[str] = mapped_column(String(20), default="not_applicable")
+    decided_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_claims_person_year", "person_id", "year", "status"),)
+
+
+class ClaimReference(Base):
+    """A piece of evidence (certificate code, card number, patent/paper number, file hash) backs
+    one live claim of a person: the unique key refuses a second one without a race."""
+
+    __tablename__ = "claim_references"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(30))
+    value: Mapped[str] = mapped_column(String(200))
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+
+    __table_args__ = (UniqueConstraint("person_id", "kind", "value"),)
+
+
+class LedgerEntry(IdMixin, TimestampMixin, Base):
+    """Credited hours, append-mostly: one row per (source record, subject); revocation is a
+    timestamp, never a delete, so the transcript can show what happened."""
+
+    __tablename__ = "ledger"
+    person_id: Mapped[str] = mapped_column(String(36))
+    year: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(20))
+    hours: Mapped[Any] = mapped_column(Hours)
+    source: Mapped[str] = mapped_column(String(20))  # claim | city_platform
+    ref: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str | None] = mapped_column(String(40))
+    title: Mapped[str | None] = mapped_column(String(300))
+    note: Mapped[str | None] = mapped_column(Text)
+    occurred_on: Mapped[date | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("source", "ref", "subject"),
+        Index("ix_ledger_person_year", "person_id", "year"),
+    )

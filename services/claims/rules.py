@@ -1,0 +1,761 @@
+"""The hour rules of 附件1 (DOMAIN.md "Claim categories"), as pure functions of
+(rule set for the year, claim, what is already credited) -> credits and warnings.
+
+Every number lives in ``rulesets/<year>.json``; this module only knows the *kinds* of rule.
+No I/O beyond reading that packaged JSON once per year, no database, no web framework.
+
+Interpretations (where DOMAIN.md or the notice leaves room):
+
+- ``qualification_exam`` (16 hours per certificate) is outside the 40-hour ``study`` cap.
+- ``achievement``, ``competition`` and ``qualification_exam`` claims are one item each: the
+  hours follow from the rule; a claim that names other hours is refused (``invalid_hours``).
+- ``aid_deployment`` credits 30 public + 60 professional per full year, part years by
+  ``months / 12`` (whole months 1..12); its cap is one deployment-year (12 months) a year,
+  measured on credited hours converted back to months.
+- ``special_leave`` credits ``months_off / 12 × (30 public + 60 professional)`` (DOMAIN.md's
+  reading of 「按实际在岗时间折算」), once a year, months 1..12. The "> 6 months" conditions of
+  the notice depend on the kind of leave (maternity has none) and are left to the reviewers.
+- Both prorated categories credit both subjects, so their claims name no subject.
+- ``exam_staff`` credits the hours on the exam card; once the card is verified its hours win,
+  and a claim naming other hours is refused (``hours_mismatch``).
+- ``training`` may claim public hours (when so certified); a verified e-certificate fixes the
+  subject and the maximum hours. Whether a training was filed (备案) is checked by the service
+  against the registry (``unfiled_training``), not here.
+- Categories 2a–6 credit professional hours only; ``transfer_in`` lists hours per subject.
+- Dates, when given, must lie within the rule year (claim the in-year part of a longer
+  activity) and, at submission, not after today (Beijing time).
+- Caps are enforced on credited hours in approval order. At submission a claim that would
+  exceed a cap is accepted with a warning and expected credits cut to what remains; one with
+  nothing left is refused (``yearly_cap_reached``). At approval the claim is cut, possibly to 0.
+- Hours have at most one decimal; computed hours are rounded half-up to one decimal.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from importlib.resources import files
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from libs.common.errors import RuleViolation
+
+Subject = Literal["public", "professional"]
+SUBJECTS: tuple[Subject, ...] = ("public", "professional")
+EvidenceKind = Literal["files", "certificate_code", "exam_card_no", "reference_no"]
+HoursLike = Decimal | int | float | str
+
+ZERO = Decimal(0)
+ONE_PLACE = Decimal("0.1")
+
+_EVIDENCE_NAMES: dict[str, str] = {
+    "files": "at least one evidence file",
+    "certificate_code": "the certificate code",
+    "exam_card_no": "the exam card number (学时登记卡)",
+    "reference_no": "the reference number (patent, paper, standard or award number)",
+}
+
+
+def fmt_hours(value: Decimal) -> str:
+    """Hours for people: ``40``, ``2.5`` (no trailing ``.0``)."""
+    text = f"{round_hours(value):f}"
+    return text.removesuffix(".0")
+
+
+def round_hours(value: Decimal) -> Decimal:
+    """Round to one decimal place, half-up (the notice's rounding of prorations)."""
+    return value.quantize(ONE_PLACE, rounding=ROUND_HALF_UP)
+
+
+# --- the rule set: per-year data ------------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Requirement(_Frozen):
+    """Hours a person needs in the year: each subject on its own, and the total."""
+
+    public: Decimal
+    professional: Decimal
+    total: Decimal
+
+    def for_subject(self, subject: Subject) -> Decimal:
+        return self.public if subject == "public" else self.professional
+
+
+class ClaimWindow(_Frozen):
+    opens: AwareDatetime
+    closes: AwareDatetime
+
+
+class DailyCappedRule(_Frozen):
+    """Actual hours, at most ``max_hours_per_day`` × inclusive days (training, expert work)."""
+
+    kind: Literal["daily_capped"]
+    max_hours_per_day: Decimal
+
+
+class AsRecordedRule(_Frozen):
+    """The hours recorded by the unit (study)."""
+
+    kind: Literal["as_recorded"]
+
+
+class FixedPerItemRule(_Frozen):
+    """A fixed number of hours per item; one item per claim."""
+
+    kind: Literal["fixed_per_item"]
+    hours_per_item: Decimal
+    item: str
+
+
+class CardHoursRule(_Frozen):
+    """The hours on the exam centre's card (exam staff)."""
+
+    kind: Literal["card_hours"]
+
+
+class FullYearProratedRule(_Frozen):
+    """``full_year`` hours per subject for a full year, part years × months / months_per_year."""
+
+    kind: Literal["full_year_prorated"]
+    full_year: dict[Subject, Decimal]
+    months_per_year: int
+    max_months: int
+
+    @property
+    def full_year_total(self) -> Decimal:
+        return sum(self.full_year.values(), ZERO)
+
+    def credits_for(self, months: int) -> tuple[Credit, ...]:
+        share = Decimal(months) / Decimal(self.months_per_year)
+        return tuple(Credit(s, round_hours(h * share)) for s, h in self.full_year.items())
+
+
+class CertifiedPerSubjectRule(_Frozen):
+    """Hours per subject as certified by another locality (transfer-in)."""
+
+    kind: Literal["certified_per_subject"]
+
+
+HoursRule = Annotated[
+    DailyCappedRule
+    | AsRecordedRule
+    | FixedPerItemRule
+    | CardHoursRule
+    | FullYearProratedRule
+    | CertifiedPerSubjectRule,
+    Field(discriminator="kind"),
+]
+
+
+class EvidenceRule(_Frozen):
+    """Evidence a claim must carry: every kind of ``all_of`` and at least one of ``any_of``."""
+
+    all_of: tuple[EvidenceKind, ...] = ()
+    any_of: tuple[EvidenceKind, ...] = ()
+
+
+class CategoryRules(_Frozen):
+    label: str
+    rule: HoursRule
+    cap_group: str | None
+    default_subject: Subject | None
+    allowed_subjects: tuple[Subject, ...]
+    evidence: EvidenceRule
+
+
+class CapGroup(_Frozen):
+    """A yearly cap shared by the categories naming it, measured in hours, months or claims."""
+
+    label: str
+    measure: Literal["hours", "months", "claims"]
+    limit: Decimal
+
+
+class RuleSet(_Frozen):
+    """Everything numeric or calendar-ish of one year's notice."""
+
+    year: int
+    source: str
+    requirement: Requirement
+    claim_window: ClaimWindow
+    reminder_dates: tuple[date, ...]
+    city_direct_project_filing_deadline: date
+    title_application_working_days: int
+    cap_groups: dict[str, CapGroup]
+    categories: dict[str, CategoryRules]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RuleSet:
+        for name, category in self.categories.items():
+            _check_category_config(self, name, category)
+        return self
+
+    def category(self, name: str) -> CategoryRules:
+        """The rules of one category; an unknown name is refused (``invalid_category``)."""
+        try:
+            return self.categories[name]
+        except KeyError:
+            known = ", ".join(self.categories)
+            raise RuleViolation(
+                f"'{name}' is not a claim category of {self.year}; use one of: {known}.",
+                code="invalid_category",
+                category=name,
+            ) from None
+
+    def categories_in(self, cap_group: str) -> list[str]:
+        return [n for n, c in self.categories.items() if c.cap_group == cap_group]
+
+
+def _check_category_config(ruleset: RuleSet, name: str, category: CategoryRules) -> None:
+    if category.default_subject and category.default_subject not in category.allowed_subjects:
+        raise ValueError(f"{name}: default subject is not allowed")
+    if category.cap_group is None:
+        return
+    group = ruleset.cap_groups.get(category.cap_group)
+    if group is None:
+        raise ValueError(f"{name}: unknown cap group {category.cap_group}")
+    if group.measure == "months" and not isinstance(category.rule, FullYearProratedRule):
+        raise ValueError(f"{name}: a months cap needs a full_year_prorated rule")
+
+
+@functools.cache
+def load_ruleset(year: int) -> RuleSet:
+    """The rule set of ``year`` from the packaged ``rulesets/<year>.json`` (cached).
+
+    An unknown year is refused with ``unknown_rule_year``."""
+    resource = files("services.claims.rulesets").joinpath(f"{int(year)}.json")
+    if not resource.is_file():
+        raise RuleViolation(
+            f"There are no continuing-education rules for {year}: "
+            "claims can only be made for a year whose notice has been loaded.",
+            code="unknown_rule_year",
+            year=year,
+        )
+    ruleset = RuleSet.model_validate(json.loads(resource.read_text(encoding="utf-8")))
+    if ruleset.year != year:
+        raise ValueError(f"rulesets/{year}.json declares year {ruleset.year}")
+    return ruleset
+
+
+# --- inputs and results ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credit:
+    """Hours credited (or expected to be) to one subject."""
+
+    subject: Subject
+    hours: Decimal
+
+
+@dataclass(frozen=True)
+class ClaimInput:
+    """What a person claims, plus what the service verified against replicas.
+
+    ``card_hours``: the hours on the exam card, when the card number was found in the exam
+    centre's issued cards; ``certificate_hours`` / ``certificate_subject``: the hours and subject
+    of a verified e-certificate."""
+
+    category: str
+    subject: str | None = None
+    hours: HoursLike | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    months: int | None = None
+    credits: Sequence[tuple[str, HoursLike]] | None = None
+    reference_no: str | None = None
+    certificate_code: str | None = None
+    exam_card_no: str | None = None
+    evidence_count: int = 0
+    card_hours: HoursLike | None = None
+    certificate_hours: HoursLike | None = None
+    certificate_subject: str | None = None
+
+
+@dataclass(frozen=True)
+class CreditedSoFar:
+    """What is already credited to one person for one rule year, i.e. approved claims.
+
+    ``hours``: category -> subject -> credited hours; ``claims``: category -> number of claims
+    that credited anything; ``outside_claims``: subject -> hours from other sources (city
+    platform records, certificates), used only for the per-subject requirement warnings."""
+
+    hours: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
+    claims: Mapping[str, int] = field(default_factory=dict)
+    outside_claims: Mapping[str, Decimal] = field(default_factory=dict)
+
+    @classmethod
+    def from_approved(
+        cls,
+        approved: Iterable[tuple[str, Sequence[Credit]]],
+        outside_claims: Mapping[str, Decimal] | None = None,
+    ) -> CreditedSoFar:
+        """Build the ledger from ``(category, credits)`` of the approved claims.
+
+        Hours are rounded to one decimal, so floats read back from storage are safe."""
+        outside = {s: round_hours(Decimal(h)) for s, h in (outside_claims or {}).items()}
+        ledger = cls(outside_claims=outside)
+        for category, credits in approved:
+            ledger = ledger.plus(category, credits)
+        return ledger
+
+    def plus(self, category: str, credits: Sequence[Credit]) -> CreditedSoFar:
+        """The ledger after one more approved claim."""
+        # Decimal(float) then rounding: a float 2.3 read back from storage counts as 2.3.
+        rounded = [(c.subject, round_hours(Decimal(c.hours))) for c in credits]
+        if sum((h for _, h in rounded), ZERO) <= 0:
+            return self
+        per_subject = dict(self.hours.get(category, {}))
+        for subject, hours in rounded:
+            per_subject[subject] = per_subject.get(subject, ZERO) + hours
+        return CreditedSoFar(
+            hours={**self.hours, category: per_subject},
+            claims={**self.claims, category: self.claims.get(category, 0) + 1},
+            outside_claims=self.outside_claims,
+        )
+
+    def category_hours(self, category: str) -> Decimal:
+        return sum(self.hours.get(category, {}).values(), ZERO)
+
+    def subject_hours(self, subject: str) -> Decimal:
+        from_claims = sum((per.get(subject, ZERO) for per in self.hours.values()), ZERO)
+        return from_claims + self.outside_claims.get(subject, ZERO)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A claim as the rules see it at submission.
+
+    ``requested``/``requested_hours``: what the claim asks for under the hours rule, before caps;
+    ``credits``: what it is expected to credit given the caps and what is already credited."""
+
+    requested_hours: Decimal
+    requested: tuple[Credit, ...]
+    credits: tuple[Credit, ...]
+    warnings: tuple[str, ...]
+    cap_group: str | None = None
+
+
+# --- public entry points --------------------------------------------------------------------
+
+
+def assess(
+    ruleset: RuleSet, claim: ClaimInput, credited: CreditedSoFar, *, now: datetime
+) -> Assessment:
+    """Check a claim at submission and compute its expected credits.
+
+    Raises :class:`RuleViolation` (``window_closed``, ``invalid_category``, ``evidence_required``,
+    ``invalid_dates``, ``invalid_subject``, ``invalid_hours``, ``invalid_months``,
+    ``hours_mismatch``, ``daily_cap_exceeded``, ``yearly_cap_reached``)."""
+    _check_window(ruleset, now)
+    category = ruleset.category(claim.category)
+    _check_evidence(claim, category)
+    _check_not_future(ruleset, claim, now)
+    requested, notes = _requested_credits(ruleset, claim, category)
+    credits, cap_notes = _apply_cap(ruleset, category, requested, credited)
+    if _total(credits) <= 0:
+        raise _cap_reached(ruleset, category, credited)
+    warnings = notes + cap_notes + _requirement_notes(ruleset, credits, credited)
+    return Assessment(
+        requested_hours=_total(requested),
+        requested=requested,
+        credits=credits,
+        warnings=tuple(warnings),
+        cap_group=category.cap_group,
+    )
+
+
+def credit_on_approval(
+    ruleset: RuleSet, claim: ClaimInput, credited: CreditedSoFar
+) -> list[Credit]:
+    """The credits of a claim approved now, after the claims approved before it.
+
+    The same computation as :func:`assess` without the window and cap refusals: a claim that
+    would exceed a cap is cut to what remains, possibly to 0 hours (credits keep their subjects).
+    """
+    category = ruleset.category(claim.category)
+    requested, _ = _requested_credits(ruleset, claim, category)
+    credits, _ = _apply_cap(ruleset, category, requested, credited)
+    return list(credits)
+
+
+def cap_remaining(ruleset: RuleSet, cap_group: str, credited: CreditedSoFar) -> Decimal:
+    """What is left under a cap group, in its measure (hours, months or claims)."""
+    group = ruleset.cap_groups[cap_group]
+    return max(group.limit - _cap_used(ruleset, cap_group, credited), ZERO)
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def _check_window(ruleset: RuleSet, now: datetime) -> None:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    window = ruleset.claim_window
+    if now > window.closes:
+        raise RuleViolation(
+            f"The {ruleset.year} claim window closed on {window.closes.isoformat()}; "
+            f"hours for {ruleset.year} can no longer be claimed.",
+            code="window_closed",
+            closes_at=window.closes.isoformat(),
+        )
+    if now < window.opens:
+        raise RuleViolation(
+            f"The {ruleset.year} claim window opens on {window.opens.isoformat()}; "
+            "claims for a future year cannot be made yet.",
+            code="window_closed",
+            opens_at=window.opens.isoformat(),
+        )
+
+
+def _check_evidence(claim: ClaimInput, category: CategoryRules) -> None:
+    present = {
+        "files": claim.evidence_count > 0,
+        "certificate_code": bool(claim.certificate_code and claim.certificate_code.strip()),
+        "exam_card_no": bool(claim.exam_card_no and claim.exam_card_no.strip()),
+        "reference_no": bool(claim.reference_no and claim.reference_no.strip()),
+    }
+    missing = [_EVIDENCE_NAMES[k] for k in category.evidence.all_of if not present[k]]
+    any_of = category.evidence.any_of
+    if any_of and not any(present[k] for k in any_of):
+        missing.append(" or ".join(_EVIDENCE_NAMES[k] for k in any_of))
+    if missing:
+        raise RuleViolation(
+            f"A {claim.category} claim needs {'; '.join(missing)} as evidence.",
+            code="evidence_required",
+            missing=missing,
+        )
+
+
+def _check_dates(ruleset: RuleSet, claim: ClaimInput) -> None:
+    start, end = claim.start_date, claim.end_date
+    if start and end and end < start:
+        raise RuleViolation(
+            f"The end date {end} is before the start date {start}.", code="invalid_dates"
+        )
+    for day in (start, end):
+        if day is not None and day.year != ruleset.year:
+            raise RuleViolation(
+                f"The date {day} is outside {ruleset.year}: a claim for {ruleset.year} covers "
+                f"only activity within {ruleset.year}.",
+                code="invalid_dates",
+            )
+
+
+def _check_not_future(ruleset: RuleSet, claim: ClaimInput, now: datetime) -> None:
+    today = now.astimezone(ruleset.claim_window.closes.tzinfo).date()
+    for day in (claim.start_date, claim.end_date):
+        if day is not None and day > today:
+            raise RuleViolation(
+                f"The date {day} is in the future: hours can be claimed only for activity "
+                "that has already taken place.",
+                code="invalid_dates",
+            )
+
+
+def _parse_hours(value: HoursLike | None, what: str = "hours") -> Decimal:
+    if value is None:
+        raise RuleViolation(f"The {what} are missing.", code="invalid_hours")
+    try:
+        hours = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        hours = Decimal("NaN")
+    if isinstance(value, bool) or not hours.is_finite() or hours <= 0:
+        raise RuleViolation(
+            f"The {what} must be a positive number (got {value}).", code="invalid_hours"
+        )
+    if hours != hours.quantize(ONE_PLACE):
+        raise RuleViolation(
+            f"The {what} may have at most one decimal place (got {value}).", code="invalid_hours"
+        )
+    return hours.quantize(ONE_PLACE)
+
+
+def _optional_hours(value: HoursLike | None, what: str) -> Decimal | None:
+    return None if value is None else _parse_hours(value, what)
+
+
+def _subject(claim: ClaimInput, category: CategoryRules) -> Subject:
+    named = claim.subject or claim.certificate_subject or category.default_subject
+    certified = claim.certificate_subject
+    if certified and named != certified:
+        raise RuleViolation(
+            f"The certificate is for {certified} hours, so the claim cannot be for {named} hours.",
+            code="invalid_subject",
+        )
+    return _allowed_subject(named, category, claim.category)
+
+
+def _allowed_subject(named: str | None, category: CategoryRules, name: str) -> Subject:
+    for subject in category.allowed_subjects:
+        if subject == named:
+            return subject
+    allowed = " or ".join(category.allowed_subjects)
+    raise RuleViolation(
+        f"A {name} claim credits {allowed} hours, not '{named}'.",
+        code="invalid_subject",
+        allowed=list(category.allowed_subjects),
+    )
+
+
+def _no_subject(claim: ClaimInput, what: str) -> None:
+    if claim.subject is not None:
+        raise RuleViolation(
+            f"A {claim.category} claim names no subject: {what}.", code="invalid_subject"
+        )
+
+
+# --- the hours rules ------------------------------------------------------------------------
+
+
+def _requested_credits(
+    ruleset: RuleSet, claim: ClaimInput, category: CategoryRules
+) -> tuple[tuple[Credit, ...], list[str]]:
+    """The credits a claim asks for under its category's hours rule, before any cap."""
+    _check_dates(ruleset, claim)
+    rule = category.rule
+    if isinstance(rule, DailyCappedRule):
+        return _daily_capped(claim, category, rule), []
+    if isinstance(rule, AsRecordedRule):
+        return (Credit(_subject(claim, category), _parse_hours(claim.hours)),), []
+    if isinstance(rule, FixedPerItemRule):
+        return _fixed_per_item(claim, category, rule), []
+    if isinstance(rule, CardHoursRule):
+        return _card_hours(claim, category)
+    if isinstance(rule, FullYearProratedRule):
+        return _prorated(claim, rule), []
+    return _certified_per_subject(claim, category), []
+
+
+def _daily_capped(
+    claim: ClaimInput, category: CategoryRules, rule: DailyCappedRule
+) -> tuple[Credit, ...]:
+    if claim.start_date is None or claim.end_date is None:
+        raise RuleViolation(
+            f"A {claim.category} claim needs its start and end dates: it counts at most "
+            f"{fmt_hours(rule.max_hours_per_day)} hours a day.",
+            code="invalid_dates",
+        )
+    certified = _optional_hours(claim.certificate_hours, "certificate hours")
+    hours = _parse_hours(claim.hours if claim.hours is not None else certified)
+    if certified is not None and hours > certified:
+        raise RuleViolation(
+            f"The certificate records {fmt_hours(certified)} hours; a claim cannot ask "
+            f"for more ({fmt_hours(hours)}).",
+            code="hours_mismatch",
+            certificate_hours=float(certified),
+        )
+    days = (claim.end_date - claim.start_date).days + 1
+    max_hours = rule.max_hours_per_day * days
+    if hours > max_hours:
+        raise RuleViolation(
+            f"At most {fmt_hours(rule.max_hours_per_day)} hours a day count: {days} day(s) "
+            f"allow at most {fmt_hours(max_hours)} hours, not {fmt_hours(hours)}.",
+            code="daily_cap_exceeded",
+            max_hours=float(max_hours),
+            days=days,
+        )
+    return (Credit(_subject(claim, category), hours),)
+
+
+def _fixed_per_item(
+    claim: ClaimInput, category: CategoryRules, rule: FixedPerItemRule
+) -> tuple[Credit, ...]:
+    if claim.hours is not None and _parse_hours(claim.hours) != rule.hours_per_item:
+        raise RuleViolation(
+            f"Each {rule.item} counts {fmt_hours(rule.hours_per_item)} hours; claim one "
+            f"{rule.item} per claim (got {claim.hours} hours).",
+            code="invalid_hours",
+        )
+    return (Credit(_subject(claim, category), rule.hours_per_item),)
+
+
+def _card_hours(claim: ClaimInput, category: CategoryRules) -> tuple[tuple[Credit, ...], list[str]]:
+    card = _optional_hours(claim.card_hours, "card hours")
+    subject = _subject(claim, category)
+    if card is None:
+        hours = _parse_hours(claim.hours)
+        note = (
+            f"Exam card {claim.exam_card_no} is not verified yet; the credit will be the "
+            "hours on the card issued by the city exam centre."
+        )
+        return (Credit(subject, hours),), [note]
+    if claim.hours is not None and _parse_hours(claim.hours) != card:
+        raise RuleViolation(
+            f"Exam card {claim.exam_card_no} records {fmt_hours(card)} hours; exam-staff "
+            f"work counts the hours on the card, not {claim.hours}.",
+            code="hours_mismatch",
+            card_hours=float(card),
+        )
+    return (Credit(subject, card),), []
+
+
+def _prorated(claim: ClaimInput, rule: FullYearProratedRule) -> tuple[Credit, ...]:
+    split = ", ".join(f"{h} {s}" for s, h in rule.full_year.items())
+    _no_subject(claim, f"it credits {split} hours per full year")
+    months = claim.months
+    if (
+        isinstance(months, bool)
+        or not isinstance(months, int)
+        or not 1 <= months <= rule.max_months
+    ):
+        raise RuleViolation(
+            f"A {claim.category} claim gives the whole months concerned in the year, "
+            f"1 to {rule.max_months} (got {months}).",
+            code="invalid_months",
+        )
+    credits = rule.credits_for(months)
+    if claim.hours is not None and _parse_hours(claim.hours) != _total(credits):
+        raise RuleViolation(
+            f"{months} month(s) count {_total(credits)} hours ({split} per full year × "
+            f"{months}/{rule.months_per_year}), not {claim.hours}.",
+            code="invalid_hours",
+        )
+    return credits
+
+
+def _certified_per_subject(claim: ClaimInput, category: CategoryRules) -> tuple[Credit, ...]:
+    _no_subject(claim, "list the certified hours per subject in credits")
+    if not claim.credits:
+        raise RuleViolation(
+            f"A {claim.category} claim lists the hours per subject of the previous "
+            "locality's certificate in credits.",
+            code="invalid_hours",
+        )
+    credits: dict[Subject, Decimal] = {}
+    for named, hours in claim.credits:
+        subject = _allowed_subject(named, category, claim.category)
+        if subject in credits:
+            raise RuleViolation(
+                f"List each subject once in credits ('{subject}' appears twice).",
+                code="invalid_subject",
+            )
+        credits[subject] = _parse_hours(hours, f"{subject} hours")
+    return tuple(Credit(s, h) for s, h in credits.items())
+
+
+# --- caps -----------------------------------------------------------------------------------
+
+
+def _cap_used(ruleset: RuleSet, cap_group: str, credited: CreditedSoFar) -> Decimal:
+    measure = ruleset.cap_groups[cap_group].measure
+    used = ZERO
+    for name in ruleset.categories_in(cap_group):
+        if measure == "claims":
+            used += credited.claims.get(name, 0)
+            continue
+        hours = credited.category_hours(name)
+        rule = ruleset.categories[name].rule
+        if measure == "months" and isinstance(rule, FullYearProratedRule):
+            hours = hours * rule.months_per_year / rule.full_year_total
+        used += hours
+    return used
+
+
+def _apply_cap(
+    ruleset: RuleSet,
+    category: CategoryRules,
+    requested: tuple[Credit, ...],
+    credited: CreditedSoFar,
+) -> tuple[tuple[Credit, ...], list[str]]:
+    """Cut the requested credits to what remains under the category's cap group."""
+    if category.cap_group is None:
+        return requested, []
+    group = ruleset.cap_groups[category.cap_group]
+    used = _cap_used(ruleset, category.cap_group, credited)
+    remaining = max(group.limit - used, ZERO)
+    if group.measure == "hours":
+        return _cut_hours(group, requested, used, remaining)
+    if group.measure == "months":
+        assert isinstance(category.rule, FullYearProratedRule)
+        return _cut_months(group, category.rule, requested, used, remaining)
+    return (requested if remaining >= 1 else _zeroed(requested)), []
+
+
+def _cut_hours(
+    group: CapGroup, requested: tuple[Credit, ...], used: Decimal, remaining: Decimal
+) -> tuple[tuple[Credit, ...], list[str]]:
+    wanted = _total(requested)
+    if wanted <= remaining or remaining <= 0:
+        return (requested if remaining > 0 else _zeroed(requested)), []
+    left = remaining
+    credits = []
+    for credit in requested:
+        hours = min(credit.hours, left)
+        credits.append(Credit(credit.subject, hours))
+        left -= hours
+    note = (
+        f"Only {fmt_hours(remaining)} of {fmt_hours(wanted)} hours can still count under the "
+        f"{fmt_hours(group.limit)}-hour yearly cap on {group.label} "
+        f"({fmt_hours(used)} already credited)."
+    )
+    return tuple(credits), [note]
+
+
+def _cut_months(
+    group: CapGroup,
+    rule: FullYearProratedRule,
+    requested: tuple[Credit, ...],
+    used: Decimal,
+    remaining: Decimal,
+) -> tuple[tuple[Credit, ...], list[str]]:
+    months = int(_total(requested) * rule.months_per_year / rule.full_year_total)
+    left = int(remaining)
+    if months <= left:
+        return requested, []
+    if left <= 0:
+        return _zeroed(requested), []
+    note = (
+        f"Only {left} of {months} months can still count under the yearly cap on "
+        f"{group.label} ({fmt_hours(group.limit)} months; {fmt_hours(used)} already credited)."
+    )
+    return rule.credits_for(left), [note]
+
+
+def _cap_reached(ruleset: RuleSet, category: CategoryRules, credited: CreditedSoFar) -> Exception:
+    name = category.cap_group or ""
+    group = ruleset.cap_groups[name]
+    used = _cap_used(ruleset, name, credited)
+    unit = {"hours": "hours", "months": "months", "claims": "claim(s)"}[group.measure]
+    return RuleViolation(
+        f"The yearly cap on {group.label} is reached: {fmt_hours(used)} of "
+        f"{fmt_hours(group.limit)} {unit} a year are already credited, so this claim can add "
+        "nothing.",
+        code="yearly_cap_reached",
+        cap=name,
+        limit=float(group.limit),
+        used=float(used),
+    )
+
+
+def _requirement_notes(
+    ruleset: RuleSet, credits: tuple[Credit, ...], credited: CreditedSoFar
+) -> list[str]:
+    notes = []
+    for credit in credits:
+        required = ruleset.requirement.for_subject(credit.subject)
+        have = credited.subject_hours(credit.subject)
+        if credit.hours > 0 and have >= required:
+            notes.append(
+                f"The {credit.subject} requirement of {fmt_hours(required)} hours is already met "
+                f"({fmt_hours(have)} credited); more {credit.subject} hours do not make up for "
+                "missing hours of the other subject."
+            )
+    return notes
+
+
+def _total(credits: Iterable[Credit]) -> Decimal:
+    return sum((c.hours for c in credits), ZERO)
+
+
+def _zeroed(credits: tuple[Credit, ...]) -> tuple[Credit, ...]:
+    return tuple(Credit(c.subject, ZERO) for c in credits)

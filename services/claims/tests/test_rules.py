@@ -1,0 +1,611 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from libs.common.errors import RuleViolation
+from services.claims.rules import (
+    Assessment,
+    ClaimInput,
+    Credit,
+    CreditedSoFar,
+    FullYearProratedRule,
+    RuleSet,
+    assess,
+    cap_remaining,
+    credit_on_approval,
+    load_ruleset,
+    round_hours,
+)
+
+BEIJING = timezone(timedelta(hours=8))
+NOW = datetime(2026, 11, 1, 10, 0, tzinfo=BEIJING)
+NOTHING = CreditedSoFar()
+D = Decimal
+
+
+@pytest.fixture(scope="module")
+def rs() -> RuleSet:
+    return load_ruleset(2026)
+
+
+def claim(category: str, **fields: Any) -> ClaimInput:
+    """A claim with the evidence its category needs, unless the test overrides it."""
+    evidence: dict[str, Any] = {
+        "evidence_count": 1,
+        "certificate_code": "ZZ-2026-0001",
+        "reference_no": "CN2026100001.X",
+        "exam_card_no": "KW-2026-0001",
+    }
+    return ClaimInput(category=category, **{**evidence, **fields})
+
+
+def credits(*pairs: tuple[str, str]) -> tuple[Credit, ...]:
+    return tuple(Credit(s, D(h)) for s, h in pairs)  # type: ignore[arg-type]
+
+
+def violation(rs: RuleSet, c: ClaimInput, credited: CreditedSoFar = NOTHING) -> RuleViolation:
+    with pytest.raises(RuleViolation) as caught:
+        assess(rs, c, credited, now=NOW)
+    assert caught.value.status == 422
+    assert len(caught.value.detail) > 20  # says the rule in words
+    return caught.value
+
+
+# --- the 2026 data --------------------------------------------------------------------------
+
+
+def test_2026_numbers_from_the_notice(rs: RuleSet) -> None:
+    assert (rs.requirement.public, rs.requirement.professional, rs.requirement.total) == (
+        30,
+        60,
+        90,
+    )
+    assert rs.claim_window.closes == datetime(2026, 12, 31, 23, 59, 59, tzinfo=BEIJING)
+    assert date(2026, 10, 1) in rs.reminder_dates
+    assert rs.city_direct_project_filing_deadline == date(2026, 5, 20)
+    assert rs.title_application_working_days == 5
+    limits = {name: group.limit for name, group in rs.cap_groups.items()}
+    assert limits == {
+        "study": 40,
+        "achievement": 30,
+        "competition": 30,
+        "aid_deployment": 12,
+        "special_leave": 1,
+    }
+    assert rs.categories["qualification_exam"].cap_group is None
+
+
+def test_ruleset_is_cached_and_unknown_years_refused() -> None:
+    assert load_ruleset(2026) is load_ruleset(2026)
+    with pytest.raises(RuleViolation) as caught:
+        load_ruleset(2031)
+    assert caught.value.code == "unknown_rule_year"
+
+
+# --- every category of DOMAIN.md --------------------------------------------------------------
+
+CATEGORY_TABLE = [
+    pytest.param(
+        claim("training", hours=16, start_date=date(2026, 5, 11), end_date=date(2026, 5, 12)),
+        credits(("professional", "16")),
+        id="1 training: actual hours, 8/day over 2 days",
+    ),
+    pytest.param(
+        claim(
+            "training",
+            subject="public",
+            hours=D("7.5"),
+            start_date=date(2026, 5, 11),
+            end_date=date(2026, 5, 11),
+        ),
+        credits(("public", "7.5")),
+        id="1 training: public when so certified",
+    ),
+    pytest.param(
+        claim(
+            "training",
+            certificate_hours=24,
+            certificate_subject="professional",
+            start_date=date(2026, 6, 1),
+            end_date=date(2026, 6, 3),
+        ),
+        credits(("professional", "24")),
+        id="1 training: hours from a verified e-certificate",
+    ),
+    pytest.param(
+        claim("study", hours=D("12.5")),
+        credits(("professional", "12.5")),
+        id="2a study: as recorded",
+    ),
+    pytest.param(
+        claim("qualification_exam"),
+        credits(("professional", "16")),
+        id="2b qualification exam: 16 per certificate",
+    ),
+    pytest.param(
+        claim("achievement", hours=10),
+        credits(("professional", "10")),
+        id="3 achievement: 10 each",
+    ),
+    pytest.param(
+        claim("expert_activity", hours=20, start_date=date(2026, 7, 1), end_date=date(2026, 7, 3)),
+        credits(("professional", "20")),
+        id="4a expert activity: working time, 8/day",
+    ),
+    pytest.param(
+        claim("aid_deployment", months=12),
+        credits(("public", "30"), ("professional", "60")),
+        id="4b aid deployment: full year 30 + 60",
+    ),
+    pytest.param(
+        claim("aid_deployment", months=5),
+        credits(("public", "12.5"), ("professional", "25")),
+        id="4b aid deployment: 5 months pro rata",
+    ),
+    pytest.param(
+        claim("aid_deployment", months=1, hours=D("7.5")),
+        credits(("public", "2.5"), ("professional", "5")),
+        id="4b aid deployment: 1 month, hours given consistently",
+    ),
+    pytest.param(
+        claim("competition"),
+        credits(("professional", "10")),
+        id="5 competition: 10 per event",
+    ),
+    pytest.param(
+        claim("exam_staff", card_hours=6),
+        credits(("professional", "6")),
+        id="6 exam staff: the card's hours",
+    ),
+    pytest.param(
+        claim("exam_staff", hours=D("4.5")),
+        credits(("professional", "4.5")),
+        id="6 exam staff: card not yet verified",
+    ),
+    pytest.param(
+        claim("special_leave", months=7),
+        credits(("public", "17.5"), ("professional", "35")),
+        id="7 special leave: 7/12 of 30 + 60",
+    ),
+    pytest.param(
+        claim("special_leave", months=12),
+        credits(("public", "30"), ("professional", "60")),
+        id="7 special leave: 12 months",
+    ),
+    pytest.param(
+        claim("transfer_in", credits=[("public", 12), ("professional", "20.5")]),
+        credits(("public", "12"), ("professional", "20.5")),
+        id="8 transfer in: per subject from the certificate",
+    ),
+]
+
+
+@pytest.mark.parametrize(("c", "expected"), CATEGORY_TABLE)
+def test_category_rules(rs: RuleSet, c: ClaimInput, expected: tuple[Credit, ...]) -> None:
+    result = assess(rs, c, NOTHING, now=NOW)
+    assert result.credits == expected
+    assert result.requested == expected
+    assert result.requested_hours == sum(e.hours for e in expected)
+    assert credit_on_approval(rs, c, NOTHING) == list(expected)
+
+
+def test_exam_staff_unverified_card_warns(rs: RuleSet) -> None:
+    result = assess(rs, claim("exam_staff", hours=4), NOTHING, now=NOW)
+    assert any("not verified" in w for w in result.warnings)
+
+
+def test_every_category_is_covered(rs: RuleSet) -> None:
+    covered = {p.values[0].category for p in CATEGORY_TABLE}  # type: ignore[union-attr]
+    assert covered == set(rs.categories)
+
+
+# --- each error code --------------------------------------------------------------------------
+
+
+def test_window_closed_after_the_close(rs: RuleSet) -> None:
+    late = datetime(2027, 1, 1, 0, 0, tzinfo=BEIJING)
+    with pytest.raises(RuleViolation) as caught:
+        assess(rs, claim("study", hours=2), NOTHING, now=late)
+    assert caught.value.code == "window_closed"
+    # 23:59:59 Beijing on 12-31 is still open, also when `now` is in UTC
+    assess(rs, claim("study", hours=2), NOTHING, now=datetime(2026, 12, 31, 15, 59, 59, tzinfo=UTC))
+
+
+def test_window_closed_for_a_future_year(rs: RuleSet) -> None:
+    early = datetime(2025, 12, 31, 23, 0, tzinfo=BEIJING)
+    with pytest.raises(RuleViolation) as caught:
+        assess(rs, claim("study", hours=2), NOTHING, now=early)
+    assert caught.value.code == "window_closed"
+
+
+def test_approval_after_the_window_still_credits(rs: RuleSet) -> None:
+    assert credit_on_approval(rs, claim("study", hours=2), NOTHING) == list(
+        credits(("professional", "2"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("c", "max_hours"),
+    [
+        (claim("training", hours=9, start_date=date(2026, 3, 2), end_date=date(2026, 3, 2)), 8),
+        (
+            claim(
+                "training", hours=D("24.1"), start_date=date(2026, 3, 2), end_date=date(2026, 3, 4)
+            ),
+            24,
+        ),
+        (
+            claim(
+                "expert_activity", hours=17, start_date=date(2026, 3, 2), end_date=date(2026, 3, 3)
+            ),
+            16,
+        ),
+    ],
+)
+def test_daily_cap_exceeded(rs: RuleSet, c: ClaimInput, max_hours: int) -> None:
+    error = violation(rs, c)
+    assert error.code == "daily_cap_exceeded"
+    assert error.extra["max_hours"] == max_hours
+    assert "8 hours a day" in error.detail
+
+
+@pytest.mark.parametrize(
+    ("c", "missing"),
+    [
+        (claim("training", hours=8, start_date=date(2026, 3, 2), end_date=date(2026, 3, 2),
+               evidence_count=0, certificate_code=None), "evidence file or the certificate code"),
+        (claim("study", hours=2, evidence_count=0), "evidence file"),
+        (claim("qualification_exam", certificate_code=" "), "certificate code"),
+        (claim("achievement", reference_no=None), "reference number"),
+        (claim("expert_activity", hours=8, start_date=date(2026, 3, 2),
+               end_date=date(2026, 3, 2), evidence_count=0), "evidence file"),
+        (claim("aid_deployment", months=3, evidence_count=0), "evidence file"),
+        (claim("competition", evidence_count=0), "evidence file"),
+        (claim("exam_staff", card_hours=4, exam_card_no=None), "exam card number"),
+        (claim("special_leave", months=3, evidence_count=0), "evidence file"),
+        (claim("transfer_in", credits=[("public", 3)], evidence_count=0), "evidence file"),
+    ],
+)  # fmt: skip
+def test_evidence_required(rs: RuleSet, c: ClaimInput, missing: str) -> None:
+    error = violation(rs, c)
+    assert error.code == "evidence_required"
+    assert missing in error.detail
+
+
+def test_training_with_only_an_e_certificate_code_is_enough(rs: RuleSet) -> None:
+    c = claim("training", hours=8, start_date=date(2026, 3, 2), end_date=date(2026, 3, 2),
+              evidence_count=0)  # fmt: skip
+    assert assess(rs, c, NOTHING, now=NOW).credits == credits(("professional", "8"))
+
+
+def test_invalid_category(rs: RuleSet) -> None:
+    error = violation(rs, claim("holiday", hours=3))
+    assert error.code == "invalid_category"
+    assert "training" in error.detail
+
+
+@pytest.mark.parametrize(
+    "c",
+    [
+        claim("study", subject="public", hours=3),
+        claim("competition", subject="other"),
+        claim("aid_deployment", subject="public", months=3),
+        claim("special_leave", subject="professional", months=3),
+        claim("transfer_in", subject="public", credits=[("public", 3)]),
+        claim("transfer_in", credits=[("public", 3), ("public", 4)]),
+        claim("transfer_in", credits=[("general", 3)]),
+        claim(
+            "training",
+            subject="public",
+            certificate_subject="professional",
+            hours=8,
+            start_date=date(2026, 3, 2),
+            end_date=date(2026, 3, 2),
+        ),
+    ],
+)
+def test_invalid_subject(rs: RuleSet, c: ClaimInput) -> None:
+    assert violation(rs, c).code == "invalid_subject"
+
+
+@pytest.mark.parametrize(
+    "c",
+    [
+        claim("study"),
+        claim("study", hours=0),
+        claim("study", hours=-2),
+        claim("study", hours=D("1.25")),
+        claim("study", hours=1.25),
+        claim("study", hours="abc"),
+        claim("study", hours="NaN"),
+        claim("study", hours=True),
+        claim("achievement", hours=20),
+        claim("qualification_exam", hours=8),
+        claim("aid_deployment", months=6, hours=40),
+        claim("exam_staff"),
+        claim("transfer_in"),
+        claim("transfer_in", credits=[("public", 0)]),
+        claim("training", hours=None, start_date=date(2026, 3, 2), end_date=date(2026, 3, 2)),
+    ],
+)
+def test_invalid_hours(rs: RuleSet, c: ClaimInput) -> None:
+    assert violation(rs, c).code == "invalid_hours"
+
+
+def test_hours_with_a_trailing_zero_are_one_decimal(rs: RuleSet) -> None:
+    assert assess(rs, claim("study", hours="2.50"), NOTHING, now=NOW).requested_hours == D("2.5")
+
+
+@pytest.mark.parametrize(
+    "c",
+    [
+        claim("training", hours=8, start_date=date(2026, 3, 3), end_date=date(2026, 3, 2)),
+        claim("training", hours=8, start_date=date(2025, 12, 31), end_date=date(2026, 1, 1)),
+        claim("training", hours=8, start_date=date(2026, 3, 3)),
+        claim("expert_activity", hours=8),
+        claim("study", hours=8, start_date=date(2027, 1, 2)),
+        claim("training", hours=8, start_date=date(2026, 11, 2), end_date=date(2026, 11, 2)),
+    ],
+)
+def test_invalid_dates(rs: RuleSet, c: ClaimInput) -> None:
+    assert violation(rs, c).code == "invalid_dates"
+
+
+@pytest.mark.parametrize("months", [None, 0, 13, -1])
+@pytest.mark.parametrize("category", ["aid_deployment", "special_leave"])
+def test_invalid_months(rs: RuleSet, category: str, months: int | None) -> None:
+    error = violation(rs, claim(category, months=months))
+    assert error.code == "invalid_months"
+    assert "1 to 12" in error.detail
+
+
+@pytest.mark.parametrize(
+    "c",
+    [
+        claim("exam_staff", card_hours=6, hours=8),
+        claim(
+            "training",
+            certificate_hours=8,
+            hours=12,
+            start_date=date(2026, 3, 2),
+            end_date=date(2026, 3, 3),
+        ),
+    ],
+)
+def test_hours_mismatch_with_verified_evidence(rs: RuleSet, c: ClaimInput) -> None:
+    assert violation(rs, c).code == "hours_mismatch"
+
+
+# --- caps across claims -----------------------------------------------------------------------
+
+
+def approve(rs: RuleSet, ledger: CreditedSoFar, c: ClaimInput) -> CreditedSoFar:
+    return ledger.plus(c.category, credit_on_approval(rs, c, ledger))
+
+
+def test_study_cap_cuts_then_refuses(rs: RuleSet) -> None:
+    ledger = approve(rs, NOTHING, claim("study", hours=30))
+    result = assess(rs, claim("study", hours=20), ledger, now=NOW)
+    assert result.requested_hours == 20
+    assert result.credits == credits(("professional", "10"))
+    assert result.warnings == (
+        "Only 10 of 20 hours can still count under the 40-hour yearly cap on study (学习类) "
+        "(30 already credited).",
+    )
+    ledger = approve(rs, ledger, claim("study", hours=20))
+    assert ledger.category_hours("study") == 40
+    error = violation(rs, claim("study", hours=1), ledger)
+    assert error.code == "yearly_cap_reached"
+    assert error.extra["cap"] == "study"
+    assert "40" in error.detail
+
+
+def test_qualification_exam_is_outside_the_study_cap(rs: RuleSet) -> None:
+    ledger = approve(rs, NOTHING, claim("study", hours=40))
+    result = assess(rs, claim("qualification_exam"), ledger, now=NOW)
+    assert result.credits == credits(("professional", "16"))
+
+
+@pytest.mark.parametrize("category", ["achievement", "competition"])
+def test_thirty_hour_caps_allow_three_items(rs: RuleSet, category: str) -> None:
+    ledger = NOTHING
+    for _ in range(3):
+        assert assess(rs, claim(category), ledger, now=NOW).warnings == ()
+        ledger = approve(rs, ledger, claim(category))
+    error = violation(rs, claim(category), ledger)
+    assert (error.code, error.extra["cap"], error.extra["limit"]) == (
+        "yearly_cap_reached",
+        category,
+        30,
+    )
+
+
+def test_approval_order_decides_and_cuts_to_zero(rs: RuleSet) -> None:
+    # three achievements submitted while nothing was credited, then a fourth approved last
+    ledger = NOTHING
+    pending = [claim("achievement", reference_no=f"P-{i}") for i in range(4)]
+    for c in pending:
+        assess(rs, c, NOTHING, now=NOW)
+    results = []
+    for c in pending:
+        got = credit_on_approval(rs, c, ledger)
+        results.append(got)
+        ledger = ledger.plus(c.category, got)
+    assert [r[0].hours for r in results] == [10, 10, 10, 0]
+    assert ledger.claims["achievement"] == 3
+    assert cap_remaining(rs, "achievement", ledger) == 0
+
+
+def test_aid_deployment_is_capped_at_one_deployment_year(rs: RuleSet) -> None:
+    ledger = approve(rs, NOTHING, claim("aid_deployment", months=8))
+    result = assess(rs, claim("aid_deployment", months=6), ledger, now=NOW)
+    assert result.credits == credits(("public", "10"), ("professional", "20"))
+    assert "Only 4 of 6 months" in result.warnings[0]
+    ledger = ledger.plus("aid_deployment", result.credits)
+    assert cap_remaining(rs, "aid_deployment", ledger) == 0
+    assert violation(rs, claim("aid_deployment", months=1), ledger).code == "yearly_cap_reached"
+
+
+def test_special_leave_once_a_year(rs: RuleSet) -> None:
+    ledger = approve(rs, NOTHING, claim("special_leave", months=3))
+    error = violation(rs, claim("special_leave", months=3), ledger)
+    assert (error.code, error.extra["cap"]) == ("yearly_cap_reached", "special_leave")
+    assert credit_on_approval(rs, claim("special_leave", months=3), ledger) == list(
+        credits(("public", "0"), ("professional", "0"))
+    )
+
+
+def test_uncapped_categories_are_not_limited(rs: RuleSet) -> None:
+    c = claim("training", hours=8, start_date=date(2026, 3, 2), end_date=date(2026, 3, 2))
+    ledger = NOTHING
+    for _ in range(30):
+        ledger = approve(rs, ledger, c)
+    assert ledger.category_hours("training") == 240
+
+
+def test_requirement_already_met_warns(rs: RuleSet) -> None:
+    ledger = CreditedSoFar.from_approved(
+        [("transfer_in", credits(("public", "20")))], outside_claims={"public": D("12")}
+    )
+    c = claim("training", subject="public", hours=4, start_date=date(2026, 3, 2),
+              end_date=date(2026, 3, 2))  # fmt: skip
+    result = assess(rs, c, ledger, now=NOW)
+    assert len(result.warnings) == 1
+    assert "public requirement of 30 hours is already met (32 credited)" in result.warnings[0]
+    assert assess(rs, claim("study", hours=4), ledger, now=NOW).warnings == ()
+
+
+# --- rounding ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "rounded"),
+    [("2.25", "2.3"), ("2.35", "2.4"), ("2.349", "2.3"), ("0.05", "0.1"), ("7.5", "7.5")],
+)
+def test_round_half_up(value: str, rounded: str) -> None:
+    assert round_hours(D(value)) == D(rounded)
+
+
+def test_proration_rounds_half_up() -> None:
+    rule = FullYearProratedRule(
+        kind="full_year_prorated",
+        full_year={"public": D(25), "professional": D(50)},
+        months_per_year=12,
+        max_months=12,
+    )
+    # 25 × 1/12 = 2.083…, 50 × 1/12 = 4.166…, 25 × 3/12 = 6.25
+    assert rule.credits_for(1) == credits(("public", "2.1"), ("professional", "4.2"))
+    assert rule.credits_for(3) == credits(("public", "6.3"), ("professional", "12.5"))
+
+
+# --- properties: caps hold whatever the order -------------------------------------------------
+
+capped_claims = st.one_of(
+    st.builds(
+        lambda h: claim("study", hours=D(h) / 10),
+        st.integers(min_value=1, max_value=400),
+    ),
+    st.just(claim("achievement")),
+    st.just(claim("competition")),
+    st.builds(lambda m: claim("aid_deployment", months=m), st.integers(1, 12)),
+    st.builds(lambda m: claim("special_leave", months=m), st.integers(1, 12)),
+    st.just(claim("qualification_exam")),
+)
+
+
+def assert_within_caps(rs: RuleSet, ledger: CreditedSoFar) -> None:
+    for name, group in rs.cap_groups.items():
+        assert cap_remaining(rs, name, ledger) >= 0
+        used = group.limit - cap_remaining(rs, name, ledger)
+        assert used <= group.limit
+    assert ledger.category_hours("study") <= 40
+    assert ledger.category_hours("achievement") <= 30
+    assert ledger.category_hours("competition") <= 30
+    assert ledger.category_hours("aid_deployment") <= 90
+    assert ledger.claims.get("special_leave", 0) <= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(submissions=st.lists(capped_claims, max_size=12), data=st.data())
+def test_credited_hours_never_exceed_a_cap(submissions: list[ClaimInput], data: Any) -> None:
+    rs = load_ruleset(2026)
+    submitted: list[tuple[ClaimInput, Assessment]] = []
+    ledger = NOTHING
+    for c in submissions:  # submissions interleaved with approvals of earlier ones
+        try:
+            submitted.append((c, assess(rs, c, ledger, now=NOW)))
+        except RuleViolation as error:
+            assert error.code == "yearly_cap_reached"
+        if submitted and data.draw(st.booleans()):
+            index = data.draw(st.integers(0, len(submitted) - 1))
+            ledger = approve_checked(rs, ledger, *submitted.pop(index))
+    for c, expected in data.draw(st.permutations(submitted)):
+        ledger = approve_checked(rs, ledger, c, expected)
+    assert_within_caps(rs, ledger)
+
+
+def approve_checked(
+    rs: RuleSet, ledger: CreditedSoFar, c: ClaimInput, expected: Assessment
+) -> CreditedSoFar:
+    got = credit_on_approval(rs, c, ledger)
+    for credit, requested in zip(got, expected.requested, strict=True):
+        assert credit.subject == requested.subject
+        assert 0 <= credit.hours <= requested.hours
+    ledger = ledger.plus(c.category, got)
+    assert_within_caps(rs, ledger)
+    return ledger
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hours=st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=10),
+    data=st.data(),
+)
+def test_hours_cap_total_does_not_depend_on_order(hours: list[int], data: Any) -> None:
+    rs = load_ruleset(2026)
+    claims = [claim("study", hours=D(h) / 10) for h in hours]
+    ledger = NOTHING
+    for c in data.draw(st.permutations(claims)):
+        ledger = approve(rs, ledger, c)
+    assert ledger.category_hours("study") == min(D(40), sum(D(h) / 10 for h in hours))
+
+
+@settings(max_examples=100, deadline=None)
+@given(months=st.lists(st.integers(1, 12), min_size=1, max_size=6))
+def test_aid_months_total_is_capped_at_twelve(months: list[int]) -> None:
+    rs = load_ruleset(2026)
+    ledger = NOTHING
+    for m in months:
+        ledger = approve(rs, ledger, claim("aid_deployment", months=m))
+    total_months = min(12, sum(months))
+    assert ledger.hours["aid_deployment"] == {
+        "public": D("2.5") * total_months,
+        "professional": D(5) * total_months,
+    }
+
+
+def test_claim_input_is_immutable() -> None:
+    c = claim("study", hours=3)
+    assert replace(c, hours=4).hours == 4
+    with pytest.raises(AttributeError):
+        c.hours = 5  # type: ignore[misc]
+
+
+def test_ledger_accepts_floats_read_back_from_storage(rs: RuleSet) -> None:
+    floats: Any = [2.3, 35.4, 0.1]
+    stored = [
+        ("study", [Credit("professional", floats[0])]),
+        ("study", [Credit("professional", floats[1])]),
+    ]
+    ledger = CreditedSoFar.from_approved(stored, outside_claims={"public": floats[2]})
+    assert ledger.category_hours("study") == D("37.7")
+    assert ledger.subject_hours("public") == D("0.1")
+    result = assess(rs, claim("study", hours=5), ledger, now=NOW)
+    assert result.credits == credits(("professional", "2.3"))

@@ -1,0 +1,208 @@
+"""HTTP routes of the review service (API.md: orgs and review). Thin: parse, call, shape."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from libs.common import idempotency
+from libs.common.auth import CurrentPrincipal, require_role
+from libs.common.errors import DomainError, NotFound
+from libs.common.pagination import page, paginate
+from libs.common.service import state_of
+from services.review import service
+from services.review.models import HistoryEntry, Org, ReviewTask
+
+router = APIRouter(prefix="/v1")
+
+
+class OrgIn(BaseModel):
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    type: str
+    parent_id: str | None = None
+
+
+def org_view(org: Org) -> dict[str, Any]:
+    return {
+        "id": org.id,
+        "code": org.code,
+        "name": org.name,
+        "type": org.type,
+        "parent_id": org.parent_id,
+    }
+
+
+@router.post("/orgs", status_code=201)
+async def create_org(
+    body: OrgIn,
+    request: Request,
+    principal: CurrentPrincipal,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Any:
+    require_role(principal, "city_admin", "system")
+    state = state_of(request)
+    body_hash = idempotency.request_hash(body.model_dump())
+    try:
+        async with state.uow() as uow:
+            earlier = await idempotency.replay(uow, principal.sub, idempotency_key, body_hash)
+            if earlier is not None:
+                return earlier
+            org = await service.create_org(uow, **body.model_dump())
+            view = org_view(org)
+            await idempotency.remember(uow, principal.sub, idempotency_key, body_hash, 201, view)
+            await uow.commit()
+            return view
+    except IntegrityError as exc:
+        if idempotency.is_key_race(exc):
+            raise idempotency.in_progress() from exc
+        raise
+
+
+@router.get("/orgs/{org_id}")
+async def get_org(org_id: str, request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+    async with state_of(request).uow() as uow:
+        org = await uow.session.get(Org, org_id)
+        if org is None:
+            raise NotFound(f"org {org_id} not found", code="org_not_found")
+        return org_view(org)
+
+
+@router.get("/orgs")
+async def list_orgs(
+    request: Request,
+    principal: CurrentPrincipal,
+    type: str | None = None,
+    parent_id: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    stmt = select(Org)
+    if type:
+        stmt = stmt.where(Org.type == type)
+    if parent_id:
+        stmt = stmt.where(Org.parent_id == parent_id)
+    async with state_of(request).uow() as uow:
+        rows = list(
+            (await uow.session.scalars(paginate(stmt, Org.created_at, Org.id, cursor, limit))).all()
+        )
+    items, next_cursor = page(rows, limit)
+    return {"items": [org_view(o) for o in items], "next_cursor": next_cursor}
+
+
+@router.get("/review-tasks")
+async def list_tasks(
+    request: Request,
+    principal: CurrentPrincipal,
+    status: Literal["open", "decided", "cancelled"] | None = None,
+    stage: Literal["unit", "authority"] | None = None,
+    claim_id: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    async with state_of(request).uow() as uow:
+        scope = await service.scope_org_ids(uow, principal)
+        stmt = select(ReviewTask)
+        if scope is not None:
+            stmt = stmt.where(ReviewTask.org_id.in_(scope))
+        if status:
+            stmt = stmt.where(ReviewTask.status == status)
+        if stage:
+            stmt = stmt.where(ReviewTask.stage == stage)
+        if claim_id:
+            stmt = stmt.where(ReviewTask.claim_id == claim_id)
+        stmt = paginate(stmt, ReviewTask.created_at, ReviewTask.id, cursor, limit)
+        rows = list((await uow.session.scalars(stmt)).all())
+    items, next_cursor = page(rows, limit)
+    return {"items": [service.task_view(t) for t in items], "next_cursor": next_cursor}
+
+
+class DecisionIn(BaseModel):
+    decision: Literal["approve", "reject"]
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/review-tasks/{task_id}/decision")
+async def decide(
+    task_id: str, body: DecisionIn, request: Request, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    async with state_of(request).uow() as uow:
+        task = await service.decide(uow, principal, task_id, body.decision, body.reason)
+        view = service.task_view(task)
+        await uow.commit()
+        return view
+
+
+class BulkDecisionIn(DecisionIn):
+    task_ids: list[str] = Field(min_length=1, max_length=500)
+
+
+@router.post("/review-tasks/decisions")
+async def decide_many(
+    body: BulkDecisionIn, request: Request, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Each task is decided in its own transaction: one failure does not undo the others."""
+    results: list[dict[str, Any]] = []
+    state = state_of(request)
+    for task_id in dict.fromkeys(body.task_ids):
+        try:
+            async with state.uow() as uow:
+                task = await service.decide(uow, principal, task_id, body.decision, body.reason)
+                view = service.task_view(task)
+                await uow.commit()
+            results.append({"task_id": task_id, "status": 200, "task": view})
+        except DomainError as exc:
+            results.append(
+                {"task_id": task_id, "status": exc.status, "code": exc.code, "detail": exc.detail}
+            )
+    return {
+        "results": results,
+        "decided": sum(1 for r in results if r["status"] == 200),
+        "failed": sum(1 for r in results if r["status"] != 200),
+    }
+
+
+@router.get("/claims/{claim_id}/history")
+async def claim_history(
+    claim_id: str, request: Request, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    async with state_of(request).uow() as uow:
+        scope = await service.scope_org_ids(uow, principal)
+        rows = list(
+            (
+                await uow.session.scalars(
+                    select(HistoryEntry)
+                    .where(HistoryEntry.claim_id == claim_id)
+                    .order_by(HistoryEntry.at, HistoryEntry.id)
+                )
+            ).all()
+        )
+    visible = (
+        scope is None
+        or any(r.org_id in scope for r in rows)
+        or (
+            principal.person_id is not None
+            and any(r.actor == f"person:{principal.person_id}" for r in rows)
+        )
+    )
+    if not rows or not visible:
+        raise NotFound(f"no history for claim {claim_id} in your scope", code="claim_not_found")
+    return {
+        "claim_id": claim_id,
+        "steps": [
+            {
+                "revision": r.revision,
+                "stage": r.stage,
+                "org_id": r.org_id,
+                "actor": r.actor,
+                "decision": r.decision,
+                "reason": r.reason,
+                "at": r.at.isoformat(),
+            }
+            for r in rows
+        ],
+    }

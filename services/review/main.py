@@ -1,0 +1,28 @@
+"""The review service: org directory, review tasks and the decision history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from libs.common.events import topic_of
+from libs.common.service import ServiceSpec, create_service_app
+from libs.common.settings import Settings
+from services.review.api import router
+from services.review.handlers import events
+from services.review.models import infra
+
+SPEC = ServiceSpec(
+    name="review",
+    title="Review: orgs and two-stage review",
+    infra=infra,
+    migrations_dir=Path(__file__).parent / "migrations",
+    routers=[router],
+    events=events,
+    subscribes=[topic_of("claims")],
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings)

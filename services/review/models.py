@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from libs.common.db import IdMixin, InfraTables, TimestampMixin, make_base, new_id, utcnow
+
+Base = make_base()
+infra = InfraTables(Base.metadata)
+
+
+class Org(IdMixin, TimestampMixin, Base):
+    __tablename__ = "orgs"
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(20), index=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("orgs.id"), index=True)
+
+
+class ReviewTask(IdMixin, TimestampMixin, Base):
+    __tablename__ = "review_tasks"
+    claim_id: Mapped[str] = mapped_column(String(36), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(20))  # unit | authority
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | decided | cancelled
+    org_id: Mapped[str] = mapped_column(String(36))
+    person_id: Mapped[str] = mapped_column(String(36))
+    person_name: Mapped[str] = mapped_column(String(100))
+    id_number_masked: Mapped[str] = mapped_column(String(18))
+    unit_org_id: Mapped[str] = mapped_column(String(36))
+    year: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(300))
+    requested_hours: Mapped[float] = mapped_column(Numeric(8, 1, asdecimal=False))
+    verified_evidence: Mapped[bool] = mapped_column(default=False)
+    decision: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_review_tasks_org_status", "org_id", "status", "stage"),)
+
+
+class HistoryEntry(Base):
+    """Append-only: every step of every claim's review, never updated or deleted."""
+
+    __tablename__ = "review_history"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    claim_id: Mapped[str] = mapped_column(String(36), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(20))
+    org_id: Mapped[str] = mapped_column(String(36))
+    actor: Mapped[str] = mapped_column(String(100))
+    decision: Mapped[str] = mapped_column(String(20))  # submitted|approve|reject|withdrawn
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

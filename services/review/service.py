@@ -1,0 +1,258 @@
+"""Review use cases: the org directory, routing claims to reviewers, decisions and history.
+
+Routing (DOMAIN.md, 分级审验): stage ``unit`` is decided by the person's unit (or, for a
+freelancer, the agency); stage ``authority`` by the unit's parent district or city department, or
+the agency's district. Approval at the authority stage approves the claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from libs.common.auth import Principal
+from libs.common.db import utcnow
+from libs.common.errors import Conflict, DomainError, NotFound, RuleViolation
+from libs.common.events import (
+    ClaimApproved,
+    ClaimRejected,
+    ClaimStagePassed,
+    ClaimSubmitted,
+    ClaimWithdrawn,
+    OrgUpserted,
+)
+from libs.common.uow import UnitOfWork
+from services.review.models import HistoryEntry, Org, ReviewTask
+
+ORG_TYPES = ("city", "district", "department", "unit", "agency", "provider", "exam_center")
+# which parent types each org type may have (None: no parent)
+ALLOWED_PARENTS: dict[str, tuple[str | None, ...]] = {
+    "city": (None,),
+    "district": ("city", None),
+    "department": ("city", None),
+    "unit": ("district", "department"),
+    "agency": ("district",),
+    "provider": ("city", "district", "department", None),
+    "exam_center": ("city", None),
+}
+REVIEWER_ROLE_OF_TYPE = {
+    "unit": "unit_admin",
+    "agency": "agency_admin",
+    "district": "district_admin",
+    "department": "department_admin",
+}
+
+
+async def create_org(
+    uow: UnitOfWork, *, code: str, name: str, type: str, parent_id: str | None
+) -> Org:
+    if type not in ORG_TYPES:
+        raise RuleViolation(f"type must be one of {', '.join(ORG_TYPES)}", code="invalid_org_type")
+    parent = await uow.session.get(Org, parent_id) if parent_id else None
+    if parent_id and parent is None:
+        raise RuleViolation(f"parent org {parent_id} does not exist", code="unknown_parent_org")
+    parent_type = parent.type if parent else None
+    if parent_type not in ALLOWED_PARENTS[type]:
+        allowed = " or ".join(t or "no parent" for t in ALLOWED_PARENTS[type])
+        raise RuleViolation(
+            f"an org of type {type} must have {allowed} as parent, not {parent_type or 'none'}",
+            code="invalid_org_parent",
+        )
+    if await uow.session.scalar(select(Org.id).where(Org.code == code)):
+        raise Conflict(f"an org with code {code} exists already", code="duplicate_org_code")
+    org = Org(code=code, name=name, type=type, parent_id=parent_id)
+    uow.session.add(org)
+    await uow.session.flush()
+    uow.emit(
+        OrgUpserted(org_id=org.id, code=code, name=name, type=type, parent_id=parent_id),
+        subject=org.id,
+    )
+    return org
+
+
+async def authority_of(uow: UnitOfWork, first_stage_org_id: str) -> Org:
+    org = await uow.session.get(Org, first_stage_org_id)
+    if org is None or org.parent_id is None:
+        raise DomainError(f"org {first_stage_org_id} has no auditing authority", code="no_route")
+    parent = await uow.session.get(Org, org.parent_id)
+    assert parent is not None
+    return parent
+
+
+async def open_task(uow: UnitOfWork, event: ClaimSubmitted) -> None:
+    """A new revision starts at the unit stage; older open tasks of the claim are cancelled."""
+    await _cancel_open(uow, event.claim_id)
+    unit_org_id = event.affiliation.org_id
+    task = ReviewTask(
+        claim_id=event.claim_id,
+        revision=event.revision,
+        stage="unit",
+        org_id=unit_org_id,
+        unit_org_id=unit_org_id,
+        person_id=event.person_id,
+        person_name=event.person_name,
+        id_number_masked=event.id_number_masked,
+        year=event.year,
+        category=event.category,
+        subject=event.subject,
+        title=event.title,
+        requested_hours=event.requested_hours,
+        verified_evidence=event.verified_evidence,
+    )
+    uow.session.add(task)
+    uow.session.add(
+        HistoryEntry(
+            claim_id=event.claim_id,
+            revision=event.revision,
+            stage="unit",
+            org_id=unit_org_id,
+            actor=f"person:{event.person_id}",
+            decision="submitted",
+        )
+    )
+
+
+async def withdraw(uow: UnitOfWork, event: ClaimWithdrawn) -> None:
+    for task in await _cancel_open(uow, event.claim_id):
+        uow.session.add(
+            HistoryEntry(
+                claim_id=event.claim_id,
+                revision=event.revision,
+                stage=task.stage,
+                org_id=task.org_id,
+                actor=f"person:{event.person_id}",
+                decision="withdrawn",
+            )
+        )
+
+
+async def _cancel_open(uow: UnitOfWork, claim_id: str) -> Sequence[ReviewTask]:
+    tasks = (
+        await uow.session.scalars(
+            select(ReviewTask).where(ReviewTask.claim_id == claim_id, ReviewTask.status == "open")
+        )
+    ).all()
+    for task in tasks:
+        task.status = "cancelled"
+    return tasks
+
+
+async def scope_org_ids(uow: UnitOfWork, principal: Principal) -> set[str] | None:
+    """Orgs whose tasks the caller may see; None means every org (city-level oversight)."""
+    if principal.is_city:
+        return None
+    if principal.role not in REVIEWER_ROLE_OF_TYPE.values() or principal.org_id is None:
+        return set()
+    org = await uow.session.get(Org, principal.org_id)
+    if org is None or REVIEWER_ROLE_OF_TYPE.get(org.type) != principal.role:
+        return set()
+    return {org.id}
+
+
+async def decide(
+    uow: UnitOfWork, principal: Principal, task_id: str, decision: str, reason: str | None
+) -> ReviewTask:
+    task = await uow.session.get(ReviewTask, task_id)
+    scope = await scope_org_ids(uow, principal)
+    # city-level roles oversee but do not decide in place of the responsible reviewer
+    if task is None or scope is None or task.org_id not in scope:
+        raise NotFound(f"review task {task_id} not found in your scope", code="task_not_found")
+    if task.status != "open":
+        raise Conflict(f"review task {task_id} is {task.status} already", code="task_not_open")
+    if decision not in ("approve", "reject"):
+        raise RuleViolation("decision must be approve or reject", code="invalid_decision")
+    if decision == "reject" and not (reason and reason.strip()):
+        raise RuleViolation("a rejection needs a reason for the person", code="reason_required")
+    task.status = "decided"
+    task.decision = decision
+    task.reason = reason
+    task.decided_by = principal.sub
+    task.decided_at = utcnow()
+    uow.session.add(
+        HistoryEntry(
+            claim_id=task.claim_id,
+            revision=task.revision,
+            stage=task.stage,
+            org_id=task.org_id,
+            actor=principal.sub,
+            decision=decision,
+            reason=reason,
+        )
+    )
+    if decision == "reject":
+        uow.emit(
+            ClaimRejected(
+                claim_id=task.claim_id,
+                revision=task.revision,
+                person_id=task.person_id,
+                stage=task.stage,  # type: ignore[arg-type]
+                org_id=task.org_id,
+                actor=principal.sub,
+                reason=reason or "",
+            ),
+            subject=task.claim_id,
+        )
+    elif task.stage == "unit":
+        authority = await authority_of(uow, task.org_id)
+        uow.session.add(
+            ReviewTask(
+                **{
+                    c: getattr(task, c)
+                    for c in ["claim_id", "revision", "person_id", "person_name", "id_number_masked", "unit_org_id", "year", "category", "subject", "title", "requested_hours", "verified_evidence"]
+                },
+                stage="authority",
+                org_id=authority.id,
+            )
+        )
+        uow.emit(
+            ClaimStagePassed(
+                claim_id=task.claim_id,
+                revision=task.revision,
+                stage="unit",
+                next_stage="authority",
+                org_id=authority.id,
+            ),
+            subject=task.claim_id,
+        )
+    else:
+        uow.emit(
+            ClaimApproved(
+                claim_id=task.claim_id,
+                revision=task.revision,
+                person_id=task.person_id,
+                org_id=task.org_id,
+                actor=principal.sub,
+            ),
+            subject=task.claim_id,
+        )
+    await uow.session.flush()
+    return task
+
+
+def task_view(task: ReviewTask) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "claim_id": task.claim_id,
+        "revision": task.revision,
+        "stage": task.stage,
+        "status": task.status,
+        "org_id": task.org_id,
+        "person": {
+            "id": task.person_id,
+            "name": task.person_name,
+            "id_number_masked": task.id_number_masked,
+        },
+        "year": task.year,
+        "category": task.category,
+        "subject": task.subject,
+        "title": task.title,
+        "requested_hours": task.requested_hours,
+        "verified_evidence": task.verified_evidence,
+        "decision": task.decision,
+        "reason": task.reason,
+        "decided_by": task.decided_by,
+        "decided_at": task.decided_at.isoformat() if task.decided_at else None,
+        "created_at": task.created_at.isoformat(),
+    }

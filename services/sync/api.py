@@ -1,0 +1,67 @@
+"""HTTP routes of the sync service: the outbound queue and its summary."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
+
+from libs.common.auth import CurrentPrincipal, require_role
+from libs.common.pagination import page, paginate
+from libs.common.service import state_of
+from services.sync import service
+from services.sync.models import OutboundRecord
+
+router = APIRouter(prefix="/v1")
+OVERSIGHT = ("city_admin", "system")
+
+
+def record_view(r: OutboundRecord) -> dict[str, Any]:
+    return {
+        "record_id": r.id,
+        "source": r.source,
+        "claim_id": r.claim_id,
+        "person_id": r.person_id,
+        "year": r.year,
+        "subject": r.subject,
+        "hours": r.hours,
+        "status": r.status,
+        "attempts": r.attempts,
+        "last_error": r.last_error,
+        "receipt": r.receipt,
+        "registered_at": r.registered_at.isoformat() if r.registered_at else None,
+        "created_at": r.created_at.isoformat(),
+    }
+
+
+@router.get("/sync/records")
+async def list_records(
+    request: Request,
+    principal: CurrentPrincipal,
+    status: Literal["pending", "registered", "failed", "waiting_person"] | None = None,
+    person_id: str | None = None,
+    claim_id: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    require_role(principal, *OVERSIGHT)
+    stmt = select(OutboundRecord)
+    if status:
+        stmt = stmt.where(OutboundRecord.status == status)
+    if person_id:
+        stmt = stmt.where(OutboundRecord.person_id == person_id)
+    if claim_id:
+        stmt = stmt.where(OutboundRecord.claim_id == claim_id)
+    async with state_of(request).uow() as uow:
+        stmt = paginate(stmt, OutboundRecord.created_at, OutboundRecord.id, cursor, limit)
+        rows = list((await uow.session.scalars(stmt)).all())
+    items, next_cursor = page(rows, limit)
+    return {"items": [record_view(r) for r in items], "next_cursor": next_cursor}
+
+
+@router.get("/sync/summary")
+async def sync_summary(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+    require_role(principal, *OVERSIGHT)
+    async with state_of(request).uow() as uow:
+        return await service.summary(uow)

@@ -1,0 +1,37 @@
+"""The sync service: the outbound record queue to the province platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from libs.common.events import topic_of
+from libs.common.service import ServiceSpec, ServiceState, Worker, create_service_app
+from libs.common.settings import Settings
+from services.sync.api import router
+from services.sync.handlers import events
+from services.sync.models import infra
+from services.sync.province import ProvinceClient
+from services.sync.service import ProvinceSender
+
+
+def _sender(state: ServiceState) -> Worker:
+    client = state.extras.get("province_client") or ProvinceClient.from_settings(state.settings)
+    return ProvinceSender(state, client)
+
+
+SPEC = ServiceSpec(
+    name="sync",
+    title="Sync: province platform and city-platform records",
+    infra=infra,
+    migrations_dir=Path(__file__).parent / "migrations",
+    routers=[router],
+    events=events,
+    subscribes=[topic_of("claims")],
+    workers=[_sender],
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings)

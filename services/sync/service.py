@@ -1,0 +1,202 @@
+"""Sync use cases: what must reach the province, and sending it there exactly once in effect.
+
+Every credited claim becomes one outbound record per subject, with an id derived from the claim
+and revision, so a redelivered event or a resend can never make a second record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from libs.common.db import utcnow
+from libs.common.events import (
+    ClaimCredited,
+    PersonRegistered,
+    SyncRecordFailed,
+    SyncRecordRegistered,
+)
+from libs.common.service import ServiceState
+from libs.common.uow import UnitOfWork
+from services.sync.models import OutboundRecord, PersonReplica
+from services.sync.province import (
+    ProvinceClient,
+    ProvinceRecord,
+    ProvinceRejected,
+    ProvinceUnavailable,
+)
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+async def upsert_person(uow: UnitOfWork, event: PersonRegistered) -> None:
+    person = await uow.session.get(PersonReplica, event.person_id)
+    if person is None:
+        uow.session.add(
+            PersonReplica(person_id=event.person_id, id_number=event.id_number, name=event.name)
+        )
+    else:
+        person.id_number, person.name = event.id_number, event.name
+    # records that waited for this person can go now
+    waiting = await uow.session.scalars(
+        select(OutboundRecord).where(
+            OutboundRecord.person_id == event.person_id, OutboundRecord.status == "waiting_person"
+        )
+    )
+    for record in waiting:
+        record.id_number, record.name, record.status = event.id_number, event.name, "pending"
+
+
+async def enqueue_credited_claim(uow: UnitOfWork, event: ClaimCredited) -> None:
+    person = await uow.session.get(PersonReplica, event.person_id)
+    for credit in event.credits:
+        record_id = f"claim-{event.claim_id}-r{event.revision}-{credit.subject}"
+        if await uow.session.get(OutboundRecord, record_id) is not None:
+            continue
+        uow.session.add(
+            OutboundRecord(
+                id=record_id,
+                source="claim",
+                claim_id=event.claim_id,
+                person_id=event.person_id,
+                id_number=person.id_number if person else None,
+                name=person.name if person else None,
+                year=event.year,
+                subject=credit.subject,
+                hours=credit.hours,
+                category=event.category,
+                title=event.title,
+                completed_at=utcnow(),
+                status="pending" if person else "waiting_person",
+            )
+        )
+
+
+class ProvinceSender:
+    """Background worker: sends due pending records in batches, books receipts and failures."""
+
+    def __init__(self, state: ServiceState, client: ProvinceClient, *, poll_s: float = 0.5) -> None:
+        self.state = state
+        self.client = client
+        self.poll_s = poll_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="province-sender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                sent = await self.send_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("province sender failed; will retry")
+                sent = 0
+            if not sent:
+                await asyncio.sleep(self.poll_s)
+
+    async def send_due(self, limit: int = 100) -> int:
+        now = utcnow()
+        async with self.state.uow() as uow:
+            records = list(
+                (
+                    await uow.session.scalars(
+                        select(OutboundRecord)
+                        .where(
+                            OutboundRecord.status == "pending",
+                            or_(
+                                OutboundRecord.next_attempt_at.is_(None),
+                                OutboundRecord.next_attempt_at <= now,
+                            ),
+                        )
+                        .order_by(OutboundRecord.created_at)
+                        .limit(limit)
+                    )
+                ).all()
+            )
+            await uow.commit()
+        if not records:
+            return 0
+        outcome: dict[str, Any] = {}
+        try:
+            for receipt in await self.client.register([_to_province(r) for r in records]):
+                outcome[receipt.record_id] = receipt.receipt
+        except ProvinceUnavailable as exc:
+            for receipt in exc.receipts:
+                outcome[receipt.record_id] = receipt.receipt
+            error: str | None = str(exc) or "province unavailable"
+            rejected = False
+        except ProvinceRejected as exc:
+            error, rejected = f"{exc.code}: {exc}", True
+        else:
+            error, rejected = None, False
+        async with self.state.uow() as uow:
+            for record in records:
+                fresh = await uow.session.get(OutboundRecord, record.id)
+                assert fresh is not None
+                fresh.attempts += 1
+                if record.id in outcome:
+                    fresh.status, fresh.receipt, fresh.registered_at = (
+                        "registered",
+                        outcome[record.id],
+                        utcnow(),
+                    )
+                    uow.emit(
+                        SyncRecordRegistered(
+                            record_id=fresh.id,
+                            claim_id=fresh.claim_id,
+                            province_receipt=outcome[record.id],
+                        ),
+                        subject=fresh.claim_id or fresh.id,
+                    )
+                elif rejected:
+                    fresh.status, fresh.last_error = "failed", error
+                    uow.emit(
+                        SyncRecordFailed(
+                            record_id=fresh.id, claim_id=fresh.claim_id, reason=error or ""
+                        ),
+                        subject=fresh.claim_id or fresh.id,
+                    )
+                else:
+                    fresh.last_error = error
+                    delay = min(timedelta(seconds=2 ** min(fresh.attempts, 10)), MAX_BACKOFF)
+                    fresh.next_attempt_at = utcnow() + delay
+            await uow.commit()
+        return len(outcome)
+
+
+def _to_province(record: OutboundRecord) -> ProvinceRecord:
+    return ProvinceRecord(
+        record_id=record.id,
+        id_number=record.id_number or "",
+        name=record.name or "",
+        year=record.year,
+        subject=record.subject,  # type: ignore[arg-type]
+        hours=record.hours,
+        category=record.category,
+        title=record.title,
+        source=record.source,  # type: ignore[arg-type]
+        completed_at=record.completed_at,
+    )
+
+
+async def summary(uow: UnitOfWork) -> dict[str, Any]:
+    rows = await uow.session.execute(
+        select(OutboundRecord.status, func.count()).group_by(OutboundRecord.status)
+    )
+    return {"records": {status: count for status, count in rows.all()}}
