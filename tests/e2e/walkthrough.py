@@ -1,0 +1,203 @@
+"""The README's walk-through as code: orgs → person → evidence → training claim → unit approval →
+district approval → approved claim, transcript hours, and the record on the province."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from tests.e2e.stack import Stack
+
+T = TypeVar("T")
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+ID_NUMBER = "11010519491231002X"
+
+
+def eventually(probe: Callable[[], T | None], timeout_s: float = 30.0, what: str = "") -> T:
+    """Poll until ``probe`` returns something truthy: events cross services asynchronously."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or probe}")
+        time.sleep(0.1)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class World:
+    district_id: str
+    unit_id: str
+    person_id: str
+    unit_admin: str
+    district_admin: str
+    personnel: str
+
+
+def setup_world(
+    stack: Stack, http: httpx.Client, id_number: str = ID_NUMBER, suffix: str = ""
+) -> World:
+    city = bearer(stack.token("city_admin"))
+    review = stack.url("review")
+    district = http.post(
+        f"{review}/v1/orgs",
+        headers=city,
+        json={"code": f"370402{suffix}", "name": "市中区人社局", "type": "district"},
+    )
+    assert district.status_code == 201, district.text
+    unit = http.post(
+        f"{review}/v1/orgs",
+        headers=city,
+        json={
+            "code": f"U001{suffix}",
+            "name": "枣庄市立医院",
+            "type": "unit",
+            "parent_id": district.json()["id"],
+        },
+    )
+    assert unit.status_code == 201, unit.text
+    unit_id = unit.json()["id"]
+    unit_admin = stack.token("unit_admin", org_id=unit_id)
+
+    def register() -> httpx.Response | None:
+        # the org reaches the claims service as an event: retry while it is on its way
+        r = http.post(
+            f"{stack.url('claims')}/v1/persons",
+            headers=bearer(unit_admin),
+            json={
+                "id_number": id_number,
+                "name": "张三",
+                "affiliation": {"kind": "unit", "org_id": unit_id},
+            },
+        )
+        return None if r.status_code == 422 and r.json()["code"] == "unknown_org" else r
+
+    person = eventually(register, what="org replica in claims")
+    assert person.status_code == 201, person.text
+    person_id = person.json()["id"]
+    return World(
+        district_id=district.json()["id"],
+        unit_id=unit_id,
+        person_id=person_id,
+        unit_admin=unit_admin,
+        district_admin=stack.token("district_admin", org_id=district.json()["id"]),
+        personnel=stack.token("personnel", person_id=person_id),
+    )
+
+
+def submit_training(
+    stack: Stack, http: httpx.Client, world: World, title: str, pdf: bytes = PDF, **extra: Any
+) -> dict[str, Any]:
+    claims = stack.url("claims")
+    evidence = http.post(
+        f"{claims}/v1/evidence",
+        headers=bearer(world.personnel),
+        files={"file": ("certificate.pdf", pdf, "application/pdf")},
+    )
+    assert evidence.status_code == 201, evidence.text
+    body = {
+        "person_id": world.person_id,
+        "year": 2026,
+        "category": "training",
+        "title": title,
+        "hours": 16,
+        "start_date": "2026-11-02",
+        "end_date": "2026-11-03",
+        "evidence_ids": [evidence.json()["id"]],
+        **extra,
+    }
+    claim = http.post(f"{claims}/v1/claims", headers=bearer(world.personnel), json=body)
+    assert claim.status_code == 201, claim.text
+    return dict(claim.json())
+
+
+def open_task(stack: Stack, http: httpx.Client, token: str, claim_id: str, stage: str) -> str:
+    def probe() -> str | None:
+        r = http.get(
+            f"{stack.url('review')}/v1/review-tasks",
+            headers=bearer(token),
+            params={"status": "open", "stage": stage, "claim_id": claim_id},
+        )
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        return items[0]["id"] if items else None
+
+    return eventually(probe, what=f"{stage} task for {claim_id}")
+
+
+def decide(stack: Stack, http: httpx.Client, token: str, task_id: str, decision: str) -> None:
+    r = http.post(
+        f"{stack.url('review')}/v1/review-tasks/{task_id}/decision",
+        headers=bearer(token),
+        json={"decision": decision, **({"reason": "证书不清晰"} if decision == "reject" else {})},
+    )
+    assert r.status_code == 200, r.text
+
+
+def walk_through(stack: Stack) -> None:
+    """The whole walk-through with its assertions."""
+    with httpx.Client(timeout=10) as http:
+        world = setup_world(stack, http)
+        claim = submit_training(stack, http, world, "急诊医学新进展培训班")
+        assert claim["status"] == "in_review" and claim["stage"] == "unit"
+        assert claim["expected_credits"] == [{"subject": "professional", "hours": 16.0}]
+
+        task = open_task(stack, http, world.unit_admin, claim["id"], "unit")
+        # the district cannot decide the unit's task: outside its scope
+        r = http.post(
+            f"{stack.url('review')}/v1/review-tasks/{task}/decision",
+            headers=bearer(world.district_admin),
+            json={"decision": "approve"},
+        )
+        assert r.status_code == 404, r.text
+        decide(stack, http, world.unit_admin, task, "approve")
+        task2 = open_task(stack, http, world.district_admin, claim["id"], "authority")
+        decide(stack, http, world.district_admin, task2, "approve")
+
+        claims = stack.url("claims")
+        headers = bearer(world.personnel)
+
+        def approved() -> dict[str, Any] | None:
+            c = http.get(f"{claims}/v1/claims/{claim['id']}", headers=headers).json()
+            return c if c["status"] == "approved" else None
+
+        final = eventually(approved, what="claim approved")
+        assert final["credits"] == [{"subject": "professional", "hours": 16.0}]
+        transcript = http.get(
+            f"{claims}/v1/persons/{world.person_id}/transcripts/2026", headers=headers
+        ).json()
+        assert transcript["credited"] == {"public": 0.0, "professional": 16.0, "total": 16.0}
+        assert transcript["compliant"] is False
+        assert [e["ref"] for e in transcript["entries"]] == [claim["id"]]
+
+        def on_province() -> dict[str, Any] | None:
+            r = http.get(
+                f"{stack.url('province')}/province/v1/persons/{ID_NUMBER}/hours",
+                params={"year": 2026},
+            )
+            body = r.json()
+            return body if r.status_code == 200 and body["records"] else None
+
+        province = eventually(on_province, what="record on the province")
+        assert province["professional"] == 16.0 and len(province["records"]) == 1
+        eventually(
+            lambda: http.get(f"{claims}/v1/claims/{claim['id']}", headers=headers).json()[
+                "sync_status"
+            ]
+            == "registered",
+            what="sync status registered",
+        )
+        history = http.get(
+            f"{stack.url('review')}/v1/claims/{claim['id']}/history",
+            headers=bearer(world.district_admin),
+        ).json()
+        assert [s["decision"] for s in history["steps"]] == ["submitted", "approve", "approve"]
