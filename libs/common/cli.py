@@ -128,6 +128,9 @@ def _wait_healthy(
 @app.command()
 def run(
     demo: Annotated[bool, typer.Option("--demo", help="also load demo data")] = False,
+    logs: Annotated[
+        bool, typer.Option("--logs", help="stream the services' JSON logs here too")
+    ] = False,
 ) -> None:
     """Run the whole system on the embedded default: four services and the province simulator."""
     settings = Settings()
@@ -154,9 +157,19 @@ def run(
     try:
         for name in names:
             env = {**os.environ, "CE_SERVICE": name, "CE_PORT": str(ports[name])}
+            # one database per service: CE_CLAIMS_DATABASE_URL etc. (else SQLite under data_dir)
+            own_db = os.environ.get(f"CE_{name.upper()}_DATABASE_URL")
+            if own_db:
+                env["CE_DATABASE_URL"] = own_db
             env.setdefault("CE_PROVINCE_URL", f"http://127.0.0.1:{ports['province']}")
+            log_dir = settings.data_dir / "logs"
+            log_dir.mkdir(exist_ok=True)
+            out = None if logs else (log_dir / f"{name}.log").open("ab")
             procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "libs.common.cli", "serve", name], env=env
+                [sys.executable, "-m", "libs.common.cli", "serve", name],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
             )
         _wait_healthy(ports, procs, timeout=90)
         typer.echo(
@@ -166,6 +179,7 @@ def run(
                     "seconds": round(time.monotonic() - started, 1),
                     "urls": {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
                     "data_dir": str(settings.data_dir.resolve()),
+                    "logs": None if logs else str((settings.data_dir / "logs").resolve()),
                 }
             )
         )

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -63,14 +63,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
-def make_base() -> type[DeclarativeBase]:
-    """A declarative base with its own metadata (one database per service)."""
+TYPE_ANNOTATION_MAP: dict[Any, Any] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
 
-    class Base(DeclarativeBase):
-        metadata = MetaData(naming_convention=NAMING_CONVENTION)
-        type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
 
-    return Base
+def service_metadata() -> MetaData:
+    """Each service declares ``class Base(DeclarativeBase)`` with its own metadata from here
+    (one database per service) and :data:`TYPE_ANNOTATION_MAP`."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class IdMixin:

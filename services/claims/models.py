@@ -4,11 +4,22 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from libs.common.db import IdMixin, InfraTables, TimestampMixin, make_base
+from libs.common.db import (
+    TYPE_ANNOTATION_MAP,
+    IdMixin,
+    InfraTables,
+    TimestampMixin,
+    service_metadata,
+)
 
-Base = make_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
 infra = InfraTables(Base.metadata)
 Hours = Numeric(8, 1, asdecimal=True)
 

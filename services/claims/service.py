@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import filetype  # type: ignore[import-untyped]
+import filetype
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -600,8 +600,8 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> dict[str, An
         },
         "pending": {k: float(v) for k, v in pending.items()},
         "gaps": {
-            "public": float(max(req.public - credited["public"], 0)),
-            "professional": float(max(req.professional - credited["professional"], 0)),
+            "public": float(max(req.public - credited["public"], Decimal(0))),
+            "professional": float(max(req.professional - credited["professional"], Decimal(0))),
         },
         "compliant": compliant,
         "entries": entries,

@@ -1,6 +1,13 @@
 from __future__ import annotations
 
-from libs.common.db import InfraTables, make_base
+from sqlalchemy.orm import DeclarativeBase
 
-Base = make_base()
+from libs.common.db import TYPE_ANNOTATION_MAP, InfraTables, service_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
 infra = InfraTables(Base.metadata)

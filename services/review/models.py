@@ -3,11 +3,24 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from libs.common.db import IdMixin, InfraTables, TimestampMixin, make_base, new_id, utcnow
+from libs.common.db import (
+    TYPE_ANNOTATION_MAP,
+    IdMixin,
+    InfraTables,
+    TimestampMixin,
+    new_id,
+    service_metadata,
+    utcnow,
+)
 
-Base = make_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
 infra = InfraTables(Base.metadata)
 
 

@@ -200,7 +200,20 @@ async def decide(
             ReviewTask(
                 **{
                     c: getattr(task, c)
-                    for c in ["claim_id", "revision", "person_id", "person_name", "id_number_masked", "unit_org_id", "year", "category", "subject", "title", "requested_hours", "verified_evidence"]
+                    for c in [
+                        "claim_id",
+                        "revision",
+                        "person_id",
+                        "person_name",
+                        "id_number_masked",
+                        "unit_org_id",
+                        "year",
+                        "category",
+                        "subject",
+                        "title",
+                        "requested_hours",
+                        "verified_evidence",
+                    ]
                 },
                 stage="authority",
                 org_id=authority.id,

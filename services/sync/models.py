@@ -3,11 +3,22 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Index, Integer, Numeric, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from libs.common.db import IdMixin, InfraTables, TimestampMixin, make_base
+from libs.common.db import (
+    TYPE_ANNOTATION_MAP,
+    IdMixin,
+    InfraTables,
+    TimestampMixin,
+    service_metadata,
+)
 
-Base = make_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
 infra = InfraTables(Base.metadata)
 
 

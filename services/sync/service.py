@@ -132,19 +132,7 @@ class ProvinceSender:
             await uow.commit()
         if not records:
             return 0
-        outcome: dict[str, Any] = {}
-        try:
-            for receipt in await self.client.register([_to_province(r) for r in records]):
-                outcome[receipt.record_id] = receipt.receipt
-        except ProvinceUnavailable as exc:
-            for receipt in exc.receipts:
-                outcome[receipt.record_id] = receipt.receipt
-            error: str | None = str(exc) or "province unavailable"
-            rejected = False
-        except ProvinceRejected as exc:
-            error, rejected = f"{exc.code}: {exc}", True
-        else:
-            error, rejected = None, False
+        outcome, failures, error = await self._register(records)
         async with self.state.uow() as uow:
             for record in records:
                 fresh = await uow.session.get(OutboundRecord, record.id)
@@ -164,11 +152,13 @@ class ProvinceSender:
                         ),
                         subject=fresh.claim_id or fresh.id,
                     )
-                elif rejected:
-                    fresh.status, fresh.last_error = "failed", error
+                elif record.id in failures:
+                    fresh.status, fresh.last_error = "failed", failures[record.id]
                     uow.emit(
                         SyncRecordFailed(
-                            record_id=fresh.id, claim_id=fresh.claim_id, reason=error or ""
+                            record_id=fresh.id,
+                            claim_id=fresh.claim_id,
+                            reason=failures[record.id],
                         ),
                         subject=fresh.claim_id or fresh.id,
                     )
@@ -178,6 +168,33 @@ class ProvinceSender:
                     fresh.next_attempt_at = utcnow() + delay
             await uow.commit()
         return len(outcome)
+
+    async def _register(
+        self, records: list[OutboundRecord]
+    ) -> tuple[dict[str, str], dict[str, str], str | None]:
+        """Receipts by record id, permanent failures by record id, and a transient error.
+
+        A record the province refuses fails its whole batch; the batch is then sent again one
+        record at a time, so only the refused record is marked failed.
+        """
+        try:
+            receipts = await self.client.register([_to_province(r) for r in records])
+            return {r.record_id: r.receipt for r in receipts}, {}, None
+        except ProvinceUnavailable as exc:
+            got = {r.record_id: r.receipt for r in exc.receipts}
+            return got, {}, str(exc) or "province unavailable"
+        except ProvinceRejected as exc:
+            if len(records) == 1:
+                return {}, {records[0].id: f"{exc.code}: {exc}"}, None
+        outcome: dict[str, str] = {}
+        failures: dict[str, str] = {}
+        error: str | None = None
+        for record in records:
+            got, failed, transient = await self._register([record])
+            outcome.update(got)
+            failures.update(failed)
+            error = error or transient
+        return outcome, failures, error
 
 
 def _to_province(record: OutboundRecord) -> ProvinceRecord:

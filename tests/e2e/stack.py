@@ -104,9 +104,7 @@ def start_embedded(data_dir: Path, extra_env: Mapping[str, str] | None = None) -
     return stack
 
 
-def start_distributed(
-    data_dir: Path, database_urls: Mapping[str, str], bootstrap: str
-) -> Stack:
+def start_distributed(data_dir: Path, database_urls: Mapping[str, str], bootstrap: str) -> Stack:
     """One process per service on PostgreSQL and the Kafka-protocol broker."""
     stack = Stack(data_dir, {n: free_port() for n in NAMES})
     data_dir.mkdir(parents=True, exist_ok=True)

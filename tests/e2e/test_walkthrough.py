@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.stack import start_distributed, start_embedded
 from tests.e2e.walkthrough import walk_through
+from tests.fixtures.broker import Broker
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +28,9 @@ def test_walkthrough_embedded(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.kafka
-def test_walkthrough_distributed(tmp_path: Path, make_pg_database, kafka_broker) -> None:  # type: ignore[no-untyped-def]
+def test_walkthrough_distributed(
+    tmp_path: Path, make_pg_database: Callable[[str], str], kafka_broker: Broker
+) -> None:
     urls = {name: make_pg_database(name) for name in ("claims", "review", "registry", "sync")}
     stack = start_distributed(tmp_path / "var", urls, kafka_broker.bootstrap)
     try:

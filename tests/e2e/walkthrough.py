@@ -190,10 +190,10 @@ def walk_through(stack: Stack) -> None:
         province = eventually(on_province, what="record on the province")
         assert province["professional"] == 16.0 and len(province["records"]) == 1
         eventually(
-            lambda: http.get(f"{claims}/v1/claims/{claim['id']}", headers=headers).json()[
-                "sync_status"
-            ]
-            == "registered",
+            lambda: (
+                http.get(f"{claims}/v1/claims/{claim['id']}", headers=headers).json()["sync_status"]
+                == "registered"
+            ),
             what="sync status registered",
         )
         history = http.get(

@@ -1,0 +1,21 @@
+# The two front-door commands: `make run` and `make test`. Everything else is a detail of those.
+.PHONY: run demo test lint bench setup clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup  ## set up and run the whole system on its embedded default (Ctrl-C stops it)
+	.venv/bin/ce run --demo
+
+test: setup  ## set up and run the whole test suite, the linters and the type checker
+	@scripts/ensure-postgres.sh
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy libs services tests bench
+	.venv/bin/pytest -q
+
+bench: setup
+	.venv/bin/python -m bench.run
+
+clean:
+	rm -rf var .venv .pytest_cache .mypy_cache .ruff_cache
