@@ -16,7 +16,6 @@ unless that is a tmpfs; ``run.py`` records the filesystem type).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
@@ -49,8 +48,8 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (topic, partition, "offset")
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS group_offsets (
-    grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
-    PRIMARY KEY (grp, topic, partition)
+    grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition)
 );
 """
 

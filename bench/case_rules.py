@@ -66,7 +66,9 @@ def claim_mix() -> list[tuple[dict[str, Any], int]]:
     for n in range(2):
         mix.append(
             (
-                _body("expert_activity", n, hours=8, start_date="2026-06-10", end_date="2026-06-11"),
+                _body(
+                    "expert_activity", n, hours=8, start_date="2026-06-10", end_date="2026-06-11"
+                ),
                 1,
             )
         )
@@ -80,18 +82,17 @@ def claim_mix() -> list[tuple[dict[str, Any], int]]:
             _body(
                 "transfer_in",
                 0,
-                credits=[{"subject": "public", "hours": 12}, {"subject": "professional", "hours": 30}],
+                credits=[
+                    {"subject": "public", "hours": 12},
+                    {"subject": "professional", "hours": 30},
+                ],
             ),
             1,
         )
     )
     # refused by the rules (RuleViolation): over the daily cap, and a date in the future
-    mix.append(
-        (_body("training", 90, hours=20, start_date="2026-05-04", end_date="2026-05-05"), 1)
-    )
-    mix.append(
-        (_body("training", 91, hours=8, start_date="2026-12-01", end_date="2026-12-01"), 1)
-    )
+    mix.append((_body("training", 90, hours=20, start_date="2026-05-04", end_date="2026-05-05"), 1))
+    mix.append((_body("training", 91, hours=8, start_date="2026-12-01", end_date="2026-12-01"), 1))
     return mix
 
 

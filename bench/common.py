@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -73,9 +73,7 @@ def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
-def interleave_sync(
-    rounds: int, subject: Callable[[], int], baseline: Callable[[], int]
-) -> Rounds:
+def interleave_sync(rounds: int, subject: Callable[[], int], baseline: Callable[[], int]) -> Rounds:
     """Run ``baseline`` then ``subject`` ``rounds`` times; each returns how many ops it did."""
     out = Rounds()
     for _ in range(rounds):
@@ -84,22 +82,6 @@ def interleave_sync(
         out.baseline.append(rate(n, time.perf_counter() - start))
         start = time.perf_counter()
         n = subject()
-        out.subject.append(rate(n, time.perf_counter() - start))
-    return out
-
-
-async def interleave_async(
-    rounds: int,
-    subject: Callable[[], Awaitable[int]],
-    baseline: Callable[[], Awaitable[int]],
-) -> Rounds:
-    out = Rounds()
-    for _ in range(rounds):
-        start = time.perf_counter()
-        n = await baseline()
-        out.baseline.append(rate(n, time.perf_counter() - start))
-        start = time.perf_counter()
-        n = await subject()
         out.subject.append(rate(n, time.perf_counter() - start))
     return out
 

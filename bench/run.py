@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,8 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # sizes of each case: (full, quick)
 PARAMS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
-    "eventlog": ({"messages": 100, "rounds": 30}, {"messages": 50, "rounds": 6}),
-    "rules": ({"ops": 4000, "rounds": 15}, {"ops": 1500, "rounds": 5}),
+    "eventlog": ({"messages": 100, "rounds": 30}, {"messages": 30, "rounds": 12}),
+    "rules": ({"ops": 8000, "rounds": 15}, {"ops": 2000, "rounds": 5}),
     "http": ({"per_round": 40, "rounds": 10}, {"per_round": 15, "rounds": 4}),
 }
 CASES = tuple(PARAMS)
@@ -65,9 +64,12 @@ def _fs_type(path: Path) -> str | None:
     resolved = str(path.resolve())
     for line in mounts:
         parts = line.split()
-        if len(parts) >= 3 and (resolved == parts[1] or resolved.startswith(parts[1].rstrip("/") + "/")):
-            if len(parts[1]) >= len(best):
-                best, kind = parts[1], parts[2]
+        if len(parts) < 3:
+            continue
+        mount = parts[1]
+        inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, kind = mount, parts[2]
     return kind
 
 
@@ -186,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run (~10 s)")
     parser.add_argument("--only", help=f"comma-separated cases to run ({', '.join(CASES)})")
-    parser.add_argument("--json", help="where to write the results (default bench/results/latest.json)")
-    parser.add_argument("--tmpdir", help="where to make the temp directories (default: system temp)")
+    parser.add_argument(
+        "--json", help="where to write the results (default bench/results/latest.json)"
+    )
+    parser.add_argument(
+        "--tmpdir", help="where to make the temp directories (default: system temp)"
+    )
     args = parser.parse_args(argv)
     return asyncio.run(_main(args))
 

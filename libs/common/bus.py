@@ -1,7 +1,7 @@
 """The event bus port: what the outbox relay and the consumers need from a log.
 
 Two adapters implement it: :mod:`libs.common.eventlog` (the embedded durable log in a SQLite file,
-the default on one machine) and :mod:`libs.common.kafka` (Apache Kafka through aiokafka, production).
+the default on one machine) and :mod:`libs.common.kafka` (Apache Kafka via aiokafka, production).
 Domain code never sees either: it writes events to the outbox and handles envelopes.
 
 Contract (checked by ``tests/test_bus_contract.py`` against both adapters):
@@ -11,7 +11,7 @@ Contract (checked by ``tests/test_bus_contract.py`` against both adapters):
   retries and consumers deduplicate by event id.
 * Messages with the same key land in the same partition and are delivered in publish order.
 * A consumer group shares the partitions among its members; each message is handled by one member.
-* An offset is committed only after the handler returned; a crash before that redelivers the message.
+* An offset is committed only after the handler returned; a crash before that redelivers it.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (topic, partition, "offset")
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS group_offsets (
-    grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
     PRIMARY KEY (grp, topic, partition)
 );
 CREATE TABLE IF NOT EXISTS members (

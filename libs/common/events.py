@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Subject = Literal["public", "professional"]
 
-# One topic per producing service; the key is the aggregate id, so one aggregate's events are ordered.
+# One topic per producing service, keyed by aggregate id: one aggregate's events stay ordered.
 TOPICS: dict[str, str] = {
     "claims": "claims.events",
     "review": "review.events",

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from libs.common.context import correlation_id
 
-# 18-character resident ID numbers and bearer tokens never reach a log line, whatever the caller did.
+# Resident ID numbers and bearer tokens never reach a log line, whatever the caller did.
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
