@@ -226,3 +226,26 @@ class SyncRecordFailed(Payload):
     record_id: str
     claim_id: str | None
     reason: str
+
+
+class ProjectApproved(Payload):
+    """A training project filed (备案) with the city bureau: trainings under it count."""
+
+    TYPE: ClassVar[str] = "project.approved"
+    project_id: str
+    name: str
+    year: int
+    applicant_org_id: str
+
+
+class ComplianceReminderDue(Payload):
+    """For the mobile app's push service: this person has not met the year's requirement."""
+
+    TYPE: ClassVar[str] = "compliance.reminder_due"
+    person_id: str
+    org_id: str
+    year: int
+    reminder_date: date
+    credited: dict[str, float]
+    gaps: dict[str, float]
+    window_closes_at: datetime

@@ -12,6 +12,7 @@ from libs.common.db import (
     InfraTables,
     TimestampMixin,
     service_metadata,
+    utcnow,
 )
 
 
@@ -113,3 +114,53 @@ class LedgerEntry(IdMixin, TimestampMixin, Base):
         UniqueConstraint("source", "ref", "subject"),
         Index("ix_ledger_person_year", "person_id", "year"),
     )
+
+
+class CertificateReplica(Base):
+    """E-certificates as the registry publishes them (``certificate.issued/revoked``)."""
+
+    __tablename__ = "certificate_replica"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    project_name: Mapped[str] = mapped_column(String(300))
+    id_number: Mapped[str] = mapped_column(String(18), index=True)
+    holder_name: Mapped[str] = mapped_column(String(100))
+    year: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(20))
+    hours: Mapped[Any] = mapped_column(Hours)
+    status: Mapped[str] = mapped_column(String(20), default="valid")  # valid | revoked
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ExamCardReplica(Base):
+    """学时登记卡 issued by the city exam centre (``exam_card.issued``)."""
+
+    __tablename__ = "exam_card_replica"
+    card_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id_number: Mapped[str] = mapped_column(String(18), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    year: Mapped[int] = mapped_column(Integer)
+    hours: Mapped[Any] = mapped_column(Hours)
+
+
+class ProjectReplica(Base):
+    """Training projects filed (备案) with the city bureau (``project.approved``)."""
+
+    __tablename__ = "project_replica"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    year: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+
+
+class ReminderLog(Base):
+    """One ``compliance.reminder_due`` per person, year and reminder date, whatever restarts."""
+
+    __tablename__ = "reminder_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(36))
+    year: Mapped[int] = mapped_column(Integer)
+    reminder_date: Mapped[date]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("person_id", "year", "reminder_date"),)
