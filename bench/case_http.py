@@ -42,7 +42,7 @@ from pydantic import SecretStr
 
 from bench.common import Result, percentile, rate
 from libs.common.settings import Settings
-from services.claims.idnumber import check_character
+from libs.common.idnumber import check_character
 from services.claims.main import create_app
 from services.claims.models import OrgReplica
 

@@ -324,6 +324,44 @@ async def test_consumer_dead_letters_after_max_attempts_and_moves_on(case: BusCa
         await after.stop()
 
 
+async def test_consumer_keeps_running_when_dead_lettering_fails_for_a_while(
+    tmp_path: Path,
+) -> None:
+    # runner behaviour, the same on both adapters: the embedded log is enough
+    bus = EmbeddedLog(tmp_path / "events.db", partitions=1, poll_interval_s=0.02)
+    await bus.start()
+    await bus.publish("t", "claim-1", b"poison")
+    await bus.publish("t", "claim-1", b"ok")
+    handled: list[bytes] = []
+    stored: list[bytes] = []
+    store_failures = 2
+
+    async def handler(message: Message) -> None:
+        if message.value == b"poison":
+            raise ValueError("bad")
+        handled.append(message.value)
+
+    async def dead_letter(message: Message, reason: str) -> None:
+        nonlocal store_failures
+        if store_failures:
+            store_failures -= 1
+            raise OSError("dead-letter table locked")
+        stored.append(message.value)
+
+    subscription = CommitSpy(bus.subscribe("g", ["t"]))
+    consumer = Consumer(
+        subscription, handler, dead_letter=dead_letter, max_attempts=2, backoff_s=0.01
+    )
+    await consumer.start()
+    try:
+        await asyncio.wait_for(subscription.committed_value(b"ok").wait(), WAIT_S)
+    finally:
+        await consumer.stop()
+        await bus.stop()
+    assert stored == [b"poison"]
+    assert handled == [b"ok"]
+
+
 # --- Kafka only -----------------------------------------------------------------------------
 
 

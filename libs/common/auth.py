@@ -103,8 +103,8 @@ class TokenService:
             raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
         if role in ORG_ROLES and not org_id:
             raise ValueError(f"role {role} needs an org")
-        if role == "personnel" and not person_id:
-            raise ValueError("a personnel token needs a person")
+        if role == "personnel" and not (person_id or sub):
+            raise ValueError("a personnel token needs a person (or, to self-register, a sub)")
         now = int(time.time())
         claims: dict[str, Any] = {
             "sub": sub or person_id or f"{role}:{org_id or 'city'}",

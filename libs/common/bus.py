@@ -164,6 +164,22 @@ class Consumer:
                         extra={"consumer": self.name, "topic": message.topic},
                     )
                     if self.dead_letter is not None:
-                        await self.dead_letter(message, f"{type(exc).__name__}: {exc}")
+                        await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
                     return
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+
+    async def _dead_letter(self, message: Message, reason: str) -> None:
+        # A failing dead-letter store must neither end the consumer task (it would stop consuming
+        # without anyone noticing) nor let the offset move past an unstored message: keep trying.
+        assert self.dead_letter is not None
+        delay = self.backoff_s
+        while True:
+            try:
+                await self.dead_letter(message, reason)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dead-lettering failed, retrying", extra={"consumer": self.name})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)

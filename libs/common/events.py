@@ -7,7 +7,7 @@ sides. A change that breaks a consumer is a new ``version`` of the event, never 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -120,6 +120,7 @@ class ClaimWithdrawn(Payload):
 class ClaimCreditRevoked(Payload):
     TYPE: ClassVar[str] = "claim.credit_revoked"
     claim_id: str
+    revision: int
     person_id: str
     year: int
     reason: str

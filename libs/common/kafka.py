@@ -188,7 +188,7 @@ class KafkaBus(EventBus):
         return True
 
 
-class _AssignmentTracker(ConsumerRebalanceListener):  # type: ignore[misc]
+class _AssignmentTracker(ConsumerRebalanceListener):
     """Remembers what the group gave this member and since when it has had nothing."""
 
     def __init__(self) -> None:
@@ -223,6 +223,7 @@ class _KafkaSubscription(Subscription):
         self.group = group
         self.topics = topics
         self.restarts = 0
+        self._running = False
         self._consumer: AIOKafkaConsumer | None = None
         self._tracker = _AssignmentTracker()
 
@@ -232,7 +233,11 @@ class _KafkaSubscription(Subscription):
         return set(self._tracker.assignment)
 
     async def start(self) -> None:
-        """Create missing topics and join the group (the assignment arrives with the first fetch)."""
+        """Create missing topics and join the group; the assignment arrives with a later fetch."""
+        self._running = True
+        await self._open()
+
+    async def _open(self) -> None:
         await self.bus.ensure_topics(self.topics)
         self._tracker = _AssignmentTracker()
         consumer = AIOKafkaConsumer(
@@ -261,6 +266,8 @@ class _KafkaSubscription(Subscription):
 
     async def fetch(self, max_records: int = 100, timeout_s: float = 1.0) -> list[Message]:
         """Up to ``max_records`` messages of the owned partitions, in order per partition."""
+        if self._consumer is None and self._running:
+            await self._open()  # a restart failed half-way (broker down): try again
         await self._guard_lost_assignment()
         batches = await self.consumer.getmany(
             timeout_ms=int(timeout_s * 1000), max_records=max_records
@@ -288,10 +295,14 @@ class _KafkaSubscription(Subscription):
         if tp not in self.consumer.assignment():
             log.info("not committing %s@%s: partition moved", tp, message.offset)
             return
-        pass
+        await self.consumer.commit({tp: message.offset + 1})
 
     async def stop(self) -> None:
         """Leave the group without committing anything further."""
+        self._running = False
+        await self._close()
+
+    async def _close(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
@@ -307,9 +318,9 @@ class _KafkaSubscription(Subscription):
                 time.monotonic() - empty_since,
                 extra={"group": self.group},
             )
-            await self.stop()
-            await self.start()
             self.restarts += 1
+            await self._close()
+            await self._open()
         else:
             self._tracker.empty_since = time.monotonic()
 

@@ -92,12 +92,27 @@ async def get_person(person_id: str, request: Request, principal: CurrentPrincip
         return service.person_view(person, principal, full_id=True)
 
 
+class TransferIn(BaseModel):
+    affiliation: Affiliation
+
+
+@router.post("/persons/{person_id}/transfer")
+async def transfer_person(
+    person_id: str, body: TransferIn, request: Request, principal: CurrentPrincipal
+) -> Any:
+    async with state_of(request).uow() as uow:
+        person = await service.transfer_person(uow, principal, person_id, body.affiliation)
+        view = service.person_view(person, principal, full_id=True)
+        await uow.commit()
+        return view
+
+
 @router.get("/me")
 async def me(request: Request, principal: CurrentPrincipal) -> Any:
     require_role(principal, "personnel")
     state = state_of(request)
     async with state.uow() as uow:
-        person = await service.get_person(uow, principal, principal.person_id or "")
+        person = await service.my_person(uow, principal)
         year = now_of(state).astimezone(BEIJING).year
         summary = await service.transcript(uow, person, year)
         return {
@@ -169,6 +184,9 @@ class ClaimIn(BaseModel):
     reference_no: str | None = Field(default=None, max_length=200)
     certificate_code: str | None = Field(default=None, max_length=200)
     exam_card_no: str | None = Field(default=None, max_length=200)
+    project_id: str | None = Field(
+        default=None, max_length=64, description="a training project filed with the city (备案)"
+    )
     credits: list[CreditIn] | None = None
     evidence_ids: list[str] = Field(default_factory=list, max_length=50)
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from libs.common.events import (
+    CertificateIssued,
+    CertificateRevoked,
     ClaimApproved,
     ClaimRejected,
     ClaimStagePassed,
     Envelope,
+    ExamCardIssued,
+    LearningRecorded,
     OrgUpserted,
+    ProjectApproved,
     SyncRecordFailed,
     SyncRecordRegistered,
 )
@@ -48,3 +53,28 @@ async def on_registered(uow: UnitOfWork, envelope: Envelope) -> None:
 async def on_failed(uow: UnitOfWork, envelope: Envelope) -> None:
     event = SyncRecordFailed.model_validate(envelope.data)
     await service.sync_outcome(uow, event.claim_id, "failed")
+
+
+@events.on(CertificateIssued.TYPE)
+async def on_certificate_issued(uow: UnitOfWork, envelope: Envelope) -> None:
+    await service.certificate_issued(uow, CertificateIssued.model_validate(envelope.data))
+
+
+@events.on(CertificateRevoked.TYPE)
+async def on_certificate_revoked(uow: UnitOfWork, envelope: Envelope) -> None:
+    await service.certificate_revoked(uow, CertificateRevoked.model_validate(envelope.data))
+
+
+@events.on(ExamCardIssued.TYPE)
+async def on_exam_card(uow: UnitOfWork, envelope: Envelope) -> None:
+    await service.exam_card_issued(uow, ExamCardIssued.model_validate(envelope.data))
+
+
+@events.on(ProjectApproved.TYPE)
+async def on_project_approved(uow: UnitOfWork, envelope: Envelope) -> None:
+    await service.project_approved(uow, ProjectApproved.model_validate(envelope.data))
+
+
+@events.on(LearningRecorded.TYPE)
+async def on_learning(uow: UnitOfWork, envelope: Envelope) -> None:
+    await service.learning_recorded(uow, LearningRecorded.model_validate(envelope.data))

@@ -32,6 +32,8 @@ class Person(IdMixin, TimestampMixin, Base):
     phone: Mapped[str | None] = mapped_column(String(30))
     affiliation_kind: Mapped[str] = mapped_column(String(10))  # unit | agency
     org_id: Mapped[str] = mapped_column(String(36), index=True)
+    # the login (token subject) of a person who registered themselves
+    account_sub: Mapped[str | None] = mapped_column(String(100), unique=True)
 
 
 class OrgReplica(Base):
@@ -164,3 +166,16 @@ class ReminderLog(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("person_id", "year", "reminder_date"),)
+
+
+class PendingLearning(Base):
+    """City-platform records of someone not registered here yet; booked when they register."""
+
+    __tablename__ = "pending_learning"
+    record_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    id_number: Mapped[str] = mapped_column(String(18), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(20))
+    hours: Mapped[Any] = mapped_column(Hours)
+    course: Mapped[str] = mapped_column(String(300))
+    completed_at: Mapped[datetime]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,31 +23,43 @@ from libs.common.db import utcnow
 from libs.common.errors import Conflict, Forbidden, NotFound, RuleViolation
 from libs.common.events import (
     Affiliation,
+    CertificateIssued,
+    CertificateRevoked,
     ClaimApproved,
     ClaimCredited,
+    ClaimCreditRevoked,
     ClaimRejected,
     ClaimStagePassed,
     ClaimSubmitted,
     ClaimWithdrawn,
     Credit,
+    ExamCardIssued,
+    LearningRecorded,
     OrgUpserted,
     PersonRegistered,
+    PersonUpdated,
+    ProjectApproved,
 )
+from libs.common.idnumber import mask_id_number, validate_id_number
 from libs.common.uow import UnitOfWork
 from services.claims import rules
-from services.claims.idnumber import mask_id_number, validate_id_number
 from services.claims.models import (
+    CertificateReplica,
     Claim,
     ClaimReference,
     Evidence,
+    ExamCardReplica,
     LedgerEntry,
     OrgReplica,
+    PendingLearning,
     Person,
+    ProjectReplica,
 )
 
 Clock = Callable[[], datetime]
 ALLOWED_CONTENT_TYPES = {"application/pdf", "image/jpeg", "image/png"}
 REFERENCE_FIELDS = ("certificate_code", "exam_card_no", "reference_no")
+ADMIN_ROLES = {"unit_admin", "agency_admin", "district_admin", "department_admin"}
 
 
 # --- scope ----------------------------------------------------------------------------------
@@ -63,12 +76,21 @@ async def org_chain(uow: UnitOfWork, org_id: str) -> list[str]:
     return chain
 
 
+def is_self(principal: Principal, person: Person) -> bool:
+    """A personnel token names its person, or is the login that registered it."""
+    if principal.role != "personnel":
+        return False
+    if principal.person_id is not None:
+        return principal.person_id == person.id
+    return person.account_sub is not None and person.account_sub == principal.sub
+
+
 async def can_see_person(uow: UnitOfWork, principal: Principal, person: Person) -> bool:
     if principal.is_city:
         return True
     if principal.role == "personnel":
-        return principal.person_id == person.id
-    if principal.role in {"unit_admin", "agency_admin", "district_admin", "department_admin"}:
+        return is_self(principal, person)
+    if principal.role in ADMIN_ROLES:
         return principal.org_id in await org_chain(uow, person.org_id)
     return False
 
@@ -77,6 +99,19 @@ async def get_person(uow: UnitOfWork, principal: Principal, person_id: str) -> P
     person = await uow.session.get(Person, person_id)
     if person is None or not await can_see_person(uow, principal, person):
         raise NotFound(f"person {person_id} not found in your scope", code="person_not_found")
+    return person
+
+
+async def my_person(uow: UnitOfWork, principal: Principal) -> Person:
+    """The caller's own person: by the token's person id, or the login that registered it."""
+    if principal.person_id is not None:
+        return await get_person(uow, principal, principal.person_id)
+    person = await uow.session.scalar(select(Person).where(Person.account_sub == principal.sub))
+    if person is None:
+        raise NotFound(
+            "no person is registered for this login yet: POST /v1/persons first",
+            code="person_not_registered",
+        )
     return person
 
 
@@ -106,23 +141,20 @@ async def register_person(
     today: date,
 ) -> Person:
     normalised = validate_id_number(id_number, today=today)
-    org = await uow.session.get(OrgReplica, affiliation.org_id)
-    if org is None:
-        raise RuleViolation(
-            f"org {affiliation.org_id} is unknown here (if it was just created, retry shortly)",
-            code="unknown_org",
-        )
-    if org.type != affiliation.kind:
-        raise RuleViolation(
-            f"affiliation kind {affiliation.kind} does not match org type {org.type}",
-            code="affiliation_mismatch",
-        )
-    if not principal.is_city and (
-        principal.role not in {"unit_admin", "agency_admin", "district_admin", "department_admin"}
-        or principal.org_id not in await org_chain(uow, org.id)
+    org = await _affiliation_org(uow, affiliation)
+    account_sub: str | None = None
+    if principal.role == "personnel":
+        # self-registration: a login without a person yet registers itself, once
+        if principal.person_id is not None or await uow.session.scalar(
+            select(Person.id).where(Person.account_sub == principal.sub)
+        ):
+            raise Conflict("this login has a registered person already", code="account_has_person")
+        account_sub = principal.sub
+    elif not principal.is_city and (
+        principal.role not in ADMIN_ROLES or principal.org_id not in await org_chain(uow, org.id)
     ):
         raise Forbidden(
-            "only the person's unit or agency, its authority, or the city bureau may register",
+            "only the person, their unit or agency, its authority, or the city bureau may register",
             code="outside_scope",
         )
     if await uow.session.scalar(select(Person.id).where(Person.id_number == normalised)):
@@ -135,6 +167,7 @@ async def register_person(
         phone=phone,
         affiliation_kind=affiliation.kind,
         org_id=org.id,
+        account_sub=account_sub,
     )
     uow.session.add(person)
     try:
@@ -146,6 +179,52 @@ async def register_person(
     uow.emit(
         PersonRegistered(
             person_id=person.id, id_number=normalised, name=person.name, affiliation=affiliation
+        ),
+        subject=person.id,
+    )
+    await book_pending_learning(uow, person)
+    return person
+
+
+async def _affiliation_org(uow: UnitOfWork, affiliation: Affiliation) -> OrgReplica:
+    org = await uow.session.get(OrgReplica, affiliation.org_id)
+    if org is None:
+        raise RuleViolation(
+            f"org {affiliation.org_id} is unknown here (if it was just created, retry shortly)",
+            code="unknown_org",
+        )
+    if org.type != affiliation.kind:
+        raise RuleViolation(
+            f"affiliation kind {affiliation.kind} does not match org type {org.type}",
+            code="affiliation_mismatch",
+        )
+    return org
+
+
+async def transfer_person(
+    uow: UnitOfWork, principal: Principal, person_id: str, affiliation: Affiliation
+) -> Person:
+    """Move a person to another unit or agency (调动). The city bureau, or an admin whose scope
+    holds both the old and the new org, may do it; open review tasks stay where they are."""
+    person = await get_person(uow, principal, person_id)
+    org = await _affiliation_org(uow, affiliation)
+    if not principal.is_city and (
+        principal.role not in ADMIN_ROLES
+        or principal.org_id not in await org_chain(uow, org.id)
+        or principal.org_id not in await org_chain(uow, person.org_id)
+    ):
+        raise Forbidden(
+            "a transfer needs the city bureau or an authority over both orgs", code="outside_scope"
+        )
+    if person.org_id == org.id:
+        raise Conflict("the person is in this org already", code="same_affiliation")
+    person.affiliation_kind, person.org_id = affiliation.kind, org.id
+    uow.emit(
+        PersonUpdated(
+            person_id=person.id,
+            id_number=person.id_number,
+            name=person.name,
+            affiliation=affiliation,
         ),
         subject=person.id,
     )
@@ -243,7 +322,21 @@ async def credited_so_far(uow: UnitOfWork, person_id: str, year: int) -> rules.C
 # --- claims ---------------------------------------------------------------------------------
 
 
-def claim_input(body: dict[str, Any], evidence_count: int) -> rules.ClaimInput:
+@dataclass(frozen=True)
+class Verified:
+    """What the replicas of the registry confirm about a claim's references."""
+
+    card_hours: Decimal | None = None
+    certificate_hours: Decimal | None = None
+    certificate_subject: str | None = None
+    any: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def claim_input(
+    body: dict[str, Any], evidence_count: int, verified: Verified | None = None
+) -> rules.ClaimInput:
+    verified = verified or Verified()
     credits = body.get("credits")
     return rules.ClaimInput(
         category=body["category"],
@@ -257,6 +350,96 @@ def claim_input(body: dict[str, Any], evidence_count: int) -> rules.ClaimInput:
         certificate_code=body.get("certificate_code"),
         exam_card_no=body.get("exam_card_no"),
         evidence_count=evidence_count,
+        card_hours=verified.card_hours,
+        certificate_hours=verified.certificate_hours,
+        certificate_subject=verified.certificate_subject,
+    )
+
+
+async def verify_references(uow: UnitOfWork, person: Person, body: dict[str, Any]) -> Verified:
+    """Check e-certificates, exam cards and project filings against the registry's replicas.
+
+    Wrong holder, unknown, revoked, another year → 422. A training needs a filing: an
+    e-certificate of a filed project, a filed project of the city (``project_id``), or the
+    filing number of another HR department (``reference_no``, checked by the reviewers).
+    """
+    category, year = body["category"], int(body["year"])
+    if category == "training":
+        return await _verify_training(uow, person, body, year)
+    if category == "exam_staff" and body.get("exam_card_no"):
+        card = await uow.session.get(ExamCardReplica, str(body["exam_card_no"]).strip())
+        if card is None:
+            raise RuleViolation(
+                "no 学时登记卡 with this number was issued by the city exam centre",
+                code="unknown_exam_card",
+            )
+        if card.id_number != person.id_number:
+            raise RuleViolation(
+                "this 学时登记卡 was issued to someone else", code="exam_card_holder_mismatch"
+            )
+        if card.year != year:
+            raise RuleViolation(
+                f"this 学时登记卡 counts for {card.year}, not {year}",
+                code="exam_card_year_mismatch",
+            )
+        return Verified(card_hours=Decimal(card.hours), any=True)
+    return Verified()
+
+
+async def _verify_training(
+    uow: UnitOfWork, person: Person, body: dict[str, Any], year: int
+) -> Verified:
+    code = body.get("certificate_code")
+    if code:
+        cert = await uow.session.get(CertificateReplica, str(code).strip())
+        if cert is None:
+            raise RuleViolation(
+                "no e-certificate with this code was issued by a filed training",
+                code="unknown_certificate",
+            )
+        if cert.status == "revoked":
+            raise RuleViolation(
+                f"this e-certificate was revoked: {cert.revoked_reason or 'no reason given'}",
+                code="certificate_revoked",
+            )
+        if cert.id_number != person.id_number:
+            raise RuleViolation(
+                "this e-certificate was issued to someone else", code="certificate_holder_mismatch"
+            )
+        if cert.year != year:
+            raise RuleViolation(
+                f"this e-certificate counts for {cert.year}, not {year}",
+                code="certificate_year_mismatch",
+            )
+        return Verified(
+            certificate_hours=Decimal(cert.hours),
+            certificate_subject=cert.subject,
+            any=True,
+        )
+    project_id = body.get("project_id")
+    if project_id:
+        project = await uow.session.get(ProjectReplica, str(project_id))
+        if project is None or project.status != "approved":
+            raise RuleViolation(
+                "this training project was not filed (备案) with the city bureau; "
+                "an unfiled training gets no hours",
+                code="unfiled_training",
+            )
+        if project.year != year:
+            raise RuleViolation(
+                f"this training project was filed for {project.year}, not {year}",
+                code="unfiled_training",
+            )
+        return Verified(notes=(f"filed project: {project.name}",))
+    if body.get("reference_no"):
+        return Verified(
+            notes=("the filing number will be checked by your unit and the HR authority",)
+        )
+    raise RuleViolation(
+        "a training counts only if it was filed (备案) with an HR department: cite its "
+        "e-certificate (certificate_code), the city's filed project (project_id), or another "
+        "HR department's filing number (reference_no)",
+        code="unfiled_training",
     )
 
 
@@ -289,7 +472,11 @@ async def _bind_references(
 ) -> None:
     """Each reference and each evidence file backs at most one live claim of the person."""
     await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim.id))
-    refs = [(f, str(body[f]).strip().upper()) for f in REFERENCE_FIELDS if body.get(f)]
+    # a training's reference_no is its filing number, shared by every trainee: not evidence
+    fields = [
+        f for f in REFERENCE_FIELDS if not (f == "reference_no" and claim.category == "training")
+    ]
+    refs = [(f, str(body[f]).strip().upper()) for f in fields if body.get(f)]
     refs += [("file_sha256", e.sha256) for e in evidence]
     for kind, value in refs:
         taken = await uow.session.scalar(
@@ -319,14 +506,18 @@ async def _bind_references(
 
 async def _assess(
     uow: UnitOfWork, person: Person, body: dict[str, Any], evidence_count: int, now: datetime
-) -> rules.Assessment:
+) -> tuple[rules.Assessment, Verified]:
     ruleset = rules.load_ruleset(int(body["year"]))
+    verified = await verify_references(uow, person, body)
     credited = await credited_so_far(uow, person.id, ruleset.year)
-    return rules.assess(ruleset, claim_input(body, evidence_count), credited, now=now)
+    assessment = rules.assess(
+        ruleset, claim_input(body, evidence_count, verified), credited, now=now
+    )
+    return assessment, verified
 
 
 def _may_claim_for(principal: Principal, person: Person) -> None:
-    if principal.role == "personnel" and principal.person_id == person.id:
+    if is_self(principal, person):
         return
     raise Forbidden("only the person may claim hours for themselves", code="not_claimant")
 
@@ -337,7 +528,7 @@ async def submit_claim(
     person = await get_person(uow, principal, body["person_id"])
     _may_claim_for(principal, person)
     evidence = await _check_evidence_ids(uow, principal, body.get("evidence_ids") or [])
-    assessment = await _assess(uow, person, body, len(evidence), now)
+    assessment, verified = await _assess(uow, person, body, len(evidence), now)
     claim = Claim(
         person_id=person.id,
         year=int(body["year"]),
@@ -349,7 +540,7 @@ async def submit_claim(
         status="in_review",
         stage="unit",
     )
-    _apply_assessment(claim, assessment)
+    _apply_assessment(claim, assessment, verified)
     uow.session.add(claim)
     await uow.session.flush()
     await _bind_references(uow, claim, body, evidence)
@@ -357,10 +548,11 @@ async def submit_claim(
     return claim
 
 
-def _apply_assessment(claim: Claim, assessment: rules.Assessment) -> None:
+def _apply_assessment(claim: Claim, assessment: rules.Assessment, verified: Verified) -> None:
     claim.requested_hours = assessment.requested_hours
     claim.expected_credits = _credits_json(assessment.credits)
-    claim.warnings = list(assessment.warnings)
+    claim.warnings = [*assessment.warnings, *verified.notes]
+    claim.verified_evidence = verified.any
     claim.credits = []
 
 
@@ -425,7 +617,7 @@ async def revise_claim(
             "a revision keeps the claim's person and year", code="revision_mismatch"
         )
     evidence = await _check_evidence_ids(uow, principal, body.get("evidence_ids") or [])
-    assessment = await _assess(uow, person, body, len(evidence), now)
+    assessment, verified = await _assess(uow, person, body, len(evidence), now)
     claim.revision += 1
     claim.body = body
     claim.category = body["category"]
@@ -434,7 +626,7 @@ async def revise_claim(
     claim.status = "in_review"
     claim.stage = "unit"
     claim.rejection_reason = None
-    _apply_assessment(claim, assessment)
+    _apply_assessment(claim, assessment, verified)
     await _bind_references(uow, claim, body, evidence)
     _emit_submitted(uow, claim, person)
     return claim
@@ -473,9 +665,18 @@ async def approved(uow: UnitOfWork, event: ClaimApproved) -> None:
         return
     ruleset = rules.load_ruleset(claim.year)
     evidence_count = len(claim.body.get("evidence_ids") or [])
+    person = await uow.session.get(Person, claim.person_id)
+    assert person is not None
+    try:
+        verified = await verify_references(uow, person, claim.body)
+    except RuleViolation as exc:
+        # the evidence stopped being valid while the claim was in review: nothing to credit
+        claim.status, claim.stage, claim.decided_at = "revoked", None, utcnow()
+        claim.rejection_reason = exc.detail
+        return
     credits = rules.credit_on_approval(
         ruleset,
-        claim_input(claim.body, evidence_count),
+        claim_input(claim.body, evidence_count, verified),
         await credited_so_far(uow, claim.person_id, claim.year),
     )
     claim.status = "approved"
@@ -606,3 +807,157 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> dict[str, An
         "compliant": compliant,
         "entries": entries,
     }
+
+
+# --- replicas of the registry and the city platform -----------------------------------------
+
+
+async def certificate_issued(uow: UnitOfWork, event: CertificateIssued) -> None:
+    cert = await uow.session.get(CertificateReplica, event.code)
+    if cert is None:
+        uow.session.add(
+            CertificateReplica(
+                code=event.code,
+                project_id=event.project_id,
+                project_name=event.project_name,
+                id_number=event.id_number,
+                holder_name=event.holder_name,
+                year=event.year,
+                subject=event.subject,
+                hours=Decimal(str(event.hours)),
+                status="valid",
+            )
+        )
+
+
+async def certificate_revoked(uow: UnitOfWork, event: CertificateRevoked) -> None:
+    """A revoked certificate stops counting: the credit of the claim it backed is revoked."""
+    cert = await uow.session.get(CertificateReplica, event.code)
+    if cert is not None:
+        cert.status, cert.revoked_reason = "revoked", event.reason
+    claim_ids = (
+        await uow.session.scalars(
+            select(ClaimReference.claim_id).where(
+                ClaimReference.kind == "certificate_code",
+                ClaimReference.value == event.code.strip().upper(),
+            )
+        )
+    ).all()
+    for claim_id in claim_ids:
+        claim = await uow.session.get(Claim, claim_id)
+        if claim is None or claim.status != "approved":
+            continue  # a claim in review is refused at approval (see ``approved``)
+        entries = await uow.session.scalars(
+            select(LedgerEntry).where(
+                LedgerEntry.source == "claim",
+                LedgerEntry.ref == claim.id,
+                LedgerEntry.revoked_at.is_(None),
+            )
+        )
+        for entry in entries:
+            entry.revoked_at = utcnow()
+            entry.note = f"revoked: certificate {event.code} was revoked ({event.reason})"
+        claim.status = "revoked"
+        claim.rejection_reason = f"certificate {event.code} revoked: {event.reason}"
+        uow.emit(
+            ClaimCreditRevoked(
+                claim_id=claim.id,
+                revision=claim.revision,
+                person_id=claim.person_id,
+                year=claim.year,
+                reason=claim.rejection_reason,
+            ),
+            subject=claim.id,
+        )
+
+
+async def exam_card_issued(uow: UnitOfWork, event: ExamCardIssued) -> None:
+    if await uow.session.get(ExamCardReplica, event.card_no) is None:
+        uow.session.add(
+            ExamCardReplica(
+                card_no=event.card_no,
+                id_number=event.id_number,
+                name=event.name,
+                year=event.year,
+                hours=Decimal(str(event.hours)),
+            )
+        )
+
+
+async def project_approved(uow: UnitOfWork, event: ProjectApproved) -> None:
+    project = await uow.session.get(ProjectReplica, event.project_id)
+    if project is None:
+        uow.session.add(
+            ProjectReplica(id=event.project_id, name=event.name, year=event.year, status="approved")
+        )
+    else:
+        project.status = "approved"
+
+
+async def learning_recorded(uow: UnitOfWork, event: LearningRecorded) -> None:
+    """City-platform hours count without any declaration (and outside every claim cap)."""
+    person = await uow.session.scalar(select(Person).where(Person.id_number == event.id_number))
+    if person is None:
+        if await uow.session.get(PendingLearning, event.record_id) is None:
+            uow.session.add(
+                PendingLearning(
+                    record_id=event.record_id,
+                    id_number=event.id_number,
+                    year=event.year,
+                    subject=event.subject,
+                    hours=Decimal(str(event.hours)),
+                    course=event.course,
+                    completed_at=event.completed_at,
+                )
+            )
+        return
+    await _book_learning(
+        uow,
+        person,
+        event.record_id,
+        event.year,
+        event.subject,
+        Decimal(str(event.hours)),
+        event.course,
+    )
+
+
+async def book_pending_learning(uow: UnitOfWork, person: Person) -> None:
+    pending = (
+        await uow.session.scalars(
+            select(PendingLearning).where(PendingLearning.id_number == person.id_number)
+        )
+    ).all()
+    for record in pending:
+        await _book_learning(
+            uow, person, record.record_id, record.year, record.subject, record.hours, record.course
+        )
+        await uow.session.delete(record)
+
+
+async def _book_learning(
+    uow: UnitOfWork,
+    person: Person,
+    record_id: str,
+    year: int,
+    subject: str,
+    hours: Decimal,
+    course: str,
+) -> None:
+    exists = await uow.session.scalar(
+        select(LedgerEntry.id).where(
+            LedgerEntry.source == "city_platform", LedgerEntry.ref == record_id
+        )
+    )
+    if exists is None:
+        uow.session.add(
+            LedgerEntry(
+                person_id=person.id,
+                year=year,
+                subject=subject,
+                hours=hours,
+                source="city_platform",
+                ref=record_id,
+                title=course,
+            )
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from libs.common.auth import CurrentPrincipal, require_role
@@ -39,7 +40,8 @@ def record_view(r: OutboundRecord) -> dict[str, Any]:
 async def list_records(
     request: Request,
     principal: CurrentPrincipal,
-    status: Literal["pending", "registered", "failed", "waiting_person"] | None = None,
+    status: Literal["pending", "registered", "failed", "waiting_person", "void_pending", "voided"]
+    | None = None,
     person_id: str | None = None,
     claim_id: str | None = None,
     cursor: str | None = None,
@@ -65,3 +67,20 @@ async def sync_summary(request: Request, principal: CurrentPrincipal) -> dict[st
     require_role(principal, *OVERSIGHT)
     async with state_of(request).uow() as uow:
         return await service.summary(uow)
+
+
+class LearningRecordsIn(BaseModel):
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+@router.post("/learning-records", status_code=202)
+async def learning_records(
+    body: LearningRecordsIn, request: Request, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """The city e-learning platform's batch push: ``{record_id, id_number, year, subject,
+    hours, course, completed_at}`` each; per-record outcome, never all-or-nothing."""
+    require_role(principal, "system")
+    async with state_of(request).uow() as uow:
+        result = await service.ingest_learning_records(uow, body.records)
+        await uow.commit()
+        return result

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from libs.common.events import ClaimCredited, Envelope, PersonRegistered, PersonUpdated
+from libs.common.events import (
+    ClaimCredited,
+    ClaimCreditRevoked,
+    Envelope,
+    PersonRegistered,
+    PersonUpdated,
+)
 from libs.common.inbox import EventRouter
 from libs.common.uow import UnitOfWork
 from services.sync import service
@@ -19,3 +25,8 @@ async def on_person(uow: UnitOfWork, envelope: Envelope) -> None:
 @events.on(ClaimCredited.TYPE)
 async def on_claim_credited(uow: UnitOfWork, envelope: Envelope) -> None:
     await service.enqueue_credited_claim(uow, ClaimCredited.model_validate(envelope.data))
+
+
+@events.on(ClaimCreditRevoked.TYPE)
+async def on_credit_revoked(uow: UnitOfWork, envelope: Envelope) -> None:
+    await service.void_revoked_claim(uow, ClaimCreditRevoked.model_validate(envelope.data))

@@ -7,22 +7,28 @@ and revision, so a redelivered event or a resend can never make a second record.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 
 from libs.common.db import utcnow
+from libs.common.errors import RuleViolation
 from libs.common.events import (
     ClaimCredited,
+    ClaimCreditRevoked,
+    LearningRecorded,
     PersonRegistered,
     SyncRecordFailed,
     SyncRecordRegistered,
 )
+from libs.common.idnumber import validate_id_number
 from libs.common.service import ServiceState
 from libs.common.uow import UnitOfWork
-from services.sync.models import OutboundRecord, PersonReplica
+from services.sync.models import LearningRecord, OutboundRecord, PersonReplica
 from services.sync.province import (
     ProvinceClient,
     ProvinceRecord,
@@ -101,7 +107,7 @@ class ProvinceSender:
     async def _run(self) -> None:
         while True:
             try:
-                sent = await self.send_due()
+                sent = await self.send_due() + await self.void_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -169,6 +175,35 @@ class ProvinceSender:
             await uow.commit()
         return len(outcome)
 
+    async def void_due(self, limit: int = 100) -> int:
+        """Void on the province the records whose credit was revoked here."""
+        async with self.state.uow() as uow:
+            ids = list(
+                (
+                    await uow.session.scalars(
+                        select(OutboundRecord.id)
+                        .where(OutboundRecord.status == "void_pending")
+                        .limit(limit)
+                    )
+                ).all()
+            )
+        done = 0
+        for record_id in ids:
+            try:
+                await self.client.void(record_id, reason="credit revoked")
+            except ProvinceUnavailable:
+                break
+            except ProvinceRejected as exc:
+                if exc.status != 404:
+                    raise
+            async with self.state.uow() as uow:
+                record = await uow.session.get(OutboundRecord, record_id)
+                if record is not None:
+                    record.status = "voided"
+                await uow.commit()
+            done += 1
+        return done
+
     async def _register(
         self, records: list[OutboundRecord]
     ) -> tuple[dict[str, str], dict[str, str], str | None]:
@@ -217,3 +252,96 @@ async def summary(uow: UnitOfWork) -> dict[str, Any]:
         select(OutboundRecord.status, func.count()).group_by(OutboundRecord.status)
     )
     return {"records": {status: count for status, count in rows.all()}}
+
+
+# --- city-platform learning records --------------------------------------------------------
+
+
+async def ingest_learning_records(uow: UnitOfWork, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accept a batch from the city platform: deduplicated by its record id, each accepted record
+    announced as ``learning.recorded`` and queued for the province (no declaration needed)."""
+    accepted, duplicates = 0, 0
+    rejected: list[dict[str, str]] = []
+    for raw in records:
+        record_id = str(raw.get("record_id") or "")
+        try:
+            record = _valid_learning(raw)
+        except ValueError as exc:
+            rejected.append({"record_id": record_id, "reason": str(exc)})
+            continue
+        if await uow.session.scalar(
+            select(LearningRecord.id).where(LearningRecord.record_id == record.record_id)
+        ):
+            duplicates += 1
+            continue
+        uow.session.add(
+            LearningRecord(
+                record_id=record.record_id,
+                id_number=record.id_number,
+                year=record.year,
+                subject=record.subject,
+                hours=record.hours,
+                course=record.course,
+                completed_at=record.completed_at,
+            )
+        )
+        person = await uow.session.scalar(
+            select(PersonReplica).where(PersonReplica.id_number == record.id_number)
+        )
+        uow.session.add(
+            OutboundRecord(
+                id=f"city-{record.record_id}",
+                source="city_platform",
+                person_id=person.person_id if person else None,
+                id_number=record.id_number,
+                name=person.name if person else record.name,
+                year=record.year,
+                subject=record.subject,
+                hours=record.hours,
+                category="city_platform",
+                title=record.course,
+                completed_at=record.completed_at,
+                status="pending",
+            )
+        )
+        uow.emit(record, subject=record.id_number_key)
+        accepted += 1
+    await uow.session.flush()
+    return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+
+
+class _Learning(LearningRecorded):
+    name: str = "(city platform)"
+
+    @property
+    def id_number_key(self) -> str:
+        # the key orders one person's records; the raw ID number never becomes a log key
+        return "person-" + hashlib.sha256(self.id_number.encode()).hexdigest()[:16]
+
+
+def _valid_learning(raw: dict[str, Any]) -> _Learning:
+    try:
+        record = _Learning.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    try:
+        record.id_number = validate_id_number(record.id_number)
+    except RuleViolation as exc:
+        raise ValueError(exc.detail) from exc
+    if not 0 < record.hours <= 24 or round(record.hours, 1) != record.hours:
+        raise ValueError("hours must be more than 0, at most 24 a record, with one decimal")
+    return record
+
+
+async def void_revoked_claim(uow: UnitOfWork, event: ClaimCreditRevoked) -> None:
+    """A revoked credit is voided on the province: queued, sent by the sender."""
+    records = await uow.session.scalars(
+        select(OutboundRecord).where(OutboundRecord.claim_id == event.claim_id)
+    )
+    for record in records:
+        if record.status == "registered":
+            record.status = "void_pending"
+            record.next_attempt_at = None
+        elif record.status in ("pending", "waiting_person"):
+            record.status = "voided"  # never reached the province

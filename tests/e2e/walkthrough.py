@@ -112,6 +112,7 @@ def submit_training(
         "hours": 16,
         "start_date": "2026-11-02",
         "end_date": "2026-11-03",
+        "reference_no": "鲁卫继备〔2026〕15号",  # the training's filing (备案) number
         "evidence_ids": [evidence.json()["id"]],
         **extra,
     }

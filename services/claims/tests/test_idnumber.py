@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libs.common.errors import RuleViolation
-from services.claims.idnumber import mask_id_number, validate_id_number
+from libs.common.idnumber import mask_id_number, validate_id_number
 
 TODAY = date(2026, 6, 1)
 
