@@ -125,6 +125,10 @@ def _wait_healthy(
         time.sleep(0.2)
 
 
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command()
 def run(
     demo: Annotated[bool, typer.Option("--demo", help="also load demo data")] = False,
@@ -183,12 +187,15 @@ def run(
                 }
             )
         )
+        signal.signal(signal.SIGTERM, _interrupt)
         if demo:
             from libs.common.demo import load_demo
 
-            load_demo({n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, settings)
+            try:
+                load_demo({n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, settings)
+            except httpx.HTTPError as exc:
+                typer.echo(f"demo data could not be loaded: {exc}", err=True)
         typer.echo("Ctrl-C stops everything.")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(p.poll() is None for p in procs.values()):
             time.sleep(0.5)
         dead = [n for n, p in procs.items() if p.poll() is not None]

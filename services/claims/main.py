@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from libs.common.events import topic_of
 from libs.common.service import ServiceSpec, ServiceState, create_service_app
 from libs.common.settings import Settings
+from services.claims import reminders, reports
 from services.claims.api import router
 from services.claims.handlers import events
 from services.claims.models import infra
@@ -26,9 +27,10 @@ SPEC = ServiceSpec(
     title="Claims: persons, claims, transcripts",
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=[router],
+    routers=[router, reports.router, reminders.router],
     events=events,
     subscribes=[topic_of("review"), topic_of("registry"), topic_of("sync")],
+    workers=[reminders.reminder_worker],
     extra_state=_extras,
 )
 

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
@@ -53,6 +53,7 @@ from libs.common.service import ServiceState, state_of
 from services.claims import rules, service, workdays
 from services.claims.models import Claim, LedgerEntry, OrgReplica, Person
 
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 router = APIRouter(prefix="/v1", tags=["reports"])
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -115,12 +116,14 @@ class Scope:
     def person_condition(self) -> ColumnElement[bool] | None:
         if self.root is None:
             return None
-        tree = select(OrgReplica.id).where(OrgReplica.id == self.root).cte("subtree", recursive=True)
+        tree = (
+            select(OrgReplica.id).where(OrgReplica.id == self.root).cte("subtree", recursive=True)
+        )
         # UNION (not UNION ALL) drops repeats, so even a cyclic replica terminates
         tree = tree.union(select(OrgReplica.id).where(OrgReplica.parent_id == tree.c.id))
         return Person.org_id.in_(select(tree.c.id))
 
-    def where(self, stmt: Select[Any]) -> Select[Any]:
+    def where(self, stmt: SelectT) -> SelectT:
         condition = self.person_condition()
         return stmt if condition is None else stmt.where(condition)
 
@@ -311,9 +314,10 @@ async def compliance_chunk(
 
 
 async def iter_compliance(
-    state: ServiceState, ruleset: rules.RuleSet, scope: Scope, chunk_size: int = CHUNK_SIZE
+    state: ServiceState, ruleset: rules.RuleSet, scope: Scope, chunk_size: int | None = None
 ) -> AsyncIterator[list[PersonCompliance]]:
     """Every person of the scope, a chunk at a time, each chunk in its own transaction."""
+    chunk_size = chunk_size or CHUNK_SIZE
     after: tuple[str, str] | None = None
     while True:
         async with state.uow() as uow:
@@ -347,8 +351,7 @@ async def compliance_summary(
     compliant = case(
         (
             and_(
-                func.coalesce(per_person.c.public, 0)
-                >= literal(float(req.public) - TOLERANCE),
+                func.coalesce(per_person.c.public, 0) >= literal(float(req.public) - TOLERANCE),
                 func.coalesce(per_person.c.professional, 0)
                 >= literal(float(req.professional) - TOLERANCE),
             ),
@@ -442,29 +445,38 @@ async def compliance_report(
         scope = await resolve_scope(uow.session, principal, org_id)
         if format == "json":
             after = decode_cursor(cursor) if cursor else None
-            summary = await compliance_summary(uow.session, ruleset, scope)
-            rows = await compliance_chunk(uow.session, ruleset, scope, after, limit + 1)
-            head = _report_head(ruleset, scope, now_of(state))
+            return await _json_page(uow.session, ruleset, scope, after, limit, now_of(state))
     if format == "csv":
         return StreamingResponse(
             _csv_stream(state, ruleset, scope),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": _attachment(ruleset, scope, "csv")},
         )
-    if format == "xlsx":
-        path = await _xlsx_file(state, ruleset, scope)
-        return FileResponse(
-            path,
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": _attachment(ruleset, scope, "xlsx")},
-            background=BackgroundTask(os.unlink, path),
-        )
+    path = await _xlsx_file(state, ruleset, scope)
+    return FileResponse(
+        path,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": _attachment(ruleset, scope, "xlsx")},
+        background=BackgroundTask(os.unlink, path),
+    )
+
+
+async def _json_page(
+    session: AsyncSession,
+    ruleset: rules.RuleSet,
+    scope: Scope,
+    after: tuple[str, str] | None,
+    limit: int,
+    now: datetime,
+) -> dict[str, Any]:
+    summary = await compliance_summary(session, ruleset, scope)
+    rows = await compliance_chunk(session, ruleset, scope, after, limit + 1)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].org_id, rows[-1].id)
     return {
-        **head,
+        **_report_head(ruleset, scope, now),
         "summary": summary,
         "items": [r.view() for r in rows],
         "next_cursor": next_cursor,
