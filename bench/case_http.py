@@ -41,8 +41,8 @@ import httpx
 from pydantic import SecretStr
 
 from bench.common import Result, percentile, rate
-from libs.common.settings import Settings
 from libs.common.idnumber import check_character
+from libs.common.settings import Settings
 from services.claims.main import create_app
 from services.claims.models import OrgReplica
 

@@ -289,13 +289,10 @@ async def compliance_chunk(
             key = (person_id, str(credit["subject"]))
             pending[key] = pending.get(key, ZERO) + Decimal(str(credit["hours"]))
     org_ids = {p.org_id for p in persons}
-    names = dict(
-        (
-            await session.execute(
-                select(OrgReplica.id, OrgReplica.name).where(OrgReplica.id.in_(org_ids))
-            )
-        ).tuples()
+    names_of_orgs = await session.execute(
+        select(OrgReplica.id, OrgReplica.name).where(OrgReplica.id.in_(org_ids))
     )
+    names = {org_id: name for org_id, name in names_of_orgs}
     return [
         PersonCompliance(
             id=p.id,
@@ -359,18 +356,15 @@ async def compliance_summary(
         ),
         else_=0,
     )
-    stmt = scope.where(
-        select(
-            Person.org_id,
-            OrgReplica.name,
-            func.count(Person.id),
-            func.sum(compliant),
-        )
+    stmt = (
+        select(Person.org_id, OrgReplica.name, func.count(Person.id), func.sum(compliant))
         .select_from(Person)
         .outerjoin(per_person, per_person.c.person_id == Person.id)
         .outerjoin(OrgReplica, OrgReplica.id == Person.org_id)
         .group_by(Person.org_id, OrgReplica.name)
     )
+    if condition is not None:  # the same CTE object: rendered once in the statement
+        stmt = stmt.where(condition)
     by_org = []
     for org_id, org_name, persons, n_compliant in await session.execute(stmt):
         n_compliant = int(n_compliant or 0)

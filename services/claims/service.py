@@ -579,9 +579,10 @@ def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person) -> None:
 
 async def get_claim(uow: UnitOfWork, principal: Principal, claim_id: str) -> Claim:
     claim = await uow.session.get(Claim, claim_id)
-    if claim is None:
+    person = await uow.session.get(Person, claim.person_id) if claim is not None else None
+    # out of scope is the same 404 as missing: neither the claim's existence nor its owner leaks
+    if claim is None or person is None or not await can_see_person(uow, principal, person):
         raise NotFound(f"claim {claim_id} not found in your scope", code="claim_not_found")
-    await get_person(uow, principal, claim.person_id)  # raises the same 404 when out of scope
     return claim
 
 

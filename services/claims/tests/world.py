@@ -31,7 +31,6 @@ def id_number(seq: int) -> str:
 
 @asynccontextmanager
 async def claims_app(data_dir: Path, database_url: str | None = None) -> AsyncIterator[FastAPI]:
-    data_dir.mkdir(parents=True, exist_ok=True)
     url = database_url or f"sqlite+aiosqlite:///{data_dir / 'claims.db'}"
     app = create_app(Settings(service="claims", data_dir=data_dir, database_url=url))
     async with app.router.lifespan_context(app):

@@ -1,0 +1,308 @@
+"""A real claims app in-process (its lifespan: migrations, outbox relay, event consumer), driven
+through HTTP with ``httpx.ASGITransport``, for the API-level tests.
+
+Facts from the other services arrive the way they do in production: envelopes published onto the
+app's embedded log (``review.events``, ``registry.events``, ``sync.events``); :meth:`Stack.publish`
+returns once the claims app has handled the event (its id is in the inbox, which the handler's
+transaction writes together with the effect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from libs.common.events import (
+    ClaimApproved,
+    ClaimRejected,
+    Envelope,
+    OrgUpserted,
+    Payload,
+    topic_of,
+)
+from libs.common.idnumber import check_character
+from libs.common.problems import PROBLEM_MEDIA_TYPE
+from libs.common.settings import Settings
+from services.claims.main import create_app
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+# a fixed "now" inside the 2026 claim window, so the tests do not depend on the machine's date
+CLOCK = datetime(2026, 12, 20, 10, 0, tzinfo=BEIJING)
+AFTER_WINDOW = datetime(2027, 1, 1, 0, 0, 1, tzinfo=BEIJING)
+
+_people = itertools.count(1)
+
+
+def new_id_number(region: str = "370402") -> str:
+    """A fresh, valid GB 11643 number (unique within the test run)."""
+    n = next(_people)
+    born = date(1970, 1, 1) + timedelta(days=n // 1000)
+    first17 = f"{region}{born:%Y%m%d}{n % 1000:03d}"
+    return first17 + check_character(first17)
+
+
+def with_bad_checksum(id_number: str) -> str:
+    wrong = "0" if id_number[-1] != "0" else "1"
+    return id_number[:17] + wrong
+
+
+def masked(id_number: str) -> str:
+    return id_number[:6] + "*" * 8 + id_number[-4:]
+
+
+def pdf_bytes(label: str = "") -> bytes:
+    """A small PDF whose content (and so hash) is unique per call."""
+    return f"%PDF-1.4\n% {label} {uuid.uuid4().hex}\n%%EOF\n".encode()
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """An RFC 9457 problem document with this status and code and a helpful detail."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert body["type"].endswith("/" + code)
+    assert isinstance(body.get("detail"), str) and len(body["detail"]) >= 15, body
+    return body
+
+
+async def until(probe: Callable[[], Awaitable[Any]], timeout_s: float = 15.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Person:
+    id: str
+    id_number: str
+    org_id: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Stack:
+    app: FastAPI
+    http: httpx.AsyncClient
+    data_dir: Path
+
+    # --- tokens ---------------------------------------------------------------------------
+
+    def token(
+        self,
+        role: str,
+        org_id: str | None = None,
+        person_id: str | None = None,
+        sub: str | None = None,
+        ttl_s: int = 3600,
+    ) -> str:
+        return str(
+            self.app.state.tokens.mint(
+                role=role, org_id=org_id, person_id=person_id, sub=sub, ttl_s=ttl_s
+            )
+        )
+
+    def auth(
+        self,
+        role: str,
+        org_id: str | None = None,
+        person_id: str | None = None,
+        sub: str | None = None,
+    ) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role, org_id, person_id, sub)}"}
+
+    @property
+    def city(self) -> dict[str, str]:
+        return self.auth("city_admin")
+
+    # --- events in ------------------------------------------------------------------------
+
+    async def publish(self, topic: str, payload: Payload, subject: str) -> Envelope:
+        """Publish an envelope as its producer would, and wait until claims has handled it."""
+        envelope = payload.envelope(
+            source=topic.split(".")[0], subject=subject, correlation_id=None
+        )
+        await self.app.state.service.bus.publish(
+            topic, subject, envelope.to_bytes(), {"event_type": envelope.type}
+        )
+        await self.until_handled(envelope)
+        return envelope
+
+    async def until_handled(self, envelope: Envelope) -> None:
+        state = self.app.state.service
+        inbox, dead = state.spec.infra.inbox, state.spec.infra.dead_letters
+
+        async def handled() -> bool:
+            async with state.sessionmaker() as session:
+                seen = await session.scalar(
+                    select(func.count())
+                    .select_from(inbox)
+                    .where(inbox.c.event_id == str(envelope.id))
+                )
+                dead_letters = (
+                    await session.execute(select(dead.c.event_type, dead.c.error))
+                ).all()
+            assert not any(d.event_type == envelope.type for d in dead_letters), dead_letters
+            return bool(seen)
+
+        await until(handled)
+
+    async def add_org(self, type_: str, parent_id: str | None = None) -> str:
+        org_id = str(uuid.uuid4())
+        code = f"{type_[:3].upper()}-{org_id[:8]}"
+        await self.publish(
+            topic_of("review"),
+            OrgUpserted(org_id=org_id, code=code, name=code, type=type_, parent_id=parent_id),
+            subject=org_id,
+        )
+        return org_id
+
+    async def approve(self, claim: dict[str, Any], revision: int | None = None) -> dict[str, Any]:
+        """Stage 2 approved in review: ``claim.approved`` on ``review.events``."""
+        await self.publish(
+            topic_of("review"),
+            ClaimApproved(
+                claim_id=claim["id"],
+                revision=revision or claim["revision"],
+                person_id=claim["person_id"],
+                org_id="district",
+                actor="district_admin:test",
+            ),
+            subject=claim["id"],
+        )
+        return await self.claim(claim["id"])
+
+    async def reject(self, claim: dict[str, Any], reason: str) -> dict[str, Any]:
+        await self.publish(
+            topic_of("review"),
+            ClaimRejected(
+                claim_id=claim["id"],
+                revision=claim["revision"],
+                person_id=claim["person_id"],
+                stage="unit",
+                org_id="unit",
+                actor="unit_admin:test",
+                reason=reason,
+            ),
+            subject=claim["id"],
+        )
+        return await self.claim(claim["id"])
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    async def register(self, org_id: str, kind: str = "unit", name: str = "张三") -> Person:
+        id_number = new_id_number()
+        r = await self.http.post(
+            "/v1/persons",
+            json={
+                "id_number": id_number,
+                "name": name,
+                "affiliation": {"kind": kind, "org_id": org_id},
+            },
+            headers=self.city,
+        )
+        assert r.status_code == 201, r.text
+        person_id = r.json()["id"]
+        return Person(person_id, id_number, org_id, self.token("personnel", person_id=person_id))
+
+    async def upload(self, person: Person, data: bytes | None = None) -> str:
+        r = await self.http.post(
+            "/v1/evidence",
+            files={"file": ("cert.pdf", data or pdf_bytes(person.id), "application/pdf")},
+            headers=person.auth,
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    async def submit(
+        self, person: Person, body: dict[str, Any], key: str | None = None
+    ) -> dict[str, Any]:
+        headers = {**person.auth, **({"Idempotency-Key": key} if key else {})}
+        r = await self.http.post(
+            "/v1/claims", json={"person_id": person.id, **body}, headers=headers
+        )
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def claim(self, claim_id: str) -> dict[str, Any]:
+        r = await self.http.get(f"/v1/claims/{claim_id}", headers=self.city)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def claims_of(self, person_id: str) -> list[dict[str, Any]]:
+        r = await self.http.get("/v1/claims", params={"person_id": person_id}, headers=self.city)
+        assert r.status_code == 200, r.text
+        return list(r.json()["items"])
+
+    async def transcript(self, person_id: str, year: int = 2026) -> dict[str, Any]:
+        r = await self.http.get(f"/v1/persons/{person_id}/transcripts/{year}", headers=self.city)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    # --- the outbox -----------------------------------------------------------------------
+
+    async def outbox(self, key: str | None = None) -> list[Envelope]:
+        """Every event the claims app wrote to its outbox (sent or not), oldest first."""
+        state = self.app.state.service
+        table = state.spec.infra.outbox
+        stmt = select(table.c.payload).order_by(table.c.id)
+        if key is not None:
+            stmt = stmt.where(table.c.key == key)
+        async with state.sessionmaker() as session:
+            rows = (await session.execute(stmt)).all()
+        return [Envelope.from_bytes(bytes(r.payload)) for r in rows]
+
+    async def outbox_count(self) -> int:
+        state = self.app.state.service
+        table = state.spec.infra.outbox
+        async with state.sessionmaker() as session:
+            return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+    @asynccontextmanager
+    async def no_new_state(self, person_id: str | None = None) -> AsyncIterator[None]:
+        """The block leaves no outbox row and (for ``person_id``) no claim behind."""
+        before_outbox = await self.outbox_count()
+        before = [c["id"] for c in await self.claims_of(person_id)] if person_id else []
+        yield
+        assert await self.outbox_count() == before_outbox, "an event was written"
+        if person_id:
+            assert [c["id"] for c in await self.claims_of(person_id)] == before
+
+
+@asynccontextmanager
+async def claims_stack(data_dir: Path, database_url: str | None = None) -> AsyncIterator[Stack]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = database_url or f"sqlite+aiosqlite:///{data_dir / 'claims.db'}"
+    settings = Settings(service="claims", data_dir=data_dir, database_url=url, outbox_poll_s=0.2)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        app.state.service.extras["clock"] = lambda: CLOCK
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://claims") as http:
+            yield Stack(app, http, data_dir)
+
+
+def credits_of(items: list[dict[str, Any]]) -> dict[str, float]:
+    return {c["subject"]: c["hours"] for c in items}
