@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.bus import Message
 from libs.common.context import correlation_id
 from libs.common.db import InfraTables
-from libs.common.events import Envelope
+from libs.common.events import Envelope, Payload
 from libs.common.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+P = TypeVar("P", bound=Payload)
 
 
 async def record_once(session: AsyncSession, infra: InfraTables, envelope: Envelope) -> bool:
@@ -48,12 +49,13 @@ class EventRouter:
     def __init__(self) -> None:
         self._handlers: dict[str, EventHandler] = {}
 
-    def on(self, event_type: str) -> Callable[[EventHandler], EventHandler]:
-        def register(fn: EventHandler) -> EventHandler:
-            self._handlers[event_type] = fn
-            return fn
+    def route(self, payload: type[P], use_case: Callable[[UnitOfWork, P], Awaitable[None]]) -> None:
+        """Handle events of ``payload``'s type by calling ``use_case(uow, parsed_payload)``."""
 
-        return register
+        async def handle(uow: UnitOfWork, envelope: Envelope) -> None:
+            await use_case(uow, payload.model_validate(envelope.data))
+
+        self._handlers[payload.TYPE] = handle
 
     @property
     def event_types(self) -> set[str]:

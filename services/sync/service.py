@@ -22,6 +22,7 @@ from libs.common.events import (
     ClaimCreditRevoked,
     LearningRecorded,
     PersonRegistered,
+    PersonUpdated,
     SyncRecordFailed,
     SyncRecordRegistered,
 )
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=10)
 
 
-async def upsert_person(uow: UnitOfWork, event: PersonRegistered) -> None:
+async def upsert_person(uow: UnitOfWork, event: PersonRegistered | PersonUpdated) -> None:
     person = await uow.session.get(PersonReplica, event.person_id)
     if person is None:
         uow.session.add(
