@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import filetype
 from sqlalchemy import delete, select
@@ -234,6 +234,12 @@ async def transfer_person(
 # --- evidence -------------------------------------------------------------------------------
 
 
+class EvidenceStore(Protocol):
+    """Where evidence files live; ``put`` returns the key the file can be found under."""
+
+    def put(self, data: bytes, sha256: str) -> str: ...
+
+
 class LocalEvidenceStore:
     """Evidence files on local disk, addressed by content hash (the default storage)."""
 
@@ -254,7 +260,7 @@ class LocalEvidenceStore:
 async def store_evidence(
     uow: UnitOfWork,
     principal: Principal,
-    store: LocalEvidenceStore,
+    store: EvidenceStore,
     *,
     data: bytes,
     filename: str | None,

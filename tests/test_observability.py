@@ -1,0 +1,36 @@
+"""Logs never carry resident ID numbers or tokens, whatever a caller passes to the logger."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from libs.common.context import correlation_id
+from libs.common.observability import JsonFormatter, redact
+
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+
+
+def test_redact_masks_id_numbers_and_tokens() -> None:
+    line = f"person 37040219900101123X logged in with Bearer {TOKEN}"
+    out = redact(line)
+    assert "37040219900101123X" not in out and "370402********123X" in out
+    assert TOKEN not in out
+    # ordinary numbers (phone numbers, counts) stay as they are
+    assert redact("phone 13800138000, 42 hours") == "phone 13800138000, 42 hours"
+
+
+def test_json_formatter_redacts_message_and_extras_and_carries_correlation_id() -> None:
+    record = logging.LogRecord(
+        "t", logging.WARNING, __file__, 1, "claim by %s", ("110105194912310021",), None
+    )
+    record.id_number = "110105194912310021"
+    token = correlation_id.set("corr-1")
+    try:
+        out = JsonFormatter("claims").format(record)
+    finally:
+        correlation_id.reset(token)
+    assert "110105194912310021" not in out
+    entry = json.loads(out)
+    assert entry["msg"] == "claim by 110105********0021"
+    assert entry["correlation_id"] == "corr-1" and entry["service"] == "claims"
