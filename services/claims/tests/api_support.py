@@ -293,7 +293,6 @@ class Stack:
 
 @asynccontextmanager
 async def claims_stack(data_dir: Path, database_url: str | None = None) -> AsyncIterator[Stack]:
-    data_dir.mkdir(parents=True, exist_ok=True)
     url = database_url or f"sqlite+aiosqlite:///{data_dir / 'claims.db'}"
     settings = Settings(service="claims", data_dir=data_dir, database_url=url, outbox_poll_s=0.2)
     app = create_app(settings)

@@ -176,7 +176,9 @@ class TestPersonProblems:
             problem = assert_problem(r, 422, "unknown_org")
         assert "no-such-org" in problem["detail"]
         body["affiliation"] = {"kind": "unit", "org_id": org(stack, "unit")}
-        assert (await stack.http.post("/v1/persons", json=body, headers=stack.city)).status_code == 201
+        assert (
+            await stack.http.post("/v1/persons", json=body, headers=stack.city)
+        ).status_code == 201
 
     async def test_affiliation_mismatch(self, stack: Stack) -> None:
         body = {
@@ -226,7 +228,9 @@ class TestEvidenceProblems:
         before = self.stored_files(stack)
         data = b"%PDF-1.4\n" + b"0" * (10 * 1024 * 1024)
         r = await stack.http.post(
-            "/v1/evidence", files={"file": ("big.pdf", data, "application/pdf")}, headers=person.auth
+            "/v1/evidence",
+            files={"file": ("big.pdf", data, "application/pdf")},
+            headers=person.auth,
         )
         problem = assert_problem(r, 422, "evidence_too_large")
         assert "10 MiB" in problem["detail"]
@@ -299,9 +303,7 @@ class TestClaimProblems:
         assert "study" in problem["detail"] and "40" in problem["detail"]
 
     async def test_evidence_required(self, stack: Stack, person: Person) -> None:
-        problem = await refused(
-            stack, person, claim_of("study", [], hours=10), "evidence_required"
-        )
+        problem = await refused(stack, person, claim_of("study", [], hours=10), "evidence_required")
         assert "evidence file" in problem["detail"]
 
     async def test_evidence_required_names_the_missing_reference(
@@ -472,7 +474,10 @@ class TestClaimProblems:
         first = await stack.submit(person, claim_of("study", evidence, hours=4), key="k-reuse")
         async with stack.no_new_state(person.id):
             r = await post_claim(
-                stack, person, claim_of("study", evidence, hours=5), **{"Idempotency-Key": "k-reuse"}
+                stack,
+                person,
+                claim_of("study", evidence, hours=5),
+                **{"Idempotency-Key": "k-reuse"},
             )
             assert_problem(r, 422, "idempotency_key_reused")
         assert [c["id"] for c in await stack.claims_of(person.id)] == [first["id"]]
@@ -542,7 +547,9 @@ class TestCategories:
         [event] = await stack.outbox(claim["id"])
         assert event.data["verified_evidence"] is True
         more = training([], certificate_code=code, hours=14)
-        await refused(stack, await stack.register(org(stack, "unit")), more, "certificate_holder_mismatch")
+        await refused(
+            stack, await stack.register(org(stack, "unit")), more, "certificate_holder_mismatch"
+        )
 
     async def test_training_of_a_filed_city_project(self, stack: Stack, person: Person) -> None:
         project_id = str(uuid.uuid4())
@@ -584,7 +591,9 @@ class TestCategories:
                 "achievement", await files(stack, person), reference_no=f"ZL2026-{n}-{person.id}"
             )
             claims.append(await stack.submit(person, body))
-        assert all(c["expected_credits"] == [{"subject": "professional", "hours": 10}] for c in claims)
+        assert all(
+            c["expected_credits"] == [{"subject": "professional", "hours": 10}] for c in claims
+        )
         approved = [await stack.approve(c) for c in claims]
         assert [c["credits"][0]["hours"] for c in approved] == [10, 10, 10, 0]
         assert [c["status"] for c in approved] == ["approved"] * 4
@@ -735,9 +744,9 @@ class TestLifecycle:
         await stack.publish(SYNC, record, subject=record.record_id)
         await stack.publish(SYNC, record, subject=record.record_id)  # a second delivery
         transcript = await stack.transcript(person.id)
-        assert [(e["source"], e["ref"], e["subject"], e["hours"]) for e in transcript["entries"]] == [
-            ("city_platform", record.record_id, "public", 6)
-        ]
+        assert [
+            (e["source"], e["ref"], e["subject"], e["hours"]) for e in transcript["entries"]
+        ] == [("city_platform", record.record_id, "public", 6)]
         assert transcript["credited"]["public"] == 6
 
     async def test_city_platform_learning_before_registration(self, stack: Stack) -> None:
@@ -802,7 +811,9 @@ class TestLifecycle:
         again = await stack.submit(person, claim_of("study", evidence, hours=8))
         assert again["id"] != claim["id"]
         listed = await stack.http.get(
-            "/v1/claims", params={"person_id": person.id, "status": "withdrawn"}, headers=person.auth
+            "/v1/claims",
+            params={"person_id": person.id, "status": "withdrawn"},
+            headers=person.auth,
         )
         assert [c["id"] for c in listed.json()["items"]] == [claim["id"]]
 

@@ -94,7 +94,12 @@ async def build_world(stack: Stack) -> World:
         evidence = await stack.upload(person)
         w.claims[label] = await stack.submit(
             person,
-            {"year": 2026, "category": "competition", "title": "技能竞赛", "evidence_ids": [evidence]},
+            {
+                "year": 2026,
+                "category": "competition",
+                "title": "技能竞赛",
+                "evidence_ids": [evidence],
+            },
         )
     return w
 
@@ -158,7 +163,9 @@ class TestReadScope:
     async def test_get_claim(self, world: World, who: str) -> None:
         for label in PERSONS:
             claim = world.claims[label]
-            r = await world.stack.http.get(f"/v1/claims/{claim['id']}", headers=world.principal(who))
+            r = await world.stack.http.get(
+                f"/v1/claims/{claim['id']}", headers=world.principal(who)
+            )
             expect_visible(r, label in VISIBLE[who], "claim_not_found")
             if r.status_code == 404:  # exactly what a missing claim gives: no owner leaks
                 assert claim["person_id"] not in r.text
@@ -176,7 +183,9 @@ class TestReadScope:
 
     async def test_unknown_ids_are_the_same_404(self, world: World) -> None:
         for path in ("/v1/persons/nope", "/v1/persons/nope/transcripts/2026"):
-            assert_problem(await world.stack.http.get(path, headers=world.stack.city), 404, "person_not_found")
+            assert_problem(
+                await world.stack.http.get(path, headers=world.stack.city), 404, "person_not_found"
+            )
         r = await world.stack.http.get("/v1/claims/nope", headers=world.stack.city)
         assert_problem(r, 404, "claim_not_found")
 
@@ -239,7 +248,13 @@ class TestWriteScope:
         evidence = await world.stack.upload(person)
         claim = await world.stack.submit(
             person,
-            {"year": 2026, "category": "study", "title": "学习", "hours": 2, "evidence_ids": [evidence]},
+            {
+                "year": 2026,
+                "category": "study",
+                "title": "学习",
+                "hours": 2,
+                "evidence_ids": [evidence],
+            },
         )
         r = await world.stack.http.post(f"/v1/claims/{claim['id']}/withdraw", headers=person.auth)
         assert r.status_code == 200 and r.json()["status"] == "withdrawn"
@@ -269,7 +284,10 @@ class TestWriteScope:
         body = {
             "id_number": id_number,
             "name": "新人",
-            "affiliation": {"kind": "agency" if home == "A1" else "unit", "org_id": world.orgs[home]},
+            "affiliation": {
+                "kind": "agency" if home == "A1" else "unit",
+                "org_id": world.orgs[home],
+            },
         }
         r = await world.stack.http.post("/v1/persons", json=body, headers=world.principal(who))
         if code is None:
@@ -345,7 +363,9 @@ class TestMe:
         assert me["summary"]["compliant"] is False
 
     async def test_a_token_naming_an_unknown_person(self, world: World) -> None:
-        r = await world.stack.http.get("/v1/me", headers=world.stack.auth("personnel", person_id="x"))
+        r = await world.stack.http.get(
+            "/v1/me", headers=world.stack.auth("personnel", person_id="x")
+        )
         assert_problem(r, 404, "person_not_found")
 
     async def test_self_registration_with_a_login_only(self, world: World) -> None:
@@ -404,7 +424,9 @@ class TestMasking:
     async def test_review_gets_only_the_masked_id_number(self, world: World) -> None:
         person = world.persons["a"]
         [submitted] = [
-            e for e in await world.stack.outbox(world.claims["a"]["id"]) if e.type == "claim.submitted"
+            e
+            for e in await world.stack.outbox(world.claims["a"]["id"])
+            if e.type == "claim.submitted"
         ]
         assert submitted.data["id_number_masked"] == masked(person.id_number)
         assert person.id_number not in submitted.to_bytes().decode()

@@ -54,7 +54,9 @@ class Review:
     http: httpx.AsyncClient
     orgs: dict[str, str] = field(default_factory=dict)
 
-    def auth(self, role: str, org: str | None = None, person_id: str | None = None) -> dict[str, str]:
+    def auth(
+        self, role: str, org: str | None = None, person_id: str | None = None
+    ) -> dict[str, str]:
         token = self.app.state.tokens.mint(
             role=role, org_id=self.orgs[org] if org else None, person_id=person_id
         )
@@ -65,8 +67,8 @@ class Review:
         return self.auth("city_admin")
 
     def reviewer(self, org: str) -> dict[str, str]:
-        role = {"U": "unit_admin", "D": "district_admin", "P": "department_admin"}[org[0]]
-        role = "agency_admin" if org.startswith("A") else role
+        roles = {"U": "unit_admin", "D": "district_admin", "P": "department_admin"}
+        role = roles.get(org[0], "agency_admin")
         return self.auth(role, org)
 
     async def create_org(self, type_: str, parent: str | None = None, **extra: Any) -> Any:
@@ -192,12 +194,19 @@ async def review(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Revi
 
 class TestOrgs:
     async def test_create_and_read(self, review: Review) -> None:
-        body = {"code": code(), "name": "枣庄市立医院", "type": "unit", "parent_id": review.orgs["D1"]}
+        body = {
+            "code": code(),
+            "name": "枣庄市立医院",
+            "type": "unit",
+            "parent_id": review.orgs["D1"],
+        }
         r = await review.http.post("/v1/orgs", json=body, headers=review.city)
         assert r.status_code == 201, r.text
         org = r.json()
         assert {k: org[k] for k in body} == body and org["id"]
-        got = await review.http.get(f"/v1/orgs/{org['id']}", headers=review.auth("unit_admin", "U1"))
+        got = await review.http.get(
+            f"/v1/orgs/{org['id']}", headers=review.auth("unit_admin", "U1")
+        )
         assert got.json() == org
         listed = await review.http.get(
             "/v1/orgs", params={"type": "unit", "parent_id": review.orgs["D1"]}, headers=review.city
@@ -252,7 +261,9 @@ class TestOrgs:
 
     async def test_duplicate_code_is_409(self, review: Review) -> None:
         body = {"code": code(), "name": "x", "type": "district"}
-        assert (await review.http.post("/v1/orgs", json=body, headers=review.city)).status_code == 201
+        assert (
+            await review.http.post("/v1/orgs", json=body, headers=review.city)
+        ).status_code == 201
         r = await review.http.post("/v1/orgs", json=body, headers=review.city)
         assert_problem(r, 409, "duplicate_org_code")
         listed = await review.http.get("/v1/orgs", params={"type": "district"}, headers=review.city)
@@ -298,7 +309,11 @@ class TestRouting:
     async def test_two_stages(self, review: Review, first: str, kind: str, authority: str) -> None:
         claim_id = await review.submit(first, kind=kind)
         task = await review.open_task(claim_id)
-        assert (task["stage"], task["org_id"], task["status"]) == ("unit", review.orgs[first], "open")
+        assert (task["stage"], task["org_id"], task["status"]) == (
+            "unit",
+            review.orgs[first],
+            "open",
+        )
         assert task["person"]["id_number_masked"] == "370402********0012"
         assert task["requested_hours"] == 16 and task["verified_evidence"] is True
 
@@ -471,7 +486,9 @@ class TestScope:
             )
             assert_problem(r, 404, "task_not_found")
         r = await review.http.post(
-            "/v1/review-tasks/nope/decision", json={"decision": "approve"}, headers=review.reviewer("U1")
+            "/v1/review-tasks/nope/decision",
+            json={"decision": "approve"},
+            headers=review.reviewer("U1"),
         )
         assert_problem(r, 404, "task_not_found")
         assert (await review.open_task(claim_id))["id"] == task["id"]
@@ -535,7 +552,10 @@ class TestBulk:
         assert [x["task_id"] for x in body["results"]] == list(dict.fromkeys(ids))
         assert results[ok1["id"]]["status"] == 200 and results[ok2["id"]]["status"] == 200
         assert results[ok1["id"]]["task"]["decision"] == "approve"
-        assert (results[done["id"]]["status"], results[done["id"]]["code"]) == (409, "task_not_open")
+        assert (results[done["id"]]["status"], results[done["id"]]["code"]) == (
+            409,
+            "task_not_open",
+        )
         assert (results[foreign["id"]]["status"], results[foreign["id"]]["code"]) == (
             404,
             "task_not_found",
@@ -567,9 +587,7 @@ class TestBulk:
         [event] = await review.outbox(task["claim_id"])
         assert event.type == "claim.rejected" and event.data["reason"] == "材料不全"
 
-    async def test_bulk_approval_of_verified_claims_at_the_authority(
-        self, review: Review
-    ) -> None:
+    async def test_bulk_approval_of_verified_claims_at_the_authority(self, review: Review) -> None:
         claims = [await review.submit("U1b") for _ in range(3)]
         for claim_id in claims:
             assert (await review.decide(await review.open_task(claim_id), "U1b")).status_code == 200
