@@ -142,6 +142,7 @@ async def upload_evidence(
     principal: CurrentPrincipal,
     file: Annotated[UploadFile, File(description="PDF, JPEG or PNG, at most 10 MiB")],
 ) -> Any:
+    require_role(principal, "personnel")  # evidence backs one's own claims
     state = state_of(request)
     data = await file.read(MAX_EVIDENCE_BYTES + 1)
     async with state.uow() as uow:

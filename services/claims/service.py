@@ -59,7 +59,13 @@ from services.claims.models import (
 Clock = Callable[[], datetime]
 ALLOWED_CONTENT_TYPES = {"application/pdf", "image/jpeg", "image/png"}
 REFERENCE_FIELDS = ("certificate_code", "exam_card_no", "reference_no")
-ADMIN_ROLES = {"unit_admin", "agency_admin", "district_admin", "department_admin"}
+ADMIN_ROLE_OF_TYPE = {
+    "unit": "unit_admin",
+    "agency": "agency_admin",
+    "district": "district_admin",
+    "department": "department_admin",
+}
+ADMIN_ROLES = set(ADMIN_ROLE_OF_TYPE.values())
 
 
 # --- scope ----------------------------------------------------------------------------------
@@ -90,9 +96,18 @@ async def can_see_person(uow: UnitOfWork, principal: Principal, person: Person) 
         return True
     if principal.role == "personnel":
         return is_self(principal, person)
-    if principal.role in ADMIN_ROLES:
-        return principal.org_id in await org_chain(uow, person.org_id)
-    return False
+    return await admin_over(uow, principal, person.org_id)
+
+
+async def admin_over(uow: UnitOfWork, principal: Principal, org_id: str) -> bool:
+    """Whether an admin token acts for an org at or above ``org_id`` in the tree, and its role
+    matches that org's type (a unit_admin token naming a district grants nothing)."""
+    if principal.role not in ADMIN_ROLES or principal.org_id is None:
+        return False
+    own = await uow.session.get(OrgReplica, principal.org_id)
+    if own is None or ADMIN_ROLE_OF_TYPE.get(own.type) != principal.role:
+        return False
+    return principal.org_id in await org_chain(uow, org_id)
 
 
 async def get_person(uow: UnitOfWork, principal: Principal, person_id: str) -> Person:
@@ -150,9 +165,7 @@ async def register_person(
         ):
             raise Conflict("this login has a registered person already", code="account_has_person")
         account_sub = principal.sub
-    elif not principal.is_city and (
-        principal.role not in ADMIN_ROLES or principal.org_id not in await org_chain(uow, org.id)
-    ):
+    elif not principal.is_city and not await admin_over(uow, principal, org.id):
         raise Forbidden(
             "only the person, their unit or agency, its authority, or the city bureau may register",
             code="outside_scope",
@@ -208,10 +221,8 @@ async def transfer_person(
     holds both the old and the new org, may do it; open review tasks stay where they are."""
     person = await get_person(uow, principal, person_id)
     org = await _affiliation_org(uow, affiliation)
-    if not principal.is_city and (
-        principal.role not in ADMIN_ROLES
-        or principal.org_id not in await org_chain(uow, org.id)
-        or principal.org_id not in await org_chain(uow, person.org_id)
+    if not principal.is_city and not (
+        await admin_over(uow, principal, org.id) and await admin_over(uow, principal, person.org_id)
     ):
         raise Forbidden(
             "a transfer needs the city bureau or an authority over both orgs", code="outside_scope"
@@ -299,24 +310,20 @@ async def store_evidence(
 # --- the ledger -----------------------------------------------------------------------------
 
 
-async def live_ledger(uow: UnitOfWork, person_id: str, year: int) -> Sequence[LedgerEntry]:
-    return (
-        await uow.session.scalars(
-            select(LedgerEntry)
-            .where(
-                LedgerEntry.person_id == person_id,
-                LedgerEntry.year == year,
-                LedgerEntry.revoked_at.is_(None),
-            )
-            .order_by(LedgerEntry.created_at, LedgerEntry.id)
-        )
-    ).all()
+async def ledger(
+    uow: UnitOfWork, person_id: str, year: int, *, include_revoked: bool = False
+) -> Sequence[LedgerEntry]:
+    """A person's ledger entries of a year in booking order (live ones unless told otherwise)."""
+    stmt = select(LedgerEntry).where(LedgerEntry.person_id == person_id, LedgerEntry.year == year)
+    if not include_revoked:
+        stmt = stmt.where(LedgerEntry.revoked_at.is_(None))
+    return (await uow.session.scalars(stmt.order_by(LedgerEntry.created_at, LedgerEntry.id))).all()
 
 
 async def credited_so_far(uow: UnitOfWork, person_id: str, year: int) -> rules.CreditedSoFar:
     by_claim: dict[str, tuple[str, list[rules.Credit]]] = {}
     outside: dict[str, Decimal] = defaultdict(Decimal)
-    for entry in await live_ledger(uow, person_id, year):
+    for entry in await ledger(uow, person_id, year):
         if entry.source == "claim" and entry.category:
             _, credits = by_claim.setdefault(entry.ref, (entry.category, []))
             credits.append(rules.Credit(entry.subject, Decimal(entry.hours)))  # type: ignore[arg-type]
@@ -337,6 +344,11 @@ class Verified:
     certificate_subject: str | None = None
     any: bool = False
     notes: tuple[str, ...] = ()
+
+
+def normalise_code(value: Any) -> str:
+    """Certificate codes, card and reference numbers compare case- and space-insensitively."""
+    return "".join(str(value).split()).upper()
 
 
 def claim_input(
@@ -373,7 +385,7 @@ async def verify_references(uow: UnitOfWork, person: Person, body: dict[str, Any
     if category == "training":
         return await _verify_training(uow, person, body, year)
     if category == "exam_staff" and body.get("exam_card_no"):
-        card = await uow.session.get(ExamCardReplica, str(body["exam_card_no"]).strip())
+        card = await uow.session.get(ExamCardReplica, normalise_code(body["exam_card_no"]))
         if card is None:
             raise RuleViolation(
                 "no 学时登记卡 with this number was issued by the city exam centre",
@@ -397,7 +409,7 @@ async def _verify_training(
 ) -> Verified:
     code = body.get("certificate_code")
     if code:
-        cert = await uow.session.get(CertificateReplica, str(code).strip())
+        cert = await uow.session.get(CertificateReplica, normalise_code(code))
         if cert is None:
             raise RuleViolation(
                 "no e-certificate with this code was issued by a filed training",
@@ -482,7 +494,7 @@ async def _bind_references(
     fields = [
         f for f in REFERENCE_FIELDS if not (f == "reference_no" and claim.category == "training")
     ]
-    refs = [(f, str(body[f]).strip().upper()) for f in fields if body.get(f)]
+    refs = [(f, normalise_code(body[f])) for f in fields if body.get(f)]
     refs += [("file_sha256", e.sha256) for e in evidence]
     for kind, value in refs:
         taken = await uow.session.scalar(
@@ -769,8 +781,9 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> dict[str, An
     req = ruleset.requirement
     credited: dict[str, Decimal] = {"public": Decimal(0), "professional": Decimal(0)}
     entries = []
-    for entry in await live_ledger(uow, person.id, year):
-        credited[entry.subject] += Decimal(entry.hours)
+    for entry in await ledger(uow, person.id, year, include_revoked=True):
+        if entry.revoked_at is None:
+            credited[entry.subject] += Decimal(entry.hours)
         entries.append(
             {
                 "source": entry.source,
@@ -779,8 +792,10 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> dict[str, An
                 "title": entry.title,
                 "subject": entry.subject,
                 "hours": float(entry.hours),
+                "counts": entry.revoked_at is None,
                 "note": entry.note,
                 "at": entry.created_at.isoformat(),
+                "revoked_at": entry.revoked_at.isoformat() if entry.revoked_at else None,
             }
         )
     pending: dict[str, Decimal] = {"public": Decimal(0), "professional": Decimal(0)}
@@ -820,11 +835,12 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> dict[str, An
 
 
 async def certificate_issued(uow: UnitOfWork, event: CertificateIssued) -> None:
-    cert = await uow.session.get(CertificateReplica, event.code)
+    code = normalise_code(event.code)
+    cert = await uow.session.get(CertificateReplica, code)
     if cert is None:
         uow.session.add(
             CertificateReplica(
-                code=event.code,
+                code=code,
                 project_id=event.project_id,
                 project_name=event.project_name,
                 id_number=event.id_number,
@@ -839,14 +855,14 @@ async def certificate_issued(uow: UnitOfWork, event: CertificateIssued) -> None:
 
 async def certificate_revoked(uow: UnitOfWork, event: CertificateRevoked) -> None:
     """A revoked certificate stops counting: the credit of the claim it backed is revoked."""
-    cert = await uow.session.get(CertificateReplica, event.code)
+    cert = await uow.session.get(CertificateReplica, normalise_code(event.code))
     if cert is not None:
         cert.status, cert.revoked_reason = "revoked", event.reason
     claim_ids = (
         await uow.session.scalars(
             select(ClaimReference.claim_id).where(
                 ClaimReference.kind == "certificate_code",
-                ClaimReference.value == event.code.strip().upper(),
+                ClaimReference.value == normalise_code(event.code),
             )
         )
     ).all()
@@ -879,10 +895,11 @@ async def certificate_revoked(uow: UnitOfWork, event: CertificateRevoked) -> Non
 
 
 async def exam_card_issued(uow: UnitOfWork, event: ExamCardIssued) -> None:
-    if await uow.session.get(ExamCardReplica, event.card_no) is None:
+    card_no = normalise_code(event.card_no)
+    if await uow.session.get(ExamCardReplica, card_no) is None:
         uow.session.add(
             ExamCardReplica(
-                card_no=event.card_no,
+                card_no=card_no,
                 id_number=event.id_number,
                 name=event.name,
                 year=event.year,
