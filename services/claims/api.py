@@ -18,7 +18,7 @@ from libs.common.events import Affiliation
 from libs.common.pagination import page, paginate
 from libs.common.service import ServiceState, state_of
 from libs.common.uow import UnitOfWork
-from services.claims import service
+from services.claims import evidence, ledger, persons, service
 from services.claims.models import Claim
 
 router = APIRouter(prefix="/v1")
@@ -73,14 +73,14 @@ async def register_person(
     state = state_of(request)
 
     async def create(uow: UnitOfWork) -> dict[str, Any]:
-        person = await service.register_person(
+        person = await persons.register_person(
             uow,
             principal,
             **body.model_dump(exclude={"affiliation"}),
             affiliation=body.affiliation,
             today=now_of(state).astimezone(BEIJING).date(),
         )
-        return service.person_view(person, principal, full_id=True)
+        return persons.person_view(person, principal, full_id=True)
 
     return await _idempotent_create(state, principal, idempotency_key, body.model_dump(), create)
 
@@ -88,8 +88,8 @@ async def register_person(
 @router.get("/persons/{person_id}")
 async def get_person(person_id: str, request: Request, principal: CurrentPrincipal) -> Any:
     async with state_of(request).uow() as uow:
-        person = await service.get_person(uow, principal, person_id)
-        return service.person_view(person, principal, full_id=True)
+        person = await persons.get_person(uow, principal, person_id)
+        return persons.person_view(person, principal, full_id=True)
 
 
 class TransferIn(BaseModel):
@@ -101,8 +101,8 @@ async def transfer_person(
     person_id: str, body: TransferIn, request: Request, principal: CurrentPrincipal
 ) -> Any:
     async with state_of(request).uow() as uow:
-        person = await service.transfer_person(uow, principal, person_id, body.affiliation)
-        view = service.person_view(person, principal, full_id=True)
+        person = await persons.transfer_person(uow, principal, person_id, body.affiliation)
+        view = persons.person_view(person, principal, full_id=True)
         await uow.commit()
         return view
 
@@ -112,11 +112,11 @@ async def me(request: Request, principal: CurrentPrincipal) -> Any:
     require_role(principal, "personnel")
     state = state_of(request)
     async with state.uow() as uow:
-        person = await service.my_person(uow, principal)
+        person = await persons.my_person(uow, principal)
         year = now_of(state).astimezone(BEIJING).year
-        summary = await service.transcript(uow, person, year)
+        summary = await ledger.transcript(uow, person, year)
         return {
-            **service.person_view(person, principal, full_id=True),
+            **persons.person_view(person, principal, full_id=True),
             "year": year,
             "summary": {k: summary[k] for k in ("required", "credited", "pending", "compliant")},
         }
@@ -127,8 +127,8 @@ async def get_transcript(
     person_id: str, year: int, request: Request, principal: CurrentPrincipal
 ) -> Any:
     async with state_of(request).uow() as uow:
-        person = await service.get_person(uow, principal, person_id)
-        return await service.transcript(uow, person, year)
+        person = await persons.get_person(uow, principal, person_id)
+        return await ledger.transcript(uow, person, year)
 
 
 # --- evidence -------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ async def upload_evidence(
     state = state_of(request)
     data = await file.read(MAX_EVIDENCE_BYTES + 1)
     async with state.uow() as uow:
-        evidence = await service.store_evidence(
+        stored = await evidence.store_evidence(
             uow,
             principal,
             state.extras["evidence_store"],
@@ -155,10 +155,10 @@ async def upload_evidence(
             max_bytes=MAX_EVIDENCE_BYTES,
         )
         view = {
-            "id": evidence.id,
-            "sha256": evidence.sha256,
-            "content_type": evidence.content_type,
-            "size": evidence.size,
+            "id": stored.id,
+            "sha256": stored.sha256,
+            "content_type": stored.content_type,
+            "size": stored.size,
         }
         await uow.commit()
         return view
@@ -249,7 +249,7 @@ async def list_claims(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     async with state_of(request).uow() as uow:
-        await service.get_person(uow, principal, person_id)
+        await persons.get_person(uow, principal, person_id)
         stmt = select(Claim).where(Claim.person_id == person_id)
         if year is not None:
             stmt = stmt.where(Claim.year == year)

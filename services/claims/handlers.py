@@ -17,7 +17,7 @@ from libs.common.events import (
 )
 from libs.common.inbox import EventRouter
 from libs.common.uow import UnitOfWork
-from services.claims import service
+from services.claims import ledger, replicas, service
 
 
 async def _registered(uow: UnitOfWork, event: SyncRecordRegistered) -> None:
@@ -34,12 +34,12 @@ events.route(ClaimStagePassed, service.stage_passed)
 events.route(ClaimApproved, service.approved)
 events.route(ClaimRejected, service.rejected)
 # replicas: the org tree, the registry, the city platform
-events.route(OrgUpserted, service.upsert_org)
-events.route(CertificateIssued, service.certificate_issued)
-events.route(CertificateRevoked, service.certificate_revoked)
-events.route(ExamCardIssued, service.exam_card_issued)
-events.route(ProjectApproved, service.project_approved)
-events.route(LearningRecorded, service.learning_recorded)
+events.route(OrgUpserted, replicas.upsert_org)
+events.route(CertificateIssued, replicas.certificate_issued)
+events.route(CertificateRevoked, replicas.certificate_revoked)
+events.route(ExamCardIssued, replicas.exam_card_issued)
+events.route(ProjectApproved, replicas.project_approved)
+events.route(LearningRecorded, ledger.learning_recorded)
 # the province
 events.route(SyncRecordRegistered, _registered)
 events.route(SyncRecordFailed, _failed)

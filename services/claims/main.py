@@ -11,9 +11,9 @@ from libs.common.service import ServiceSpec, ServiceState, create_service_app
 from libs.common.settings import Settings
 from services.claims import reminders, reports
 from services.claims.api import router
+from services.claims.evidence import LocalEvidenceStore
 from services.claims.handlers import events
 from services.claims.models import infra
-from services.claims.service import LocalEvidenceStore
 
 
 async def _extras(state: ServiceState) -> None:

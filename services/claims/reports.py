@@ -50,8 +50,9 @@ from libs.common.auth import CurrentPrincipal, Principal, require_role
 from libs.common.errors import DomainError, NotFound, RuleViolation
 from libs.common.idnumber import mask_id_number
 from libs.common.service import ServiceState, state_of
-from services.claims import rules, service, workdays
+from services.claims import rules, workdays
 from services.claims.models import Claim, LedgerEntry, OrgReplica, Person
+from services.claims.persons import get_person
 
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 router = APIRouter(prefix="/v1", tags=["reports"])
@@ -616,7 +617,7 @@ async def title_readiness(
     # credited on or before the deadline (Beijing) = created before the next Beijing midnight
     cutoff = datetime.combine(deadline + timedelta(days=1), time(), tzinfo=BEIJING)
     async with state.uow() as uow:
-        person = await service.get_person(uow, principal, person_id)
+        person = await get_person(uow, principal, person_id)
         credited_now = await _credited(uow.session, person.id, ruleset.year)
         by_deadline = await _credited(uow.session, person.id, ruleset.year, before=cutoff)
     today = beijing_today(state)

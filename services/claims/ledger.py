@@ -1,0 +1,175 @@
+"""The hours ledger: credited hours per person and year, city-platform records, transcripts.
+
+Every credit is a row (source, ref, subject); a revocation stamps it, never deletes it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from libs.common.events import (
+    LearningRecorded,
+)
+from libs.common.uow import UnitOfWork
+from services.claims import rules
+from services.claims.models import (
+    Claim,
+    LedgerEntry,
+    PendingLearning,
+    Person,
+)
+
+# --- the ledger -----------------------------------------------------------------------------
+
+
+async def ledger(
+    uow: UnitOfWork, person_id: str, year: int, *, include_revoked: bool = False
+) -> Sequence[LedgerEntry]:
+    """A person's ledger entries of a year in booking order (live ones unless told otherwise)."""
+    stmt = select(LedgerEntry).where(LedgerEntry.person_id == person_id, LedgerEntry.year == year)
+    if not include_revoked:
+        stmt = stmt.where(LedgerEntry.revoked_at.is_(None))
+    return (await uow.session.scalars(stmt.order_by(LedgerEntry.created_at, LedgerEntry.id))).all()
+
+
+async def credited_so_far(uow: UnitOfWork, person_id: str, year: int) -> rules.CreditedSoFar:
+    by_claim: dict[str, tuple[str, list[rules.Credit]]] = {}
+    outside: dict[str, Decimal] = defaultdict(Decimal)
+    for entry in await ledger(uow, person_id, year):
+        if entry.source == "claim" and entry.category:
+            _, credits = by_claim.setdefault(entry.ref, (entry.category, []))
+            credits.append(rules.Credit(entry.subject, Decimal(entry.hours)))  # type: ignore[arg-type]
+        else:
+            outside[entry.subject] += Decimal(entry.hours)
+    return rules.CreditedSoFar.from_approved(by_claim.values(), outside)
+
+
+# --- transcript -----------------------------------------------------------------------------
+
+
+async def transcript(uow: UnitOfWork, person: Person, year: int) -> dict[str, Any]:
+    ruleset = rules.load_ruleset(year)
+    req = ruleset.requirement
+    credited: dict[str, Decimal] = {"public": Decimal(0), "professional": Decimal(0)}
+    entries = []
+    for entry in await ledger(uow, person.id, year, include_revoked=True):
+        if entry.revoked_at is None:
+            credited[entry.subject] += Decimal(entry.hours)
+        entries.append(
+            {
+                "source": entry.source,
+                "ref": entry.ref,
+                "category": entry.category,
+                "title": entry.title,
+                "subject": entry.subject,
+                "hours": float(entry.hours),
+                "counts": entry.revoked_at is None,
+                "note": entry.note,
+                "at": entry.created_at.isoformat(),
+                "revoked_at": entry.revoked_at.isoformat() if entry.revoked_at else None,
+            }
+        )
+    pending: dict[str, Decimal] = {"public": Decimal(0), "professional": Decimal(0)}
+    in_review = await uow.session.scalars(
+        select(Claim).where(
+            Claim.person_id == person.id, Claim.year == year, Claim.status == "in_review"
+        )
+    )
+    for claim in in_review:
+        for c in claim.expected_credits:
+            pending[c["subject"]] += Decimal(str(c["hours"]))
+    compliant = credited["public"] >= req.public and credited["professional"] >= req.professional
+    return {
+        "person_id": person.id,
+        "year": year,
+        "required": {
+            "public": float(req.public),
+            "professional": float(req.professional),
+            "total": float(req.total),
+        },
+        "credited": {
+            "public": float(credited["public"]),
+            "professional": float(credited["professional"]),
+            "total": float(credited["public"] + credited["professional"]),
+        },
+        "pending": {k: float(v) for k, v in pending.items()},
+        "gaps": {
+            "public": float(max(req.public - credited["public"], Decimal(0))),
+            "professional": float(max(req.professional - credited["professional"], Decimal(0))),
+        },
+        "compliant": compliant,
+        "entries": entries,
+    }
+
+
+async def learning_recorded(uow: UnitOfWork, event: LearningRecorded) -> None:
+    """City-platform hours count without any declaration (and outside every claim cap)."""
+    person = await uow.session.scalar(select(Person).where(Person.id_number == event.id_number))
+    if person is None:
+        if await uow.session.get(PendingLearning, event.record_id) is None:
+            uow.session.add(
+                PendingLearning(
+                    record_id=event.record_id,
+                    id_number=event.id_number,
+                    year=event.year,
+                    subject=event.subject,
+                    hours=Decimal(str(event.hours)),
+                    course=event.course,
+                    completed_at=event.completed_at,
+                )
+            )
+        return
+    await _book_learning(
+        uow,
+        person,
+        event.record_id,
+        event.year,
+        event.subject,
+        Decimal(str(event.hours)),
+        event.course,
+    )
+
+
+async def book_pending_learning(uow: UnitOfWork, person: Person) -> None:
+    pending = (
+        await uow.session.scalars(
+            select(PendingLearning).where(PendingLearning.id_number == person.id_number)
+        )
+    ).all()
+    for record in pending:
+        await _book_learning(
+            uow, person, record.record_id, record.year, record.subject, record.hours, record.course
+        )
+        await uow.session.delete(record)
+
+
+async def _book_learning(
+    uow: UnitOfWork,
+    person: Person,
+    record_id: str,
+    year: int,
+    subject: str,
+    hours: Decimal,
+    course: str,
+) -> None:
+    exists = await uow.session.scalar(
+        select(LedgerEntry.id).where(
+            LedgerEntry.source == "city_platform", LedgerEntry.ref == record_id
+        )
+    )
+    if exists is None:
+        uow.session.add(
+            LedgerEntry(
+                person_id=person.id,
+                year=year,
+                subject=subject,
+                hours=hours,
+                source="city_platform",
+                ref=record_id,
+                title=course,
+            )
+        )

@@ -1,0 +1,210 @@
+"""Persons and who may see them: registration, transfer, the caller's own person.
+
+Scope follows the org tree replica: an admin sees the persons of its org and everything under it
+(a district its units and agencies, a department its city-direct units), a person themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from libs.common.auth import Principal
+from libs.common.errors import Conflict, Forbidden, NotFound, RuleViolation
+from libs.common.events import (
+    Affiliation,
+    PersonRegistered,
+    PersonUpdated,
+)
+from libs.common.idnumber import mask_id_number, validate_id_number
+from libs.common.uow import UnitOfWork
+from services.claims.ledger import book_pending_learning
+from services.claims.models import (
+    OrgReplica,
+    Person,
+)
+
+ADMIN_ROLE_OF_TYPE = {
+    "unit": "unit_admin",
+    "agency": "agency_admin",
+    "district": "district_admin",
+    "department": "department_admin",
+}
+ADMIN_ROLES = set(ADMIN_ROLE_OF_TYPE.values())
+
+
+# --- scope ----------------------------------------------------------------------------------
+
+
+async def org_chain(uow: UnitOfWork, org_id: str) -> list[str]:
+    """The org and its ancestors, nearest first (from the replica of review's org tree)."""
+    chain: list[str] = []
+    current: str | None = org_id
+    while current is not None and current not in chain:
+        chain.append(current)
+        org = await uow.session.get(OrgReplica, current)
+        current = org.parent_id if org else None
+    return chain
+
+
+def is_self(principal: Principal, person: Person) -> bool:
+    """A personnel token names its person, or is the login that registered it."""
+    if principal.role != "personnel":
+        return False
+    if principal.person_id is not None:
+        return principal.person_id == person.id
+    return person.account_sub is not None and person.account_sub == principal.sub
+
+
+async def can_see_person(uow: UnitOfWork, principal: Principal, person: Person) -> bool:
+    if principal.is_city:
+        return True
+    if principal.role == "personnel":
+        return is_self(principal, person)
+    return await admin_over(uow, principal, person.org_id)
+
+
+async def admin_over(uow: UnitOfWork, principal: Principal, org_id: str) -> bool:
+    """Whether an admin token acts for an org at or above ``org_id`` in the tree, and its role
+    matches that org's type (a unit_admin token naming a district grants nothing)."""
+    if principal.role not in ADMIN_ROLES or principal.org_id is None:
+        return False
+    own = await uow.session.get(OrgReplica, principal.org_id)
+    if own is None or ADMIN_ROLE_OF_TYPE.get(own.type) != principal.role:
+        return False
+    return principal.org_id in await org_chain(uow, org_id)
+
+
+async def get_person(uow: UnitOfWork, principal: Principal, person_id: str) -> Person:
+    person = await uow.session.get(Person, person_id)
+    if person is None or not await can_see_person(uow, principal, person):
+        raise NotFound(f"person {person_id} not found in your scope", code="person_not_found")
+    return person
+
+
+async def my_person(uow: UnitOfWork, principal: Principal) -> Person:
+    """The caller's own person: by the token's person id, or the login that registered it."""
+    if principal.person_id is not None:
+        return await get_person(uow, principal, principal.person_id)
+    person = await uow.session.scalar(select(Person).where(Person.account_sub == principal.sub))
+    if person is None:
+        raise NotFound(
+            "no person is registered for this login yet: POST /v1/persons first",
+            code="person_not_registered",
+        )
+    return person
+
+
+def person_view(person: Person, principal: Principal, *, full_id: bool) -> dict[str, Any]:
+    return {
+        "id": person.id,
+        "name": person.name,
+        "id_number": person.id_number if full_id else None,
+        "id_number_masked": mask_id_number(person.id_number),
+        "phone": person.phone if full_id else None,
+        "affiliation": {"kind": person.affiliation_kind, "org_id": person.org_id},
+        "created_at": person.created_at.isoformat(),
+    }
+
+
+# --- persons --------------------------------------------------------------------------------
+
+
+async def register_person(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    id_number: str,
+    name: str,
+    phone: str | None,
+    affiliation: Affiliation,
+    today: date,
+) -> Person:
+    normalised = validate_id_number(id_number, today=today)
+    org = await _affiliation_org(uow, affiliation)
+    account_sub: str | None = None
+    if principal.role == "personnel":
+        # self-registration: a login without a person yet registers itself, once
+        if principal.person_id is not None or await uow.session.scalar(
+            select(Person.id).where(Person.account_sub == principal.sub)
+        ):
+            raise Conflict("this login has a registered person already", code="account_has_person")
+        account_sub = principal.sub
+    elif not principal.is_city and not await admin_over(uow, principal, org.id):
+        raise Forbidden(
+            "only the person, their unit or agency, its authority, or the city bureau may register",
+            code="outside_scope",
+        )
+    if await uow.session.scalar(select(Person.id).where(Person.id_number == normalised)):
+        raise Conflict(
+            "a person with this ID number is registered already", code="duplicate_person"
+        )
+    person = Person(
+        id_number=normalised,
+        name=name.strip(),
+        phone=phone,
+        affiliation_kind=affiliation.kind,
+        org_id=org.id,
+        account_sub=account_sub,
+    )
+    uow.session.add(person)
+    try:
+        await uow.session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "a person with this ID number is registered already", code="duplicate_person"
+        ) from exc
+    uow.emit(
+        PersonRegistered(
+            person_id=person.id, id_number=normalised, name=person.name, affiliation=affiliation
+        ),
+        subject=person.id,
+    )
+    await book_pending_learning(uow, person)
+    return person
+
+
+async def _affiliation_org(uow: UnitOfWork, affiliation: Affiliation) -> OrgReplica:
+    org = await uow.session.get(OrgReplica, affiliation.org_id)
+    if org is None:
+        raise RuleViolation(
+            f"org {affiliation.org_id} is unknown here (if it was just created, retry shortly)",
+            code="unknown_org",
+        )
+    if org.type != affiliation.kind:
+        raise RuleViolation(
+            f"affiliation kind {affiliation.kind} does not match org type {org.type}",
+            code="affiliation_mismatch",
+        )
+    return org
+
+
+async def transfer_person(
+    uow: UnitOfWork, principal: Principal, person_id: str, affiliation: Affiliation
+) -> Person:
+    """Move a person to another unit or agency (调动). The city bureau, or an admin whose scope
+    holds both the old and the new org, may do it; open review tasks stay where they are."""
+    person = await get_person(uow, principal, person_id)
+    org = await _affiliation_org(uow, affiliation)
+    if not principal.is_city and not (
+        await admin_over(uow, principal, org.id) and await admin_over(uow, principal, person.org_id)
+    ):
+        raise Forbidden(
+            "a transfer needs the city bureau or an authority over both orgs", code="outside_scope"
+        )
+    if person.org_id == org.id:
+        raise Conflict("the person is in this org already", code="same_affiliation")
+    person.affiliation_kind, person.org_id = affiliation.kind, org.id
+    uow.emit(
+        PersonUpdated(
+            person_id=person.id,
+            id_number=person.id_number,
+            name=person.name,
+            affiliation=affiliation,
+        ),
+        subject=person.id,
+    )
+    return person
