@@ -399,7 +399,9 @@ async def approved(uow: UnitOfWork, event: ClaimApproved) -> None:
         return
     ruleset = rules.load_ruleset(claim.year)
     evidence_count = len(claim.body.get("evidence_ids") or [])
-    person = await uow.session.get(Person, claim.person_id)
+    # Lock the person: two approvals of one person's claims (on two replicas of this service)
+    # must book one after the other, or both would see the same room under a yearly cap.
+    person = await uow.session.get(Person, claim.person_id, with_for_update=True)
     assert person is not None
     try:
         verified = await verify_references(uow, person, claim.body)

@@ -154,7 +154,8 @@ async def scope_org_ids(uow: UnitOfWork, principal: Principal) -> set[str] | Non
 async def decide(
     uow: UnitOfWork, principal: Principal, task_id: str, decision: str, reason: str | None
 ) -> ReviewTask:
-    task = await uow.session.get(ReviewTask, task_id)
+    # the row lock makes a second reviewer deciding the same task at once wait, then see it decided
+    task = await uow.session.get(ReviewTask, task_id, with_for_update=True)
     scope = await scope_org_ids(uow, principal)
     # city-level roles oversee but do not decide in place of the responsible reviewer
     if task is None or scope is None or task.org_id not in scope:

@@ -1,0 +1,60 @@
+"""Races that only a real multi-connection database shows (PostgreSQL): two approvals of one
+person's claims booked at the same moment (as on two replicas of the claims service) must still
+respect the yearly cap, because booking locks the person."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from libs.common.events import ClaimApproved
+from services.claims import service
+from services.claims.tests.api_support import claims_stack
+
+
+async def test_concurrent_approvals_never_exceed_the_study_cap(
+    tmp_path: Path, make_pg_database: Callable[[str], str]
+) -> None:
+    url = await asyncio.to_thread(make_pg_database, "claims_race")
+    async with claims_stack(tmp_path, url) as stack:
+        unit = await stack.add_org("unit")
+        person = await stack.register(unit)
+        claims = []
+        for i in range(3):
+            evidence = await stack.upload(person, f"%PDF-1.4 study {i}\n%%EOF\n".encode())
+            claims.append(
+                await stack.submit(
+                    person,
+                    {
+                        "year": 2026,
+                        "category": "study",
+                        "title": f"单位组织学习 {i}",
+                        "hours": 30,
+                        "evidence_ids": [evidence],
+                    },
+                )
+            )
+        state = stack.app.state.service
+
+        async def approve(claim: dict[str, object]) -> None:
+            async with state.uow() as uow:
+                await service.approved(
+                    uow,
+                    ClaimApproved(
+                        claim_id=str(claim["id"]),
+                        revision=1,
+                        person_id=person.id,
+                        org_id="district",
+                        actor="test",
+                    ),
+                )
+                await asyncio.sleep(0.05)  # widen the window in which a race would show
+                await uow.commit()
+
+        await asyncio.gather(*(approve(c) for c in claims))
+        transcript = await stack.transcript(person.id)
+    # 3 × 30 hours claimed under the 40-hour study cap: exactly 40 may count, in approval order
+    assert transcript["credited"]["professional"] == 40
+    booked = sorted(e["hours"] for e in transcript["entries"] if e["counts"])
+    assert booked == [0.0, 10.0, 30.0]
