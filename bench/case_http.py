@@ -192,6 +192,7 @@ async def _measure(
                 "hours": 1 + n % 8,
                 "start_date": day.isoformat(),
                 "end_date": day.isoformat(),
+                "reference_no": f"鲁人社备〔2026〕{n % 40 + 1}号",  # the training's filing
                 "evidence_ids": [evidence_id],
             },
         )

@@ -1,0 +1,24 @@
+"""The benchmarks keep working as the code changes: ``bench.run --quick`` must finish cleanly.
+(Figures are read from ``make bench``, never asserted here.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_runs(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--json", str(tmp_path / "out.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "out.json").exists()
+    for case in ("eventlog.publish", "rules.assess", "http.submit_claim"):
+        assert case in result.stdout
