@@ -39,6 +39,7 @@ from services.sync.province import (
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=10)
+MAX_RECORD_HOURS = 100  # a sanity bound on one city-platform record (a year needs 90 in all)
 
 
 async def upsert_person(uow: UnitOfWork, event: PersonRegistered | PersonUpdated) -> None:
@@ -330,8 +331,10 @@ def _valid_learning(raw: dict[str, Any]) -> _Learning:
         record.id_number = validate_id_number(record.id_number)
     except RuleViolation as exc:
         raise ValueError(exc.detail) from exc
-    if not 0 < record.hours <= 24 or round(record.hours, 1) != record.hours:
-        raise ValueError("hours must be more than 0, at most 24 a record, with one decimal")
+    if not 0 < record.hours <= MAX_RECORD_HOURS or round(record.hours, 1) != record.hours:
+        raise ValueError(
+            f"hours must be more than 0 and at most {MAX_RECORD_HOURS} a record, with one decimal"
+        )
     return record
 
 

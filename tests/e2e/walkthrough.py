@@ -202,3 +202,52 @@ def walk_through(stack: Stack) -> None:
             headers=bearer(world.district_admin),
         ).json()
         assert [s["decision"] for s in history["steps"]] == ["submitted", "approve", "approve"]
+        city_platform_records(stack, http, world)
+
+
+def city_platform_records(stack: Stack, http: httpx.Client, world: World) -> None:
+    """The city e-learning platform pushes public-course records: no declaration, no review;
+    they reach the transcript and the province once, however often they are pushed."""
+    record = {
+        "record_id": "zzzj-2026-000001",
+        "id_number": ID_NUMBER,
+        "year": 2026,
+        "subject": "public",
+        "hours": 30,
+        "course": "公需科目：人工智能与数字技术",
+        "completed_at": "2026-06-01T10:00:00+08:00",
+    }
+    bad = {**record, "record_id": "zzzj-2026-000002", "id_number": "110105194912310021"}
+    batch = {"records": [record, record, bad]}
+    system = bearer(stack.token("system"))
+    r = http.post(f"{stack.url('sync')}/v1/learning-records", headers=system, json=batch)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["accepted"], body["duplicates"]) == (1, 1)
+    assert [x["record_id"] for x in body["rejected"]] == ["zzzj-2026-000002"]
+    again = http.post(f"{stack.url('sync')}/v1/learning-records", headers=system, json=batch)
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 2)
+    forbidden = http.post(
+        f"{stack.url('sync')}/v1/learning-records", headers=bearer(world.unit_admin), json=batch
+    )
+    assert forbidden.status_code == 403
+
+    def transcript() -> dict[str, Any] | None:
+        t = http.get(
+            f"{stack.url('claims')}/v1/persons/{world.person_id}/transcripts/2026",
+            headers=bearer(world.personnel),
+        ).json()
+        return t if t["credited"]["public"] == 30 else None
+
+    t = eventually(transcript, what="city-platform hours on the transcript")
+    assert [e["source"] for e in t["entries"]] == ["claim", "city_platform"]
+
+    def on_province() -> dict[str, Any] | None:
+        p = http.get(
+            f"{stack.url('province')}/province/v1/persons/{ID_NUMBER}/hours",
+            params={"year": 2026},
+        ).json()
+        return p if p["public"] == 30 else None
+
+    province = eventually(on_province, what="city-platform record on the province")
+    assert province["professional"] == 16 and len(province["records"]) == 2
