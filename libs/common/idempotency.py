@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -66,3 +67,28 @@ def in_progress() -> Conflict:
         "a request with this Idempotency-Key is still being processed",
         code="idempotency_in_progress",
     )
+
+
+async def create_once(
+    uow_factory: Callable[[], UnitOfWork],
+    caller: str,
+    key: str | None,
+    body: Any,
+    create: Callable[[UnitOfWork], Awaitable[dict[str, Any]]],
+) -> Any:
+    """Run ``create`` in a unit of work unless ``key`` was seen from ``caller`` before, in which
+    case the first response comes back; the response is stored beside the effect."""
+    body_hash = request_hash(body)
+    try:
+        async with uow_factory() as uow:
+            earlier = await replay(uow, caller, key, body_hash)
+            if earlier is not None:
+                return earlier
+            view = await create(uow)
+            await remember(uow, caller, key, body_hash, 201, view)
+            await uow.commit()
+            return view
+    except IntegrityError as exc:
+        if is_key_race(exc):
+            raise in_progress() from exc
+        raise

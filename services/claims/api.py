@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -10,10 +10,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, File, Header, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from libs.common import idempotency
-from libs.common.auth import CurrentPrincipal, Principal, require_role
+from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.events import Affiliation
 from libs.common.pagination import page, paginate
 from libs.common.service import ServiceState, state_of
@@ -28,29 +27,6 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 def now_of(state: ServiceState) -> datetime:
     clock: Callable[[], datetime] = state.extras.get("clock", lambda: datetime.now(UTC))
     return clock()
-
-
-async def _idempotent_create(
-    state: ServiceState,
-    principal: Principal,
-    key: str | None,
-    body: dict[str, Any],
-    create: Callable[[UnitOfWork], Awaitable[dict[str, Any]]],
-) -> Any:
-    body_hash = idempotency.request_hash(body)
-    try:
-        async with state.uow() as uow:
-            earlier = await idempotency.replay(uow, principal.sub, key, body_hash)
-            if earlier is not None:
-                return earlier
-            view = await create(uow)
-            await idempotency.remember(uow, principal.sub, key, body_hash, 201, view)
-            await uow.commit()
-            return view
-    except IntegrityError as exc:
-        if idempotency.is_key_race(exc):
-            raise idempotency.in_progress() from exc
-        raise
 
 
 # --- persons --------------------------------------------------------------------------------
@@ -82,7 +58,9 @@ async def register_person(
         )
         return persons.person_view(person, principal, full_id=True)
 
-    return await _idempotent_create(state, principal, idempotency_key, body.model_dump(), create)
+    return await idempotency.create_once(
+        state.uow, principal.sub, idempotency_key, body.model_dump(), create
+    )
 
 
 @router.get("/persons/{person_id}")
@@ -229,7 +207,7 @@ async def submit_claim(
         claim = await service.submit_claim(uow, principal, data, now=now_of(state))
         return claim_view(claim)
 
-    return await _idempotent_create(state, principal, idempotency_key, data, create)
+    return await idempotency.create_once(state.uow, principal.sub, idempotency_key, data, create)
 
 
 @router.get("/claims/{claim_id}")

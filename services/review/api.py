@@ -7,13 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import DomainError, NotFound
 from libs.common.pagination import page, paginate
 from libs.common.service import state_of
+from libs.common.uow import UnitOfWork
 from services.review import service
 from services.review.models import HistoryEntry, Org, ReviewTask
 
@@ -45,22 +45,13 @@ async def create_org(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Any:
     require_role(principal, "city_admin", "system")
-    state = state_of(request)
-    body_hash = idempotency.request_hash(body.model_dump())
-    try:
-        async with state.uow() as uow:
-            earlier = await idempotency.replay(uow, principal.sub, idempotency_key, body_hash)
-            if earlier is not None:
-                return earlier
-            org = await service.create_org(uow, **body.model_dump())
-            view = org_view(org)
-            await idempotency.remember(uow, principal.sub, idempotency_key, body_hash, 201, view)
-            await uow.commit()
-            return view
-    except IntegrityError as exc:
-        if idempotency.is_key_race(exc):
-            raise idempotency.in_progress() from exc
-        raise
+
+    async def create(uow: UnitOfWork) -> dict[str, Any]:
+        return org_view(await service.create_org(uow, **body.model_dump()))
+
+    return await idempotency.create_once(
+        state_of(request).uow, principal.sub, idempotency_key, body.model_dump(), create
+    )
 
 
 @router.get("/orgs/{org_id}")
