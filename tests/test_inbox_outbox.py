@@ -21,6 +21,7 @@ from libs.common.bus import Message, PublishError
 from libs.common.eventlog import EmbeddedLog
 from libs.common.events import Affiliation, ClaimSubmitted, Envelope, topic_of
 from libs.common.settings import Settings
+from services.review import service
 from services.review.main import create_app
 
 
@@ -152,3 +153,42 @@ async def test_outbox_keeps_events_through_an_outage_and_publishes_in_order(
     assert sorted(published) == codes and len(published) == len(set(published))
     # one org per key: order across keys is not promised by the log, but the relay sent in order
     assert relay.published == len(codes)
+
+
+async def test_one_relay_per_service_publishes_and_another_takes_over(
+    tmp_path: Path, make_pg_database: Callable[[str], str]
+) -> None:
+    """Two replicas of a service on PostgreSQL: one relay holds the lead; when it goes away
+    the other publishes. Nothing is published twice by two leaders at once."""
+    url = await asyncio.to_thread(make_pg_database, "relay_lead")
+    app = create_app(Settings(service="review", data_dir=tmp_path, database_url=url))
+    async with app.router.lifespan_context(app):
+        state = app.state.service
+        await state.relay.stop()
+        bus = EmbeddedLog(tmp_path / "lead-events.db")
+        await bus.start()
+        from libs.common.outbox import OutboxRelay
+
+        first = OutboxRelay(state.engine, state.sessionmaker, state.spec.infra, bus, name="review")
+        second = OutboxRelay(state.engine, state.sessionmaker, state.spec.infra, bus, name="review")
+        async with state.uow() as uow:
+            await service.create_org(
+                uow, code="D-lead-1", name="区", type="district", parent_id=None
+            )
+            await uow.commit()
+        assert await first._is_leader() is True
+        assert await second._is_leader() is False
+        await second.drain()
+        assert await second.pending() == 1  # the follower published nothing
+        await first.drain()
+        assert first.published == 1 and await first.pending() == 0
+        await first.stop()  # the leader goes away and frees the lock
+        async with state.uow() as uow:
+            await service.create_org(
+                uow, code="D-lead-2", name="区", type="district", parent_id=None
+            )
+            await uow.commit()
+        await second.drain()
+        assert second.published == 1 and await second.pending() == 0
+        await second.stop()
+        await bus.stop()

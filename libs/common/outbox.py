@@ -10,6 +10,7 @@ On PostgreSQL an advisory lock keeps one relay of a service publishing at a time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import zlib
 from collections.abc import Sequence
@@ -145,15 +146,28 @@ class OutboxRelay:
         return sent, None
 
     async def _is_leader(self) -> bool:
-        """On PostgreSQL, hold a session advisory lock so one relay per service publishes."""
+        """On PostgreSQL, hold a session advisory lock so one relay per service publishes.
+
+        The lock lives as long as its connection: a relay that dies frees it for another, and
+        a relay whose connection broke finds out here and competes for the lock again.
+        """
         if self._engine.dialect.name != "postgresql":
             return True
-        if self._leader_conn is None:
-            conn = await self._engine.connect()
-            got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock_key})
-            await conn.commit()
-            if not got:
-                await conn.close()
-                return False
-            self._leader_conn = conn
+        if self._leader_conn is not None:
+            try:
+                await self._leader_conn.scalar(text("SELECT 1"))
+                await self._leader_conn.commit()
+                return True
+            except Exception:
+                log.warning("outbox relay lost its leader connection; competing again")
+                with contextlib.suppress(Exception):
+                    await self._leader_conn.close()
+                self._leader_conn = None
+        conn = await self._engine.connect()
+        got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock_key})
+        await conn.commit()
+        if not got:
+            await conn.close()
+            return False
+        self._leader_conn = conn
         return True
