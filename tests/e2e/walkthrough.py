@@ -144,8 +144,8 @@ def decide(stack: Stack, http: httpx.Client, token: str, task_id: str, decision:
     assert r.status_code == 200, r.text
 
 
-def walk_through(stack: Stack) -> None:
-    """The whole walk-through with its assertions."""
+def walk_through(stack: Stack) -> World:
+    """The whole walk-through with its assertions; returns the world it built."""
     with httpx.Client(timeout=10) as http:
         world = setup_world(stack, http)
         claim = submit_training(stack, http, world, "急诊医学新进展培训班")
@@ -203,6 +203,7 @@ def walk_through(stack: Stack) -> None:
         ).json()
         assert [s["decision"] for s in history["steps"]] == ["submitted", "approve", "approve"]
         city_platform_records(stack, http, world)
+    return world
 
 
 def city_platform_records(stack: Stack, http: httpx.Client, world: World) -> None:
