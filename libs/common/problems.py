@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.common.errors import DomainError
@@ -16,6 +17,37 @@ log = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://zz-ce.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; ``code`` names the rule or the reason, stable for clients."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    instance: str | None = None
+
+
+def _described(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# documented on every route: what a client must be ready for, all as problem documents
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _described("Malformed request (e.g. a bad cursor)"),
+    401: _described("Missing, invalid or expired bearer token"),
+    403: _described("The caller's role may not do this"),
+    404: _described("Not found, or outside the caller's scope (the two are not told apart)"),
+    409: _described("Conflicts with the current state (duplicate, already decided, …)"),
+    422: _described("A rule refuses the request, or the body does not match the schema"),
+}
 
 
 def problem(

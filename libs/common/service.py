@@ -24,7 +24,7 @@ from libs.common.inbox import EventRouter
 from libs.common.migrations import upgrade_async
 from libs.common.observability import Metrics, RequestContextMiddleware, configure_logging
 from libs.common.outbox import OutboxRelay
-from libs.common.problems import install_problem_handlers
+from libs.common.problems import PROBLEM_RESPONSES, install_problem_handlers
 from libs.common.settings import Settings
 from libs.common.uow import UnitOfWork
 
@@ -139,7 +139,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     install_problem_handlers(app)
     app.include_router(_ops_router(metrics))
     for router in spec.routers:
-        app.include_router(router)
+        app.include_router(router, responses=PROBLEM_RESPONSES)
     return app
 
 
