@@ -192,3 +192,46 @@ async def test_one_relay_per_service_publishes_and_another_takes_over(
         assert second.published == 1 and await second.pending() == 0
         await second.stop()
         await bus.stop()
+
+
+async def test_a_poison_event_is_dead_lettered_visibly_and_the_rest_flows(
+    review: FastAPI, tmp_path: Path
+) -> None:
+    """An event its handler cannot process is retried, then stored as a dead letter (shown by
+    the admin endpoint); the events after it are still handled."""
+    log = EmbeddedLog(tmp_path / "events.db")
+    await log.start()
+    poison = Envelope(
+        type="claim.submitted", source="claims", subject="claim-bad", data={"claim_id": "x"}
+    )
+    await log.publish(topic_of("claims"), "claim-bad", poison.to_bytes(), {})
+    good = submitted("claim-after-poison")
+    await log.publish(topic_of("claims"), "claim-bad", good.to_bytes(), {})  # same partition
+    await log.stop()
+    city = {"Authorization": f"Bearer {review.state.tokens.mint(role='city_admin')}"}
+    transport = httpx.ASGITransport(app=review)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+
+        async def dead() -> list[dict[str, Any]]:
+            r = await http.get("/v1/admin/dead-letters", headers=city)
+            assert r.status_code == 200, r.text
+            return list(r.json()["items"])
+
+        [letter] = await until(dead, timeout_s=30)
+        assert letter["event_type"] == "claim.submitted" and "ValidationError" in letter["error"]
+
+        async def routed() -> bool:
+            r = await http.get(
+                "/v1/review-tasks", params={"claim_id": "claim-after-poison"}, headers=city
+            )
+            return bool(r.json()["items"])
+
+        await until(routed)
+        assert (await http.get("/readyz")).json()["checks"] == {"database": "ok", "bus": "ok"}
+        metrics = (await http.get("/metrics")).text
+        assert 'outcome="dead"' in metrics and 'outcome="applied"' in metrics
+        personnel = review.state.tokens.mint(role="personnel", person_id="p")
+        refused = await http.get(
+            "/v1/admin/dead-letters", headers={"Authorization": f"Bearer {personnel}"}
+        )
+        assert refused.status_code == 403
