@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Header, Query, Request, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -132,14 +133,46 @@ async def upload_evidence(
             filename=file.filename,
             max_bytes=MAX_EVIDENCE_BYTES,
         )
-        view = {
-            "id": stored.id,
-            "sha256": stored.sha256,
-            "content_type": stored.content_type,
-            "size": stored.size,
-        }
+        view = evidence_view(stored)
         await uow.commit()
         return view
+
+
+def evidence_view(stored: Any) -> dict[str, Any]:
+    return {
+        "id": stored.id,
+        "sha256": stored.sha256,
+        "content_type": stored.content_type,
+        "size": stored.size,
+        "filename": stored.filename,
+        "created_at": stored.created_at.isoformat(),
+    }
+
+
+@router.get("/evidence/{evidence_id}")
+async def get_evidence(evidence_id: str, request: Request, principal: CurrentPrincipal) -> Any:
+    async with state_of(request).uow() as uow:
+        return evidence_view(await evidence.readable_evidence(uow, principal, evidence_id))
+
+
+@router.get(
+    "/evidence/{evidence_id}/content",
+    response_class=FileResponse,
+    responses={200: {"content": {t: {} for t in sorted(evidence.ALLOWED_CONTENT_TYPES)}}},
+)
+async def get_evidence_content(
+    evidence_id: str, request: Request, principal: CurrentPrincipal
+) -> FileResponse:
+    """The file itself, for the uploader and the reviewers of a claim that cites it."""
+    state = state_of(request)
+    async with state.uow() as uow:
+        stored = await evidence.readable_evidence(uow, principal, evidence_id)
+    return FileResponse(
+        state.extras["evidence_store"].path(stored.storage_key),
+        media_type=stored.content_type,
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"},
+        content_disposition_type="inline",
+    )
 
 
 # --- claims ---------------------------------------------------------------------------------

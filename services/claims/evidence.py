@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 from typing import Protocol
 
 import filetype
+from sqlalchemy import select
 
 from libs.common.auth import Principal
-from libs.common.errors import RuleViolation
+from libs.common.errors import NotFound, RuleViolation
 from libs.common.uow import UnitOfWork
-from services.claims.models import (
-    Evidence,
-)
+from services.claims.models import Claim, ClaimReference, Evidence, Person
+from services.claims.persons import can_see_person
 
 ALLOWED_CONTENT_TYPES = {"application/pdf", "image/jpeg", "image/png"}
-
-
-# --- evidence -------------------------------------------------------------------------------
 
 
 class EvidenceStore(Protocol):
     """Where evidence files live; ``put`` returns the key the file can be found under."""
 
     def put(self, data: bytes, sha256: str) -> str: ...
+
+    def path(self, key: str) -> Path: ...
 
 
 class LocalEvidenceStore:
@@ -42,6 +42,9 @@ class LocalEvidenceStore:
             tmp.write_bytes(data)
             tmp.replace(path)
         return key
+
+    def path(self, key: str) -> Path:
+        return self.root / key
 
 
 async def store_evidence(
@@ -69,7 +72,7 @@ async def store_evidence(
             code="unsupported_evidence_type",
         )
     digest = hashlib.sha256(data).hexdigest()
-    key = store.put(data, digest)
+    key = await asyncio.to_thread(store.put, data, digest)
     evidence = Evidence(
         owner=principal.sub,
         sha256=digest,
@@ -81,3 +84,27 @@ async def store_evidence(
     uow.session.add(evidence)
     await uow.session.flush()
     return evidence
+
+
+async def readable_evidence(uow: UnitOfWork, principal: Principal, evidence_id: str) -> Evidence:
+    """Evidence its uploader may read, and so may whoever may see a person whose live claim
+    cites it (the reviewers who must check it). Anything else is the same 404."""
+    evidence = await uow.session.get(Evidence, evidence_id)
+    if evidence is not None and (evidence.owner == principal.sub or principal.is_city):
+        return evidence
+    if evidence is not None:
+        claim_ids = (
+            await uow.session.scalars(
+                select(ClaimReference.claim_id).where(
+                    ClaimReference.kind == "file_sha256", ClaimReference.value == evidence.sha256
+                )
+            )
+        ).all()
+        for claim_id in claim_ids:
+            claim = await uow.session.get(Claim, claim_id)
+            if claim is None or evidence.id not in (claim.body.get("evidence_ids") or []):
+                continue
+            person = await uow.session.get(Person, claim.person_id)
+            if person is not None and await can_see_person(uow, principal, person):
+                return evidence
+    raise NotFound(f"evidence {evidence_id} not found in your scope", code="evidence_not_found")
