@@ -9,10 +9,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from libs.common.auth import CurrentPrincipal, require_role
+from libs.common.errors import DomainError
 from libs.common.pagination import page, paginate
 from libs.common.service import state_of
 from services.sync import service
 from services.sync.models import OutboundRecord
+from services.sync.province import ProvinceError
 
 router = APIRouter(prefix="/v1")
 OVERSIGHT = ("city_admin", "system")
@@ -84,3 +86,27 @@ async def learning_records(
         result = await service.ingest_learning_records(uow, body.records)
         await uow.commit()
         return result
+
+
+class ReconciliationIn(BaseModel):
+    year: int = Field(ge=2000, le=2100)
+
+
+@router.post("/reconciliations")
+async def reconciliation(
+    body: ReconciliationIn, request: Request, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Our registered totals per person and year against the province's (the title system
+    reads the province, so the two must agree)."""
+    require_role(principal, *OVERSIGHT)
+    state = state_of(request)
+    try:
+        async with state.uow() as uow:
+            return await service.reconcile(uow, state.extras["province_client"], body.year)
+    except ProvinceError as exc:
+        raise DomainError(
+            f"the province platform did not answer: {exc}",
+            code="province_unavailable",
+            status=503,
+            title="The province platform is unavailable",
+        ) from exc

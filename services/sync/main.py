@@ -16,9 +16,13 @@ from services.sync.province import ProvinceClient
 from services.sync.service import ProvinceSender
 
 
+async def _province_client(state: ServiceState) -> None:
+    """One client per process: the breaker and the rate limit cover every call to the province."""
+    state.extras.setdefault("province_client", ProvinceClient.from_settings(state.settings))
+
+
 def _sender(state: ServiceState) -> Worker:
-    client = state.extras.get("province_client") or ProvinceClient.from_settings(state.settings)
-    return ProvinceSender(state, client)
+    return ProvinceSender(state, state.extras["province_client"])
 
 
 SPEC = ServiceSpec(
@@ -30,6 +34,7 @@ SPEC = ServiceSpec(
     events=events,
     subscribes=[topic_of("claims")],
     workers=[_sender],
+    extra_state=_province_client,
 )
 
 

@@ -252,3 +252,42 @@ def city_platform_records(stack: Stack, http: httpx.Client, world: World) -> Non
 
     province = eventually(on_province, what="city-platform record on the province")
     assert province["professional"] == 16 and len(province["records"]) == 2
+    reconcile(stack, http)
+
+
+def reconcile(stack: Stack, http: httpx.Client) -> None:
+    """Our registered totals equal the province's; a record that reached the province some
+    other way shows up as a mismatch, masked."""
+    city = bearer(stack.token("city_admin"))
+    sync = stack.url("sync")
+
+    def clean() -> dict[str, Any] | None:
+        body = http.post(f"{sync}/v1/reconciliations", headers=city, json={"year": 2026}).json()
+        return body if body["mismatched"] == [] else None
+
+    body = eventually(clean, what="a clean reconciliation")
+    assert body["checked"] == body["matched"] == 1
+    stray = {
+        "record_id": "elsewhere-1",
+        "id_number": "110105195001010012",  # someone we never registered anything for
+        "name": "李四",
+        "year": 2026,
+        "subject": "public",
+        "hours": 4,
+        "category": "training",
+        "title": "外地登记",
+        "source": "claim",
+        "completed_at": "2026-05-01T00:00:00Z",
+    }
+    r = http.post(f"{stack.url('province')}/province/v1/records", json={"records": [stray]})
+    assert r.status_code == 200, r.text
+    body = http.post(f"{sync}/v1/reconciliations", headers=city, json={"year": 2026}).json()
+    assert (body["checked"], body["matched"]) == (2, 1)
+    [mismatch] = body["mismatched"]
+    assert mismatch["id_number_masked"] == "110105********0012"
+    assert mismatch["ours"] == {"public": 0.0, "professional": 0.0}
+    assert mismatch["province"] == {"public": 4.0, "professional": 0.0}
+    denied = http.post(
+        f"{sync}/v1/reconciliations", headers=bearer(stack.token("system")), json={"year": 1999}
+    )
+    assert denied.status_code == 422
