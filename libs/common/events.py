@@ -108,6 +108,10 @@ class ClaimSubmitted(Payload):
     requested_hours: float
     expected_credits: list[Credit]
     verified_evidence: bool = False
+    evidence_ids: list[str] = Field(default_factory=list)
+    references: dict[str, str] = Field(
+        default_factory=dict, description="certificate_code / exam_card_no / reference_no given"
+    )
 
 
 class ClaimWithdrawn(Payload):

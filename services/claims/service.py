@@ -305,6 +305,8 @@ def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person) -> None:
             requested_hours=float(claim.requested_hours),
             expected_credits=[Credit(**c) for c in claim.expected_credits],
             verified_evidence=claim.verified_evidence,
+            evidence_ids=list(claim.body.get("evidence_ids") or []),
+            references={f: str(claim.body[f]) for f in REFERENCE_FIELDS if claim.body.get(f)},
         ),
         subject=claim.id,
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.common.db import (
@@ -49,6 +49,9 @@ class ReviewTask(IdMixin, TimestampMixin, Base):
     title: Mapped[str] = mapped_column(String(300))
     requested_hours: Mapped[float] = mapped_column(Numeric(8, 1, asdecimal=False))
     verified_evidence: Mapped[bool] = mapped_column(default=False)
+    # what the reviewer checks: evidence files (readable from claims) and cited references
+    evidence_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    references: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     decision: Mapped[str | None] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(100))

@@ -100,6 +100,8 @@ async def open_task(uow: UnitOfWork, event: ClaimSubmitted) -> None:
         title=event.title,
         requested_hours=event.requested_hours,
         verified_evidence=event.verified_evidence,
+        evidence_ids=list(event.evidence_ids),
+        references=dict(event.references),
     )
     uow.session.add(task)
     uow.session.add(
@@ -214,6 +216,8 @@ async def decide(
                         "title",
                         "requested_hours",
                         "verified_evidence",
+                        "evidence_ids",
+                        "references",
                     ]
                 },
                 stage="authority",
@@ -264,6 +268,8 @@ def task_view(task: ReviewTask) -> dict[str, Any]:
         "title": task.title,
         "requested_hours": task.requested_hours,
         "verified_evidence": task.verified_evidence,
+        "evidence_ids": task.evidence_ids or [],
+        "references": task.references or {},
         "decision": task.decision,
         "reason": task.reason,
         "decided_by": task.decided_by,

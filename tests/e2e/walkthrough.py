@@ -153,6 +153,19 @@ def walk_through(stack: Stack) -> World:
         assert claim["expected_credits"] == [{"subject": "professional", "hours": 16.0}]
 
         task = open_task(stack, http, world.unit_admin, claim["id"], "unit")
+        # the reviewer sees what to check, and can open the certificate file itself
+        [item] = http.get(
+            f"{stack.url('review')}/v1/review-tasks",
+            params={"claim_id": claim["id"]},
+            headers=bearer(world.unit_admin),
+        ).json()["items"]
+        assert item["evidence_ids"] == claim["evidence_ids"]
+        assert item["references"] == {"reference_no": "鲁卫继备〔2026〕15号"}
+        file = http.get(
+            f"{stack.url('claims')}/v1/evidence/{item['evidence_ids'][0]}/content",
+            headers=bearer(world.unit_admin),
+        )
+        assert file.status_code == 200 and file.content == PDF
         # the district cannot decide the unit's task: outside its scope
         r = http.post(
             f"{stack.url('review')}/v1/review-tasks/{task}/decision",
