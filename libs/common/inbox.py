@@ -57,10 +57,6 @@ class EventRouter:
 
         self._handlers[payload.TYPE] = handle
 
-    @property
-    def event_types(self) -> set[str]:
-        return set(self._handlers)
-
     async def dispatch(self, uow_factory: Callable[[], UnitOfWork], message: Message) -> bool:
         """Handle one message exactly once in effect. Returns whether it had an effect."""
         envelope = Envelope.from_bytes(message.value)

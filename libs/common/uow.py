@@ -67,10 +67,6 @@ class UnitOfWork:
         self._events.append(envelope)
         return envelope
 
-    @property
-    def events(self) -> list[Envelope]:
-        return list(self._events)
-
     async def commit(self) -> None:
         if self._events:
             rows: list[dict[str, Any]] = [
@@ -93,10 +89,3 @@ class UnitOfWork:
         self._events = []
         if had_events and self._on_commit is not None:
             self._on_commit()
-
-    async def rollback(self) -> None:
-        self._events = []
-        await self.session.rollback()
-
-
-UnitOfWorkFactory = Callable[[], UnitOfWork]

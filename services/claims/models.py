@@ -109,7 +109,6 @@ class LedgerEntry(IdMixin, TimestampMixin, Base):
     category: Mapped[str | None] = mapped_column(String(40))
     title: Mapped[str | None] = mapped_column(String(300))
     note: Mapped[str | None] = mapped_column(Text)
-    occurred_on: Mapped[date | None]
     revoked_at: Mapped[datetime | None]
 
     __table_args__ = (

@@ -7,7 +7,7 @@ import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,6 @@ class World:
             "ref": f"ref-{next(_refs)}",
             "category": "training" if source == "claim" else None,
             "title": "急诊医学新进展培训班" if source == "claim" else "公需课",
-            "occurred_on": date(year, 6, 1),
             "revoked_at": datetime(2026, 11, 1, tzinfo=UTC) if revoked else None,
         }
         if at is not None:

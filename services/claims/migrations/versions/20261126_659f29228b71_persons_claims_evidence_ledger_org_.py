@@ -50,7 +50,6 @@ def upgrade() -> None:
         sa.Column("category", sa.String(length=40), nullable=True),
         sa.Column("title", sa.String(length=300), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
-        sa.Column("occurred_on", sa.Date(), nullable=True),
         sa.Column("revoked_at", libs.common.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("created_at", libs.common.db.UTCDateTime(timezone=True), nullable=False),
