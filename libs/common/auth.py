@@ -32,6 +32,14 @@ Role = Literal[
     "system",
 ]
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+# the admin role that acts for each kind of reviewing org (分级审验)
+ADMIN_ROLE_OF_ORG_TYPE = {
+    "unit": "unit_admin",
+    "agency": "agency_admin",
+    "district": "district_admin",
+    "department": "department_admin",
+}
+ADMIN_ROLES = frozenset(ADMIN_ROLE_OF_ORG_TYPE.values())
 ORG_ROLES = {
     "unit_admin",
     "agency_admin",

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from libs.common.auth import CurrentPrincipal, TokenService, require_role
 from libs.common.bus import Consumer, EventBus, Message
-from libs.common.db import InfraTables, create_engine, create_sessionmaker
+from libs.common.clock import BEIJING, Clock
+from libs.common.db import InfraTables, create_engine, create_sessionmaker, utcnow
 from libs.common.eventlog import EmbeddedLog
 from libs.common.events import Envelope, topic_of
 from libs.common.inbox import EventRouter
@@ -59,6 +61,15 @@ class ServiceState:
     relay: OutboxRelay
     metrics: Metrics
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        """The service clock (aware): ``extras["clock"]`` when set (tests), else UTC now."""
+        clock: Clock = self.extras.get("clock", utcnow)
+        return clock()
+
+    def today(self) -> date:
+        """Today in Beijing, the calendar every deadline of the notice uses."""
+        return self.now().astimezone(BEIJING).date()
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(

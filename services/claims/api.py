@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Header, Query, Request, UploadFile
 from fastapi.responses import FileResponse
@@ -16,20 +14,12 @@ from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.events import Affiliation
 from libs.common.pagination import page, paginate
-from libs.common.service import ServiceState, state_of
+from libs.common.service import state_of
 from libs.common.uow import UnitOfWork
 from services.claims import evidence, ledger, persons, service
 from services.claims.models import Claim
 
 router = APIRouter(prefix="/v1")
-BEIJING = ZoneInfo("Asia/Shanghai")
-
-
-def now_of(state: ServiceState) -> datetime:
-    clock: Callable[[], datetime] = state.extras.get("clock", lambda: datetime.now(UTC))
-    return clock()
-
-
 # --- persons --------------------------------------------------------------------------------
 
 
@@ -55,7 +45,7 @@ async def register_person(
             principal,
             **body.model_dump(exclude={"affiliation"}),
             affiliation=body.affiliation,
-            today=now_of(state).astimezone(BEIJING).date(),
+            today=state.today(),
         )
         return persons.person_view(person, principal, full_id=True)
 
@@ -92,7 +82,7 @@ async def me(request: Request, principal: CurrentPrincipal) -> Any:
     state = state_of(request)
     async with state.uow() as uow:
         person = await persons.my_person(uow, principal)
-        year = now_of(state).astimezone(BEIJING).year
+        year = state.today().year
         summary = await ledger.transcript(uow, person, year)
         return {
             **persons.person_view(person, principal, full_id=True),
@@ -237,7 +227,7 @@ async def submit_claim(
     data = body.model_dump(mode="json", exclude_none=True)
 
     async def create(uow: UnitOfWork) -> dict[str, Any]:
-        claim = await service.submit_claim(uow, principal, data, now=now_of(state))
+        claim = await service.submit_claim(uow, principal, data, now=state.now())
         return claim_view(claim)
 
     return await idempotency.create_once(state.uow, principal.sub, idempotency_key, data, create)
@@ -295,7 +285,7 @@ async def revise_claim(
             principal,
             claim_id,
             body.model_dump(mode="json", exclude_none=True),
-            now=now_of(state),
+            now=state.now(),
         )
         view = claim_view(claim)
         await uow.commit()

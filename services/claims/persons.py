@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from libs.common.auth import Principal
+from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, ADMIN_ROLES, Principal
 from libs.common.errors import Conflict, Forbidden, NotFound, RuleViolation
 from libs.common.events import (
     Affiliation,
@@ -26,15 +26,6 @@ from services.claims.models import (
     OrgReplica,
     Person,
 )
-
-ADMIN_ROLE_OF_TYPE = {
-    "unit": "unit_admin",
-    "agency": "agency_admin",
-    "district": "district_admin",
-    "department": "department_admin",
-}
-ADMIN_ROLES = set(ADMIN_ROLE_OF_TYPE.values())
-
 
 # --- scope ----------------------------------------------------------------------------------
 
@@ -73,7 +64,7 @@ async def admin_over(uow: UnitOfWork, principal: Principal, org_id: str) -> bool
     if principal.role not in ADMIN_ROLES or principal.org_id is None:
         return False
     own = await uow.session.get(OrgReplica, principal.org_id)
-    if own is None or ADMIN_ROLE_OF_TYPE.get(own.type) != principal.role:
+    if own is None or ADMIN_ROLE_OF_ORG_TYPE.get(own.type) != principal.role:
         return False
     return principal.org_id in await org_chain(uow, org_id)
 

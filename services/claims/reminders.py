@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import CurrentPrincipal, require_role
+from libs.common.clock import BEIJING
 from libs.common.errors import RuleViolation
 from libs.common.events import ComplianceReminderDue
 from libs.common.service import ServiceState, state_of
@@ -66,7 +67,7 @@ def due_dates(today: date, catch_up_days: int = CATCH_UP_DAYS) -> list[tuple[int
             ruleset = rules.load_ruleset(year)
         except RuleViolation:
             continue
-        if today > ruleset.claim_window.closes.astimezone(reports.BEIJING).date():
+        if today > ruleset.claim_window.closes.astimezone(BEIJING).date():
             continue
         for reminder_date in ruleset.reminder_dates:
             if 0 <= (today - reminder_date).days <= catch_up_days:
@@ -199,7 +200,7 @@ class ReminderWorker:
             if self._stopping.is_set():
                 return
             try:
-                await self.run_once(reports.beijing_today(self.state))
+                await self.run_once(self.state.today())
             except Exception:
                 log.exception("compliance reminders failed; retrying at the next check")
 
@@ -227,10 +228,10 @@ async def run_reminders(
     require_role(principal, "city_admin", "system")
     state = state_of(request)
     ruleset = rules.load_ruleset(body.year)
-    on = body.reminder_date or reports.beijing_today(state)
+    on = body.reminder_date or state.today()
     window = ruleset.claim_window
-    opens = window.opens.astimezone(reports.BEIJING).date()
-    closes = window.closes.astimezone(reports.BEIJING).date()
+    opens = window.opens.astimezone(BEIJING).date()
+    closes = window.closes.astimezone(BEIJING).date()
     if not opens <= on <= closes:
         raise RuleViolation(
             f"a {body.year} reminder date lies within the claim window "

@@ -30,12 +30,11 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
@@ -47,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
 from libs.common.auth import CurrentPrincipal, Principal, require_role
+from libs.common.clock import BEIJING
 from libs.common.errors import DomainError, NotFound, RuleViolation
 from libs.common.idnumber import mask_id_number
 from libs.common.service import ServiceState, state_of
@@ -57,7 +57,6 @@ from services.claims.persons import get_person
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 router = APIRouter(prefix="/v1", tags=["reports"])
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 CHUNK_SIZE = 1000
 DEFAULT_PAGE = 500
 MAX_PAGE = 1000
@@ -91,16 +90,6 @@ COLUMNS = (
     "gap_professional",
     "compliant",
 )
-
-
-def now_of(state: ServiceState) -> datetime:
-    """The service clock (``extras["clock"]`` in tests), aware."""
-    clock: Callable[[], datetime] = state.extras.get("clock", lambda: datetime.now(UTC))
-    return clock()
-
-
-def beijing_today(state: ServiceState) -> date:
-    return now_of(state).astimezone(BEIJING).date()
 
 
 # --- scope ----------------------------------------------------------------------------------
@@ -440,7 +429,7 @@ async def compliance_report(
         scope = await resolve_scope(uow.session, principal, org_id)
         if format == "json":
             after = decode_cursor(cursor) if cursor else None
-            return await _json_page(uow.session, ruleset, scope, after, limit, now_of(state))
+            return await _json_page(uow.session, ruleset, scope, after, limit, state.now())
     if format == "csv":
         return StreamingResponse(
             _csv_stream(state, ruleset, scope),
@@ -528,7 +517,7 @@ async def _xlsx_file(state: ServiceState, ruleset: rules.RuleSet, scope: Scope) 
             sheet.append(_text_cells(sheet, person.row()))
     async with state.uow() as uow:
         summary = await compliance_summary(uow.session, ruleset, scope)
-    head = _report_head(ruleset, scope, now_of(state))
+    head = _report_head(ruleset, scope, state.now())
     info = workbook.create_sheet("summary")
     org = head["org"]
     info.append(["year", ruleset.year])
@@ -620,7 +609,7 @@ async def title_readiness(
         person = await get_person(uow, principal, person_id)
         credited_now = await _credited(uow.session, person.id, ruleset.year)
         by_deadline = await _credited(uow.session, person.id, ruleset.year, before=cutoff)
-    today = beijing_today(state)
+    today = state.today()
     if deadline >= today:
         warnings.append(
             f"The deadline {deadline.isoformat()} has not passed yet: credited_by_deadline "

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from libs.common.auth import Principal
+from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, ADMIN_ROLES, Principal
 from libs.common.db import utcnow
 from libs.common.errors import Conflict, DomainError, NotFound, RuleViolation
 from libs.common.events import (
@@ -36,12 +36,6 @@ ALLOWED_PARENTS: dict[str, tuple[str | None, ...]] = {
     "agency": ("district",),
     "provider": ("city", "district", "department", None),
     "exam_center": ("city", None),
-}
-REVIEWER_ROLE_OF_TYPE = {
-    "unit": "unit_admin",
-    "agency": "agency_admin",
-    "district": "district_admin",
-    "department": "department_admin",
 }
 
 
@@ -145,10 +139,10 @@ async def scope_org_ids(uow: UnitOfWork, principal: Principal) -> set[str] | Non
     """Orgs whose tasks the caller may see; None means every org (city-level oversight)."""
     if principal.is_city:
         return None
-    if principal.role not in REVIEWER_ROLE_OF_TYPE.values() or principal.org_id is None:
+    if principal.role not in ADMIN_ROLES or principal.org_id is None:
         return set()
     org = await uow.session.get(Org, principal.org_id)
-    if org is None or REVIEWER_ROLE_OF_TYPE.get(org.type) != principal.role:
+    if org is None or ADMIN_ROLE_OF_ORG_TYPE.get(org.type) != principal.role:
         return set()
     return {org.id}
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from libs.common.clock import BEIJING
 from libs.common.events import (
     ClaimApproved,
     ClaimRejected,
@@ -37,7 +37,6 @@ from libs.common.problems import PROBLEM_MEDIA_TYPE
 from libs.common.settings import Settings
 from services.claims.main import create_app
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 # a fixed "now" inside the 2026 claim window, so the tests do not depend on the machine's date
 CLOCK = datetime(2026, 12, 20, 10, 0, tzinfo=BEIJING)
 AFTER_WINDOW = datetime(2027, 1, 1, 0, 0, 1, tzinfo=BEIJING)
