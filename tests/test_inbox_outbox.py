@@ -23,17 +23,7 @@ from libs.common.events import Affiliation, ClaimSubmitted, Envelope, topic_of
 from libs.common.settings import Settings
 from services.review import service
 from services.review.main import create_app
-
-
-async def until(probe: Callable[[], Any], timeout_s: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
+from tests.support import until
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

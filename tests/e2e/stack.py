@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,10 @@ import httpx
 
 from libs.common.auth import TokenService
 from libs.common.settings import SERVICES, Settings
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("province", *SERVICES)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -18,11 +18,11 @@ from tests.e2e.walkthrough import (
     ID_NUMBER,
     bearer,
     decide,
-    eventually,
     open_task,
     setup_world,
     submit_training,
 )
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 CODE = "ZZCE-2026-000123"

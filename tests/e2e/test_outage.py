@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from tests.e2e.stack import start_distributed
-from tests.e2e.walkthrough import PDF, bearer, eventually, setup_world, submit_training
+from tests.e2e.walkthrough import PDF, bearer, setup_world, submit_training
 from tests.fixtures.broker import Broker
+from tests.support import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.kafka]
 CLAIMS = 6

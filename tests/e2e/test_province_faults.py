@@ -13,7 +13,8 @@ import pytest
 
 from libs.common.idnumber import check_character
 from tests.e2e.stack import start_embedded
-from tests.e2e.walkthrough import bearer, eventually
+from tests.e2e.walkthrough import bearer
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 FAULTS = {

@@ -3,30 +3,17 @@ district approval → approved claim, transcript hours, and the record on the pr
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
 from tests.e2e.stack import Stack
+from tests.support import eventually
 
 T = TypeVar("T")
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 ID_NUMBER = "11010519491231002X"
-
-
-def eventually(probe: Callable[[], T | None], timeout_s: float = 30.0, what: str = "") -> T:
-    """Poll until ``probe`` returns something truthy: events cross services asynchronously."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or probe}")
-        time.sleep(0.1)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -9,10 +9,9 @@ transaction writes together with the effect).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -33,9 +32,9 @@ from libs.common.events import (
     topic_of,
 )
 from libs.common.idnumber import check_character
-from libs.common.problems import PROBLEM_MEDIA_TYPE
 from libs.common.settings import Settings
 from services.claims.main import create_app
+from tests.support import until
 
 # a fixed "now" inside the 2026 claim window, so the tests do not depend on the machine's date
 CLOCK = datetime(2026, 12, 20, 10, 0, tzinfo=BEIJING)
@@ -64,29 +63,6 @@ def masked(id_number: str) -> str:
 def pdf_bytes(label: str = "") -> bytes:
     """A small PDF whose content (and so hash) is unique per call."""
     return f"%PDF-1.4\n% {label} {uuid.uuid4().hex}\n%%EOF\n".encode()
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """An RFC 9457 problem document with this status and code and a helpful detail."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE), response.headers
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    assert body["type"].endswith("/" + code)
-    assert isinstance(body.get("detail"), str) and len(body["detail"]) >= 15, body
-    return body
-
-
-async def until(probe: Callable[[], Awaitable[Any]], timeout_s: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 @dataclass

@@ -27,13 +27,13 @@ from services.claims.tests.api_support import (
     CLOCK,
     Person,
     Stack,
-    assert_problem,
     claims_stack,
     credits_of,
     new_id_number,
     pdf_bytes,
     with_bad_checksum,
 )
+from tests.support import assert_problem
 
 REGISTRY = topic_of("registry")
 SYNC = topic_of("sync")

@@ -26,11 +26,11 @@ import pytest
 from services.claims.tests.api_support import (
     Person,
     Stack,
-    assert_problem,
     claims_stack,
     masked,
     new_id_number,
 )
+from tests.support import assert_problem
 
 PERSONS = ("a", "b", "f", "c", "d")
 # who sees whom: principal label -> person labels in scope

@@ -7,9 +7,8 @@ Claims reach review as ``claim.submitted`` envelopes on ``claims.events`` (the e
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,29 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from libs.common.events import Affiliation, ClaimSubmitted, ClaimWithdrawn, Envelope, topic_of
-from libs.common.problems import PROBLEM_MEDIA_TYPE
 from libs.common.settings import Settings
 from services.review.main import create_app
-
-
-async def until(probe: Callable[[], Awaitable[Any]], timeout_s: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert isinstance(body.get("detail"), str) and len(body["detail"]) >= 15, body
-    return body
+from tests.support import assert_problem, until
 
 
 def code() -> str:
