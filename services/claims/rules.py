@@ -161,6 +161,13 @@ class EvidenceRule(_Frozen):
 
     all_of: tuple[EvidenceKind, ...] = ()
     any_of: tuple[EvidenceKind, ...] = ()
+    # references that are personal evidence: each backs one claim of a person (DOMAIN.md). A
+    # training's reference_no is its filing number, shared by every trainee, so it is not.
+    unique: tuple[Literal["certificate_code", "exam_card_no", "reference_no"], ...] = (
+        "certificate_code",
+        "exam_card_no",
+        "reference_no",
+    )
 
 
 class CategoryRules(_Frozen):

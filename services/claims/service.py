@@ -205,11 +205,8 @@ async def _bind_references(
 ) -> None:
     """Each reference and each evidence file backs at most one live claim of the person."""
     await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim.id))
-    # a training's reference_no is its filing number, shared by every trainee: not evidence
-    fields = [
-        f for f in REFERENCE_FIELDS if not (f == "reference_no" and claim.category == "training")
-    ]
-    refs = [(f, normalise_code(body[f])) for f in fields if body.get(f)]
+    unique = rules.load_ruleset(claim.year).category(claim.category).evidence.unique
+    refs: list[tuple[str, str]] = [(f, normalise_code(body[f])) for f in unique if body.get(f)]
     refs += [("file_sha256", e.sha256) for e in evidence]
     for kind, value in refs:
         taken = await uow.session.scalar(

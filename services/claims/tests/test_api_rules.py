@@ -531,6 +531,26 @@ class TestCategories:
         [event] = await stack.outbox(claim["id"])
         assert event.type == "claim.submitted" and event.data["verified_evidence"] is False
 
+    async def test_a_filing_number_is_shared_but_a_patent_number_is_not(
+        self, stack: Stack, person: Person
+    ) -> None:
+        # every trainee of a filed training cites its filing number: not personal evidence
+        for _ in range(2):
+            await stack.submit(person, training(await files(stack, person)))
+        patent = {
+            "year": 2026,
+            "category": "achievement",
+            "title": "一种急救装置",
+            "reference_no": "ZL 2026 1 0000001.1",
+        }
+        await stack.submit(person, {**patent, "evidence_ids": await files(stack, person)})
+        r = await stack.http.post(
+            "/v1/claims",
+            json={"person_id": person.id, **patent, "evidence_ids": await files(stack, person)},
+            headers=person.auth,
+        )
+        assert_problem(r, 422, "duplicate_evidence")
+
     async def test_public_training(self, stack: Stack, person: Person) -> None:
         body = training(await files(stack, person), subject="public", hours=12)
         claim = await stack.submit(person, body)
