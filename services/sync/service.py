@@ -39,6 +39,7 @@ from services.sync.province import (
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=10)
+UNKNOWN_NAME = "(city platform)"  # the province needs a name; the city platform sends none
 MAX_RECORD_HOURS = 100  # a sanity bound on one city-platform record (a year needs 90 in all)
 
 
@@ -296,7 +297,7 @@ async def ingest_learning_records(uow: UnitOfWork, records: list[dict[str, Any]]
                 source="city_platform",
                 person_id=person.person_id if person else None,
                 id_number=record.id_number,
-                name=person.name if person else record.name,
+                name=person.name if person else UNKNOWN_NAME,
                 year=record.year,
                 subject=record.subject,
                 hours=record.hours,
@@ -306,24 +307,20 @@ async def ingest_learning_records(uow: UnitOfWork, records: list[dict[str, Any]]
                 status="pending",
             )
         )
-        uow.emit(record, subject=record.id_number_key)
+        uow.emit(record, subject=_person_key(record.id_number))
         accepted += 1
     await uow.session.flush()
     return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
 
 
-class _Learning(LearningRecorded):
-    name: str = "(city platform)"
-
-    @property
-    def id_number_key(self) -> str:
-        # the key orders one person's records; the raw ID number never becomes a log key
-        return "person-" + hashlib.sha256(self.id_number.encode()).hexdigest()[:16]
+def _person_key(id_number: str) -> str:
+    """The log key of one person's records: orders them, and never exposes the raw ID number."""
+    return "person-" + hashlib.sha256(id_number.encode()).hexdigest()[:16]
 
 
-def _valid_learning(raw: dict[str, Any]) -> _Learning:
+def _valid_learning(raw: dict[str, Any]) -> LearningRecorded:
     try:
-        record = _Learning.model_validate(raw)
+        record = LearningRecorded.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
