@@ -15,16 +15,17 @@ from libs.common.errors import DomainError
 MAX_LIMIT = 500
 
 
-def encode_cursor(created_at: datetime, id_: str) -> str:
-    raw = json.dumps([created_at.isoformat(), id_]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_cursor(*key: str) -> str:
+    """An opaque cursor for the sort key of the last row a page returned."""
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, parts: int = 2) -> tuple[str, ...]:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, id_ = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created), str(id_)
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(key, list) or len(key) != parts:
+            raise ValueError("wrong shape")
+        return tuple(str(k) for k in key)
     except Exception as exc:
         raise DomainError("the cursor is not one this API returned", code="invalid_cursor") from exc
 
@@ -39,7 +40,13 @@ def paginate(
     if not 1 <= limit <= MAX_LIMIT:
         raise DomainError(f"limit must be 1..{MAX_LIMIT}", code="invalid_limit")
     if cursor:
-        created, id_ = decode_cursor(cursor)
+        created_iso, id_ = decode_cursor(cursor)
+        try:
+            created = datetime.fromisoformat(created_iso)
+        except ValueError as exc:
+            raise DomainError(
+                "the cursor is not one this API returned", code="invalid_cursor"
+            ) from exc
         stmt = stmt.where(or_(created_col > created, and_(created_col == created, id_col > id_)))
     return stmt.order_by(created_col, id_col).limit(limit + 1)
 
@@ -49,5 +56,5 @@ def page(items: list[Any], limit: int) -> tuple[list[Any], str | None]:
     if len(items) > limit:
         items = items[:limit]
         last = items[-1]
-        return items, encode_cursor(last.created_at, last.id)
+        return items, encode_cursor(last.created_at.isoformat(), last.id)
     return items, None

@@ -24,10 +24,8 @@ hold the whole scope. Rows are ordered by org id, then person id.
 from __future__ import annotations
 
 import asyncio
-import base64
 import csv
 import io
-import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -47,8 +45,9 @@ from starlette.background import BackgroundTask
 
 from libs.common.auth import CurrentPrincipal, Principal, require_role
 from libs.common.clock import BEIJING
-from libs.common.errors import DomainError, NotFound, RuleViolation
+from libs.common.errors import NotFound, RuleViolation
 from libs.common.idnumber import mask_id_number
+from libs.common.pagination import decode_cursor, encode_cursor
 from libs.common.service import ServiceState, state_of
 from services.claims import rules, workdays
 from services.claims.models import Claim, LedgerEntry, OrgReplica, Person
@@ -233,7 +232,7 @@ class PersonCompliance:
         ]
 
 
-def _after(cursor: tuple[str, str] | None) -> ColumnElement[bool] | None:
+def _after(cursor: tuple[str, ...] | None) -> ColumnElement[bool] | None:
     if cursor is None:
         return None
     org_id, person_id = cursor
@@ -244,7 +243,7 @@ async def compliance_chunk(
     session: AsyncSession,
     ruleset: rules.RuleSet,
     scope: Scope,
-    after: tuple[str, str] | None,
+    after: tuple[str, ...] | None,
     limit: int,
 ) -> list[PersonCompliance]:
     """Up to ``limit`` persons of the scope after the keyset ``after``, with their year's totals."""
@@ -305,7 +304,7 @@ async def iter_compliance(
 ) -> AsyncIterator[list[PersonCompliance]]:
     """Every person of the scope, a chunk at a time, each chunk in its own transaction."""
     chunk_size = chunk_size or CHUNK_SIZE
-    after: tuple[str, str] | None = None
+    after: tuple[str, ...] | None = None
     while True:
         async with state.uow() as uow:
             chunk = await compliance_chunk(uow.session, ruleset, scope, after, chunk_size)
@@ -378,23 +377,6 @@ async def compliance_summary(
     }
 
 
-# --- cursors --------------------------------------------------------------------------------
-
-
-def encode_cursor(org_id: str, person_id: str) -> str:
-    raw = json.dumps([org_id, person_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        org_id, person_id = json.loads(base64.urlsafe_b64decode(padded))
-        return str(org_id), str(person_id)
-    except Exception as exc:
-        raise DomainError("the cursor is not one this API returned", code="invalid_cursor") from exc
-
-
 # --- the report endpoint --------------------------------------------------------------------
 
 
@@ -449,7 +431,7 @@ async def _json_page(
     session: AsyncSession,
     ruleset: rules.RuleSet,
     scope: Scope,
-    after: tuple[str, str] | None,
+    after: tuple[str, ...] | None,
     limit: int,
     now: datetime,
 ) -> dict[str, Any]:

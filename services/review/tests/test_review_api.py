@@ -248,6 +248,25 @@ class TestOrgs:
         listed = await review.http.get("/v1/orgs", params={"type": "district"}, headers=review.city)
         assert [o["code"] for o in listed.json()["items"]].count(body["code"]) == 1
 
+    async def test_lists_page_with_a_cursor(self, review: Review) -> None:
+        seen: list[str] = []
+        cursor: str | None = None
+        while True:
+            params = {"type": "unit", "limit": 2, **({"cursor": cursor} if cursor else {})}
+            page = (await review.http.get("/v1/orgs", params=params, headers=review.city)).json()
+            assert len(page["items"]) <= 2
+            seen += [o["id"] for o in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        everything = await review.http.get(
+            "/v1/orgs", params={"type": "unit", "limit": 500}, headers=review.city
+        )
+        assert seen == [o["id"] for o in everything.json()["items"]] and len(seen) >= 4
+        assert len(set(seen)) == len(seen)
+        bad = await review.http.get("/v1/orgs", params={"cursor": "bm9wZQ"}, headers=review.city)
+        assert_problem(bad, 400, "invalid_cursor")
+
     @pytest.mark.parametrize(
         ("role", "org"),
         [
