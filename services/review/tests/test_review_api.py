@@ -252,7 +252,9 @@ class TestOrgs:
         seen: list[str] = []
         cursor: str | None = None
         while True:
-            params = {"type": "unit", "limit": 2, **({"cursor": cursor} if cursor else {})}
+            params: dict[str, str | int] = {"type": "unit", "limit": 2}
+            if cursor:
+                params["cursor"] = cursor
             page = (await review.http.get("/v1/orgs", params=params, headers=review.city)).json()
             assert len(page["items"]) <= 2
             seen += [o["id"] for o in page["items"]]
