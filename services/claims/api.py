@@ -47,7 +47,7 @@ async def register_person(
             affiliation=body.affiliation,
             today=state.today(),
         )
-        return persons.person_view(person, principal, full_id=True)
+        return persons.person_view(person)
 
     return await idempotency.create_once(
         state.uow, principal.sub, idempotency_key, body.model_dump(), create
@@ -58,7 +58,7 @@ async def register_person(
 async def get_person(person_id: str, request: Request, principal: CurrentPrincipal) -> Any:
     async with state_of(request).uow() as uow:
         person = await persons.get_person(uow, principal, person_id)
-        return persons.person_view(person, principal, full_id=True)
+        return persons.person_view(person)
 
 
 class TransferIn(BaseModel):
@@ -71,7 +71,7 @@ async def transfer_person(
 ) -> Any:
     async with state_of(request).uow() as uow:
         person = await persons.transfer_person(uow, principal, person_id, body.affiliation)
-        view = persons.person_view(person, principal, full_id=True)
+        view = persons.person_view(person)
         await uow.commit()
         return view
 
@@ -85,7 +85,7 @@ async def me(request: Request, principal: CurrentPrincipal) -> Any:
         year = state.today().year
         summary = await ledger.transcript(uow, person, year)
         return {
-            **persons.person_view(person, principal, full_id=True),
+            **persons.person_view(person),
             "year": year,
             "summary": {k: summary[k] for k in ("required", "credited", "pending", "compliant")},
         }

@@ -89,13 +89,16 @@ async def my_person(uow: UnitOfWork, principal: Principal) -> Person:
     return person
 
 
-def person_view(person: Person, principal: Principal, *, full_id: bool) -> dict[str, Any]:
+def person_view(person: Person) -> dict[str, Any]:
+    """The full view, ID number included: only the person and in-scope reviewers ever reach a
+    person (everyone else gets 404); lists for wider audiences (reports, review tasks) carry the
+    masked number only."""
     return {
         "id": person.id,
         "name": person.name,
-        "id_number": person.id_number if full_id else None,
+        "id_number": person.id_number,
         "id_number_masked": mask_id_number(person.id_number),
-        "phone": person.phone if full_id else None,
+        "phone": person.phone,
         "affiliation": {"kind": person.affiliation_kind, "org_id": person.org_id},
         "created_at": person.created_at.isoformat(),
     }
