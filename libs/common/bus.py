@@ -22,6 +22,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from libs.common.tasks import LoopTask
+
 log = logging.getLogger(__name__)
 
 
@@ -104,21 +106,16 @@ class Consumer:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.name = name
-        self._task: asyncio.Task[None] | None = None
+        self._loop = LoopTask(name)
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         await self.subscription.start()
-        self._task = asyncio.create_task(self._run(), name=self.name)
+        self._loop.spawn(self._run())
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.cancel()
         await self.subscription.stop()
 
     async def _run(self) -> None:

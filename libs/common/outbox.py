@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from libs.common.bus import EventBus, PublishError
 from libs.common.db import InfraTables, utcnow
+from libs.common.tasks import LoopTask
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +49,17 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.max_backoff_s = max_backoff_s
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = LoopTask("outbox-relay")
         self.published = 0
 
     def wake(self) -> None:
         self._wake.set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._loop.spawn(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.cancel()
         if self._leader_conn is not None:
             await self._leader_conn.close()
             self._leader_conn = None

@@ -34,6 +34,7 @@ from libs.common.clock import BEIJING
 from libs.common.errors import RuleViolation
 from libs.common.events import ComplianceReminderDue
 from libs.common.service import ServiceState, state_of
+from libs.common.tasks import LoopTask
 from libs.common.uow import UnitOfWork
 from services.claims import reports, rules
 from services.claims.models import ReminderLog
@@ -169,19 +170,15 @@ class ReminderWorker:
         self.catch_up_days = catch_up_days
         self._done: set[tuple[int, date]] = set()
         self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._background = LoopTask("compliance-reminders")
 
     async def start(self) -> None:
         self._stopping.clear()
-        self._task = asyncio.create_task(self._loop(), name="compliance-reminders")
+        self._background.spawn(self._loop())
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.cancel()
 
     async def run_once(self, today: date) -> list[ReminderRun]:
         """Send what is due on ``today``; the runs done (empty when nothing is due)."""

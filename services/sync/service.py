@@ -28,6 +28,7 @@ from libs.common.events import (
 )
 from libs.common.idnumber import mask_id_number, validate_id_number
 from libs.common.service import ServiceState
+from libs.common.tasks import LoopTask
 from libs.common.uow import UnitOfWork
 from services.sync.models import LearningRecord, OutboundRecord, PersonReplica
 from services.sync.province import (
@@ -93,18 +94,13 @@ class ProvinceSender:
         self.state = state
         self.client = client
         self.poll_s = poll_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = LoopTask("province-sender")
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="province-sender")
+        self._loop.spawn(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.cancel()
         await self.client.aclose()
 
     async def _run(self) -> None:
