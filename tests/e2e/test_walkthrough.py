@@ -82,3 +82,11 @@ def cli_import_and_report(stack: Stack, world: World, tmp_path: Path) -> None:
     table = list(csv.DictReader(io.StringIO(result.stdout.lstrip("\ufeff"))))
     assert sorted(r["name"] for r in table) == ["张三", "李明", "王芳"]
     assert all(r["compliant"] == "false" for r in table)
+    # migrations are idempotent: the running stack is at head already
+    migrated = _ce(stack, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert migrated.stdout.split() == [
+        w for name in ("claims", "review", "registry", "sync") for w in (f"{name}:", "migrated")
+    ]
+    refused = _ce(stack, "token", "--role", "unit_admin")  # an org role without an org
+    assert refused.returncode == 2 and "needs an org" in refused.stderr
