@@ -241,7 +241,7 @@ def _to_province(record: OutboundRecord) -> ProvinceRecord:
         hours=record.hours,
         category=record.category,
         title=record.title,
-        source=record.source,  # type: ignore[arg-type]
+        source=record.source,
         completed_at=record.completed_at,
     )
 
