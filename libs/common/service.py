@@ -9,10 +9,11 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -206,14 +207,38 @@ def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -
     return Consumer(subscription, handle, dead_letter=dead_letter, name=f"{state.spec.name}-events")
 
 
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str]  # database, bus: "ok" or the error
+
+
+class DeadLetter(BaseModel):
+    id: str
+    topic: str
+    partition: int
+    offset: int
+    event_type: str | None
+    error: str
+    created_at: str
+
+
+class DeadLetters(BaseModel):
+    items: list[DeadLetter]
+    outbox_pending: int
+
+
 def _ops_router(metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Health:
+        return Health(status="ok")
 
-    @router.get("/readyz")
+    @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz(request: Request) -> JSONResponse:
         state = state_of(request)
         checks: dict[str, str] = {}
@@ -230,12 +255,12 @@ def _ops_router(metrics: Metrics) -> APIRouter:
             status_code=200 if ok else 503,
         )
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         return metrics.render()
 
     @router.get("/v1/admin/dead-letters")
-    async def dead_letters(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+    async def dead_letters(request: Request, principal: CurrentPrincipal) -> DeadLetters:
         require_role(principal, "city_admin", "system")
         state = state_of(request)
         table = state.spec.infra.dead_letters
@@ -243,20 +268,20 @@ def _ops_router(metrics: Metrics) -> APIRouter:
             rows = (
                 await session.execute(select(table).order_by(table.c.created_at.desc()).limit(200))
             ).all()
-        return {
-            "items": [
-                {
-                    "id": r.id,
-                    "topic": r.topic,
-                    "partition": r.partition,
-                    "offset": r.offset,
-                    "event_type": r.event_type,
-                    "error": r.error,
-                    "created_at": r.created_at.isoformat(),
-                }
+        return DeadLetters(
+            items=[
+                DeadLetter(
+                    id=r.id,
+                    topic=r.topic,
+                    partition=r.partition,
+                    offset=r.offset,
+                    event_type=r.event_type,
+                    error=r.error,
+                    created_at=r.created_at.isoformat(),
+                )
                 for r in rows
             ],
-            "outbox_pending": await state.relay.pending(),
-        }
+            outbox_pending=await state.relay.pending(),
+        )
 
     return router

@@ -100,8 +100,7 @@ class ProvinceSender:
         self._loop.spawn(self._run())
 
     async def stop(self) -> None:
-        await self._loop.cancel()
-        await self.client.aclose()
+        await self._loop.cancel()  # the client is the app's: its lifespan closes it
 
     async def _run(self) -> None:
         while True:
