@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from libs.common.events import Envelope
 from libs.common.idnumber import mask_id_number
-from services.claims import reminders, reports
+from services.claims import exports, reminders
 from services.claims.tests.world import World, id_number, world
 
 # district 滕州 → hospital, school, agency; department 卫健委 → city hospital;
@@ -239,7 +239,7 @@ async def test_csv_export_streams_every_person_in_chunks(
     assert response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
     rows = parse_csv(response.content)
-    assert list(rows[0]) == list(reports.COLUMNS)
+    assert list(rows[0]) == list(exports.COLUMNS)
     by_id = {r["person_id"]: r for r in rows}
     assert set(by_id) == {city.persons[p] for p in ("p1", "p2", "p3", "p5", "p7")}
     p2 = by_id[city.persons["p2"]]
@@ -268,7 +268,7 @@ async def test_xlsx_export(city: World) -> None:
     book = openpyxl.load_workbook(io.BytesIO(response.content))
     sheet = book["compliance"]
     header, *rows = [list(r) for r in sheet.iter_rows(values_only=True)]
-    assert header == list(reports.COLUMNS)
+    assert header == list(exports.COLUMNS)
     by_id = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
     assert set(by_id) == {city.persons[p] for p in EVERYONE}
     p4 = by_id[city.persons["p4"]]
