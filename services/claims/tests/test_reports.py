@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from libs.common.events import Envelope
 from libs.common.idnumber import mask_id_number
-from services.claims import exports, reminders
+from services.claims import compliance, exports, reminders
 from services.claims.tests.world import World, id_number, world
 
 # district 滕州 → hospital, school, agency; department 卫健委 → city hospital;
@@ -231,7 +231,7 @@ def parse_csv(content: bytes) -> list[dict[str, str]]:
 async def test_csv_export_streams_every_person_in_chunks(
     city: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reports, "CHUNK_SIZE", 2)  # several chunks for five persons
+    monkeypatch.setattr(compliance, "CHUNK_SIZE", 2)  # several chunks for five persons
     response = await report(
         city, city.auth("district_admin", org="tz"), org_id=city.orgs["tz"], format="csv"
     )
