@@ -9,7 +9,8 @@ rules refuse (a daily cap exceeded, a date in the future), which raise ``RuleVio
 Baseline: validating the same claims, as JSON request bodies, into the claims API's request
 model, the claim command (``services.claims.commands.ClaimCommand.model_validate``). Every
 submission pays both on the same path, so the ratio says how the rules' cost compares with
-request-body validation (pydantic v2, compiled core): a ratio of 0.25 means assessing a claim costs about four validations.
+request-body validation (pydantic v2, compiled core): a ratio of 0.25 means assessing a claim
+costs about four validations.
 """
 
 from __future__ import annotations
