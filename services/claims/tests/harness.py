@@ -301,7 +301,7 @@ class Stack:
         revoked: bool = False,
     ) -> None:
         values: dict[str, Any] = {
-            "person_id": self.persons[person],
+            "person_id": self.persons.get(person, person),
             "year": year,
             "subject": subject,
             "hours": Decimal(hours),
@@ -321,7 +321,7 @@ class Stack:
         async with self.app.state.service.sessionmaker() as session:
             session.add(
                 Claim(
-                    person_id=self.persons[person],
+                    person_id=self.persons.get(person, person),
                     year=2026,
                     category="training",
                     subject=subject,
