@@ -196,6 +196,39 @@ async def test_scope_refusals(city: Stack) -> None:
     assert no_rules.status_code == 422 and no_rules.json()["code"] == "unknown_rule_year"
 
 
+async def test_the_admin_role_must_match_the_org_type(city: Stack) -> None:
+    """One scope rule for reports and persons: a token whose role does not match the type of the
+    org it names grants nothing. (The report used to trust a unit_admin token naming its parent
+    district with the whole district, while the person endpoints refused the same token.)"""
+    unit_admin_of_district = city.auth("unit_admin", org="tz")
+    for params in ({}, {"org_id": city.orgs["tz"]}, {"org_id": city.orgs["unit_hosp"]}):
+        refused = await report(city, unit_admin_of_district, **params)
+        assert refused.status_code == 404, params
+        assert refused.json()["code"] == "org_not_found"
+    district_admin_of_unit = city.auth("district_admin", org="unit_hosp")
+    refused = await report(city, district_admin_of_unit, org_id=city.orgs["unit_hosp"])
+    assert refused.status_code == 404 and refused.json()["code"] == "org_not_found"
+    # the persons of that district answer the same tokens the same way
+    p1 = city.persons["p1"]
+    for headers in (unit_admin_of_district, district_admin_of_unit):
+        person = await city.http.get(f"/v1/persons/{p1}", headers=headers)
+        assert person.status_code == 404 and person.json()["code"] == "person_not_found"
+        readiness = await city.http.get(
+            f"/v1/persons/{p1}/title-readiness",
+            params={"application_date": "2026-12-10"},
+            headers=headers,
+        )
+        assert readiness.status_code == 404
+    # and the matching roles see them
+    for role, org in (("district_admin", "tz"), ("unit_admin", "unit_hosp")):
+        allowed = await report(city, city.auth(role, org=org), org_id=city.orgs[org])
+        assert allowed.status_code == 200 and city.persons["p1"] in {
+            i["id"] for i in allowed.json()["items"]
+        }
+        person = await city.http.get(f"/v1/persons/{p1}", headers=city.auth(role, org=org))
+        assert person.status_code == 200
+
+
 async def test_json_pages_through_the_scope_with_a_cursor(city: Stack) -> None:
     seen: list[str] = []
     cursor: str | None = None
