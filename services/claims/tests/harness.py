@@ -205,8 +205,11 @@ class Stack:
 
     # --- HTTP -----------------------------------------------------------------------------
 
-    async def register(self, org_id: str, kind: str = "unit", name: str = "张三") -> Person:
-        id_number = new_id_number()
+    async def register(
+        self, org_id: str, kind: str = "unit", name: str = "张三", number: str | None = None
+    ) -> Person:
+        """Register a person (ID number ``number``, or a fresh one) through the API."""
+        id_number = number or new_id_number()
         r = await self.http.post(
             "/v1/persons",
             json={
@@ -276,18 +279,9 @@ class Stack:
     async def register_labelled(self, label: str, name: str, org: str, seq: int) -> str:
         """Register person ``label`` (ID number ``id_number(seq)``) in org ``org`` (a label)."""
         kind = "agency" if org.startswith("agency") else "unit"
-        response = await self.http.post(
-            "/v1/persons",
-            json={
-                "id_number": id_number(seq),
-                "name": name,
-                "affiliation": {"kind": kind, "org_id": self.orgs[org]},
-            },
-            headers=self.auth("city_admin"),
-        )
-        assert response.status_code == 201, response.text
-        self.persons[label] = response.json()["id"]
-        return self.persons[label]
+        person = await self.register(self.orgs[org], kind, name, id_number(seq))
+        self.persons[label] = person.id
+        return person.id
 
     async def credit(
         self,
