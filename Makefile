@@ -11,7 +11,7 @@ test: setup  ## set up and run the whole test suite, the linters and the type ch
 	@scripts/ensure-postgres.sh
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy libs services tests bench
+	.venv/bin/mypy libs services simulators ce tests bench
 	.venv/bin/pytest -q
 
 bench: setup

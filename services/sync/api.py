@@ -12,9 +12,11 @@ from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import DomainError
 from libs.common.pagination import page, paginate
 from libs.common.service import state_of
-from services.sync import service
+from services.sync.learning import ingest_learning_records
 from services.sync.models import OutboundRecord
 from services.sync.province import ProvinceError
+from services.sync.reconciliation import reconcile
+from services.sync.sender import summary
 
 router = APIRouter(prefix="/v1")
 OVERSIGHT = ("city_admin", "system")
@@ -68,7 +70,7 @@ async def list_records(
 async def sync_summary(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
     require_role(principal, *OVERSIGHT)
     async with state_of(request).uow() as uow:
-        return await service.summary(uow)
+        return await summary(uow)
 
 
 class LearningRecordsIn(BaseModel):
@@ -83,7 +85,7 @@ async def learning_records(
     hours, course, completed_at}`` each; per-record outcome, never all-or-nothing."""
     require_role(principal, "system")
     async with state_of(request).uow() as uow:
-        result = await service.ingest_learning_records(uow, body.records)
+        result = await ingest_learning_records(uow, body.records)
         await uow.commit()
         return result
 
@@ -102,7 +104,7 @@ async def reconciliation(
     state = state_of(request)
     try:
         async with state.uow() as uow:
-            return await service.reconcile(uow, state.extras["province_client"], body.year)
+            return await reconcile(uow, state.extras["province_client"], body.year)
     except ProvinceError as exc:
         raise DomainError(
             f"the province platform did not answer: {exc}",

@@ -13,7 +13,7 @@ from services.sync.api import router
 from services.sync.handlers import events
 from services.sync.models import infra
 from services.sync.province import ProvinceClient
-from services.sync.service import ProvinceSender
+from services.sync.sender import ProvinceSender
 
 
 async def _province_client(state: ServiceState) -> None:

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import httpx
 
+from ce.topology import PROCESSES
 from libs.common.auth import TokenService
-from libs.common.settings import SERVICES, Settings
+from libs.common.settings import Settings
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = ("province", *SERVICES)
+NAMES = PROCESSES
 
 
 @dataclass
@@ -88,7 +89,7 @@ def start_embedded(data_dir: Path, extra_env: Mapping[str, str] | None = None) -
     stack.logs.append(log)
     stack.procs.append(
         subprocess.Popen(
-            [sys.executable, "-m", "libs.common.cli", "run"],
+            [sys.executable, "-m", "ce", "run"],
             cwd=ROOT,
             env=_env(stack, extra_env or {}),
             stdout=log.open("wb"),
@@ -119,7 +120,7 @@ def start_distributed(data_dir: Path, database_urls: Mapping[str, str], bootstra
         stack.logs.append(log)
         stack.procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "libs.common.cli", "serve", name],
+                [sys.executable, "-m", "ce", "serve", name],
                 cwd=ROOT,
                 env=env,
                 stdout=log.open("wb"),
