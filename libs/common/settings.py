@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     province_url: str = "http://127.0.0.1:8009"
     province_timeout_s: float = 5.0
     province_rate_limit_per_s: float = 50.0
+    province_api_key: SecretStr | None = None  # sent as X-Api-Key; the simulator checks it if set
+    sync_lease_s: float = 120.0  # how long one sender holds the outbound rows it claimed
+    reconcile_interval_s: float = 86400.0  # the scheduled reconciliation; 0 turns it off
+    reconcile_repair: bool = True  # the scheduled run repairs (re-queues and voids), else reports
 
     outbox_poll_s: float = 1.0
     log_level: str = "INFO"

@@ -4,7 +4,8 @@ The real province API is not public, so these models *are* the contract: the syn
 client (:mod:`services.sync.province`) sends and parses them, and the simulator
 (:mod:`simulators.province`) serves them (its ``/openapi.json`` documents them).
 Registration is idempotent by ``record_id``; errors are RFC 9457 problem details; 429 carries
-``Retry-After`` in seconds.
+``Retry-After`` in seconds. Every ``/province/v1`` call carries the city's API key in
+``API_KEY_HEADER`` (a 401 problem ``unauthorized`` without it, when the province requires one).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+API_KEY_HEADER = "X-Api-Key"
+"""The header that carries the city's API key."""
 
 MAX_BATCH = 100
 """The province takes at most this many records per registration request."""
@@ -52,6 +56,13 @@ class ProvinceRecord(BaseModel):
         description="`claim` (approved by a city reviewer) or `city_platform` (city e-learning)."
     )
     completed_at: datetime = Field(description="When the learning was completed (ISO 8601).")
+
+    @field_validator("name", "category", "title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
 
     @field_validator("hours")
     @classmethod

@@ -74,10 +74,11 @@ async def list_records(
 
 
 @router.get("/sync/summary")
-async def sync_summary(uow: UowDep, principal: CurrentPrincipal) -> SyncSummary:
+async def sync_summary(uow: UowDep, state: StateDep, principal: CurrentPrincipal) -> SyncSummary:
     require_role(principal, *OVERSIGHT)
+    breaker = sync_of(state).province_client.breaker.state
     async with uow:
-        return SyncSummary.model_validate(await summary(uow))
+        return SyncSummary.model_validate(await summary(uow, breaker))
 
 
 class LearningRecordsIn(BaseModel):
@@ -99,6 +100,7 @@ async def learning_records(
 
 class ReconciliationIn(BaseModel):
     year: int = Field(ge=2000, le=2100)
+    repair: bool = False  # re-queue what the province lacks, void what it holds beyond ours
 
 
 @router.post("/reconciliations")
@@ -106,11 +108,14 @@ async def reconciliation(
     body: ReconciliationIn, state: StateDep, principal: CurrentPrincipal
 ) -> ReconciliationOut:
     """Our registered totals per person and year against the province's (the title system
-    reads the province, so the two must agree)."""
+    reads the province, so the two must agree); with ``repair: true`` the differences are
+    repaired, else (the default) only listed under ``repair``."""
     require_role(principal, *OVERSIGHT)
     try:
         async with state.uow() as uow:
-            result = await reconcile(uow, sync_of(state).province_client, body.year)
+            result = await reconcile(
+                uow, sync_of(state).province_client, body.year, repair=body.repair
+            )
     except ProvinceError as exc:
         raise DomainError(
             f"the province platform did not answer: {exc}",

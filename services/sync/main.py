@@ -12,12 +12,17 @@ from libs.common.settings import Settings
 from services.sync.api import router
 from services.sync.handlers import events
 from services.sync.models import infra
+from services.sync.reconciliation import ScheduledReconciliation
 from services.sync.sender import ProvinceSender
 from services.sync.state import sync_of, sync_state
 
 
 def _sender(state: ServiceState) -> Worker:
     return ProvinceSender(state, sync_of(state).province_client)
+
+
+def _reconciliation(state: ServiceState) -> Worker:
+    return ScheduledReconciliation(state, sync_of(state).province_client)
 
 
 SPEC = ServiceSpec(
@@ -28,7 +33,7 @@ SPEC = ServiceSpec(
     routers=[router],
     events=events,
     subscribes=[topic_of("claims")],
-    workers=[_sender],
+    workers=[_sender, _reconciliation],
     extension=sync_state,
 )
 

@@ -24,9 +24,10 @@ infra = InfraTables(Base.metadata)
 
 RecordSource = Literal["claim", "city_platform"]
 # pending -> registered | failed; waiting_person while the ID number has not arrived yet;
-# a registered record whose credit is revoked: void_pending -> voided
+# a registered record whose credit is revoked: void_pending -> voided, or void_failed when the
+# province keeps refusing the void (after a capped number of attempts with backoff)
 RecordStatus = Literal[
-    "pending", "registered", "failed", "waiting_person", "void_pending", "voided"
+    "pending", "registered", "failed", "waiting_person", "void_pending", "voided", "void_failed"
 ]
 
 
@@ -61,6 +62,8 @@ class OutboundRecord(TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     receipt: Mapped[str | None] = mapped_column(String(128))
     registered_at: Mapped[datetime | None]
+    # set while one sender works on the record: another sender (a second replica) skips it
+    leased_until: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_outbound_status_next", "status", "next_attempt_at"),)
 

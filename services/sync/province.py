@@ -7,7 +7,8 @@ Retrying is safe because every call is idempotent: registration by our record id
 nature, reads trivially.
 
 Errors: :class:`ProvinceUnavailable` means "try again later" (it may carry ``retry_after`` and the
-receipts obtained before the failure); :class:`ProvinceRejected` means the province refused the
+receipts obtained before the failure; a 401/403 is one too: our key is wrong, not the records);
+:class:`ProvinceRejected` means the province refused the
 request (a 4xx other than 429) and resending it will not help.
 
 ID numbers are never logged by this module; it also masks them in httpx's own request log lines.
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 from libs.common.idnumber import mask_id_numbers_in
 from libs.common.resilience import CircuitBreaker, CircuitOpen, MonotonicClock, TokenBucket
 from libs.contracts.province import (
+    API_KEY_HEADER,
     MAX_BATCH,
     PersonHours,
     PersonTotal,
@@ -180,6 +182,7 @@ class ProvinceClient:
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         clock: MonotonicClock = time.monotonic,
+        api_key: str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -196,17 +199,22 @@ class ProvinceClient:
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout_s),
             transport=transport,
-            headers={"Accept": "application/json"},
+            headers={
+                "Accept": "application/json",
+                **({API_KEY_HEADER: api_key} if api_key else {}),
+            },
         )
         _install_logmask_id_numbers_in()
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ProvinceClient:
-        """A client configured from ``CE_PROVINCE_URL``, ``CE_PROVINCE_TIMEOUT_S`` and
-        ``CE_PROVINCE_RATE_LIMIT_PER_S``; keyword ``overrides`` win."""
+        """A client configured from ``CE_PROVINCE_URL``, ``CE_PROVINCE_TIMEOUT_S``,
+        ``CE_PROVINCE_RATE_LIMIT_PER_S`` and ``CE_PROVINCE_API_KEY``; keyword ``overrides`` win."""
+        key = settings.province_api_key
         options: dict[str, Any] = {
             "timeout_s": settings.province_timeout_s,
             "rate_limit_per_s": settings.province_rate_limit_per_s,
+            "api_key": key.get_secret_value() if key else None,
         }
         options.update(overrides)
         return cls(settings.province_url, **options)
@@ -371,6 +379,13 @@ class ProvinceClient:
                     failure = str(status)
                     wait = _retry_after_s(response.headers.get("Retry-After"))
                     delay = max(min(wait or 0.0, self.max_retry_after_s), self._backoff(attempt))
+                elif status in (401, 403):
+                    # our credentials, not the records: nothing is refused for good, and
+                    # retrying before the key is fixed is pointless
+                    self.breaker.record_success()
+                    raise ProvinceUnavailable(
+                        f"province {what}: not authorized ({status}); check CE_PROVINCE_API_KEY"
+                    )
                 else:
                     self.breaker.record_success()
                     raise ProvinceRejected.from_response(response)

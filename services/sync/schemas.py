@@ -4,6 +4,8 @@ wrote them."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
 
 from services.sync.models import RecordSource, RecordStatus
@@ -32,6 +34,15 @@ class RecordPage(BaseModel):
 
 class SyncSummary(BaseModel):
     records: dict[str, int]  # status -> count, only the statuses that occur
+    pending: int
+    in_flight: int  # leased by a sender right now
+    failed: int  # failed registrations and voids the province kept refusing
+    waiting_person: int
+    void_pending: int
+    oldest_pending_age_s: float  # 0 when nothing is pending
+    outbox_unpublished: int
+    outbox_oldest_age_s: float
+    circuit_breaker: Literal["closed", "open", "half_open"]
 
 
 class LearningRejected(BaseModel):
@@ -57,8 +68,15 @@ class Mismatch(BaseModel):
     province: SubjectHours
 
 
+class Repair(BaseModel):
+    applied: bool  # false on a dry run: what a repair would do
+    requeue: list[str]  # record ids the province lacks, queued again
+    void: list[str]  # record ids the province holds beyond ours, voided there
+
+
 class ReconciliationOut(BaseModel):
     year: int
     checked: int
     matched: int
     mismatched: list[Mismatch]
+    repair: Repair

@@ -9,7 +9,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from pydantic import ValidationError
+from sqlalchemy import or_, select
 
 from libs.common.db import utcnow
 from libs.common.events import SyncRecordFailed, SyncRecordRegistered
@@ -17,20 +18,37 @@ from libs.common.service import ServiceState
 from libs.common.tasks import LoopTask
 from libs.common.uow import UnitOfWork
 from libs.contracts.province import ProvinceRecord
-from services.sync.models import OutboundRecord
+from services.sync.metrics import SyncGauges, queue_state
+from services.sync.models import OutboundRecord, RecordStatus
 from services.sync.province import ProvinceClient, ProvinceRejected, ProvinceUnavailable
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=10)
+VOID_MAX_ATTEMPTS = 8
 
 
 class ProvinceSender:
-    """Background worker: sends due pending records in batches, books receipts and failures."""
+    """Background worker: sends due pending records in batches, books receipts and failures.
 
-    def __init__(self, state: ServiceState, client: ProvinceClient, *, poll_s: float = 0.5) -> None:
+    Rows are claimed before they are sent: ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL and
+    a lease (``leased_until``) everywhere, so two sync replicas split the work instead of sending
+    the same rows. A record the province contract cannot carry fails on its own, with the reason;
+    a void the province refuses backs off and, after ``VOID_MAX_ATTEMPTS``, is ``void_failed``;
+    neither ever blocks the records behind it."""
+
+    def __init__(
+        self,
+        state: ServiceState,
+        client: ProvinceClient,
+        *,
+        poll_s: float = 0.5,
+        lease: timedelta | None = None,
+    ) -> None:
         self.state = state
         self.client = client
         self.poll_s = poll_s
+        self.lease = lease or timedelta(seconds=state.settings.sync_lease_s)
+        self.gauges = SyncGauges.of(state)
         self._loop = LoopTask("province-sender")
 
     async def start(self) -> None:
@@ -48,10 +66,17 @@ class ProvinceSender:
             except Exception:
                 log.exception("province sender failed; will retry")
                 sent = 0
+            try:
+                await self.gauges.refresh(self.state)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sync gauges not refreshed")
             if not sent:
                 await asyncio.sleep(self.poll_s)
 
-    async def send_due(self, limit: int = 100) -> int:
+    async def _claim(self, status: RecordStatus, limit: int) -> list[OutboundRecord]:
+        """Lease up to ``limit`` due records of ``status`` to this sender (committed at once)."""
         now = utcnow()
         async with self.state.uow() as uow:
             records = list(
@@ -59,25 +84,47 @@ class ProvinceSender:
                     await uow.session.scalars(
                         select(OutboundRecord)
                         .where(
-                            OutboundRecord.status == "pending",
+                            OutboundRecord.status == status,
                             or_(
                                 OutboundRecord.next_attempt_at.is_(None),
                                 OutboundRecord.next_attempt_at <= now,
                             ),
+                            or_(
+                                OutboundRecord.leased_until.is_(None),
+                                OutboundRecord.leased_until <= now,
+                            ),
                         )
-                        .order_by(OutboundRecord.created_at)
+                        .order_by(OutboundRecord.created_at, OutboundRecord.id)
                         .limit(limit)
+                        .with_for_update(skip_locked=True)
                     )
                 ).all()
             )
+            for record in records:
+                record.leased_until = now + self.lease
             await uow.commit()
+        return records
+
+    async def send_due(self, limit: int = 100) -> int:
+        records = await self._claim("pending", limit)
         if not records:
             return 0
-        outcome, failures, error = await self._register(records)
+        payloads: list[ProvinceRecord] = []
+        unfit: dict[str, str] = {}
+        for record in records:
+            try:
+                payloads.append(_to_province(record))
+            except ValidationError as exc:
+                unfit[record.id] = contract_violation(exc)
+        outcome, failures, error = await self._register(payloads) if payloads else ({}, {}, None)
+        failures.update(unfit)
         async with self.state.uow() as uow:
             for record in records:
                 fresh = await uow.session.get(OutboundRecord, record.id)
                 assert fresh is not None
+                fresh.leased_until = None
+                if fresh.status != "pending":
+                    continue  # changed meanwhile (revoked): the handler's word stands
                 fresh.attempts += 1
                 if record.id in outcome:
                     fresh.status, fresh.receipt, fresh.registered_at = (
@@ -85,6 +132,7 @@ class ProvinceSender:
                         outcome[record.id],
                         utcnow(),
                     )
+                    fresh.last_error = None
                     uow.emit(
                         SyncRecordRegistered(
                             record_id=fresh.id,
@@ -105,42 +153,51 @@ class ProvinceSender:
                     )
                 else:
                     fresh.last_error = error
-                    delay = min(timedelta(seconds=2 ** min(fresh.attempts, 10)), MAX_BACKOFF)
-                    fresh.next_attempt_at = utcnow() + delay
+                    fresh.next_attempt_at = utcnow() + _backoff(fresh.attempts)
             await uow.commit()
-        return len(outcome)
+        return len(outcome) + len(failures)
 
     async def void_due(self, limit: int = 100) -> int:
-        """Void on the province the records whose credit was revoked here."""
-        async with self.state.uow() as uow:
-            ids = list(
-                (
-                    await uow.session.scalars(
-                        select(OutboundRecord.id)
-                        .where(OutboundRecord.status == "void_pending")
-                        .limit(limit)
-                    )
-                ).all()
-            )
+        """Void on the province the records whose credit was revoked here, each on its own: a
+        refused void backs off (and gives up after ``VOID_MAX_ATTEMPTS``), the others go on."""
+        records = await self._claim("void_pending", limit)
         done = 0
-        for record_id in ids:
-            try:
-                await self.client.void(record_id, reason="credit revoked")
-            except ProvinceUnavailable:
-                break
-            except ProvinceRejected as exc:
-                if exc.status != 404:
-                    raise
+        outage: str | None = None
+        for record in records:
+            refused: str | None = None
+            if outage is None:
+                try:
+                    await self.client.void(record.id, reason="credit revoked")
+                except ProvinceUnavailable as exc:
+                    outage = str(exc) or "province unavailable"
+                except ProvinceRejected as exc:
+                    if exc.status != 404:  # 404: the province never held it, nothing to void
+                        refused = f"{exc.code}: {exc.reason}"
             async with self.state.uow() as uow:
-                record = await uow.session.get(OutboundRecord, record_id)
-                if record is not None:
-                    record.status = "voided"
+                fresh = await uow.session.get(OutboundRecord, record.id)
+                if fresh is None or fresh.status != "void_pending":
+                    await uow.commit()
+                    continue
+                fresh.leased_until = None
+                if outage is not None:
+                    # the province is down: wait, without spending this record's attempts
+                    fresh.next_attempt_at = utcnow() + _backoff(fresh.attempts + 1)
+                    fresh.last_error = outage
+                elif refused is not None:
+                    fresh.attempts += 1
+                    fresh.last_error = f"void refused: {refused}"
+                    if fresh.attempts >= VOID_MAX_ATTEMPTS:
+                        fresh.status = "void_failed"
+                    else:
+                        fresh.next_attempt_at = utcnow() + _backoff(fresh.attempts)
+                else:
+                    fresh.status, fresh.last_error = "voided", None
+                    done += 1
                 await uow.commit()
-            done += 1
         return done
 
     async def _register(
-        self, records: list[OutboundRecord]
+        self, records: list[ProvinceRecord]
     ) -> tuple[dict[str, str], dict[str, str], str | None]:
         """Receipts by record id, permanent failures by record id, and a transient error.
 
@@ -148,14 +205,14 @@ class ProvinceSender:
         record at a time, so only the refused record is marked failed.
         """
         try:
-            receipts = await self.client.register([_to_province(r) for r in records])
+            receipts = await self.client.register(records)
             return {r.record_id: r.receipt for r in receipts}, {}, None
         except ProvinceUnavailable as exc:
             got = {r.record_id: r.receipt for r in exc.receipts}
             return got, {}, str(exc) or "province unavailable"
         except ProvinceRejected as exc:
             if len(records) == 1:
-                return {}, {records[0].id: f"{exc.code}: {exc}"}, None
+                return {}, {records[0].record_id: f"{exc.code}: {exc.reason}"}, None
         outcome: dict[str, str] = {}
         failures: dict[str, str] = {}
         error: str | None = None
@@ -165,6 +222,19 @@ class ProvinceSender:
             failures.update(failed)
             error = error or transient
         return outcome, failures, error
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(timedelta(seconds=2 ** min(attempts, 10)), MAX_BACKOFF)
+
+
+def contract_violation(exc: ValidationError) -> str:
+    """Why the province contract cannot carry a record, without the offending value (it may be
+    an ID number)."""
+    reasons = "; ".join(
+        f"{'.'.join(map(str, error['loc'])) or 'record'}: {error['msg']}" for error in exc.errors()
+    )
+    return f"province_contract: {reasons}"
 
 
 def _to_province(record: OutboundRecord) -> ProvinceRecord:
@@ -182,8 +252,20 @@ def _to_province(record: OutboundRecord) -> ProvinceRecord:
     )
 
 
-async def summary(uow: UnitOfWork) -> dict[str, Any]:
-    rows = await uow.session.execute(
-        select(OutboundRecord.status, func.count()).group_by(OutboundRecord.status)
-    )
-    return {"records": {status: count for status, count in rows.all()}}
+async def summary(uow: UnitOfWork, breaker: str) -> dict[str, Any]:
+    """The queue at a glance: counts by status, pending, in flight, failed, the oldest pending
+    record's age and the province circuit breaker's state (of this replica)."""
+    current = await queue_state(uow)
+    records = current["records"]
+    return {
+        "records": records,
+        "pending": records.get("pending", 0),
+        "in_flight": current["in_flight"],
+        "failed": records.get("failed", 0) + records.get("void_failed", 0),
+        "waiting_person": records.get("waiting_person", 0),
+        "void_pending": records.get("void_pending", 0),
+        "oldest_pending_age_s": current["oldest_age_s"]["pending"],
+        "outbox_unpublished": current["outbox_unpublished"],
+        "outbox_oldest_age_s": current["outbox_oldest_age_s"],
+        "circuit_breaker": breaker,
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from libs.common.observability import configure_logging
 from libs.common.settings import Settings
 from libs.contracts.province import (
+    API_KEY_HEADER,
     ID_NUMBER_PATTERN,
     RECORD_ID_PATTERN,
     PersonHours,
@@ -56,6 +58,7 @@ class SimulatorState:
 
     store: ProvinceStore
     faults: FaultInjector
+    api_key: str | None = None
 
 
 def _state(request: Request) -> SimulatorState:
@@ -85,7 +88,22 @@ def _decode_cursor(cursor: str) -> str:
         raise ProvinceProblem(422, "invalid_cursor", "Invalid cursor") from exc
 
 
-province = APIRouter(prefix="/province/v1", tags=["province"], responses=ERROR_RESPONSES)
+async def _authenticate(request: Request) -> None:
+    """The city's API key, when the simulator is configured with one (``CE_PROVINCE_API_KEY``)."""
+    expected: str | None = request.app.state.simulator.api_key
+    if expected is None:
+        return
+    given = request.headers.get(API_KEY_HEADER, "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ProvinceProblem(401, "unauthorized", "A valid API key is required")
+
+
+province = APIRouter(
+    prefix="/province/v1",
+    tags=["province"],
+    responses=ERROR_RESPONSES,
+    dependencies=[Depends(_authenticate)],
+)
 admin = APIRouter(prefix="/province/admin", tags=["admin (simulator only)"])
 
 
@@ -191,9 +209,14 @@ async def get_stats(state: StateDep) -> FaultStats:
 
 
 def create_simulator_app(
-    db_path: Path, faults: Faults | None = None, *, seed: int | None = None
+    db_path: Path,
+    faults: Faults | None = None,
+    *,
+    seed: int | None = None,
+    api_key: str | None = None,
 ) -> FastAPI:
-    """Build the province simulator keeping its state in ``db_path``.
+    """Build the province simulator keeping its state in ``db_path``; with ``api_key`` every
+    province call must carry it (``X-Api-Key``), else 401.
 
     ``faults`` (else ``CE_PROVINCE_FAULTS``) are in force from the start; ``seed`` seeds the fault
     dice (``faults.seed`` wins when both are given).
@@ -219,7 +242,7 @@ def create_simulator_app(
         ),
         lifespan=lifespan,
     )
-    app.state.simulator = SimulatorState(store=store, faults=injector)
+    app.state.simulator = SimulatorState(store=store, faults=injector, api_key=api_key)
     app.add_exception_handler(ProvinceProblem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
@@ -238,4 +261,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     JSON logs like the services' (ID numbers redacted), faults from ``CE_PROVINCE_FAULTS``."""
     settings = settings or Settings(service="province")
     configure_logging("province", settings.log_level)
-    return create_simulator_app(settings.data_dir / "province.db")
+    key = settings.province_api_key
+    return create_simulator_app(
+        settings.data_dir / "province.db", api_key=key.get_secret_value() if key else None
+    )

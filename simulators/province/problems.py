@@ -74,6 +74,7 @@ async def on_http(request: Request, exc: Exception) -> JSONResponse:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No valid API key (`X-Api-Key`)."},
     422: {"model": Problem, "description": "The request does not match the contract."},
     429: {"model": Problem, "description": "Over the rate limit; retry after `Retry-After` s."},
     503: {"model": Problem, "description": "Temporarily unavailable; retry with backoff."},

@@ -103,10 +103,18 @@ async def test_city_records_reach_the_province_and_reconcile(sync: Sync) -> None
     assert record["receipt"] and record["registered_at"]
 
     summary = await sync.http.get("/v1/sync/summary", headers=sync.auth("city_admin"))
-    assert summary.json() == {"records": {"registered": 1}}
+    assert summary.json()["records"] == {"registered": 1}
+    assert (summary.json()["pending"], summary.json()["in_flight"]) == (0, 0)
+    assert summary.json()["circuit_breaker"] == "closed"
 
     clean = await sync.reconcile()
-    assert clean == {"year": 2026, "checked": 1, "matched": 1, "mismatched": []}
+    assert clean == {
+        "year": 2026,
+        "checked": 1,
+        "matched": 1,
+        "mismatched": [],
+        "repair": {"applied": False, "requeue": [], "void": []},
+    }
     stray = {
         "record_id": "elsewhere-1",
         "id_number": "110105195001010012",
@@ -132,6 +140,8 @@ async def test_city_records_reach_the_province_and_reconcile(sync: Sync) -> None
             "province": {"public": 4.0, "professional": 0.0},
         }
     ]
+    # a dry run by default: what a repair would do, nothing done
+    assert mismatch["repair"] == {"applied": False, "requeue": [], "void": ["elsewhere-1"]}
 
     letters = await sync.http.get("/v1/admin/dead-letters", headers=sync.auth("city_admin"))
     assert letters.json()["items"] == []
