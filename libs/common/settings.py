@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     province_timeout_s: float = 5.0
     province_rate_limit_per_s: float = 50.0
     province_api_key: SecretStr | None = None  # sent as X-Api-Key; the simulator checks it if set
+    province_breaker_reset_s: float = 30.0  # how long the circuit stays open before a trial
     sync_lease_s: float = 120.0  # how long one sender holds the outbound rows it claimed
+    sync_retry_max_s: float = 600.0  # the longest a record waits between two tries
     reconcile_interval_s: float = 86400.0  # the scheduled reconciliation; 0 turns it off
     reconcile_repair: bool = True  # the scheduled run repairs (re-queues and voids), else reports
 

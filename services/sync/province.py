@@ -209,11 +209,13 @@ class ProvinceClient:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ProvinceClient:
         """A client configured from ``CE_PROVINCE_URL``, ``CE_PROVINCE_TIMEOUT_S``,
-        ``CE_PROVINCE_RATE_LIMIT_PER_S`` and ``CE_PROVINCE_API_KEY``; keyword ``overrides`` win."""
+        ``CE_PROVINCE_RATE_LIMIT_PER_S``, ``CE_PROVINCE_BREAKER_RESET_S`` and
+        ``CE_PROVINCE_API_KEY``; keyword ``overrides`` win."""
         key = settings.province_api_key
         options: dict[str, Any] = {
             "timeout_s": settings.province_timeout_s,
             "rate_limit_per_s": settings.province_rate_limit_per_s,
+            "breaker_reset_s": settings.province_breaker_reset_s,
             "api_key": key.get_secret_value() if key else None,
         }
         options.update(overrides)

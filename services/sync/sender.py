@@ -23,7 +23,6 @@ from services.sync.models import OutboundRecord, RecordStatus
 from services.sync.province import ProvinceClient, ProvinceRejected, ProvinceUnavailable
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF = timedelta(minutes=10)
 VOID_MAX_ATTEMPTS = 8
 
 
@@ -48,6 +47,7 @@ class ProvinceSender:
         self.client = client
         self.poll_s = poll_s
         self.lease = lease or timedelta(seconds=state.settings.sync_lease_s)
+        self.max_backoff = timedelta(seconds=state.settings.sync_retry_max_s)
         self.gauges = SyncGauges.of(state)
         self._loop = LoopTask("province-sender")
 
@@ -153,7 +153,7 @@ class ProvinceSender:
                     )
                 else:
                     fresh.last_error = error
-                    fresh.next_attempt_at = utcnow() + _backoff(fresh.attempts)
+                    fresh.next_attempt_at = utcnow() + self._backoff(fresh.attempts)
             await uow.commit()
         return len(outcome) + len(failures)
 
@@ -181,7 +181,7 @@ class ProvinceSender:
                 fresh.leased_until = None
                 if outage is not None:
                     # the province is down: wait, without spending this record's attempts
-                    fresh.next_attempt_at = utcnow() + _backoff(fresh.attempts + 1)
+                    fresh.next_attempt_at = utcnow() + self._backoff(fresh.attempts + 1)
                     fresh.last_error = outage
                 elif refused is not None:
                     fresh.attempts += 1
@@ -189,12 +189,15 @@ class ProvinceSender:
                     if fresh.attempts >= VOID_MAX_ATTEMPTS:
                         fresh.status = "void_failed"
                     else:
-                        fresh.next_attempt_at = utcnow() + _backoff(fresh.attempts)
+                        fresh.next_attempt_at = utcnow() + self._backoff(fresh.attempts)
                 else:
                     fresh.status, fresh.last_error = "voided", None
                     done += 1
                 await uow.commit()
         return done
+
+    def _backoff(self, attempts: int) -> timedelta:
+        return min(timedelta(seconds=2 ** min(attempts, 10)), self.max_backoff)
 
     async def _register(
         self, records: list[ProvinceRecord]
@@ -222,10 +225,6 @@ class ProvinceSender:
             failures.update(failed)
             error = error or transient
         return outcome, failures, error
-
-
-def _backoff(attempts: int) -> timedelta:
-    return min(timedelta(seconds=2 ** min(attempts, 10)), MAX_BACKOFF)
 
 
 def contract_violation(exc: ValidationError) -> str:
