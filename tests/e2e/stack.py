@@ -117,32 +117,37 @@ def start_embedded(data_dir: Path, extra_env: Mapping[str, str] | None = None) -
     return stack
 
 
+def serve(stack: Stack, name: str, extra_env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``ce serve NAME`` for ``stack`` (its log appended to ``NAME.log``)."""
+    env = _env(stack, {"CE_SERVICE": name, "CE_PORT": str(stack.ports[name]), **extra_env})
+    log = stack.data_dir / f"{name}.log"
+    if log not in stack.logs:
+        stack.logs.append(log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ce", "serve", name],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    stack.procs.append(proc)
+    return proc
+
+
 def start_distributed(data_dir: Path, database_urls: Mapping[str, str], bootstrap: str) -> Stack:
     """One process per service on PostgreSQL and the Kafka-protocol broker."""
     stack = Stack(data_dir, {n: free_port() for n in NAMES})
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in NAMES:
-        env = _env(
+        serve(
             stack,
+            name,
             {
-                "CE_SERVICE": name,
-                "CE_PORT": str(stack.ports[name]),
                 "CE_BUS": "kafka",
                 "CE_KAFKA_BOOTSTRAP": bootstrap,
                 "CE_KAFKA_IDEMPOTENCE": "false",
                 "CE_KAFKA_SEND_TIMEOUT_S": "3",
                 **({"CE_DATABASE_URL": database_urls[name]} if name in database_urls else {}),
             },
-        )
-        log = data_dir / f"{name}.log"
-        stack.logs.append(log)
-        stack.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "ce", "serve", name],
-                cwd=ROOT,
-                env=env,
-                stdout=log.open("wb"),
-                stderr=subprocess.STDOUT,
-            )
         )
     return stack
