@@ -172,7 +172,7 @@ class Workload:
         for n in range(self.persons):
             id_number = id_number_of(n)
 
-            def register(id_number: str = id_number) -> httpx.Response | None:
+            def register(id_number: str = id_number, n: int = n) -> httpx.Response | None:
                 r = call(
                     self.http,
                     "POST",
