@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     province_rate_limit_per_s: float = 50.0
     province_api_key: SecretStr | None = None  # sent as X-Api-Key; the simulator checks it if set
     province_breaker_reset_s: float = 30.0  # how long the circuit stays open before a trial
-    sync_lease_s: float = 120.0  # how long one sender holds the outbound rows it claimed
+    # how long one sender holds the rows it claimed: longer than one send with all its retries
+    # (rows of a sender that died come free after it)
+    sync_lease_s: float = 60.0
     sync_retry_max_s: float = 600.0  # the longest a record waits between two tries
     reconcile_interval_s: float = 86400.0  # the scheduled reconciliation; 0 turns it off
     reconcile_repair: bool = True  # the scheduled run repairs (re-queues and voids), else reports
