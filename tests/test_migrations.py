@@ -56,3 +56,86 @@ async def _inspect(url: str, fn: Callable[[Any], Any]) -> Any:
             return await conn.run_sync(fn)
     finally:
         await engine.dispose()
+
+
+async def _advisory_waiters(conn: Any, key: int) -> int:
+    # a bigint key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits)
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND classid::bigint = $1 AND objid::bigint = $2",
+            key >> 32,
+            key & 0xFFFFFFFF,
+        )
+    )
+
+
+@pytest.mark.postgres
+def test_two_processes_migrating_one_database_both_succeed(
+    make_pg_database: Callable[[str], str],
+) -> None:
+    """Two replicas of claims starting together on a fresh database: both migrate, one waits for
+    the other's advisory lock. The test holds the lock first so that both are provably waiting for
+    it (without the lock they would race straight into ``CREATE TABLE`` and one would fail)."""
+    url = make_pg_database("mig_race")
+    asyncio.run(_migrate_twice_at_once(url))
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def _migrate_twice_at_once(url: str) -> None:
+    import sys
+
+    import asyncpg
+
+    from libs.common.migrations import MIGRATION_LOCK_KEY
+
+    module = importlib.import_module("services.claims.main")
+    script = (
+        "import sys; from pathlib import Path; from libs.common.migrations import upgrade; "
+        "upgrade(Path(sys.argv[1]), sys.argv[2])"
+    )
+    dsn = url.replace("postgresql+asyncpg", "postgresql")
+    holder = await asyncpg.connect(dsn)
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+        for _ in range(2):
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-c", script, str(module.SPEC.migrations_dir), url),
+                    cwd=REPO,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+            )
+        for _ in range(300):  # both processes queue behind the lock (bounded: 30 s)
+            if await _advisory_waiters(holder, MIGRATION_LOCK_KEY) == 2:
+                break
+            assert all(p.returncode is None for p in procs), "a migration ran without the lock"
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the two migrations never waited for the advisory lock")
+        assert await holder.fetchval("SELECT to_regclass('alembic_version')") is None
+        await tx.commit()  # release: both start at once
+        results = [await asyncio.wait_for(p.communicate(), timeout=120) for p in procs]
+        for proc, (_, err) in zip(procs, results, strict=True):
+            assert proc.returncode == 0, err.decode()[-2000:]
+        heads = await holder.fetch("SELECT version_num FROM alembic_version")
+        assert len(heads) == 1
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        await holder.close()
+
+    def diff(sync_conn: Any) -> list[Any]:
+        models = importlib.import_module("services.claims.models")
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        return list(compare_metadata(context, models.Base.metadata))
+
+    assert await _inspect(url, diff) == []

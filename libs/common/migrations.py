@@ -1,4 +1,9 @@
-"""Alembic, driven from code: each service keeps its own ``migrations/`` folder and database."""
+"""Alembic, driven from code: each service keeps its own ``migrations/`` folder and database.
+
+Replicas of a service start together and each migrates on start (or a one-shot ``ce migrate`` runs
+beside them): on PostgreSQL the upgrade holds a transaction-level advisory lock, so one process
+migrates while the others wait, then find the database at head and do nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,22 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from libs.common.db import create_engine
+
+# pg_advisory_xact_lock key of every migration run; advisory locks are scoped to one database, so
+# services on their own databases never wait for each other.
+MIGRATION_LOCK_KEY = 0x6365_6D69_6772  # "cemigr"
+
+
+def lock_for_migration(connection: Connection) -> None:
+    """Serialise migrations of one PostgreSQL database until the transaction ends (no-op elsewhere).
+
+    Taken before Alembic reads ``alembic_version``, so a waiter sees the winner's revision."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
 def alembic_config(migrations_dir: Path, url: str) -> Config:
@@ -38,6 +55,7 @@ def run_env(metadata: MetaData) -> None:
     assert url is not None
 
     def do_run(connection: Connection) -> None:
+        lock_for_migration(connection)  # opens the transaction the whole upgrade runs in
         context.configure(
             connection=connection,
             target_metadata=metadata,
