@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Header, Query, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, require_role
+from libs.common.errors import NotFound
 from libs.common.events import Affiliation
 from libs.common.pagination import page, paginate
 from libs.common.service import state_of
@@ -147,21 +149,33 @@ async def get_evidence(evidence_id: str, request: Request, principal: CurrentPri
 
 @router.get(
     "/evidence/{evidence_id}/content",
-    response_class=FileResponse,
+    response_class=Response,
     responses={200: {"content": {t: {} for t in sorted(evidence.ALLOWED_CONTENT_TYPES)}}},
 )
 async def get_evidence_content(
     evidence_id: str, request: Request, principal: CurrentPrincipal
-) -> FileResponse:
-    """The file itself, for the uploader and the reviewers of a claim that cites it."""
+) -> Response:
+    """The file itself, for the uploader and the reviewers of a claim that cites it (proxied
+    from the store, so the access check above holds for every backend)."""
     state = state_of(request)
     async with state.uow() as uow:
         stored = await evidence.readable_evidence(uow, principal, evidence_id)
-    return FileResponse(
-        state.extras["evidence_store"].path(stored.storage_key),
+    store: evidence.EvidenceStore = state.extras["evidence_store"]
+    try:
+        content = await asyncio.to_thread(store.get, stored.storage_key)
+    except evidence.EvidenceNotStored as exc:
+        raise NotFound(
+            f"the file of evidence {evidence_id} is missing from the store",
+            code="evidence_file_missing",
+        ) from exc
+    return Response(
+        content,
         media_type=stored.content_type,
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"},
-        content_disposition_type="inline",
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            "Content-Disposition": "inline",
+        },
     )
 
 

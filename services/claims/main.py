@@ -11,15 +11,13 @@ from libs.common.service import ServiceSpec, ServiceState, create_service_app
 from libs.common.settings import Settings
 from services.claims import reminders, reports
 from services.claims.api import router
-from services.claims.evidence import LocalEvidenceStore
+from services.claims.evidence import evidence_store_from
 from services.claims.handlers import events
 from services.claims.models import infra
 
 
 async def _extras(state: ServiceState) -> None:
-    state.extras.setdefault(
-        "evidence_store", LocalEvidenceStore(state.settings.data_dir / "evidence")
-    )
+    state.extras.setdefault("evidence_store", evidence_store_from(state.settings))
 
 
 SPEC = ServiceSpec(
