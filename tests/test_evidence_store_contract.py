@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
+from pydantic import SecretStr
 
 from libs.common.settings import Settings
 from services.claims.evidence import (
@@ -56,8 +57,8 @@ def _s3(endpoint: str, bucket: str) -> Backend:
             s3_endpoint_url=endpoint,
             s3_region=S3_REGION,
             s3_bucket=bucket,
-            s3_access_key_id=S3_KEY_ID,
-            s3_secret_access_key=S3_SECRET,
+            s3_access_key_id=SecretStr(S3_KEY_ID),
+            s3_secret_access_key=SecretStr(S3_SECRET),
         )
         store = evidence_store_from(settings)
         assert isinstance(store, S3EvidenceStore)
