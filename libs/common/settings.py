@@ -48,7 +48,10 @@ class FileSettingsSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CE_", env_file=".env", extra="ignore")
+    # an empty variable (``CE_JWT_AUDIENCE=`` from compose) means unset
+    model_config = SettingsConfigDict(
+        env_prefix="CE_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     @classmethod
     def settings_customise_sources(
