@@ -553,7 +553,7 @@ def test_dockerfile_shape() -> None:
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users and users[-1].split(":")[0] not in ("root", "0"), "runtime must not be root"
     assert re.search(r"^ENTRYPOINT\s+\[\"ce\"\]", text, re.M)
-    assert re.search(r"pip wheel (--\S+ )*\.", text), "the project is built into a wheel"
+    assert re.search(r"pip wheel [^\n]* \. ", text), "the project is built into a wheel"
 
 
 def _secret_files(tmp_path: Path, env: dict[str, Any]) -> dict[str, str]:
