@@ -20,6 +20,7 @@ from libs.common.service import state_of
 from libs.common.uow import UnitOfWork
 from services.claims import evidence, ledger, persons, service
 from services.claims.models import Claim
+from services.claims.state import claims_of
 
 router = APIRouter(prefix="/v1")
 # --- persons --------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ async def upload_evidence(
         stored = await evidence.store_evidence(
             uow,
             principal,
-            state.extras["evidence_store"],
+            claims_of(state).evidence_store,
             data=data,
             filename=file.filename,
             max_bytes=MAX_EVIDENCE_BYTES,
@@ -160,7 +161,7 @@ async def get_evidence_content(
     state = state_of(request)
     async with state.uow() as uow:
         stored = await evidence.readable_evidence(uow, principal, evidence_id)
-    store: evidence.EvidenceStore = state.extras["evidence_store"]
+    store = claims_of(state).evidence_store
     try:
         content = await asyncio.to_thread(store.get, stored.storage_key)
     except evidence.EvidenceNotStored as exc:

@@ -53,6 +53,8 @@ class EvidenceStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def close(self) -> None: ...
+
 
 def evidence_key(sha256: str) -> str:
     return f"{sha256[:2]}/{sha256}"
@@ -103,6 +105,9 @@ class LocalEvidenceStore:
 
     def exists(self, key: str) -> bool:
         return (self.root / key).is_file()
+
+    def close(self) -> None:
+        pass
 
 
 class S3EvidenceStore:
@@ -180,6 +185,9 @@ class S3EvidenceStore:
                 return False
             raise
         return True
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def evidence_store_from(settings: Settings) -> EvidenceStore:

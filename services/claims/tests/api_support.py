@@ -277,7 +277,7 @@ async def claims_stack(
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        app.state.service.extras["clock"] = lambda: CLOCK
+        app.state.service.clock = lambda: CLOCK
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://claims") as http:
             yield Stack(app, http, data_dir)
