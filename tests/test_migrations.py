@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,23 @@ async def _migrate_twice_at_once(url: str) -> None:
         return list(compare_metadata(context, models.Base.metadata))
 
     assert await _inspect(url, diff) == []
+
+
+def test_each_service_migrates_its_own_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from libs.common.migrations import AmbiguousDatabase, migration_settings
+
+    for key in [k for k in os.environ if k.startswith("CE_")]:
+        monkeypatch.delenv(key)
+    own = {f"CE_{n.upper()}_DATABASE_URL": f"postgresql+asyncpg://ce@db/{n}" for n in SERVICES}
+    chosen = migration_settings(SERVICES, own)
+    assert {n: s.effective_database_url for n, s in chosen.items()} == {
+        n: f"postgresql+asyncpg://ce@db/{n}" for n in SERVICES
+    }
+    # one CE_DATABASE_URL is one service's database: fine for one, refused for all
+    monkeypatch.setenv("CE_DATABASE_URL", "postgresql+asyncpg://ce@db/shared")
+    assert migration_settings(["review"], {})["review"].database_url.endswith("/shared")  # type: ignore[union-attr]
+    with pytest.raises(AmbiguousDatabase, match="CE_CLAIMS_DATABASE_URL"):
+        migration_settings(SERVICES, {"CE_REVIEW_DATABASE_URL": "postgresql+asyncpg://ce@db/r"})
+    monkeypatch.delenv("CE_DATABASE_URL")
+    embedded = migration_settings(SERVICES, {})
+    assert all(s.effective_database_url.endswith(f"/{n}.db") for n, s in embedded.items())
