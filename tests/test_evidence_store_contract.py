@@ -7,8 +7,10 @@ file at once on shared storage both succeed."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 from pydantic import SecretStr
 
 from libs.common.settings import Settings
@@ -196,3 +199,76 @@ def test_s3_store_reports_an_unreachable_server(s3_bucket: str) -> None:
     data, digest = _file("offline")
     with pytest.raises(EndpointConnectionError):
         S3EvidenceStore(client, s3_bucket).put(io.BytesIO(data), digest)
+
+
+class CuttingProxy:
+    """A TCP proxy on loopback in front of the S3 server that drops every connection once it has
+    carried ``cut_after`` bytes towards the server: an upload cut off mid-body."""
+
+    def __init__(self, upstream: str, cut_after: int) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.cut_after = cut_after
+        self.cuts = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream, timeout=10)
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, towards_server: bool) -> None:
+        carried = 0
+        try:
+            while chunk := src.recv(65536):
+                carried += len(chunk)
+                if towards_server and carried > self.cut_after:
+                    self.cuts += 1
+                    dst.sendall(chunk[: len(chunk) - (carried - self.cut_after)])
+                    break
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+
+
+def test_an_upload_cut_off_mid_transfer_leaves_no_object(s3_endpoint: str, s3_bucket: str) -> None:
+    """The S3 side of "interrupted upload leaves nothing": the connection to the server drops
+    after part of the body (every retry too); the server keeps no object and no partial upload."""
+    import boto3
+
+    proxy = CuttingProxy(s3_endpoint, cut_after=200_000)
+    try:
+        client = boto3.client(
+            "s3",
+            endpoint_url=proxy.endpoint,
+            region_name=S3_REGION,
+            aws_access_key_id=S3_KEY_ID,
+            aws_secret_access_key=S3_SECRET,
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=10),
+        )
+        store = S3EvidenceStore(client, s3_bucket, "evidence/")
+        data, digest = _file("cut-off", size=1_000_000)
+        with pytest.raises(BotoCoreError):
+            store.put(io.BytesIO(data), digest)
+        assert proxy.cuts >= 1
+    finally:
+        proxy.close()
+    direct = _s3(s3_endpoint, s3_bucket)
+    assert direct.listing() == []
+    assert not direct.new_store().exists(evidence_key(digest))
