@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from services.claims.tests.api_support import claims_stack, pdf_bytes
+from services.claims.tests.harness import claims_stack, pdf_bytes
 from tests.fixtures.object_store import S3_KEY_ID, S3_REGION, S3_SECRET, s3_client
 
 
