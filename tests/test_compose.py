@@ -599,3 +599,24 @@ def test_the_settings_accept_each_service_environment(
     if name == "claims":
         assert settings.s3_secret_access_key is not None
         assert settings.s3_secret_access_key.get_secret_value().startswith("sample-s3_secret_key")
+
+
+def test_the_migrate_job_migrates_each_service_on_its_own_database(
+    resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    from libs.common.migrations import migration_settings
+
+    for key in list(os.environ):
+        if key.startswith("CE_"):
+            monkeypatch.delenv(key)
+    env = _secret_files(tmp_path, _environment(_services(resolved)["migrate"]))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    chosen = migration_settings(list(APP_PORTS), env)  # what `ce migrate` (no name) runs
+    for name, settings in chosen.items():
+        url = make_url(settings.effective_database_url)
+        assert (url.host, url.database, url.username) == ("postgres", name, "ce")
+        assert url.password == "sample-postgres_password-value-long-enough-for-hs256-keys"
+        assert settings.env == "production"
