@@ -190,6 +190,28 @@ def test_a_token_without_kid_or_an_unreachable_key_set_is_refused(
     assert refused.value.code == "jwks_unavailable"
 
 
+def test_known_keys_stay_in_use_while_the_issuer_is_unreachable(
+    jwks: JwksServer, tmp_path: Path
+) -> None:
+    key = _rsa()
+    jwks.publish(("k1", key))
+    tokens = TokenService(
+        Settings(
+            data_dir=tmp_path,
+            jwt_jwks_url=jwks.url,
+            jwt_issuer=ISSUER,
+            jwt_audience=AUDIENCE,
+            jwt_jwks_cache_s=0.0,  # every request would refetch
+        )
+    )
+    tokens.verify(_token(key, "k1"))
+    jwks.httpd.shutdown()
+    jwks.httpd.server_close()
+    assert tokens.verify(_token(key, "k1")).sub == "u-1"
+    with pytest.raises(Unauthorized):
+        tokens.verify(_token(_rsa(), "k-unknown"))
+
+
 async def test_requests_carry_issuer_tokens_through_http(jwks: JwksServer, tmp_path: Path) -> None:
     key = _rsa()
     jwks.publish(("k1", key))

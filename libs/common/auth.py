@@ -11,6 +11,7 @@ cannot choose a weaker one, and never HS256 with a public key as its secret.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import threading
@@ -27,6 +28,8 @@ from fastapi import Depends, Request
 
 from libs.common.errors import Forbidden, Unauthorized
 from libs.common.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Role = Literal[
     "personnel",
@@ -112,7 +115,9 @@ class JwksKeys:
     """An OIDC issuer's signing keys, fetched from its JWKS URL and cached for ``cache_s``.
 
     A token whose ``kid`` is not in the cache refetches the set (key rotation), at most once per
-    ``min_refresh_s``. Called from the threadpool (``current_principal`` is a sync dependency)."""
+    ``min_refresh_s``. When the issuer cannot be reached, the keys already fetched stay in use
+    (an identity provider's outage must not log everyone out). Called from the threadpool
+    (``current_principal`` is a sync dependency)."""
 
     def __init__(self, url: str, *, cache_s: float, min_refresh_s: float) -> None:
         self.url = url
@@ -138,14 +143,24 @@ class JwksKeys:
         }
         self._fetched_at = time.monotonic()
 
+    def _refresh(self) -> None:
+        try:
+            self._fetch()
+        except Unauthorized:
+            if not self._keys:
+                raise
+            log.warning("JWKS refresh failed; keeping the keys fetched before", exc_info=True)
+            # try again after min_refresh_s, not on every request
+            self._fetched_at = time.monotonic() - max(0.0, self.cache_s - self.min_refresh_s)
+
     def key_for(self, kid: str) -> jwt.PyJWK:
         with self._lock:
             now = time.monotonic()
             age = None if self._fetched_at is None else now - self._fetched_at
             if age is None or age > self.cache_s:
-                self._fetch()
+                self._refresh()
             elif kid not in self._keys and age >= self.min_refresh_s:
-                self._fetch()  # the issuer may have rotated its keys
+                self._refresh()  # the issuer may have rotated its keys
             key = self._keys.get(kid)
         if key is None:
             raise Unauthorized("token signed by an unknown key", code="invalid_token")
