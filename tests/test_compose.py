@@ -620,3 +620,20 @@ def test_the_migrate_job_migrates_each_service_on_its_own_database(
         assert (url.host, url.database, url.username) == ("postgres", name, "ce")
         assert url.password == "sample-postgres_password-value-long-enough-for-hs256-keys"
         assert settings.env == "production"
+
+
+def test_production_sync_needs_the_province_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import SecretStr
+
+    from libs.common.settings import Settings
+    from services.sync.main import create_app
+
+    monkeypatch.delenv("CE_PROVINCE_URL", raising=False)
+    url = "postgresql+asyncpg://ce@postgres/sync"
+    secret = SecretStr("x" * 48)
+    settings = Settings(service="sync", env="production", jwt_secret=secret, database_url=url)
+    with pytest.raises(ValueError, match="CE_PROVINCE_URL"):
+        create_app(settings)
+    monkeypatch.setenv("CE_PROVINCE_URL", "https://province.example.test/api")
+    settings = Settings(service="sync", env="production", jwt_secret=secret, database_url=url)
+    assert create_app(settings).state.settings.province_url.startswith("https://province")
