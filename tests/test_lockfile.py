@@ -169,6 +169,7 @@ def test_the_wheel_the_image_installs_ships_no_tests(tmp_path: Path) -> None:
     assert not [n for n in names if "/tests/" in n or n.endswith("conftest.py")], "tests shipped"
     for needed in (
         "libs/common/settings.py",
+        "ce/cli.py",
         "services/claims/evidence.py",
         "services/claims/migrations/env.py",
         "services/claims/rulesets/2026.json",

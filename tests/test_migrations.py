@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from ce.topology import SERVICES
 from libs.common.db import create_engine
 from libs.common.migrations import alembic_config, upgrade
-from libs.common.settings import SERVICES
 
 
 def _url(kind: str, service: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -86,8 +88,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 async def _migrate_twice_at_once(url: str) -> None:
-    import sys
-
     import asyncpg
 
     from libs.common.migrations import MIGRATION_LOCK_KEY
@@ -160,3 +160,41 @@ def test_each_service_migrates_its_own_database_url(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("CE_DATABASE_URL")
     embedded = migration_settings(SERVICES, {})
     assert all(s.effective_database_url.endswith(f"/{n}.db") for n, s in embedded.items())
+
+
+def _ce_migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CE_")}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ce"), "migrate"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+
+
+@pytest.mark.postgres
+def test_ce_migrate_applies_each_service_to_its_own_database(
+    make_pg_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """`ce migrate` without a name, as compose's `migrate` job runs it: every service on its own
+    CE_<SERVICE>_DATABASE_URL (one URL for all used to fail with "Can't locate revision")."""
+    urls = {name: make_pg_database(f"cli_{name}") for name in SERVICES}
+    env = {f"CE_{n.upper()}_DATABASE_URL": u for n, u in urls.items()}
+    done = _ce_migrate({**env, "CE_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [w for n in SERVICES for w in (f"{n}:", "migrated")]
+    for name, url in urls.items():
+        models = importlib.import_module(f"services.{name}.models")
+        tables = asyncio.run(_inspect(url, lambda c: set(inspect(c).get_table_names())))
+        assert tables == {*models.Base.metadata.tables, "alembic_version"}, name
+    again = _ce_migrate({**env, "CE_DATA_DIR": str(tmp_path)})
+    assert again.returncode == 0, again.stderr[-2000:]
+
+    shared = make_pg_database("cli_shared")
+    refused = _ce_migrate({"CE_DATABASE_URL": shared, "CE_DATA_DIR": str(tmp_path)})
+    assert refused.returncode == 2
+    assert "CE_CLAIMS_DATABASE_URL" in refused.stderr
+    tables = asyncio.run(_inspect(shared, lambda c: inspect(c).get_table_names()))
+    assert tables == [], "nothing was migrated onto the shared database"
