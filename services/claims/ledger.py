@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -114,6 +115,7 @@ async def learning_recorded(uow: UnitOfWork, event: LearningRecorded) -> None:
         event.subject,
         Decimal(str(event.hours)),
         event.course,
+        event.completed_at,
     )
 
 
@@ -125,7 +127,14 @@ async def book_pending_learning(uow: UnitOfWork, person: Person) -> None:
     ).all()
     for record in pending:
         await _book_learning(
-            uow, person, record.record_id, record.year, record.subject, record.hours, record.course
+            uow,
+            person,
+            record.record_id,
+            record.year,
+            record.subject,
+            record.hours,
+            record.course,
+            record.completed_at,
         )
         await uow.session.delete(record)
 
@@ -138,6 +147,7 @@ async def _book_learning(
     subject: str,
     hours: Decimal,
     course: str,
+    completed_at: datetime,
 ) -> None:
     exists = await uow.session.scalar(
         select(LedgerEntry.id).where(
@@ -154,5 +164,6 @@ async def _book_learning(
                 source=LedgerSource.CITY_PLATFORM,
                 ref=record_id,
                 title=course,
+                completed_at=completed_at,
             )
         )

@@ -46,6 +46,7 @@ from services.claims.models import (
     ReviewStage,
     SyncStatus,
 )
+from services.claims.notifications import notify
 from services.claims.persons import get_person
 from services.claims.scope import is_self, may_see_person
 
@@ -267,6 +268,7 @@ async def submit_claim(
         revision=1,
         status=ClaimStatus.IN_REVIEW,
         stage=ReviewStage.UNIT,
+        submitted_at=now,
     )
     _apply_assessment(claim, assessment, verified)
     uow.session.add(claim)
@@ -285,6 +287,15 @@ def _apply_assessment(claim: Claim, assessment: rules.Assessment, verified: Veri
 
 
 def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person, command: ClaimCommand) -> None:
+    notify(
+        uow,
+        person.id,
+        "claim_submitted",
+        f"「{claim.title}」 (revision {claim.revision}) was submitted: "
+        f"{rules.fmt_hours(Decimal(claim.requested_hours))} h requested, now in unit review.",
+        claim_id=claim.id,
+        data={"revision": claim.revision, "expected_credits": claim.expected_credits},
+    )
     uow.emit(
         ClaimSubmitted(
             claim_id=claim.id,
@@ -362,6 +373,7 @@ async def revise_claim(
     claim.status = ClaimStatus.IN_REVIEW
     claim.stage = ReviewStage.UNIT
     claim.rejection_reason = None
+    claim.submitted_at = now
     _apply_assessment(claim, assessment, verified)
     await _bind_references(uow, claim, command, evidence)
     _emit_submitted(uow, claim, person, command)
@@ -383,6 +395,14 @@ async def stage_passed(uow: UnitOfWork, event: ClaimStagePassed) -> None:
     claim = await _claim_at(uow, event.claim_id, event.revision)
     if claim is not None:
         claim.stage = event.next_stage
+        notify(
+            uow,
+            claim.person_id,
+            "stage_passed",
+            f"「{claim.title}」 passed {event.stage} review; now in {event.next_stage} review.",
+            claim_id=claim.id,
+            data={"stage": event.stage, "next_stage": event.next_stage},
+        )
 
 
 async def rejected(uow: UnitOfWork, event: ClaimRejected, *, now: datetime) -> None:
@@ -392,6 +412,14 @@ async def rejected(uow: UnitOfWork, event: ClaimRejected, *, now: datetime) -> N
         claim.stage = None
         claim.rejection_reason = event.reason
         claim.decided_at = now
+        notify(
+            uow,
+            claim.person_id,
+            "claim_rejected",
+            f"「{claim.title}」 was rejected at {event.stage} review: {event.reason}",
+            claim_id=claim.id,
+            data={"stage": event.stage, "reason": event.reason},
+        )
 
 
 async def approved(uow: UnitOfWork, event: ClaimApproved, *, now: datetime) -> None:
@@ -412,6 +440,14 @@ async def approved(uow: UnitOfWork, event: ClaimApproved, *, now: datetime) -> N
         # the evidence stopped being valid while the claim was in review: nothing to credit
         claim.status, claim.stage, claim.decided_at = ClaimStatus.REVOKED, None, now
         claim.rejection_reason = exc.detail
+        notify(
+            uow,
+            claim.person_id,
+            "credit_revoked",
+            f"「{claim.title}」 cannot be credited: {exc.detail}",
+            claim_id=claim.id,
+            data={"reason": exc.detail},
+        )
         return
     credits = rules.credit_on_approval(
         ruleset,
@@ -438,6 +474,15 @@ async def approved(uow: UnitOfWork, event: ClaimApproved, *, now: datetime) -> N
                 note=_cut_note(claim, credit),
             )
         )
+    credited_text = ", ".join(f"{rules.fmt_hours(c.hours)} h {c.subject}" for c in credits)
+    notify(
+        uow,
+        claim.person_id,
+        "claim_approved",
+        f"「{claim.title}」 was approved: {credited_text} credited.",
+        claim_id=claim.id,
+        data={"credits": claim.credits},
+    )
     if booked:
         uow.emit(
             ClaimCredited(
@@ -469,4 +514,13 @@ async def sync_outcome(uow: UnitOfWork, claim_id: str | None, status: SyncStatus
         return
     claim = await uow.session.get(Claim, claim_id)
     if claim is not None and claim.status == ClaimStatus.APPROVED:
+        first = claim.sync_status != status
         claim.sync_status = status
+        if first and status == SyncStatus.REGISTERED:
+            notify(
+                uow,
+                claim.person_id,
+                "registered_at_province",
+                f"The hours of 「{claim.title}」 are registered on the province platform.",
+                claim_id=claim.id,
+            )
