@@ -216,6 +216,8 @@ def claim_view(claim: Claim) -> ClaimView:
         warnings=claim.warnings,
         credits=[CreditView.model_validate(c) for c in claim.credits],
         rejection_reason=claim.rejection_reason,
+        leave_kind=claim.body.get("leave_kind"),
+        leave_reason=claim.body.get("leave_reason"),
         sync_status=claim.sync_status,  # type: ignore[arg-type]
         evidence_ids=claim.body.get("evidence_ids", []),
         created_at=claim.created_at.isoformat(),

@@ -17,6 +17,7 @@ from libs.common.events import (
 from libs.common.uow import UnitOfWork
 from services.claims import compliance, rules
 from services.claims.models import (
+    Claim,
     LedgerEntry,
     LedgerSource,
     PendingLearning,
@@ -57,7 +58,9 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
     ruleset = rules.load_ruleset(year)
     credited: dict[str, Decimal] = defaultdict(Decimal)
     entries = []
-    for entry in await ledger(uow, person.id, year, include_revoked=True):
+    booked = await ledger(uow, person.id, year, include_revoked=True)
+    leave_kinds = await _leave_kinds(uow, [e.ref for e in booked if e.source == LedgerSource.CLAIM])
+    for entry in booked:
         if entry.revoked_at is None:
             credited[entry.subject] += Decimal(entry.hours)
         entries.append(
@@ -72,6 +75,9 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
                 note=entry.note,
                 at=entry.created_at.isoformat(),
                 revoked_at=entry.revoked_at.isoformat() if entry.revoked_at else None,
+                leave_kind=leave_kinds.get(entry.ref)
+                if entry.source == LedgerSource.CLAIM
+                else None,
             )
         )
     pending = await compliance.pending_sums(uow.session, [person.id], year)
@@ -88,6 +94,18 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
         compliant=standing.compliant,
         entries=entries,
     )
+
+
+async def _leave_kinds(uow: UnitOfWork, claim_ids: list[str]) -> dict[str, str]:
+    """claim id → the leave_kind its special-leave claim named (shown on the transcript)."""
+    if not claim_ids:
+        return {}
+    rows = await uow.session.execute(
+        select(Claim.id, Claim.body).where(
+            Claim.id.in_(set(claim_ids)), Claim.category == "special_leave"
+        )
+    )
+    return {claim_id: body["leave_kind"] for claim_id, body in rows if body.get("leave_kind")}
 
 
 async def learning_recorded(uow: UnitOfWork, event: LearningRecorded) -> None:

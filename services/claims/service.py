@@ -89,6 +89,8 @@ def claim_input(
         card_hours=verified.card_hours,
         certificate_hours=verified.certificate_hours,
         certificate_subject=verified.certificate_subject,
+        leave_kind=command.leave_kind,
+        leave_reason=command.leave_reason,
     )
 
 
@@ -240,9 +242,38 @@ async def _assess(
     verified = await verify_references(uow, person, command)
     credited = await credited_so_far(uow, person.id, ruleset.year)
     assessment = rules.assess(
-        ruleset, claim_input(command, evidence_count, verified), credited, now=now
+        ruleset,
+        claim_input(command, evidence_count, verified),
+        credited,
+        now=now,
+        pending=await pending_claims(uow, person.id, ruleset.year),
     )
     return assessment, verified
+
+
+async def pending_claims(uow: UnitOfWork, person_id: str, year: int) -> list[rules.PendingClaim]:
+    """The person's claims of the year in review, in the order they were submitted."""
+    rows = await uow.session.scalars(
+        select(Claim)
+        .where(
+            Claim.person_id == person_id,
+            Claim.year == year,
+            Claim.status == ClaimStatus.IN_REVIEW,
+        )
+        .order_by(Claim.created_at, Claim.id)
+    )
+    return [
+        rules.PendingClaim(
+            claim_id=c.id,
+            title=c.title,
+            category=c.category,
+            credits=tuple(
+                rules.Credit(x["subject"], rules.round_hours(Decimal(str(x["hours"]))))
+                for x in c.expected_credits
+            ),
+        )
+        for c in rows
+    ]
 
 
 def _may_claim_for(principal: Principal, person: Person) -> None:
@@ -313,6 +344,8 @@ def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person, command: Clai
             verified_evidence=claim.verified_evidence,
             evidence_ids=list(command.evidence_ids),
             references=command.references(),
+            leave_kind=command.leave_kind,
+            leave_reason=command.leave_reason,
         ),
         subject=claim.id,
     )

@@ -75,6 +75,7 @@ class TranscriptEntry(BaseModel):
     note: str | None
     at: str
     revoked_at: str | None
+    leave_kind: str | None = None
 
 
 class Transcript(BaseModel):
@@ -118,6 +119,8 @@ class ClaimView(BaseModel):
     warnings: list[str]
     credits: list[CreditView]
     rejection_reason: str | None
+    leave_kind: str | None = None
+    leave_reason: str | None = None
     sync_status: SyncStatus
     evidence_ids: list[str]
     created_at: str
