@@ -181,6 +181,18 @@ class ComplianceReport(BaseModel):
 # --- title readiness ------------------------------------------------------------------------
 
 
+class ReadinessSubject(BaseModel):
+    """One subject against the title deadline: approved in time, submitted in time and still in
+    review (counts if approved), too late, and what is missing."""
+
+    required: float
+    approved: float
+    pending_in_time: float
+    too_late: float
+    missing: float
+    missing_if_pending_approved: float
+
+
 class TitleReadiness(BaseModel):
     person_id: str
     year: int
@@ -190,8 +202,10 @@ class TitleReadiness(BaseModel):
     required: SubjectHours
     compliant_now: bool
     compliant_by_deadline: bool
+    compliant_if_pending_approved: bool
     credited_now: SubjectHours
     credited_by_deadline: SubjectHours
+    subjects: dict[str, ReadinessSubject]
     warnings: list[str]
 
 
