@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Header, Query, UploadFile
@@ -22,7 +23,17 @@ from libs.common.events import Affiliation
 from libs.common.idnumber import mask_id_number
 from libs.common.pagination import decode_cursor, encode_cursor, page, paginate
 from libs.common.uow import UnitOfWork
-from services.claims import compliance, evidence, exports, ledger, persons, rules, service
+from services.claims import (
+    compliance,
+    evidence,
+    exports,
+    ledger,
+    persons,
+    planner,
+    rules,
+    service,
+    workdays,
+)
 from services.claims.commands import ClaimCommand
 from services.claims.deps import State, Uow
 from services.claims.models import Claim, Evidence, Person
@@ -37,6 +48,7 @@ from services.claims.views import (
     MeSummary,
     MeView,
     PersonView,
+    PlanView,
     TitleReadiness,
     Transcript,
     dump,
@@ -380,3 +392,43 @@ async def title_readiness(
         return await compliance.title_readiness(
             uow.session, person.id, applied_on, ruleset, state.today()
         )
+
+
+# --- the what-if planner --------------------------------------------------------------------
+
+
+@router.get("/persons/{person_id}/plan", tags=["reports"])
+async def plan(
+    person_id: str,
+    state: State,
+    uow: Uow,
+    principal: CurrentPrincipal,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    application_date: str | None = None,
+) -> PlanView:
+    """What the person still needs in ``year`` (default: this year), the room under each cap,
+    the claims that can still fill each gap, days left in the claim window, and, given
+    ``application_date``, the title deadline and what must be done by then (see
+    :mod:`services.claims.planner`)."""
+    today = state.today()
+    applied_on = _parse_date(application_date, "application_date") if application_date else None
+    ruleset = rules.load_ruleset(year if year is not None else today.year)
+    person = await persons.get_person(uow, principal, person_id)
+    credited = await ledger.credited_so_far(uow, person.id, ruleset.year)
+    pending = await service.pending_claims(uow, person.id, ruleset.year)
+    the_plan = planner.make_plan(ruleset, credited, pending, today=today)
+    deadline_plan = None
+    if applied_on is not None:
+        deadline, warnings = workdays.title_deadline(
+            applied_on, ruleset.title_application_working_days
+        )
+        split = await compliance.readiness_split(
+            uow.session, person.id, ruleset.year, compliance.cutoff_of(deadline)
+        )
+        in_time: dict[str, Decimal] = {
+            s: split.approved[s] + split.pending[s] for s in compliance.SUBJECTS
+        }
+        deadline_plan = planner.deadline_view(
+            ruleset, applied_on, deadline, today, in_time, warnings
+        )
+    return planner.plan_view(person.id, ruleset, the_plan, deadline_plan)

@@ -421,6 +421,11 @@ def _end_date(body: Mapping[str, Any] | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
+def cutoff_of(deadline: date) -> datetime:
+    """On or before the deadline (Beijing) = before the next Beijing midnight."""
+    return datetime.combine(deadline + timedelta(days=1), time(), tzinfo=BEIJING)
+
+
 async def readiness_split(
     session: AsyncSession, person_id: str, year: int, cutoff: datetime
 ) -> ReadinessSplit:
@@ -481,8 +486,7 @@ async def title_readiness(
     see :class:`ReadinessSplit` for what counts."""
     working_days = ruleset.title_application_working_days
     deadline, warnings = workdays.title_deadline(applied_on, working_days)
-    # on or before the deadline (Beijing) = before the next Beijing midnight
-    cutoff = datetime.combine(deadline + timedelta(days=1), time(), tzinfo=BEIJING)
+    cutoff = cutoff_of(deadline)
     now = await standing(session, person_id, ruleset, with_pending=False)
     split = await readiness_split(session, person_id, ruleset.year, cutoff)
     by_deadline = Standing.of(ruleset.requirement, split.approved, split.pending)

@@ -209,6 +209,62 @@ class TitleReadiness(BaseModel):
     warnings: list[str]
 
 
+# --- the planner ----------------------------------------------------------------------------
+
+
+class PlanOption(BaseModel):
+    """A kind of claim (``source``: its category) or city-platform courses (``city_platform``)
+    and how much of the subject's gap it can fill: ``items`` claims, ``days`` at the daily cap."""
+
+    source: str
+    label: str
+    hours: float
+    items: int | None
+    days: int | None
+    note: str | None
+
+
+class SubjectPlan(BaseModel):
+    required: float
+    credited: float
+    pending: float
+    gap: float
+    still_needed: float
+    summary: str | None
+    options: list[PlanOption]
+    plan: list[PlanOption]
+
+
+class CapGroupPlan(BaseModel):
+    label: str
+    measure: str
+    limit: float
+    used: float
+    pending: float
+    room: float
+
+
+class PlanDeadline(BaseModel):
+    application_date: str
+    deadline: str
+    days_until_deadline: int
+    still_needed_by_deadline: dict[str, float]
+    must_do: str
+    warnings: list[str]
+
+
+class PlanView(BaseModel):
+    person_id: str
+    year: int
+    compliant: bool
+    compliant_if_pending_approved: bool
+    subjects: dict[str, SubjectPlan]
+    cap_groups: dict[str, CapGroupPlan]
+    window_closes: str
+    days_left: int
+    title_deadline: PlanDeadline | None
+
+
 # --- reminders ------------------------------------------------------------------------------
 
 
