@@ -123,11 +123,11 @@ def test_options_stay_within_the_room_and_the_need(
             per = option.per_item
             assert option.hours <= need or (per is not None and option.hours - per < need)
         assert sum(s.hours for s in plan.steps[subject]) >= need
-    # the cap groups add up: used + pending + room = limit unless over-used
-    for name, group in plan.cap_groups.items():
+    # the cap groups add up: used + pending + room = limit
+    for name, cap in plan.cap_groups.items():
         limit = RS.cap_groups[name].limit
-        assert D(str(group.used)) + D(str(group.pending)) <= limit
-        assert group.room == pytest.approx(max(float(limit) - group.used - group.pending, 0.0))
+        assert D(str(cap.used)) + D(str(cap.pending)) <= limit
+        assert cap.room == pytest.approx(max(float(limit) - cap.used - cap.pending, 0.0))
     # nothing is suggested to a person who is compliant once the claims in review are approved
     if not any(plan.still_needed.values()):
         assert plan.options == {} and plan.steps == {}
