@@ -380,11 +380,12 @@ async def title_readiness(
     application_date: str,
     year: int | None = None,
 ) -> TitleReadiness:
-    """Whether the person had the year's hours credited 5 Chinese working days (per the rule
-    set) before a title application submitted on ``application_date``.
+    """Whether the person had completed the year's learning, and submitted the claims for
+    converted hours, 5 Chinese working days (per the rule set) before a title application
+    submitted on ``application_date``: per subject approved in time, in review but submitted in
+    time, too late, and missing (:func:`compliance.title_readiness`).
 
-    ``year`` defaults to the application's year. Hours count by the Beijing date they were
-    credited on our ledger (``created_at``), revoked ones not at all."""
+    ``year`` defaults to the application's year; revoked hours never count."""
     applied_on = _parse_date(application_date, "application_date")
     ruleset = rules.load_ruleset(year if year is not None else applied_on.year)
     async with state.uow() as uow:

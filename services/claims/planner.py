@@ -19,7 +19,8 @@ Interpretations:
   already have, e.g. unit-arranged study), then the city platform for the rest, so following
   it always closes the gap. A subject whose certificate must say so (public training) is
   offered with that condition.
-- Days left count Beijing calendar days up to and including the window's last day.
+- Days left count Beijing calendar days up to and including the window's last day. Once the
+  window has closed (the city platform closes with it: 逾期系统关闭) nothing is suggested.
 """
 
 from __future__ import annotations
@@ -203,8 +204,11 @@ def make_plan(
     still_needed = {
         s: max(ruleset.requirement.for_subject(s) - after.subject_hours(s), ZERO) for s in SUBJECTS
     }
-    options = {s: _options(ruleset, s, n, after) for s, n in still_needed.items() if n > 0}
     closes = ruleset.claim_window.closes.astimezone(BEIJING).date()
+    days_left = max((closes - today).days + 1, 0)
+    options = {
+        s: _options(ruleset, s, n, after) for s, n in still_needed.items() if n > 0 and days_left
+    }
     return Plan(
         standing=standing,
         still_needed=still_needed,
@@ -212,7 +216,7 @@ def make_plan(
         options=options,
         steps={s: _steps(o, still_needed[s]) for s, o in options.items()},
         window_closes=closes,
-        days_left=max((closes - today).days + 1, 0),
+        days_left=days_left,
     )
 
 

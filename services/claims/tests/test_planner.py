@@ -158,6 +158,14 @@ def test_the_issue_example() -> None:
     assert view.cap_groups["study"].room == 10 and view.days_left == 12
 
 
+def test_nothing_is_suggested_once_the_window_has_closed() -> None:
+    plan = planner.make_plan(RS, CreditedSoFar(), [], today=date(2027, 1, 1))
+    assert plan.days_left == 0 and plan.options == {} and plan.steps == {}
+    assert plan.still_needed == {"public": D(30), "professional": D(60)}
+    last_day = planner.make_plan(RS, CreditedSoFar(), [], today=date(2026, 12, 31))
+    assert last_day.days_left == 1 and set(last_day.options) == {"public", "professional"}
+
+
 # --- through the API ----------------------------------------------------------------------
 
 
