@@ -4,7 +4,7 @@ and title readiness by completion and submission dates (notice 六)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,9 +24,23 @@ from services.claims.tests.harness import (
 from tests.support import assert_problem
 
 
+@pytest.fixture(
+    scope="module",
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None: the app's SQLite file; on PostgreSQL a fresh database (created outside the loop)."""
+    if request.param == "sqlite":
+        return None
+    make: Callable[[str], str] = request.getfixturevalue("make_pg_database")
+    return make("claims_notice")
+
+
 @pytest.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    async with claims_stack(tmp_path_factory.mktemp("notice-conditions")) as s:
+async def stack(
+    database_url: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    async with claims_stack(tmp_path_factory.mktemp("notice-conditions"), database_url) as s:
         district = await s.add_org("district")
         s.orgs["district"] = district
         s.orgs["unit"] = await s.add_org("unit", district)

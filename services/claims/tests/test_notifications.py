@@ -5,7 +5,7 @@ answered 304 while unchanged, each person's own only, and exactly once per event
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -24,9 +24,23 @@ CODE = "role_not_allowed"
 REVIEW, REGISTRY, SYNC = topic_of("review"), topic_of("registry"), topic_of("sync")
 
 
+@pytest.fixture(
+    scope="module",
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None: the app's SQLite file; on PostgreSQL a fresh database (created outside the loop)."""
+    if request.param == "sqlite":
+        return None
+    make: Callable[[str], str] = request.getfixturevalue("make_pg_database")
+    return make("claims_feed")
+
+
 @pytest.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    async with claims_stack(tmp_path_factory.mktemp("notifications")) as s:
+async def stack(
+    database_url: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    async with claims_stack(tmp_path_factory.mktemp("notifications"), database_url) as s:
         s.orgs["unit"] = await s.add_org("unit")
         yield s
 
