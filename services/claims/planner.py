@@ -40,6 +40,7 @@ from services.claims.views import (
     PlanOption,
     PlanView,
     SubjectPlan,
+    Suggestion,
 )
 
 ZERO = Decimal(0)
@@ -238,16 +239,19 @@ def plan_view(
             pending=hours(getattr(s, f"pending_{subject}")),
             gap=hours(getattr(s, f"gap_{subject}")),
             still_needed=hours(plan.still_needed[subject]),
-            summary=(
-                _summary(subject, plan.still_needed[subject], plan.options[subject])
-                if subject in plan.options
-                else None
-            ),
-            options=[o.view() for o in plan.options.get(subject, [])],
-            plan=[o.view() for o in plan.steps.get(subject, [])],
         )
         for subject in SUBJECTS
     }
+    suggestions = [
+        Suggestion(
+            subject=subject,
+            still_needed=hours(plan.still_needed[subject]),
+            summary=_summary(subject, plan.still_needed[subject], options),
+            options=[o.view() for o in options],
+            plan=[o.view() for o in plan.steps[subject]],
+        )
+        for subject, options in plan.options.items()
+    ]
     return PlanView(
         person_id=person_id,
         year=ruleset.year,
@@ -255,6 +259,7 @@ def plan_view(
         compliant_if_pending_approved=not any(plan.still_needed.values()),
         subjects=subjects,
         cap_groups=plan.cap_groups,
+        suggestions=suggestions,
         window_closes=plan.window_closes.isoformat(),
         days_left=plan.days_left,
         title_deadline=deadline,

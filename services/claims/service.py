@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import Principal
@@ -260,7 +260,7 @@ async def pending_claims(uow: UnitOfWork, person_id: str, year: int) -> list[rul
             Claim.year == year,
             Claim.status == ClaimStatus.IN_REVIEW,
         )
-        .order_by(Claim.created_at, Claim.id)
+        .order_by(func.coalesce(Claim.submitted_at, Claim.created_at), Claim.id)
     )
     return [
         rules.PendingClaim(

@@ -225,12 +225,23 @@ class PlanOption(BaseModel):
 
 
 class SubjectPlan(BaseModel):
+    """``gap``: required − credited; ``still_needed``: the gap left once the claims in review
+    are approved (what the suggestions fill)."""
+
     required: float
     credited: float
     pending: float
     gap: float
     still_needed: float
-    summary: str | None
+
+
+class Suggestion(BaseModel):
+    """How a subject's ``still_needed`` hours can be filled: ``options`` are alternatives (each
+    alone at most what is needed, within its cap's room), ``plan`` one route through them."""
+
+    subject: str
+    still_needed: float
+    summary: str
     options: list[PlanOption]
     plan: list[PlanOption]
 
@@ -260,6 +271,7 @@ class PlanView(BaseModel):
     compliant_if_pending_approved: bool
     subjects: dict[str, SubjectPlan]
     cap_groups: dict[str, CapGroupPlan]
+    suggestions: list[Suggestion]
     window_closes: str
     days_left: int
     title_deadline: PlanDeadline | None

@@ -142,15 +142,16 @@ def test_the_issue_example() -> None:
     plan = planner.make_plan(RS, credited, [], today=TODAY)
     assert plan.still_needed == {"public": D(14), "professional": D(20)}
     view = planner.plan_view("p", RS, plan)
-    assert view.subjects["public"].summary == (
+    public, professional = view.suggestions
+    assert (public.subject, public.still_needed) == ("public", 14.0)
+    assert public.summary == (
         "public: 14 h — 14 h of city-platform courses; or training of 14 h (≥ 2 day(s))"
     )
-    professional = view.subjects["professional"]
+    assert public.options[1].note is not None and "public e-certificate" in public.options[1].note
     assert [(o.source, o.hours, o.items) for o in professional.plan] == [
         ("study", 10.0, 1),
         ("achievement", 10.0, 1),
     ]
-    assert professional.summary is not None
     assert professional.summary.startswith(
         "professional: 20 h — study has 10 h of room; or 2 × achievement (10 h each); "
         "or 2 × competition (10 h each); or 20 h of city-platform courses"
@@ -205,15 +206,12 @@ async def test_the_plan_through_the_api(stack: Stack) -> None:
     response = await get_plan(stack, "p1", stack.auth("personnel", person="p1"), year=2026)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["subjects"]["public"] | {"options": [], "plan": [], "summary": None} == {
+    assert body["subjects"]["public"] == {
         "required": 30.0,
         "credited": 16.0,
         "pending": 0.0,
         "gap": 14.0,
         "still_needed": 14.0,
-        "summary": None,
-        "options": [],
-        "plan": [],
     }
     professional = body["subjects"]["professional"]
     assert (professional["credited"], professional["pending"], professional["gap"]) == (30, 6, 30)
@@ -226,9 +224,21 @@ async def test_the_plan_through_the_api(stack: Stack) -> None:
         "pending": 6.0,
         "room": 4.0,
     }
-    assert [(o["source"], o["hours"]) for o in professional["plan"]] == [
-        ("study", 4.0),
-        ("achievement", 20.0),
+    [public_plan, professional_plan] = body["suggestions"]
+    assert public_plan["subject"] == "public" and public_plan["plan"] == [
+        {
+            "source": "city_platform",
+            "label": "city e-learning platform (市平台) courses, no declaration needed",
+            "hours": 14.0,
+            "items": None,
+            "days": None,
+            "note": None,
+        }
+    ]
+    assert professional_plan["still_needed"] == 24.0
+    assert [(o["source"], o["hours"], o["items"]) for o in professional_plan["plan"]] == [
+        ("study", 4.0, 1),
+        ("achievement", 20.0, 2),
     ]
     assert body["days_left"] == 12 and body["window_closes"] == "2026-12-31"
     assert body["compliant"] is False and body["title_deadline"] is None
