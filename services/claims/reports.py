@@ -28,7 +28,7 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -37,19 +37,19 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
+from libs.common import workdays
 from libs.common.auth import CurrentPrincipal, Principal, require_role
 from libs.common.clock import BEIJING
 from libs.common.errors import NotFound, RuleViolation
 from libs.common.idnumber import mask_id_number
 from libs.common.pagination import decode_cursor, encode_cursor
 from libs.common.service import ServiceState, state_of
-from services.claims import rules, workdays
+from libs.common.tabular import csv_safe, xlsx_text_cells
+from services.claims import rules
 from services.claims.models import Claim, LedgerEntry, OrgReplica, Person
 from services.claims.persons import get_person
 
@@ -454,15 +454,6 @@ def _attachment(ruleset: rules.RuleSet, scope: Scope, ext: str) -> str:
     return f'attachment; filename="compliance-{ruleset.year}-{which}.{ext}"'
 
 
-def _csv_safe(value: Any) -> Any:
-    # a cell starting like a formula would be run by a spreadsheet (CSV injection)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
 async def _csv_stream(
     state: ServiceState, ruleset: rules.RuleSet, scope: Scope
 ) -> AsyncIterator[bytes]:
@@ -473,19 +464,8 @@ async def _csv_stream(
     async for chunk in iter_compliance(state, ruleset, scope):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows([_csv_safe(v) for v in person.row()] for person in chunk)
+        writer.writerows([csv_safe(v) for v in person.row()] for person in chunk)
         yield buffer.getvalue().encode("utf-8")
-
-
-def _text_cells(sheet: WriteOnlyWorksheet, values: Sequence[Any]) -> list[Any]:
-    """Cells for a write-only sheet; strings stay strings (openpyxl reads '=…' as a formula)."""
-    cells = []
-    for value in values:
-        cell = WriteOnlyCell(sheet, value)
-        if isinstance(value, str):
-            cell.data_type = "s"
-        cells.append(cell)
-    return cells
 
 
 async def _xlsx_file(state: ServiceState, ruleset: rules.RuleSet, scope: Scope) -> str:
@@ -496,15 +476,15 @@ async def _xlsx_file(state: ServiceState, ruleset: rules.RuleSet, scope: Scope) 
     sheet.append(COLUMNS)
     async for chunk in iter_compliance(state, ruleset, scope):
         for person in chunk:
-            sheet.append(_text_cells(sheet, person.row()))
+            sheet.append(xlsx_text_cells(sheet, person.row()))
     async with state.uow() as uow:
         summary = await compliance_summary(uow.session, ruleset, scope)
     head = _report_head(ruleset, scope, state.now())
     info = workbook.create_sheet("summary")
     org = head["org"]
     info.append(["year", ruleset.year])
-    info.append(_text_cells(info, ["org_id", org["id"] if org else ""]))
-    info.append(_text_cells(info, ["org_name", org["name"] if org else "(city)"]))
+    info.append(xlsx_text_cells(info, ["org_id", org["id"] if org else ""]))
+    info.append(xlsx_text_cells(info, ["org_name", org["name"] if org else "(city)"]))
     info.append(["required_public", head["required"]["public"]])
     info.append(["required_professional", head["required"]["professional"]])
     info.append(["generated_at", head["generated_at"]])
@@ -515,7 +495,7 @@ async def _xlsx_file(state: ServiceState, ruleset: rules.RuleSet, scope: Scope) 
     info.append(["org_id", "org_name", "persons", "compliant", "non_compliant"])
     for row in summary["by_org"]:
         values = [row["org_id"], row["org_name"] or "", row["persons"], row["compliant"]]
-        info.append(_text_cells(info, [*values, row["non_compliant"]]))
+        info.append(xlsx_text_cells(info, [*values, row["non_compliant"]]))
     fd, path = tempfile.mkstemp(prefix="compliance-", suffix=".xlsx")
     os.close(fd)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -14,8 +14,8 @@ from libs.common.errors import DomainError, NotFound
 from libs.common.pagination import page, paginate
 from libs.common.service import state_of
 from libs.common.uow import UnitOfWork
-from services.review import service
-from services.review.models import HistoryEntry, Org, ReviewTask
+from services.review import history, oversight, service
+from services.review.models import Org, ReviewTask
 
 router = APIRouter(prefix="/v1")
 
@@ -34,6 +34,7 @@ def org_view(org: Org) -> dict[str, Any]:
         "name": org.name,
         "type": org.type,
         "parent_id": org.parent_id,
+        "active": org.active is not False,
     }
 
 
@@ -89,13 +90,18 @@ async def list_orgs(
 async def list_tasks(
     request: Request,
     principal: CurrentPrincipal,
+    filters: Annotated[oversight.TaskQuery, Depends()],
     status: Literal["open", "decided", "cancelled"] | None = None,
     stage: Literal["unit", "authority"] | None = None,
     claim_id: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    async with state_of(request).uow() as uow:
+    """Oldest first. Filters: ``category``, ``person`` (a name or part of it, or a masked ID
+    number or its end), ``verified_evidence``, ``min_age`` (working days), ``org_id`` (the city's
+    unrouted queue is ``org_id=unrouted``)."""
+    state = state_of(request)
+    async with state.uow() as uow:
         scope = await service.scope_org_ids(uow, principal)
         stmt = select(ReviewTask)
         if scope is not None:
@@ -106,6 +112,7 @@ async def list_tasks(
             stmt = stmt.where(ReviewTask.stage == stage)
         if claim_id:
             stmt = stmt.where(ReviewTask.claim_id == claim_id)
+        stmt = stmt.where(*filters.clauses(state.today()))
         stmt = paginate(stmt, ReviewTask.created_at, ReviewTask.id, cursor, limit)
         rows = list((await uow.session.scalars(stmt)).all())
     items, next_cursor = page(rows, limit)
@@ -130,6 +137,10 @@ async def decide(
 
 class BulkDecisionIn(DecisionIn):
     task_ids: list[str] = Field(min_length=1, max_length=500)
+    only_verified: bool = Field(
+        default=False,
+        description="refuse (422 evidence_not_verified) tasks without verified evidence",
+    )
 
 
 @router.post("/review-tasks/decisions")
@@ -142,7 +153,14 @@ async def decide_many(
     for task_id in dict.fromkeys(body.task_ids):
         try:
             async with state.uow() as uow:
-                task = await service.decide(uow, principal, task_id, body.decision, body.reason)
+                task = await service.decide(
+                    uow,
+                    principal,
+                    task_id,
+                    body.decision,
+                    body.reason,
+                    only_verified=body.only_verified,
+                )
                 view = service.task_view(task)
                 await uow.commit()
             results.append({"task_id": task_id, "status": 200, "task": view})
@@ -161,17 +179,11 @@ async def decide_many(
 async def claim_history(
     claim_id: str, request: Request, principal: CurrentPrincipal
 ) -> dict[str, Any]:
+    """Every step of the claim's review, chained by hash; ``verified`` says whether the chain
+    checks out (``broken_step`` names the first step that does not)."""
     async with state_of(request).uow() as uow:
         scope = await service.scope_org_ids(uow, principal)
-        rows = list(
-            (
-                await uow.session.scalars(
-                    select(HistoryEntry)
-                    .where(HistoryEntry.claim_id == claim_id)
-                    .order_by(HistoryEntry.at, HistoryEntry.id)
-                )
-            ).all()
-        )
+        rows, check = await history.chain_of(uow, claim_id)
     visible = (
         scope is None
         or any(r.org_id in scope for r in rows)
@@ -184,16 +196,7 @@ async def claim_history(
         raise NotFound(f"no history for claim {claim_id} in your scope", code="claim_not_found")
     return {
         "claim_id": claim_id,
-        "steps": [
-            {
-                "revision": r.revision,
-                "stage": r.stage,
-                "org_id": r.org_id,
-                "actor": r.actor,
-                "decision": r.decision,
-                "reason": r.reason,
-                "at": r.at.isoformat(),
-            }
-            for r in rows
-        ],
+        "steps": [history.step_view(r) for r in rows],
+        "verified": check.verified,
+        "broken_step": check.broken_step,
     }

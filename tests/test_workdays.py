@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.claims.workdays import is_working_day, title_deadline
+from libs.common.workdays import is_working_day, title_deadline
 
 # 2026 per the chinesecalendar data: Mid-autumn 09-25..27, National Day 10-01..07,
 # adjusted working days Sun 09-20 and Sat 10-10 (also Sun 01-04, Sat 02-14, Sat 02-28, Sat 05-09).
