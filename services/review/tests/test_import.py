@@ -9,7 +9,7 @@ import asyncio
 import io
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from services.review.tests.support import Review, review_app
 from tests.support import assert_problem
 
 
-def csv_bytes(rows: list[tuple[str, ...]], encoding: str = "utf-8-sig") -> bytes:
+def csv_bytes(rows: Sequence[tuple[str, ...]], encoding: str = "utf-8-sig") -> bytes:
     lines = ["code,name,type,parent_code", *(",".join(r) for r in rows)]
     return ("\r\n".join(lines) + "\r\n").encode(encoding)
 
