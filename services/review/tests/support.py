@@ -8,7 +8,7 @@ Org labels tell the reviewer role: ``U…`` unit, ``D…`` district, ``P…`` de
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,26 @@ BASE_TREE = [
     ("A1", "agency", "D1"),
 ]
 ROLE_OF_LABEL = {"U": "unit_admin", "D": "district_admin", "P": "department_admin"}
+
+
+def csv_bytes(rows: Sequence[tuple[str, ...]], encoding: str = "utf-8-sig") -> bytes:
+    lines = ["code,name,type,parent_code", *(",".join(r) for r in rows)]
+    return ("\r\n".join(lines) + "\r\n").encode(encoding)
+
+
+def directory_of(size: int, tag: str, city: str) -> list[tuple[str, ...]]:
+    """6 districts, 4 departments and units/agencies under them: ``size`` orgs in all."""
+    rows: list[tuple[str, ...]] = [(f"{tag}-D{i}", f"区{i}", "district", city) for i in range(6)]
+    rows += [(f"{tag}-P{i}", f"部门{i}", "department", city) for i in range(4)]
+    n = 0
+    while len(rows) < size:
+        if n % 10 == 9:
+            rows.append((f"{tag}-A{n}", f"服务中心{n}", "agency", f"{tag}-D{n % 6}"))
+        else:
+            parent = f"{tag}-D{n % 6}" if n % 3 else f"{tag}-P{n % 4}"
+            rows.append((f"{tag}-U{n}", f"单位{n}", "unit", parent))
+        n += 1
+    return rows
 
 
 def code() -> str:

@@ -9,7 +9,7 @@ import asyncio
 import io
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,8 @@ import httpx
 import pytest
 from openpyxl import Workbook
 
-from services.review.tests.support import Review, review_app
+from services.review.tests.support import Review, csv_bytes, directory_of, review_app
 from tests.support import assert_problem
-
-
-def csv_bytes(rows: Sequence[tuple[str, ...]], encoding: str = "utf-8-sig") -> bytes:
-    lines = ["code,name,type,parent_code", *(",".join(r) for r in rows)]
-    return ("\r\n".join(lines) + "\r\n").encode(encoding)
 
 
 def xlsx_bytes(rows: list[tuple[str, ...]]) -> bytes:
@@ -185,21 +180,6 @@ async def test_only_the_city_imports(review: Review) -> None:
         headers=review.reviewer("D1"),
     )
     assert_problem(r, 403, "role_not_allowed")
-
-
-def directory_of(size: int, tag: str, city: str) -> list[tuple[str, ...]]:
-    """6 districts, 4 departments and units/agencies under them: ``size`` orgs in all."""
-    rows: list[tuple[str, ...]] = [(f"{tag}-D{i}", f"区{i}", "district", city) for i in range(6)]
-    rows += [(f"{tag}-P{i}", f"部门{i}", "department", city) for i in range(4)]
-    n = 0
-    while len(rows) < size:
-        if n % 10 == 9:
-            rows.append((f"{tag}-A{n}", f"服务中心{n}", "agency", f"{tag}-D{n % 6}"))
-        else:
-            parent = f"{tag}-D{n % 6}" if n % 3 else f"{tag}-P{n % 4}"
-            rows.append((f"{tag}-U{n}", f"单位{n}", "unit", parent))
-        n += 1
-    return rows
 
 
 async def import_500_and_route(review: Review) -> float:
