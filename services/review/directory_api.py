@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import RuleViolation
-from libs.common.service import state_of
+from libs.common.service import StateDep, UowDep
 from libs.common.tabular import read_table, write_csv, write_xlsx
 from services.review import directory, history, oversight, routing, service
+from services.review.api import org_view
+from services.review.schemas import OrgOut, TaskOut
 
 router = APIRouter(prefix="/v1", tags=["directory and oversight"])
 
@@ -31,29 +33,9 @@ class OrgPatch(BaseModel):
     active: bool | None = None
 
 
-class OrgOut(BaseModel):
-    id: str
-    code: str
-    name: str
-    type: str
-    parent_id: str | None
-    active: bool
-
-
-def _org_out(org: Any) -> OrgOut:
-    return OrgOut(
-        id=org.id,
-        code=org.code,
-        name=org.name,
-        type=org.type,
-        parent_id=org.parent_id,
-        active=org.active is not False,
-    )
-
-
 @router.patch("/orgs/{org_id}")
 async def patch_org(
-    org_id: str, body: OrgPatch, request: Request, principal: CurrentPrincipal
+    org_id: str, body: OrgPatch, uow: UowDep, principal: CurrentPrincipal
 ) -> OrgOut:
     """Rename, re-code, move (``parent_id``) or (de)activate (``active``) an org. A deactivated
     org takes no new claims; its open tasks move to its parent authority (or the city's unrouted
@@ -68,9 +50,9 @@ async def patch_org(
             setattr(change, name, value)
     if "parent_id" in sent:
         change.parent_id = body.parent_id
-    async with state_of(request).uow() as uow:
+    async with uow:
         org = await directory.update_org(uow, org_id, change, actor=principal.sub)
-        out = _org_out(org)
+        out = org_view(org)
         await uow.commit()
     return out
 
@@ -91,7 +73,7 @@ class ImportResult(BaseModel):
 
 @router.post("/orgs/import")
 async def import_orgs(
-    request: Request,
+    uow: UowDep,
     principal: CurrentPrincipal,
     file: Annotated[
         UploadFile, File(description="CSV (UTF-8, UTF-8 with BOM, GBK) or XLSX, at most 5 MiB")
@@ -112,7 +94,7 @@ async def import_orgs(
         filename=file.filename,
         max_rows=directory.MAX_IMPORT_ROWS,
     )
-    async with state_of(request).uow() as uow:
+    async with uow:
         result = await directory.import_orgs(uow, table, actor=principal.sub)
         await uow.commit()
     return ImportResult.model_validate(result)
@@ -124,13 +106,13 @@ class AssignIn(BaseModel):
 
 @router.post("/review-tasks/{task_id}/assign")
 async def assign_task(
-    task_id: str, body: AssignIn, request: Request, principal: CurrentPrincipal
-) -> dict[str, Any]:
+    task_id: str, body: AssignIn, uow: UowDep, principal: CurrentPrincipal
+) -> TaskOut:
     """(city_admin) Give an open authority-stage task — those with no valid route wait in the
     unrouted queue, ``GET /v1/review-tasks?org_id=unrouted`` — to an active district or
     department."""
     require_role(principal, "city_admin")
-    async with state_of(request).uow() as uow:
+    async with uow:
         task = await routing.assign(uow, task_id, body.org_id, actor=principal.sub)
         view = service.task_view(task)
         await uow.commit()
@@ -162,7 +144,7 @@ class Queues(BaseModel):
 
 @router.get("/review-queues")
 async def review_queues(
-    request: Request,
+    state: StateDep,
     principal: CurrentPrincipal,
     org_id: str,
     sla_working_days: Annotated[int | None, Query(ge=1, le=250)] = None,
@@ -171,7 +153,6 @@ async def review_queues(
     and of every org directly under it, read-only: open tasks by stage, the oldest open task's
     age in Chinese working days, and how many are overdue against the SLA (default
     ``CE_REVIEW_SLA_WORKING_DAYS``, 10)."""
-    state = state_of(request)
     sla = sla_working_days or state.settings.review_sla_working_days
     async with state.uow() as uow:
         authority = await oversight.authority_in_scope(uow, principal, org_id)
@@ -193,7 +174,7 @@ async def review_queues(
     },
 )
 async def export_decisions(
-    request: Request,
+    uow: UowDep,
     principal: CurrentPrincipal,
     org_id: str,
     since: Annotated[date, Query(alias="from")],
@@ -203,7 +184,7 @@ async def export_decisions(
     """(district/department admins for their own org; city_admin) Every approval and rejection
     by the authority and the orgs under it between ``from`` and ``to`` (Beijing dates,
     inclusive): who decided what, when, with which reason — for the bureau's files."""
-    async with state_of(request).uow() as uow:
+    async with uow:
         authority = await oversight.authority_in_scope(uow, principal, org_id)
         rows = await oversight.decisions(uow, authority, since=since, until=until)
     name = f"decisions-{authority.code}-{since.isoformat()}-{until.isoformat()}.{format}"
@@ -230,10 +211,10 @@ class HistoryCheck(BaseModel):
 
 
 @router.get("/admin/history/verify")
-async def verify_history(request: Request, principal: CurrentPrincipal) -> HistoryCheck:
+async def verify_history(uow: UowDep, principal: CurrentPrincipal) -> HistoryCheck:
     """(city_admin) Check every claim's hash chain; ``broken`` names each claim whose chain does
     not check out and its first bad step (edited, deleted or inserted rows)."""
     require_role(principal, "city_admin")
-    async with state_of(request).uow() as uow:
+    async with uow:
         result = await history.verify_all(uow)
     return HistoryCheck.model_validate(result)

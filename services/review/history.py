@@ -22,6 +22,7 @@ from sqlalchemy import select
 from libs.common.db import utcnow
 from libs.common.uow import UnitOfWork
 from services.review.models import HistoryEntry, HistoryHead
+from services.review.schemas import HistoryStep
 
 GENESIS = "0" * 64  # the "previous hash" of a claim's first step
 
@@ -153,20 +154,20 @@ async def chain_of(uow: UnitOfWork, claim_id: str) -> tuple[list[HistoryEntry], 
     return entries, verify_chain(entries, head)
 
 
-def step_view(entry: HistoryEntry) -> dict[str, Any]:
-    return {
-        "step": entry.seq,
-        "revision": entry.revision,
-        "stage": entry.stage,
-        "org_id": entry.org_id,
-        "from_org_id": entry.from_org_id,
-        "actor": entry.actor,
-        "decision": entry.decision,
-        "reason": entry.reason,
-        "at": entry.at.isoformat(),
-        "prev_hash": entry.prev_hash,
-        "hash": entry.hash,
-    }
+def step_view(entry: HistoryEntry) -> HistoryStep:
+    return HistoryStep(
+        step=entry.seq,
+        revision=entry.revision,
+        stage=entry.stage,
+        org_id=entry.org_id,
+        from_org_id=entry.from_org_id,
+        actor=entry.actor,
+        decision=entry.decision,
+        reason=entry.reason,
+        at=entry.at.isoformat(),
+        prev_hash=entry.prev_hash,
+        hash=entry.hash,
+    )
 
 
 async def verify_all(uow: UnitOfWork, batch: int = 2000) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import (
     JSON,
@@ -33,6 +34,11 @@ class Base(DeclarativeBase):
 
 infra = InfraTables(Base.metadata)
 
+TaskStage = Literal["unit", "authority"]
+TaskStatus = Literal["open", "decided", "cancelled"]
+TaskDecision = Literal["approve", "reject"]
+HistoryDecision = Literal["submitted", "approve", "reject", "withdrawn", "moved", "assigned"]
+
 
 class Org(IdMixin, TimestampMixin, Base):
     __tablename__ = "orgs"
@@ -48,8 +54,8 @@ class ReviewTask(IdMixin, TimestampMixin, Base):
     __tablename__ = "review_tasks"
     claim_id: Mapped[str] = mapped_column(String(36), index=True)
     revision: Mapped[int] = mapped_column(Integer)
-    stage: Mapped[str] = mapped_column(String(20))  # unit | authority
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open | decided | cancelled
+    stage: Mapped[TaskStage] = mapped_column(String(20))
+    status: Mapped[TaskStatus] = mapped_column(String(20), default="open")
     org_id: Mapped[str] = mapped_column(String(36))
     person_id: Mapped[str] = mapped_column(String(36), index=True)
     person_name: Mapped[str] = mapped_column(String(100))
@@ -64,7 +70,7 @@ class ReviewTask(IdMixin, TimestampMixin, Base):
     # what the reviewer checks: evidence files (readable from claims) and cited references
     evidence_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     references: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    decision: Mapped[str | None] = mapped_column(String(20))
+    decision: Mapped[TaskDecision | None] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(100))
     decided_at: Mapped[datetime | None]
@@ -81,12 +87,11 @@ class HistoryEntry(Base):
     claim_id: Mapped[str] = mapped_column(String(36), index=True)
     seq: Mapped[int] = mapped_column(Integer)  # 1, 2, … per claim
     revision: Mapped[int] = mapped_column(Integer)
-    stage: Mapped[str] = mapped_column(String(20))
+    stage: Mapped[TaskStage] = mapped_column(String(20))
     org_id: Mapped[str] = mapped_column(String(36))
     from_org_id: Mapped[str | None] = mapped_column(String(36))  # moves: where the task was
     actor: Mapped[str] = mapped_column(String(100))
-    # submitted | approve | reject | withdrawn | moved | assigned
-    decision: Mapped[str] = mapped_column(String(20))
+    decision: Mapped[HistoryDecision] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))

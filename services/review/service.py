@@ -8,7 +8,6 @@ the agency's district. Approval at the authority stage approves the claim.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import select
 
@@ -25,7 +24,8 @@ from libs.common.events import (
 from libs.common.uow import UnitOfWork
 from services.review import history, routing
 from services.review.directory import ORG_TYPES, check_parent, org_upserted
-from services.review.models import Org, ReviewPerson, ReviewTask
+from services.review.models import Org, ReviewPerson, ReviewTask, TaskDecision
+from services.review.schemas import TaskOut, TaskPerson
 
 
 async def create_org(
@@ -134,7 +134,7 @@ async def decide(
     uow: UnitOfWork,
     principal: Principal,
     task_id: str,
-    decision: str,
+    decision: TaskDecision,
     reason: str | None,
     *,
     only_verified: bool = False,
@@ -177,7 +177,7 @@ async def decide(
                 claim_id=task.claim_id,
                 revision=task.revision,
                 person_id=task.person_id,
-                stage=task.stage,  # type: ignore[arg-type]
+                stage=task.stage,
                 org_id=task.org_id,
                 actor=principal.sub,
                 reason=reason or "",
@@ -237,30 +237,28 @@ async def decide(
     return task
 
 
-def task_view(task: ReviewTask) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "claim_id": task.claim_id,
-        "revision": task.revision,
-        "stage": task.stage,
-        "status": task.status,
-        "org_id": task.org_id,
-        "person": {
-            "id": task.person_id,
-            "name": task.person_name,
-            "id_number_masked": task.id_number_masked,
-        },
-        "year": task.year,
-        "category": task.category,
-        "subject": task.subject,
-        "title": task.title,
-        "requested_hours": task.requested_hours,
-        "verified_evidence": task.verified_evidence,
-        "evidence_ids": task.evidence_ids or [],
-        "references": task.references or {},
-        "decision": task.decision,
-        "reason": task.reason,
-        "decided_by": task.decided_by,
-        "decided_at": task.decided_at.isoformat() if task.decided_at else None,
-        "created_at": task.created_at.isoformat(),
-    }
+def task_view(task: ReviewTask) -> TaskOut:
+    return TaskOut(
+        id=task.id,
+        claim_id=task.claim_id,
+        revision=task.revision,
+        stage=task.stage,
+        status=task.status,
+        org_id=task.org_id,
+        person=TaskPerson(
+            id=task.person_id, name=task.person_name, id_number_masked=task.id_number_masked
+        ),
+        year=task.year,
+        category=task.category,
+        subject=task.subject,
+        title=task.title,
+        requested_hours=task.requested_hours,
+        verified_evidence=task.verified_evidence,
+        evidence_ids=task.evidence_ids or [],
+        references=task.references or {},
+        decision=task.decision,
+        reason=task.reason,
+        decided_by=task.decided_by,
+        decided_at=task.decided_at.isoformat() if task.decided_at else None,
+        created_at=task.created_at.isoformat(),
+    )

@@ -27,7 +27,7 @@ from libs.common.events import (
 )
 from libs.common.settings import Settings
 from services.review.main import create_app
-from tests.support import until
+from tests.support import OpenApiResponses, until
 
 BASE_TREE = [
     ("C", "city", None),
@@ -230,10 +230,17 @@ async def review_app(data_dir: Path, database_url: str | None = None) -> AsyncIt
         outbox_poll_s=0.2,
     )
     app = create_app(settings)
+    # every 2xx JSON response any test fetches is checked against the app's OpenAPI document
+    responses = OpenApiResponses(app.openapi())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://review") as http:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://review",
+            event_hooks={"response": [responses.hook]},
+        ) as http:
             r = Review(app, http)
             for label, type_, parent in BASE_TREE:
                 await r.add(label, type_, parent)
             yield r
+    assert responses.checked > 0, "no response was checked against the OpenAPI document"

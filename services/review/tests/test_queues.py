@@ -41,7 +41,7 @@ FIXTURE: dict[str, tuple[str, str, datetime, int]] = {
 @pytest.fixture(scope="module")
 async def queued(review: Review) -> dict[str, str]:
     """The fixture's tasks (label → claim id), arrival times written into the database."""
-    review.app.state.service.extras["clock"] = lambda: TODAY_UTC_NOON_BEIJING
+    review.app.state.service.clock = lambda: TODAY_UTC_NOON_BEIJING
     await review.add("DQ", "district", "C")
     await review.add("UQ1", "unit", "DQ")
     await review.add("UQ2", "unit", "DQ")
