@@ -13,12 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from services.review.tests.support import csv_bytes, directory_of
 from tests.e2e.stack import Stack, start_distributed, start_embedded
-from tests.e2e.walkthrough import PDF, World, bearer, open_task, submit_training
+from tests.e2e.walkthrough import (
+    ID_NUMBER,
+    PDF,
+    World,
+    bearer,
+    open_task,
+    register_person,
+    submit_training,
+)
 from tests.fixtures.broker import Broker
 from tests.support import eventually
 
@@ -32,7 +39,7 @@ def living_directory(stack: Stack, forge: Callable[[str], None]) -> float:
     city = bearer(stack.token("city_admin"))
     review, claims = stack.url("review"), stack.url("claims")
     tag = f"E{uuid.uuid4().hex[:6]}"
-    with httpx.Client(timeout=60) as http:
+    with stack.client(timeout=60) as http:
         started = time.perf_counter()
         r = http.post(
             f"{review}/v1/orgs/import",
@@ -47,21 +54,7 @@ def living_directory(stack: Stack, forge: Callable[[str], None]) -> float:
         new_admin = stack.token("unit_admin", org_id=new_unit)
         new_district = stack.token("district_admin", org_id=ids[f"{tag}-D2"])
 
-        def register() -> httpx.Response | None:
-            r = http.post(
-                f"{claims}/v1/persons",
-                headers=bearer(old_admin),
-                json={
-                    "id_number": "11010519491231002X",
-                    "name": "张三",
-                    "affiliation": {"kind": "unit", "org_id": old_unit},
-                },
-            )
-            return None if r.status_code == 422 and r.json()["code"] == "unknown_org" else r
-
-        person = eventually(register, what="imported org replicated to claims")
-        assert person.status_code == 201, person.text
-        person_id = person.json()["id"]
+        person_id = register_person(stack, http, old_admin, old_unit, ID_NUMBER)
         world = World(
             district_id=ids[f"{tag}-D1"],
             unit_id=old_unit,
