@@ -5,14 +5,20 @@ which names the claim and its first broken step."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+import pytest
+from sqlalchemy import bindparam, delete, insert, select, text, update
 
-from services.review.history import GENESIS, step_hash
-from services.review.models import HistoryEntry
+from libs.common.db import UTCDateTime, create_engine, create_sessionmaker
+from libs.common.migrations import upgrade
+from services.review.history import GENESIS, step_hash, verify_chain
+from services.review.main import SPEC
+from services.review.models import HistoryEntry, HistoryHead
 from services.review.tests.support import Review
 from tests.support import assert_problem
 
@@ -160,3 +166,75 @@ async def test_only_the_city_verifies_everything(review: Review) -> None:
     for headers in (review.reviewer("D1"), review.reviewer("U1"), review.auth("system")):
         r = await review.http.get("/v1/admin/history/verify", headers=headers)
         assert_problem(r, 403, "role_not_allowed")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_migration_chains_history_written_before_it(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A database with decisions from before the chain existed upgrades to verified chains."""
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'review.db'}"
+    else:
+        url = request.getfixturevalue("make_pg_database")("review_chain_mig")
+    upgrade(SPEC.migrations_dir, url, "de456ecd027d")
+    start = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+    old_rows = [
+        ("c1", 1, "unit", "u1", "person:p1", "submitted", None, start),
+        ("c1", 1, "unit", "u1", "unit_admin:u1", "approve", None, start + timedelta(hours=1)),
+        ("c2", 1, "unit", "u1", "person:p2", "submitted", None, start + timedelta(hours=2)),
+        (
+            "c1",
+            1,
+            "authority",
+            "d1",
+            "district_admin:d1",
+            "reject",
+            "不清晰",
+            start + timedelta(hours=3),
+        ),
+    ]
+
+    async def seed_and_check() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                for i, (claim, rev, stage, org, actor, decision, reason, at) in enumerate(old_rows):
+                    await conn.execute(
+                        text(
+                            "INSERT INTO review_history (id, claim_id, revision, stage, org_id,"
+                            " actor, decision, reason, at) VALUES (:id, :c, :r, :s, :o, :a, :d,"
+                            " :reason, :at)"
+                        ).bindparams(bindparam("at", type_=UTCDateTime())),
+                        {
+                            "id": f"old-{i}",
+                            "c": claim,
+                            "r": rev,
+                            "s": stage,
+                            "o": org,
+                            "a": actor,
+                            "d": decision,
+                            "reason": reason,
+                            "at": at,
+                        },
+                    )
+            await asyncio.to_thread(upgrade, SPEC.migrations_dir, url)
+            async with create_sessionmaker(engine)() as session:
+                entries = (
+                    await session.scalars(
+                        select(HistoryEntry).order_by(HistoryEntry.claim_id, HistoryEntry.seq)
+                    )
+                ).all()
+                assert [(e.claim_id, e.seq, e.decision) for e in entries] == [
+                    ("c1", 1, "submitted"),
+                    ("c1", 2, "approve"),
+                    ("c1", 3, "reject"),
+                    ("c2", 1, "submitted"),
+                ]
+                heads = {h.claim_id: h for h in (await session.scalars(select(HistoryHead))).all()}
+                c1 = [e for e in entries if e.claim_id == "c1"]
+                assert verify_chain(c1, heads["c1"]).verified
+        finally:
+            await engine.dispose()
+
+    asyncio.run(seed_and_check())
