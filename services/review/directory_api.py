@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import RuleViolation
+from libs.common.problems import PROBLEM_MEDIA_TYPE, Problem
 from libs.common.service import StateDep, UowDep
 from libs.common.tabular import read_table, write_csv, write_xlsx
 from services.review import directory, history, oversight, routing, service
@@ -71,7 +72,37 @@ class ImportResult(BaseModel):
     rows: list[ImportRow]
 
 
-@router.post("/orgs/import")
+class RowError(BaseModel):
+    code: str  # the rule: unknown_parent_code, duplicate_code_in_file, invalid_org_parent, …
+    detail: str
+
+
+class RefusedRow(BaseModel):
+    line: int  # as Excel shows it (the header is line 1)
+    code: str
+    errors: list[RowError]
+
+
+class ImportRejected(Problem):
+    """``import_rejected``: nothing was imported; every bad row of the file and why."""
+
+    rows: list[RefusedRow]
+
+
+@router.post(
+    "/orgs/import",
+    responses={
+        422: {
+            "description": "A bad file (bad_header, unreadable_encoding, empty_file, "
+            "too_many_rows, file_too_large) or bad rows (import_rejected, with rows[]): "
+            "nothing was imported",
+            "model": ImportRejected,
+            "content": {
+                PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ImportRejected"}}
+            },
+        }
+    },
+)
 async def import_orgs(
     uow: UowDep,
     principal: CurrentPrincipal,

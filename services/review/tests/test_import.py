@@ -17,6 +17,7 @@ import httpx
 import pytest
 from openpyxl import Workbook
 
+from services.review.directory_api import ImportRejected
 from services.review.tests.support import Review, csv_bytes, directory_of, review_app
 from tests.support import assert_problem
 
@@ -145,6 +146,7 @@ async def test_a_bad_file_imports_nothing_and_names_every_bad_row(review: Review
     r = await upload(review, csv_bytes(rows))
     problem = assert_problem(r, 422, "import_rejected")
     assert "nothing was imported" in problem["detail"]
+    ImportRejected.model_validate(problem)  # as the OpenAPI document describes it
     assert [(row["line"], [e["code"] for e in row["errors"]]) for row in problem["rows"]] == [
         (3, ["unknown_parent_code"]),
         (4, ["duplicate_code_in_file"]),
