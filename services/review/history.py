@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from libs.common.db import utcnow
 from libs.common.uow import UnitOfWork
 from services.review.models import HistoryEntry, HistoryHead
 from services.review.schemas import HistoryStep
@@ -103,7 +102,7 @@ async def append(
         actor=actor,
         decision=decision,
         reason=reason,
-        at=utcnow(),
+        at=uow.now(),
         prev_hash=prev_hash,
     )
     entry.hash = hash_of(entry)

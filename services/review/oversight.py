@@ -201,7 +201,7 @@ async def decisions(
                 HistoryEntry.at >= beijing_midnight(since),
                 HistoryEntry.at < beijing_midnight(until + timedelta(days=1)),
             )
-            .order_by(HistoryEntry.at, HistoryEntry.id)
+            .order_by(HistoryEntry.at, HistoryEntry.claim_id, HistoryEntry.seq)
         )
     ).all()
     tasks: dict[tuple[str, int], ReviewTask] = {}

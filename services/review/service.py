@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, ADMIN_ROLES, Principal
-from libs.common.db import utcnow
 from libs.common.errors import Conflict, NotFound, RuleViolation
 from libs.common.events import (
     ClaimApproved,
@@ -160,7 +159,7 @@ async def decide(
     task.decision = decision
     task.reason = reason
     task.decided_by = principal.sub
-    task.decided_at = utcnow()
+    task.decided_at = uow.now()
     await history.append(
         uow,
         claim_id=task.claim_id,
