@@ -149,19 +149,27 @@ async def test_a_transfer_racing_decisions_of_the_old_unit(
         old_unit = Principal(sub="old-reviewer", role="unit_admin", org_id=u1.id)
         outcomes: dict[str, str] = {}
 
-        async def decide(claim_id: str, delay: float) -> None:
-            await asyncio.sleep(delay)
+        before, after = claims[:4], claims[4:]
+        holding = {c: asyncio.Event() for c in before}  # a decision holds its task's row lock
+        move_holds_locks = asyncio.Event()
+
+        async def decide(claim_id: str) -> None:
+            if claim_id in after:
+                await move_holds_locks.wait()
             try:
                 async with state.uow() as uow:
                     await service.decide(uow, old_unit, task_of[claim_id], "approve", None)
-                    await asyncio.sleep(0.03)  # hold the row lock across the move's first read
+                    if claim_id in holding:
+                        holding[claim_id].set()
+                        await asyncio.sleep(0.05)  # the move's first read waits for this commit
                     await uow.commit()
                 outcomes[claim_id] = "decided"
             except NotFound:
                 outcomes[claim_id] = "not_found"
 
         async def move() -> None:
-            await asyncio.sleep(0.04)
+            for event in holding.values():
+                await event.wait()
             async with state.uow() as uow:
                 moved = PersonUpdated(
                     person_id="p",
@@ -170,13 +178,13 @@ async def test_a_transfer_racing_decisions_of_the_old_unit(
                     affiliation=Affiliation(kind="unit", org_id=u2.id),
                 )
                 await transfers.person_updated(uow, moved)
-                await asyncio.sleep(0.3)  # decisions arriving now must wait, then find nothing
+                move_holds_locks.set()
+                await asyncio.sleep(0.1)  # decisions arriving now wait, then find nothing
                 await uow.commit()
 
         # four decisions in flight when the move starts, four arriving while it holds its locks
-        delays = [0.0, 0.01, 0.02, 0.03, 0.2, 0.21, 0.22, 0.23]
-        await asyncio.gather(move(), *(decide(c, d) for c, d in zip(claims, delays, strict=True)))
-        assert set(outcomes.values()) == {"decided", "not_found"}, outcomes
+        await asyncio.gather(move(), *(decide(c) for c in claims))
+        assert [outcomes[c] for c in claims] == ["decided"] * 4 + ["not_found"] * 4, outcomes
         async with state.uow() as uow:
             open_tasks = {
                 t.claim_id: (t.stage, t.org_id)
