@@ -7,6 +7,7 @@ publishes the whole org as ``org.upserted``, which every replica applies by over
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -93,10 +94,10 @@ async def _check_code_free(uow: UnitOfWork, code: str, org_id: str | None) -> No
 
 
 class _Unset:
-    pass
+    """A field of a PATCH that was not sent (``None`` is a value: no parent)."""
 
 
-UNSET: Any = _Unset()
+UNSET = _Unset()
 
 
 @dataclass
@@ -286,7 +287,7 @@ def _validate_place(
     row: _Row,
     in_file: dict[str, _Row],
     existing: dict[str, Org],
-    parent_code_of: Any,
+    parent_code_of: Callable[[str], str | None],
 ) -> None:
     current = existing.get(row.code)
     if current is not None and current.type != row.type:
@@ -314,7 +315,7 @@ def _validate_place(
             return
         seen.add(code)
         code = parent_code_of(code)
-    parent_type = parent_row.type if parent_row is not None else parent_org.type  # type: ignore[union-attr]
+    parent_type = parent_row.type if parent_row is not None else existing[row.parent_code].type
     problem = parent_problem(row.type, parent_type)
     if problem:
         row.refuse("invalid_org_parent", problem)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from libs.common.uow import UnitOfWork
-from services.review.models import HistoryEntry, HistoryHead
+from services.review.models import HistoryDecision, HistoryEntry, HistoryHead, TaskStage
 from services.review.schemas import HistoryStep
 
 GENESIS = "0" * 64  # the "previous hash" of a claim's first step
@@ -80,10 +80,10 @@ async def append(
     *,
     claim_id: str,
     revision: int,
-    stage: str,
+    stage: TaskStage,
     org_id: str,
     actor: str,
-    decision: str,
+    decision: HistoryDecision,
     reason: str | None = None,
     from_org_id: str | None = None,
 ) -> HistoryEntry:
@@ -197,7 +197,7 @@ async def verify_all(uow: UnitOfWork, batch: int = 2000) -> dict[str, Any]:
     return {"checked": checked, "broken": broken}
 
 
-async def _stream(uow: UnitOfWork, batch: int) -> Any:
+async def _stream(uow: UnitOfWork, batch: int) -> AsyncIterator[HistoryEntry]:
     after: tuple[str, int] | None = None
     while True:
         stmt = select(HistoryEntry).order_by(HistoryEntry.claim_id, HistoryEntry.seq)
@@ -206,8 +206,7 @@ async def _stream(uow: UnitOfWork, batch: int) -> Any:
                 (HistoryEntry.claim_id > after[0])
                 | ((HistoryEntry.claim_id == after[0]) & (HistoryEntry.seq > after[1]))
             )
-        rows: Iterable[HistoryEntry] = (await uow.session.scalars(stmt.limit(batch))).all()
-        rows = list(rows)
+        rows = list((await uow.session.scalars(stmt.limit(batch))).all())
         for row in rows:
             yield row
         if len(rows) < batch:

@@ -20,18 +20,16 @@ from libs.common.errors import Conflict, NotFound, RuleViolation
 from libs.common.events import ClaimStagePassed
 from libs.common.uow import UnitOfWork
 from services.review import history
-from services.review.models import Org, ReviewTask
+from services.review.models import Org, ReviewTask, TaskStage
 
 UNROUTED = "unrouted"
 FIRST_STAGE_TYPES = ("unit", "agency")
 AUTHORITY_TYPES = ("district", "department")
 
-Stage = Literal["unit", "authority"]
-
 
 @dataclass(frozen=True)
 class Route:
-    stage: Stage
+    stage: TaskStage
     org_id: str  # an org id, or UNROUTED
 
 
@@ -76,7 +74,7 @@ async def move_task(
     *,
     actor: str,
     reason: str,
-    decision: str = "moved",
+    decision: Literal["moved", "assigned"] = "moved",
 ) -> bool:
     """Move an open task to ``to`` (recorded on history); False when it is there already."""
     if (task.stage, task.org_id) == (to.stage, to.org_id):
