@@ -5,6 +5,7 @@ units' queues; a history row edited in the database is detected."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 import uuid
@@ -130,6 +131,28 @@ def living_directory(stack: Stack, forge: Callable[[str], None]) -> float:
     return elapsed
 
 
+def cli_import_orgs(stack: Stack, tmp_path: Path) -> None:
+    """``ce import-orgs FILE``: all or nothing, re-runnable, bad rows named by line."""
+    tag = f"C{uuid.uuid4().hex[:6]}"
+    good = tmp_path / "orgs.csv"
+    good.write_bytes(csv_bytes(directory_of(12, tag, ""), "gbk"))
+    review = ["--url", stack.url("review")]
+    first = stack.ce("import-orgs", str(good), *review)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"created": 12, "updated": 0, "unchanged": 0}
+    again = stack.ce("import-orgs", str(good), *review)
+    assert json.loads(again.stdout) == {"created": 0, "updated": 0, "unchanged": 12}
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(
+        csv_bytes([(f"{tag}-X", "x", "unit", f"{tag}-NOPE"), (f"{tag}-Y", "y", "district", "")])
+    )
+    refused = stack.ce("import-orgs", str(bad), *review)
+    assert refused.returncode == 1
+    assert "import_rejected" in refused.stderr
+    assert refused.stdout.startswith(f"line 2 ({tag}-X): unknown_parent_code:")
+    assert f"{tag}-Y" not in refused.stdout
+
+
 def test_living_directory_embedded(tmp_path: Path) -> None:
     stack = start_embedded(tmp_path / "var")
 
@@ -140,6 +163,7 @@ def test_living_directory_embedded(tmp_path: Path) -> None:
     try:
         stack.wait_healthy()
         print(f"\nembedded: import of 500 orgs {living_directory(stack, forge):.2f}s")
+        cli_import_orgs(stack, tmp_path)
     finally:
         codes = stack.stop()
     assert codes == [0], stack.tail()
