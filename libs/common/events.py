@@ -112,6 +112,10 @@ class ClaimSubmitted(Payload):
     references: dict[str, str] = Field(
         default_factory=dict, description="certificate_code / exam_card_no / reference_no given"
     )
+    # optional, so version 1 stays readable both ways: special leave's kind and reason, for
+    # the reviewers (None on every other category and on events written before they existed)
+    leave_kind: str | None = None
+    leave_reason: str | None = None
 
 
 class ClaimWithdrawn(Payload):
@@ -173,12 +177,16 @@ class ClaimCredited(Payload):
 
 
 class OrgUpserted(Payload):
+    """Every change of an org (created, renamed, re-coded, moved, (de)activated) carries the whole
+    org, so a replica just overwrites. ``active`` was added compatibly (default true)."""
+
     TYPE: ClassVar[str] = "org.upserted"
     org_id: str
     code: str
     name: str
     type: str
     parent_id: str | None
+    active: bool = True
 
 
 class CertificateIssued(Payload):
