@@ -353,7 +353,12 @@ async def run_matrix(world: World, principals: list[Principal]) -> Matrix:
                 matrix.cells += 1
                 matrix.outcomes[str(r.status_code)] += 1
                 where = f"{principal.label} {method.upper()} {name}{url} -> {party.label}"
-                targeted = bool(in_path) or method == "post" or gated is not None
+                # /v1/me/...: the caller's own things, whatever else it names; only the
+                # never-data check below applies
+                self_scoped = path.startswith("/v1/me/") or path == "/v1/me"
+                targeted = not self_scoped and (
+                    bool(in_path) or method == "post" or gated is not None
+                )
                 if r.status_code >= 500 or (
                     targeted and r.status_code not in NO_DATA and not _bulk_refused(path, r)
                 ):

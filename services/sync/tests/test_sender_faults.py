@@ -305,7 +305,9 @@ async def test_reconciliation_repairs_on_request_and_is_a_dry_run_by_default(
 
         async def repaired() -> dict[str, Any] | None:
             again = await reconcile()
-            return again if not again["mismatched"] else None
+            rows = await statuses(app)
+            settled = (rows[lacking].status, rows[held].status) == ("registered", "voided")
+            return again if settled and not again["mismatched"] else None
 
         clean = await until(repaired, timeout_s=20)
         assert clean["repair"] == {"applied": False, "requeue": [], "void": []}
@@ -325,7 +327,9 @@ async def test_the_scheduled_reconciliation_repairs_by_itself(
 
         async def repaired() -> bool:
             stats = await province.stats()
-            return (stats["records"], stats["voided"]) == (2, 1)
+            rows = await statuses(app)
+            settled = (rows[lacking].status, rows[held].status) == ("registered", "voided")
+            return settled and (stats["records"], stats["voided"]) == (2, 1)
 
         await until(repaired, timeout_s=20)
         rows = await statuses(app)
