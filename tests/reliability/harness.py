@@ -38,20 +38,31 @@ class Cluster:
 
     stack: Stack
     env: dict[str, str]
+    per_service: dict[str, dict[str, str]] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, data_dir: Path, env: Mapping[str, str] | None = None) -> Cluster:
+    def start(
+        cls,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        per_service: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> Cluster:
+        """Every process with ``env``, and the one named in ``per_service`` with its own too."""
         data_dir.mkdir(parents=True, exist_ok=True)
         load_or_create_dev_key(data_dir)  # before the processes race to create it
-        cluster = cls(Stack(data_dir, {n: free_port() for n in PROCESSES}), dict(env or {}))
+        cluster = cls(
+            Stack(data_dir, {n: free_port() for n in PROCESSES}),
+            dict(env or {}),
+            {name: dict(extra) for name, extra in (per_service or {}).items()},
+        )
         for name in PROCESSES:
             cluster.launch(name)
         cluster.wait_healthy(*PROCESSES)
         return cluster
 
     def launch(self, name: str) -> None:
-        self.procs[name] = serve(self.stack, name, self.env)
+        self.procs[name] = serve(self.stack, name, {**self.env, **self.per_service.get(name, {})})
 
     def url(self, name: str) -> str:
         return self.stack.url(name)
