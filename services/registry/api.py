@@ -39,6 +39,7 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 
 class ProjectOut(service.ProjectFields):
     id: str
+    planned_hours: float  # type: ignore[assignment]  # hours are JSON numbers
     status: Literal["draft", "submitted", "approved", "rejected", "returned"]
     opinion: str | None
     submitted_at: datetime | None

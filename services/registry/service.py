@@ -321,11 +321,12 @@ class RawRow:
     name: str
     hours: object
     passed: bool | None
+    line: int | None = None  # the spreadsheet line of a file's row (header = 1)
 
 
 @dataclass
 class RowResult:
-    row: int
+    row: int  # the JSON array position (from 1), or the file's line
     status: Literal["issued", "recorded", "unchanged", "rejected"]
     id_number_masked: str
     name: str
@@ -368,7 +369,8 @@ async def record_completions(
     planned = Decimal(project.planned_hours)
     seen: set[str] = set()
     result = RosterResult(project.id)
-    for number, raw in enumerate(rows, start=1):
+    for index, raw in enumerate(rows, start=1):
+        number = raw.line or index
         checked: rules.CompletionRow | rules.RowProblem
         if raw.passed is None:
             checked = rules.RowProblem("invalid_passed", "passed must be yes/no (true/false)")
