@@ -12,6 +12,7 @@ import pytest
 
 from libs.common.clock import BEIJING
 from libs.common.errors import RuleViolation
+from libs.common.idnumber import check_character
 from libs.common.rulesets import load_shared_rules
 from services.registry import rules
 
@@ -140,23 +141,33 @@ def test_certificate_codes_carry_80_random_bits() -> None:
 
 
 def test_completion_rows_are_checked_one_by_one() -> None:
-    from libs.common.idnumber import check_character
-
-    first17 = "37040219800101001"
-    good = first17 + check_character(first17)
+    good, other = (n + check_character(n) for n in ("37040219800101001", "37040219800101002"))
     seen: set[str] = set()
-    kw = {"planned_hours": Decimal(16), "seen": seen, "today": date(2026, 11, 26)}
-    ok = rules.check_completion_row(good, "张三", "16", True, **kw)  # type: ignore[arg-type]
+
+    def check(id_number: str, hours: object) -> rules.CompletionRow | rules.RowProblem:
+        return rules.check_completion_row(
+            id_number,
+            "张三",
+            hours,
+            True,
+            planned_hours=Decimal(16),
+            seen=seen,
+            today=date(2026, 11, 26),
+        )
+
+    ok = check(good, "16")
     assert isinstance(ok, rules.CompletionRow) and ok.hours == 16
-    dup = rules.check_completion_row(good, "张三", 8, True, **kw)  # type: ignore[arg-type]
-    assert isinstance(dup, rules.RowProblem) and dup.code == "duplicate_person"
-    bad = rules.check_completion_row(
-        good[:17] + "0" if good[-1] != "0" else good[:17] + "1", "李四", 8, True, **kw
-    )  # type: ignore[arg-type]
-    assert isinstance(bad, rules.RowProblem) and bad.code == "invalid_id_number"
-    first17 = "37040219800101002"
-    other = first17 + check_character(first17)
-    above = rules.check_completion_row(other, "王五", "16.5", True, **kw)  # type: ignore[arg-type]
-    assert isinstance(above, rules.RowProblem) and above.code == "hours_above_planned"
-    nan = rules.check_completion_row(other, "王五", "十六", True, **kw)  # type: ignore[arg-type]
-    assert isinstance(nan, rules.RowProblem) and nan.code == "invalid_hours"
+    outcomes = [
+        check(good, 8),
+        check(good[:17] + ("0" if good[-1] != "0" else "1"), 8),
+        check(other, "16.5"),
+        check(other, "十六"),
+        check(other, "7.25"),
+    ]
+    assert [o.code for o in outcomes if isinstance(o, rules.RowProblem)] == [
+        "duplicate_person",
+        "invalid_id_number",
+        "hours_above_planned",
+        "invalid_hours",
+        "invalid_hours",
+    ]
