@@ -461,9 +461,9 @@ async def list_certificates(
     async with state_of(request).uow() as uow:
         stmt = select(Certificate)
         if mine:
-            person = await service.person_of(uow, principal)
             if principal.role != "personnel":
                 raise Forbidden("mine=true is for personnel tokens", code="role_not_allowed")
+            person = await service.person_of(uow, principal)
             stmt = stmt.where(Certificate.id_number == (person.id_number if person else ""))
         elif project_id:
             await service.visible_project(uow, principal, project_id)
