@@ -363,7 +363,9 @@ async def _roster_rows(request: Request) -> list[service.RawRow]:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": _ROWS.json_schema()},
+                "application/json": {
+                    "schema": {"type": "array", "items": CompletionIn.model_json_schema()}
+                },
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",

@@ -254,3 +254,23 @@ async def test_the_form_pdf_carries_the_chinese_text(registry: Registry) -> None
         f"/v1/projects/{project['id']}/form.pdf", headers=registry.auth("provider", "P2")
     )
     assert_problem(other, 404, "project_not_found")
+
+
+async def test_openapi_documents_the_registry(registry: Registry) -> None:
+    r = await registry.http.get("/openapi.json")
+    assert r.status_code == 200, r.text
+    paths = r.json()["paths"]
+    for path in (
+        "/v1/projects",
+        "/v1/projects/{project_id}/submit",
+        "/v1/projects/{project_id}/decision",
+        "/v1/projects/{project_id}/completions",
+        "/v1/projects/{project_id}/form.pdf",
+        "/v1/certificates/{code}",
+        "/v1/certificates/{code}/revoke",
+        "/v1/certificates/{code}/pdf",
+        "/v1/exam-cards",
+    ):
+        assert path in paths, path
+    upload = paths["/v1/projects/{project_id}/completions"]["post"]["requestBody"]["content"]
+    assert set(upload) == {"application/json", "multipart/form-data"}
