@@ -12,10 +12,11 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, Principal
+from libs.common.db import utcnow
 from libs.common.errors import Conflict, Forbidden, NotFound, RuleViolation
 from libs.common.events import (
     CertificateIssued,
@@ -369,6 +370,7 @@ async def record_completions(
     planned = Decimal(project.planned_hours)
     seen: set[str] = set()
     result = RosterResult(project.id)
+    batch = _Batch(uow, project)
     for index, raw in enumerate(rows, start=1):
         number = raw.line or index
         checked: rules.CompletionRow | rules.RowProblem
@@ -392,14 +394,30 @@ async def record_completions(
                 )
             )
             continue
-        result.results.append(_record(uow, project, existing, checked, number, masked))
+        result.results.append(_record(batch, existing, checked, number, masked))
+    await batch.flush()
     await uow.session.flush()
     return result
 
 
+@dataclass
+class _Batch:
+    """New rows of one upload, inserted together at the end (thousands of rows a file)."""
+
+    uow: UnitOfWork
+    project: Project
+    completions: list[dict[str, object]] = field(default_factory=list)
+    certificates: list[dict[str, object]] = field(default_factory=list)
+
+    async def flush(self) -> None:
+        if self.completions:
+            await self.uow.session.execute(insert(Completion), self.completions)
+        if self.certificates:
+            await self.uow.session.execute(insert(Certificate), self.certificates)
+
+
 def _record(
-    uow: UnitOfWork,
-    project: Project,
+    batch: _Batch,
     existing: dict[str, Completion],
     row: rules.CompletionRow,
     number: int,
@@ -426,36 +444,41 @@ def _record(
             )
         # a recorded fail that is now passed (a make-up exam) earns its certificate
         before.name, before.hours, before.passed = row.name, row.hours, True
-        before.certificate_code = _issue(uow, project, row)
+        before.certificate_code = _issue(batch, row)
         return RowResult(number, "issued", masked, row.name, before.certificate_code)
-    code = _issue(uow, project, row) if row.passed else None
-    completion = Completion(
-        project_id=project.id,
-        id_number=row.id_number,
-        name=row.name,
-        hours=row.hours,
-        passed=row.passed,
-        certificate_code=code,
+    code = _issue(batch, row) if row.passed else None
+    batch.completions.append(
+        {
+            "project_id": batch.project.id,
+            "id_number": row.id_number,
+            "name": row.name,
+            "hours": row.hours,
+            "passed": row.passed,
+            "certificate_code": code,
+        }
     )
-    uow.session.add(completion)
-    existing[row.id_number] = completion
     return RowResult(number, "issued" if code else "recorded", masked, row.name, code)
 
 
-def _issue(uow: UnitOfWork, project: Project, row: rules.CompletionRow) -> str:
+def _issue(batch: _Batch, row: rules.CompletionRow) -> str:
+    project = batch.project
     code = rules.new_code(f"ZZCE{project.year}")
-    uow.session.add(
-        Certificate(
-            code=code,
-            project_id=project.id,
-            id_number=row.id_number,
-            holder_name=row.name,
-            year=project.year,
-            subject=rules.CERTIFICATE_SUBJECT,
-            hours=row.hours,
-        )
+    now = utcnow()
+    batch.certificates.append(
+        {
+            "code": code,
+            "project_id": project.id,
+            "id_number": row.id_number,
+            "holder_name": row.name,
+            "year": project.year,
+            "subject": rules.CERTIFICATE_SUBJECT,
+            "hours": row.hours,
+            "status": "valid",
+            "created_at": now,
+            "updated_at": now,
+        }
     )
-    uow.emit(
+    batch.uow.emit(
         CertificateIssued(
             code=code,
             project_id=project.id,
