@@ -27,6 +27,7 @@ from libs.common.uow import UnitOfWork
 from services.registry import pdf, service
 from services.registry.models import Certificate, ExamCard, OrgReplica, Project, ProjectStep
 from services.registry.roster import read_roster
+from services.registry.rules import normalise_code
 
 router = APIRouter(prefix="/v1")
 
@@ -560,7 +561,7 @@ async def get_exam_card(card_no: str, request: Request, principal: CurrentPrinci
     _exam_centre_or_city(principal)
     async with state_of(request).uow() as uow:
         card = await uow.session.scalar(
-            select(ExamCard).where(ExamCard.card_no == "".join(card_no.split()).upper())
+            select(ExamCard).where(ExamCard.card_no == normalise_code(card_no))
         )
     if card is None:
         raise NotFound("no exam card has this number", code="exam_card_not_found")
