@@ -131,7 +131,7 @@ async def run(workdir: Path, *, per_round: int, rounds: int) -> list[Result]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         state = app.state.service
-        state.extras["clock"] = lambda: NOW
+        state.clock = lambda: NOW
         async with state.sessionmaker() as session:
             session.add_all(
                 OrgReplica(id=i, code=c, name=n, type=t, parent_id=p) for i, c, n, t, p in ORGS

@@ -4,12 +4,14 @@ problem document must look like."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
+import jsonschema
 
 from libs.common.problems import PROBLEM_MEDIA_TYPE
 
@@ -56,3 +58,47 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert body["type"].endswith("/" + code)
     assert isinstance(body.get("detail"), str) and len(body["detail"]) >= 15, body
     return body
+
+
+class OpenApiResponses:
+    """Checks real responses against the app's own OpenAPI document: every 2xx JSON response must
+    be documented for its route and status and validate against that schema. Use ``hook`` as an
+    httpx response event hook; ``checked`` counts the responses validated."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.checked = 0
+        self._routes: list[tuple[re.Pattern[str], dict[str, Any]]] = [
+            (re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$"), operations)
+            for path, operations in sorted(
+                document["paths"].items(), key=lambda item: item[0].count("{")
+            )
+        ]
+
+    def check(self, response: httpx.Response) -> None:
+        content_type = response.headers.get("content-type", "")
+        if not 200 <= response.status_code < 300 or not content_type.startswith("application/json"):
+            return
+        request = response.request
+        operation = next(
+            (
+                ops[request.method.lower()]
+                for pattern, ops in self._routes
+                if pattern.match(request.url.path) and request.method.lower() in ops
+            ),
+            None,
+        )
+        assert operation is not None, f"{request.method} {request.url.path} is not documented"
+        documented = operation["responses"].get(str(response.status_code), {})
+        schema = documented.get("content", {}).get("application/json", {}).get("schema")
+        assert schema, f"{request.method} {request.url.path} {response.status_code}: no schema"
+        validator = jsonschema.Draft202012Validator(
+            {**schema, "components": self.document.get("components", {})}
+        )
+        errors = [e.message for e in validator.iter_errors(response.json())]
+        assert not errors, f"{request.method} {request.url.path}: {errors[:3]}"
+        self.checked += 1
+
+    async def hook(self, response: httpx.Response) -> None:
+        await response.aread()
+        self.check(response)

@@ -1,5 +1,5 @@
 """Time. Every deadline of the notice is Beijing time; the clock of a service is injectable
-(``ServiceState.extras["clock"]``) so tests can stand on any day."""
+(``ServiceState.clock``) so tests can stand on any day."""
 
 from __future__ import annotations
 

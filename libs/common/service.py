@@ -4,15 +4,16 @@ bus, the outbox relay, the event consumer and any background workers, and stops 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Literal, Protocol, TypeVar
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -31,6 +32,7 @@ from libs.common.settings import Settings
 from libs.common.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+E = TypeVar("E")
 
 
 class Worker(Protocol):
@@ -48,7 +50,9 @@ class ServiceSpec:
     events: EventRouter | None = None
     subscribes: Sequence[str] = ()
     workers: Sequence[Callable[[ServiceState], Worker]] = ()
-    extra_state: Callable[[ServiceState], Awaitable[None]] | None = None
+    # the service's own state (``ServiceState.ext``): entered after the engine and the bus start,
+    # before the workers; exited after they stop, so whatever it opens it also closes
+    extension: Callable[[ServiceState], AbstractAsyncContextManager[object]] | None = None
 
 
 @dataclass
@@ -60,12 +64,18 @@ class ServiceState:
     bus: EventBus
     relay: OutboxRelay
     metrics: Metrics
-    extras: dict[str, Any] = field(default_factory=dict)
+    clock: Clock = field(default=utcnow)  # injectable: tests stand on any day
+    ext: object = None  # the service's own typed state, read through ``ext_as``
+
+    def ext_as(self, kind: type[E]) -> E:
+        """The service's own state, checked to be the ``kind`` its spec's ``extension`` built."""
+        if not isinstance(self.ext, kind):
+            raise RuntimeError(f"{self.spec.name} has no {kind.__name__} (is the app started?)")
+        return self.ext
 
     def now(self) -> datetime:
-        """The service clock (aware): ``extras["clock"]`` when set (tests), else UTC now."""
-        clock: Clock = self.extras.get("clock", utcnow)
-        return clock()
+        """The service clock (aware): UTC now unless a test set ``clock``."""
+        return self.clock()
 
     def today(self) -> date:
         """Today in Beijing, the calendar every deadline of the notice uses."""
@@ -98,6 +108,15 @@ def state_of(request: Request) -> ServiceState:
     return state
 
 
+def uow_of(state: Annotated[ServiceState, Depends(state_of)]) -> UnitOfWork:
+    """A fresh, not yet entered unit of work: the route opens it with ``async with uow:``."""
+    return state.uow()
+
+
+StateDep = Annotated[ServiceState, Depends(state_of)]
+UowDep = Annotated[UnitOfWork, Depends(uow_of)]
+
+
 def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service=spec.name)
     metrics = Metrics(spec.name)
@@ -118,8 +137,9 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         )
         state = ServiceState(settings, spec, engine, sessionmaker, bus, relay, metrics)
         app.state.service = state
-        if spec.extra_state is not None:
-            await spec.extra_state(state)
+        extension = AsyncExitStack()
+        if spec.extension is not None:
+            state.ext = await extension.enter_async_context(spec.extension(state))
         started: list[Worker] = [relay]
         await relay.start()
         if spec.events is not None and spec.subscribes:
@@ -139,6 +159,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                     await worker.stop()
                 except Exception:
                     log.exception("worker did not stop cleanly")
+            await extension.aclose()
             await bus.stop()
             await engine.dispose()
             log.info("service stopped")
@@ -186,14 +207,38 @@ def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -
     return Consumer(subscription, handle, dead_letter=dead_letter, name=f"{state.spec.name}-events")
 
 
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str]  # database, bus: "ok" or the error
+
+
+class DeadLetter(BaseModel):
+    id: str
+    topic: str
+    partition: int
+    offset: int
+    event_type: str | None
+    error: str
+    created_at: str
+
+
+class DeadLetters(BaseModel):
+    items: list[DeadLetter]
+    outbox_pending: int
+
+
 def _ops_router(metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Health:
+        return Health(status="ok")
 
-    @router.get("/readyz")
+    @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz(request: Request) -> JSONResponse:
         state = state_of(request)
         checks: dict[str, str] = {}
@@ -210,12 +255,12 @@ def _ops_router(metrics: Metrics) -> APIRouter:
             status_code=200 if ok else 503,
         )
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         return metrics.render()
 
     @router.get("/v1/admin/dead-letters")
-    async def dead_letters(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+    async def dead_letters(request: Request, principal: CurrentPrincipal) -> DeadLetters:
         require_role(principal, "city_admin", "system")
         state = state_of(request)
         table = state.spec.infra.dead_letters
@@ -223,20 +268,20 @@ def _ops_router(metrics: Metrics) -> APIRouter:
             rows = (
                 await session.execute(select(table).order_by(table.c.created_at.desc()).limit(200))
             ).all()
-        return {
-            "items": [
-                {
-                    "id": r.id,
-                    "topic": r.topic,
-                    "partition": r.partition,
-                    "offset": r.offset,
-                    "event_type": r.event_type,
-                    "error": r.error,
-                    "created_at": r.created_at.isoformat(),
-                }
+        return DeadLetters(
+            items=[
+                DeadLetter(
+                    id=r.id,
+                    topic=r.topic,
+                    partition=r.partition,
+                    offset=r.offset,
+                    event_type=r.event_type,
+                    error=r.error,
+                    created_at=r.created_at.isoformat(),
+                )
                 for r in rows
             ],
-            "outbox_pending": await state.relay.pending(),
-        }
+            outbox_pending=await state.relay.pending(),
+        )
 
     return router

@@ -18,6 +18,7 @@ from libs.common.service import state_of
 from libs.common.uow import UnitOfWork
 from services.claims import evidence, ledger, persons, service
 from services.claims.models import Claim
+from services.claims.state import claims_of
 
 router = APIRouter(prefix="/v1")
 # --- persons --------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ async def upload_evidence(
         stored = await evidence.store_evidence(
             uow,
             principal,
-            state.extras["evidence_store"],
+            claims_of(state).evidence_store,
             data=data,
             filename=file.filename,
             max_bytes=MAX_EVIDENCE_BYTES,
@@ -158,7 +159,7 @@ async def get_evidence_content(
     async with state.uow() as uow:
         stored = await evidence.readable_evidence(uow, principal, evidence_id)
     return FileResponse(
-        state.extras["evidence_store"].path(stored.storage_key),
+        claims_of(state).evidence_store.path(stored.storage_key),
         media_type=stored.content_type,
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"},
         content_disposition_type="inline",

@@ -7,20 +7,13 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from libs.common.events import topic_of
-from libs.common.service import ServiceSpec, ServiceState, create_service_app
+from libs.common.service import ServiceSpec, create_service_app
 from libs.common.settings import Settings
 from services.claims import reminders, reports
 from services.claims.api import router
-from services.claims.evidence import LocalEvidenceStore
 from services.claims.handlers import events
 from services.claims.models import infra
-
-
-async def _extras(state: ServiceState) -> None:
-    state.extras.setdefault(
-        "evidence_store", LocalEvidenceStore(state.settings.data_dir / "evidence")
-    )
-
+from services.claims.state import claims_state
 
 SPEC = ServiceSpec(
     name="claims",
@@ -31,7 +24,7 @@ SPEC = ServiceSpec(
     events=events,
     subscribes=[topic_of("review"), topic_of("registry"), topic_of("sync")],
     workers=[reminders.reminder_worker],
-    extra_state=_extras,
+    extension=claims_state,
 )
 
 

@@ -7,7 +7,7 @@ Exactly once per (person, year, reminder date), whatever restarts or replicas: t
 DO NOTHING … RETURNING`` on its unique key, so only the inserted rows get an event. Persons are
 processed in chunks of :data:`reports.CHUNK_SIZE`, a transaction per chunk.
 
-The worker checks every ``interval_s`` (``extras["reminder_interval_s"]``, default 60 s; the first
+The worker checks every ``interval_s`` (``ClaimsState.reminder_interval_s``, default 60 s; the first
 check one interval after start). A reminder date missed while the service was down is caught up
 for :data:`CATCH_UP_DAYS` days, with the scheduled date in the event, but never after the claim
 window has closed. ``POST /v1/reminders/run`` (city_admin, system) runs a date now.
@@ -38,11 +38,12 @@ from libs.common.tasks import LoopTask
 from libs.common.uow import UnitOfWork
 from services.claims import reports, rules
 from services.claims.models import ReminderLog
+from services.claims.state import DEFAULT_REMINDER_INTERVAL_S, claims_of
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["reminders"])
 
-DEFAULT_INTERVAL_S = 60.0
+DEFAULT_INTERVAL_S = DEFAULT_REMINDER_INTERVAL_S
 CATCH_UP_DAYS = 3
 
 
@@ -204,9 +205,8 @@ class ReminderWorker:
 
 def reminder_worker(state: ServiceState) -> ReminderWorker:
     """The worker factory for ``ServiceSpec.workers``."""
-    interval = float(state.extras.get("reminder_interval_s", DEFAULT_INTERVAL_S))
-    worker = ReminderWorker(state, interval_s=interval)
-    state.extras["reminder_worker"] = worker
+    worker = ReminderWorker(state, interval_s=claims_of(state).reminder_interval_s)
+    claims_of(state).reminder_worker = worker
     return worker
 
 

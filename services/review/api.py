@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -12,10 +12,28 @@ from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import DomainError, NotFound
 from libs.common.pagination import page, paginate
-from libs.common.service import state_of
+from libs.common.service import StateDep, UowDep
 from libs.common.uow import UnitOfWork
 from services.review import service
-from services.review.models import HistoryEntry, Org, ReviewTask
+from services.review.models import (
+    HistoryEntry,
+    Org,
+    ReviewTask,
+    TaskDecision,
+    TaskStage,
+    TaskStatus,
+)
+from services.review.schemas import (
+    BulkDecided,
+    BulkDecisionsOut,
+    BulkFailed,
+    ClaimHistoryOut,
+    HistoryStep,
+    OrgOut,
+    OrgPage,
+    TaskOut,
+    TaskPage,
+)
 
 router = APIRouter(prefix="/v1")
 
@@ -27,36 +45,32 @@ class OrgIn(BaseModel):
     parent_id: str | None = None
 
 
-def org_view(org: Org) -> dict[str, Any]:
-    return {
-        "id": org.id,
-        "code": org.code,
-        "name": org.name,
-        "type": org.type,
-        "parent_id": org.parent_id,
-    }
+def org_view(org: Org) -> OrgOut:
+    return OrgOut(id=org.id, code=org.code, name=org.name, type=org.type, parent_id=org.parent_id)
 
 
 @router.post("/orgs", status_code=201)
 async def create_org(
     body: OrgIn,
-    request: Request,
+    state: StateDep,
     principal: CurrentPrincipal,
     idempotency_key: Annotated[str | None, Header()] = None,
-) -> Any:
+) -> OrgOut:
     require_role(principal, "city_admin", "system")
 
-    async def create(uow: UnitOfWork) -> dict[str, Any]:
-        return org_view(await service.create_org(uow, **body.model_dump()))
+    async def create(uow: UnitOfWork) -> dict[str, object]:
+        return org_view(await service.create_org(uow, **body.model_dump())).model_dump()
 
-    return await idempotency.create_once(
-        state_of(request).uow, principal.sub, idempotency_key, body.model_dump(), create
+    return OrgOut.model_validate(
+        await idempotency.create_once(
+            state.uow, principal.sub, idempotency_key, body.model_dump(), create
+        )
     )
 
 
 @router.get("/orgs/{org_id}")
-async def get_org(org_id: str, request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
-    async with state_of(request).uow() as uow:
+async def get_org(org_id: str, uow: UowDep, principal: CurrentPrincipal) -> OrgOut:
+    async with uow:
         org = await uow.session.get(Org, org_id)
         if org is None:
             raise NotFound(f"org {org_id} not found", code="org_not_found")
@@ -65,37 +79,37 @@ async def get_org(org_id: str, request: Request, principal: CurrentPrincipal) ->
 
 @router.get("/orgs")
 async def list_orgs(
-    request: Request,
+    uow: UowDep,
     principal: CurrentPrincipal,
     type: str | None = None,
     parent_id: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
+) -> OrgPage:
     stmt = select(Org)
     if type:
         stmt = stmt.where(Org.type == type)
     if parent_id:
         stmt = stmt.where(Org.parent_id == parent_id)
-    async with state_of(request).uow() as uow:
+    async with uow:
         rows = list(
             (await uow.session.scalars(paginate(stmt, Org.created_at, Org.id, cursor, limit))).all()
         )
     items, next_cursor = page(rows, limit)
-    return {"items": [org_view(o) for o in items], "next_cursor": next_cursor}
+    return OrgPage(items=[org_view(o) for o in items], next_cursor=next_cursor)
 
 
 @router.get("/review-tasks")
 async def list_tasks(
-    request: Request,
+    uow: UowDep,
     principal: CurrentPrincipal,
-    status: Literal["open", "decided", "cancelled"] | None = None,
-    stage: Literal["unit", "authority"] | None = None,
+    status: TaskStatus | None = None,
+    stage: TaskStage | None = None,
     claim_id: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
-    async with state_of(request).uow() as uow:
+) -> TaskPage:
+    async with uow:
         scope = await service.scope_org_ids(uow, principal)
         stmt = select(ReviewTask)
         if scope is not None:
@@ -109,19 +123,19 @@ async def list_tasks(
         stmt = paginate(stmt, ReviewTask.created_at, ReviewTask.id, cursor, limit)
         rows = list((await uow.session.scalars(stmt)).all())
     items, next_cursor = page(rows, limit)
-    return {"items": [service.task_view(t) for t in items], "next_cursor": next_cursor}
+    return TaskPage(items=[service.task_view(t) for t in items], next_cursor=next_cursor)
 
 
 class DecisionIn(BaseModel):
-    decision: Literal["approve", "reject"]
+    decision: TaskDecision
     reason: str | None = Field(default=None, max_length=2000)
 
 
 @router.post("/review-tasks/{task_id}/decision")
 async def decide(
-    task_id: str, body: DecisionIn, request: Request, principal: CurrentPrincipal
-) -> dict[str, Any]:
-    async with state_of(request).uow() as uow:
+    task_id: str, body: DecisionIn, uow: UowDep, principal: CurrentPrincipal
+) -> TaskOut:
+    async with uow:
         task = await service.decide(uow, principal, task_id, body.decision, body.reason)
         view = service.task_view(task)
         await uow.commit()
@@ -134,34 +148,28 @@ class BulkDecisionIn(DecisionIn):
 
 @router.post("/review-tasks/decisions")
 async def decide_many(
-    body: BulkDecisionIn, request: Request, principal: CurrentPrincipal
-) -> dict[str, Any]:
+    body: BulkDecisionIn, state: StateDep, principal: CurrentPrincipal
+) -> BulkDecisionsOut:
     """Each task is decided in its own transaction: one failure does not undo the others."""
-    results: list[dict[str, Any]] = []
-    state = state_of(request)
+    results: list[BulkDecided | BulkFailed] = []
     for task_id in dict.fromkeys(body.task_ids):
         try:
             async with state.uow() as uow:
                 task = await service.decide(uow, principal, task_id, body.decision, body.reason)
                 view = service.task_view(task)
                 await uow.commit()
-            results.append({"task_id": task_id, "status": 200, "task": view})
+            results.append(BulkDecided(task_id=task_id, status=200, task=view))
         except DomainError as exc:
             results.append(
-                {"task_id": task_id, "status": exc.status, "code": exc.code, "detail": exc.detail}
+                BulkFailed(task_id=task_id, status=exc.status, code=exc.code, detail=exc.detail)
             )
-    return {
-        "results": results,
-        "decided": sum(1 for r in results if r["status"] == 200),
-        "failed": sum(1 for r in results if r["status"] != 200),
-    }
+    decided = sum(1 for r in results if isinstance(r, BulkDecided))
+    return BulkDecisionsOut(results=results, decided=decided, failed=len(results) - decided)
 
 
 @router.get("/claims/{claim_id}/history")
-async def claim_history(
-    claim_id: str, request: Request, principal: CurrentPrincipal
-) -> dict[str, Any]:
-    async with state_of(request).uow() as uow:
+async def claim_history(claim_id: str, uow: UowDep, principal: CurrentPrincipal) -> ClaimHistoryOut:
+    async with uow:
         scope = await service.scope_org_ids(uow, principal)
         rows = list(
             (
@@ -182,18 +190,18 @@ async def claim_history(
     )
     if not rows or not visible:
         raise NotFound(f"no history for claim {claim_id} in your scope", code="claim_not_found")
-    return {
-        "claim_id": claim_id,
-        "steps": [
-            {
-                "revision": r.revision,
-                "stage": r.stage,
-                "org_id": r.org_id,
-                "actor": r.actor,
-                "decision": r.decision,
-                "reason": r.reason,
-                "at": r.at.isoformat(),
-            }
+    return ClaimHistoryOut(
+        claim_id=claim_id,
+        steps=[
+            HistoryStep(
+                revision=r.revision,
+                stage=r.stage,
+                org_id=r.org_id,
+                actor=r.actor,
+                decision=r.decision,
+                reason=r.reason,
+                at=r.at.isoformat(),
+            )
             for r in rows
         ],
-    }
+    )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -23,6 +24,11 @@ class Base(DeclarativeBase):
 
 infra = InfraTables(Base.metadata)
 
+TaskStage = Literal["unit", "authority"]
+TaskStatus = Literal["open", "decided", "cancelled"]
+TaskDecision = Literal["approve", "reject"]
+HistoryDecision = Literal["submitted", "approve", "reject", "withdrawn"]
+
 
 class Org(IdMixin, TimestampMixin, Base):
     __tablename__ = "orgs"
@@ -36,8 +42,8 @@ class ReviewTask(IdMixin, TimestampMixin, Base):
     __tablename__ = "review_tasks"
     claim_id: Mapped[str] = mapped_column(String(36), index=True)
     revision: Mapped[int] = mapped_column(Integer)
-    stage: Mapped[str] = mapped_column(String(20))  # unit | authority
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open | decided | cancelled
+    stage: Mapped[TaskStage] = mapped_column(String(20))
+    status: Mapped[TaskStatus] = mapped_column(String(20), default="open")
     org_id: Mapped[str] = mapped_column(String(36))
     person_id: Mapped[str] = mapped_column(String(36))
     person_name: Mapped[str] = mapped_column(String(100))
@@ -52,7 +58,7 @@ class ReviewTask(IdMixin, TimestampMixin, Base):
     # what the reviewer checks: evidence files (readable from claims) and cited references
     evidence_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     references: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    decision: Mapped[str | None] = mapped_column(String(20))
+    decision: Mapped[TaskDecision | None] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(100))
     decided_at: Mapped[datetime | None]
@@ -67,9 +73,9 @@ class HistoryEntry(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     claim_id: Mapped[str] = mapped_column(String(36), index=True)
     revision: Mapped[int] = mapped_column(Integer)
-    stage: Mapped[str] = mapped_column(String(20))
+    stage: Mapped[TaskStage] = mapped_column(String(20))
     org_id: Mapped[str] = mapped_column(String(36))
     actor: Mapped[str] = mapped_column(String(100))
-    decision: Mapped[str] = mapped_column(String(20))  # submitted|approve|reject|withdrawn
+    decision: Mapped[HistoryDecision] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,7 +8,6 @@ the agency's district. Approval at the authority stage approves the claim.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import select
 
@@ -24,7 +23,8 @@ from libs.common.events import (
     OrgUpserted,
 )
 from libs.common.uow import UnitOfWork
-from services.review.models import HistoryEntry, Org, ReviewTask
+from services.review.models import HistoryEntry, Org, ReviewTask, TaskDecision
+from services.review.schemas import TaskOut, TaskPerson
 
 ORG_TYPES = ("city", "district", "department", "unit", "agency", "provider", "exam_center")
 # which parent types each org type may have (None: no parent)
@@ -148,7 +148,7 @@ async def scope_org_ids(uow: UnitOfWork, principal: Principal) -> set[str] | Non
 
 
 async def decide(
-    uow: UnitOfWork, principal: Principal, task_id: str, decision: str, reason: str | None
+    uow: UnitOfWork, principal: Principal, task_id: str, decision: TaskDecision, reason: str | None
 ) -> ReviewTask:
     # the row lock makes a second reviewer deciding the same task at once wait, then see it decided
     task = await uow.session.get(ReviewTask, task_id, with_for_update=True)
@@ -184,7 +184,7 @@ async def decide(
                 claim_id=task.claim_id,
                 revision=task.revision,
                 person_id=task.person_id,
-                stage=task.stage,  # type: ignore[arg-type]
+                stage=task.stage,
                 org_id=task.org_id,
                 actor=principal.sub,
                 reason=reason or "",
@@ -243,30 +243,28 @@ async def decide(
     return task
 
 
-def task_view(task: ReviewTask) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "claim_id": task.claim_id,
-        "revision": task.revision,
-        "stage": task.stage,
-        "status": task.status,
-        "org_id": task.org_id,
-        "person": {
-            "id": task.person_id,
-            "name": task.person_name,
-            "id_number_masked": task.id_number_masked,
-        },
-        "year": task.year,
-        "category": task.category,
-        "subject": task.subject,
-        "title": task.title,
-        "requested_hours": task.requested_hours,
-        "verified_evidence": task.verified_evidence,
-        "evidence_ids": task.evidence_ids or [],
-        "references": task.references or {},
-        "decision": task.decision,
-        "reason": task.reason,
-        "decided_by": task.decided_by,
-        "decided_at": task.decided_at.isoformat() if task.decided_at else None,
-        "created_at": task.created_at.isoformat(),
-    }
+def task_view(task: ReviewTask) -> TaskOut:
+    return TaskOut(
+        id=task.id,
+        claim_id=task.claim_id,
+        revision=task.revision,
+        stage=task.stage,
+        status=task.status,
+        org_id=task.org_id,
+        person=TaskPerson(
+            id=task.person_id, name=task.person_name, id_number_masked=task.id_number_masked
+        ),
+        year=task.year,
+        category=task.category,
+        subject=task.subject,
+        title=task.title,
+        requested_hours=task.requested_hours,
+        verified_evidence=task.verified_evidence,
+        evidence_ids=task.evidence_ids or [],
+        references=task.references or {},
+        decision=task.decision,
+        reason=task.reason,
+        decided_by=task.decided_by,
+        decided_at=task.decided_at.isoformat() if task.decided_at else None,
+        created_at=task.created_at.isoformat(),
+    )

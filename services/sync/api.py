@@ -2,53 +2,60 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import DomainError
 from libs.common.pagination import page, paginate
-from libs.common.service import state_of
+from libs.common.service import StateDep, UowDep
 from services.sync import service
-from services.sync.models import OutboundRecord
+from services.sync.models import OutboundRecord, RecordStatus
 from services.sync.province import ProvinceError
+from services.sync.schemas import (
+    LearningRecordsOut,
+    ReconciliationOut,
+    RecordOut,
+    RecordPage,
+    SyncSummary,
+)
+from services.sync.state import sync_of
 
 router = APIRouter(prefix="/v1")
 OVERSIGHT = ("city_admin", "system")
 
 
-def record_view(r: OutboundRecord) -> dict[str, Any]:
-    return {
-        "record_id": r.id,
-        "source": r.source,
-        "claim_id": r.claim_id,
-        "person_id": r.person_id,
-        "year": r.year,
-        "subject": r.subject,
-        "hours": r.hours,
-        "status": r.status,
-        "attempts": r.attempts,
-        "last_error": r.last_error,
-        "receipt": r.receipt,
-        "registered_at": r.registered_at.isoformat() if r.registered_at else None,
-        "created_at": r.created_at.isoformat(),
-    }
+def record_view(r: OutboundRecord) -> RecordOut:
+    return RecordOut(
+        record_id=r.id,
+        source=r.source,
+        claim_id=r.claim_id,
+        person_id=r.person_id,
+        year=r.year,
+        subject=r.subject,
+        hours=r.hours,
+        status=r.status,
+        attempts=r.attempts,
+        last_error=r.last_error,
+        receipt=r.receipt,
+        registered_at=r.registered_at.isoformat() if r.registered_at else None,
+        created_at=r.created_at.isoformat(),
+    )
 
 
 @router.get("/sync/records")
 async def list_records(
-    request: Request,
+    uow: UowDep,
     principal: CurrentPrincipal,
-    status: Literal["pending", "registered", "failed", "waiting_person", "void_pending", "voided"]
-    | None = None,
+    status: RecordStatus | None = None,
     person_id: str | None = None,
     claim_id: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
+) -> RecordPage:
     require_role(principal, *OVERSIGHT)
     stmt = select(OutboundRecord)
     if status:
@@ -57,18 +64,18 @@ async def list_records(
         stmt = stmt.where(OutboundRecord.person_id == person_id)
     if claim_id:
         stmt = stmt.where(OutboundRecord.claim_id == claim_id)
-    async with state_of(request).uow() as uow:
+    async with uow:
         stmt = paginate(stmt, OutboundRecord.created_at, OutboundRecord.id, cursor, limit)
         rows = list((await uow.session.scalars(stmt)).all())
     items, next_cursor = page(rows, limit)
-    return {"items": [record_view(r) for r in items], "next_cursor": next_cursor}
+    return RecordPage(items=[record_view(r) for r in items], next_cursor=next_cursor)
 
 
 @router.get("/sync/summary")
-async def sync_summary(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+async def sync_summary(uow: UowDep, principal: CurrentPrincipal) -> SyncSummary:
     require_role(principal, *OVERSIGHT)
-    async with state_of(request).uow() as uow:
-        return await service.summary(uow)
+    async with uow:
+        return SyncSummary.model_validate(await service.summary(uow))
 
 
 class LearningRecordsIn(BaseModel):
@@ -77,15 +84,15 @@ class LearningRecordsIn(BaseModel):
 
 @router.post("/learning-records", status_code=202)
 async def learning_records(
-    body: LearningRecordsIn, request: Request, principal: CurrentPrincipal
-) -> dict[str, Any]:
+    body: LearningRecordsIn, uow: UowDep, principal: CurrentPrincipal
+) -> LearningRecordsOut:
     """The city e-learning platform's batch push: ``{record_id, id_number, year, subject,
     hours, course, completed_at}`` each; per-record outcome, never all-or-nothing."""
     require_role(principal, "system")
-    async with state_of(request).uow() as uow:
+    async with uow:
         result = await service.ingest_learning_records(uow, body.records)
         await uow.commit()
-        return result
+        return LearningRecordsOut.model_validate(result)
 
 
 class ReconciliationIn(BaseModel):
@@ -94,15 +101,14 @@ class ReconciliationIn(BaseModel):
 
 @router.post("/reconciliations")
 async def reconciliation(
-    body: ReconciliationIn, request: Request, principal: CurrentPrincipal
-) -> dict[str, Any]:
+    body: ReconciliationIn, state: StateDep, principal: CurrentPrincipal
+) -> ReconciliationOut:
     """Our registered totals per person and year against the province's (the title system
     reads the province, so the two must agree)."""
     require_role(principal, *OVERSIGHT)
-    state = state_of(request)
     try:
         async with state.uow() as uow:
-            return await service.reconcile(uow, state.extras["province_client"], body.year)
+            result = await service.reconcile(uow, sync_of(state).province_client, body.year)
     except ProvinceError as exc:
         raise DomainError(
             f"the province platform did not answer: {exc}",
@@ -110,3 +116,4 @@ async def reconciliation(
             status=503,
             title="The province platform is unavailable",
         ) from exc
+    return ReconciliationOut.model_validate(result)

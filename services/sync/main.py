@@ -12,17 +12,12 @@ from libs.common.settings import Settings
 from services.sync.api import router
 from services.sync.handlers import events
 from services.sync.models import infra
-from services.sync.province import ProvinceClient
 from services.sync.service import ProvinceSender
-
-
-async def _province_client(state: ServiceState) -> None:
-    """One client per process: the breaker and the rate limit cover every call to the province."""
-    state.extras.setdefault("province_client", ProvinceClient.from_settings(state.settings))
+from services.sync.state import sync_of, sync_state
 
 
 def _sender(state: ServiceState) -> Worker:
-    return ProvinceSender(state, state.extras["province_client"])
+    return ProvinceSender(state, sync_of(state).province_client)
 
 
 SPEC = ServiceSpec(
@@ -34,7 +29,7 @@ SPEC = ServiceSpec(
     events=events,
     subscribes=[topic_of("claims")],
     workers=[_sender],
-    extra_state=_province_client,
+    extension=sync_state,
 )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import Index, Integer, Numeric, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -21,6 +22,13 @@ class Base(DeclarativeBase):
 
 infra = InfraTables(Base.metadata)
 
+RecordSource = Literal["claim", "city_platform"]
+# pending -> registered | failed; waiting_person while the ID number has not arrived yet;
+# a registered record whose credit is revoked: void_pending -> voided
+RecordStatus = Literal[
+    "pending", "registered", "failed", "waiting_person", "void_pending", "voided"
+]
+
 
 class PersonReplica(Base):
     """ID numbers and names from ``person.*`` events: what the province keys records by."""
@@ -36,7 +44,7 @@ class OutboundRecord(TimestampMixin, Base):
 
     __tablename__ = "outbound_records"
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    source: Mapped[str] = mapped_column(String(20))  # claim | city_platform
+    source: Mapped[RecordSource] = mapped_column(String(20))
     claim_id: Mapped[str | None] = mapped_column(String(36), index=True)
     person_id: Mapped[str | None] = mapped_column(String(36), index=True)
     id_number: Mapped[str | None] = mapped_column(String(18))
@@ -47,8 +55,7 @@ class OutboundRecord(TimestampMixin, Base):
     category: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(String(300))
     completed_at: Mapped[datetime]
-    # pending -> registered | failed; waiting_person while the ID number has not arrived yet
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[RecordStatus] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

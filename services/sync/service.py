@@ -100,8 +100,7 @@ class ProvinceSender:
         self._loop.spawn(self._run())
 
     async def stop(self) -> None:
-        await self._loop.cancel()
-        await self.client.aclose()
+        await self._loop.cancel()  # the client is the app's: its lifespan closes it
 
     async def _run(self) -> None:
         while True:
@@ -241,7 +240,7 @@ def _to_province(record: OutboundRecord) -> ProvinceRecord:
         hours=record.hours,
         category=record.category,
         title=record.title,
-        source=record.source,  # type: ignore[arg-type]
+        source=record.source,
         completed_at=record.completed_at,
     )
 

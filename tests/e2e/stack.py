@@ -16,7 +16,7 @@ import httpx
 
 from libs.common.auth import TokenService
 from libs.common.settings import SERVICES, Settings
-from tests.support import free_port
+from tests.support import OpenApiResponses, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("province", *SERVICES)
@@ -31,6 +31,24 @@ class Stack:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def client(self, timeout: float) -> httpx.Client:
+        """An HTTP client that checks every 2xx JSON response of a service against that
+        service's own OpenAPI document (fetched once per service)."""
+        service_of = {port: name for name, port in self.ports.items() if name in SERVICES}
+        checkers: dict[int, OpenApiResponses] = {}
+
+        def check(response: httpx.Response) -> None:
+            port = response.request.url.port
+            if port is None or port not in service_of:
+                return
+            if port not in checkers:
+                document = httpx.get(f"{self.url(service_of[port])}/openapi.json", timeout=10)
+                checkers[port] = OpenApiResponses(document.json())
+            response.read()
+            checkers[port].check(response)
+
+        return httpx.Client(timeout=timeout, event_hooks={"response": [check]})
 
     def token(self, role: str, **kw: str | None) -> str:
         settings = Settings(data_dir=self.data_dir)

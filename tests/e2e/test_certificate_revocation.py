@@ -8,7 +8,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from libs.common.eventlog import EmbeddedLog
@@ -59,7 +58,7 @@ def test_revoking_a_certificate_revokes_credit_and_voids_the_province_record(
             ),
             CODE,
         )
-        with httpx.Client(timeout=10) as http:
+        with stack.client(timeout=10) as http:
             world = setup_world(stack, http)
             claims, me = stack.url("claims"), bearer(world.personnel)
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.stack import start_distributed
@@ -28,7 +27,7 @@ def test_claims_submitted_during_a_broker_outage_arrive_once(
     stack = start_distributed(tmp_path / "var", urls, kafka_broker.bootstrap)
     try:
         stack.wait_healthy(timeout_s=90)
-        with httpx.Client(timeout=30) as http:
+        with stack.client(timeout=30) as http:
             world = setup_world(stack, http, suffix="-outage")
             city = bearer(stack.token("city_admin"))
             claim_ids = []

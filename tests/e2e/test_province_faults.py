@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from libs.common.idnumber import check_character
@@ -49,7 +48,7 @@ def test_records_register_exactly_once_through_province_faults(tmp_path: Path) -
         stack.wait_healthy()
         system = bearer(stack.token("system"))
         city = bearer(stack.token("city_admin"))
-        with httpx.Client(timeout=30) as http:
+        with stack.client(timeout=30) as http:
             for record in records:  # one push each, so the sender makes many requests
                 r = http.post(
                     f"{stack.url('sync')}/v1/learning-records",

@@ -133,7 +133,7 @@ def decide(stack: Stack, http: httpx.Client, token: str, task_id: str, decision:
 
 def walk_through(stack: Stack) -> World:
     """The whole walk-through with its assertions; returns the world it built."""
-    with httpx.Client(timeout=10) as http:
+    with stack.client(timeout=10) as http:
         world = setup_world(stack, http)
         claim = submit_training(stack, http, world, "急诊医学新进展培训班")
         assert claim["status"] == "in_review" and claim["stage"] == "unit"

@@ -272,7 +272,7 @@ async def claims_stack(data_dir: Path, database_url: str | None = None) -> Async
     settings = Settings(service="claims", data_dir=data_dir, database_url=url, outbox_poll_s=0.2)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        app.state.service.extras["clock"] = lambda: CLOCK
+        app.state.service.clock = lambda: CLOCK
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://claims") as http:
             yield Stack(app, http, data_dir)

@@ -265,11 +265,11 @@ class TestClaimProblems:
 
     async def test_window_closed(self, stack: Stack, person: Person) -> None:
         evidence = await files(stack, person)
-        stack.app.state.service.extras["clock"] = lambda: AFTER_WINDOW
+        stack.app.state.service.clock = lambda: AFTER_WINDOW
         try:
             problem = await refused(stack, person, training(evidence), "window_closed")
         finally:
-            stack.app.state.service.extras["clock"] = lambda: CLOCK
+            stack.app.state.service.clock = lambda: CLOCK
         assert "2026-12-31" in problem["detail"]
         assert problem["closes_at"].startswith("2026-12-31T23:59:59")
 

@@ -368,7 +368,7 @@ async def test_admin_endpoint_runs_reminders_now(city: World) -> None:
 
 async def test_background_worker_sends_on_the_reminder_date(city: World) -> None:
     state = city.app.state.service
-    state.extras["clock"] = lambda: datetime(2026, 12, 14, 16, 30, tzinfo=UTC)  # 12-15 Beijing
+    state.clock = lambda: datetime(2026, 12, 14, 16, 30, tzinfo=UTC)  # 12-15 Beijing
     worker = reminders.ReminderWorker(state, interval_s=0.02)
     await worker.start()
     try:
@@ -378,7 +378,7 @@ async def test_background_worker_sends_on_the_reminder_date(city: World) -> None
             await asyncio.sleep(0.02)
     finally:
         await worker.stop()
-        state.extras["clock"] = lambda: datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+        state.clock = lambda: datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
     assert len(await reminder_events(city, date(2026, 12, 15))) == 4
 
 

@@ -34,7 +34,7 @@ async def claims_app(data_dir: Path, database_url: str | None = None) -> AsyncIt
     url = database_url or f"sqlite+aiosqlite:///{data_dir / 'claims.db'}"
     app = create_app(Settings(service="claims", data_dir=data_dir, database_url=url))
     async with app.router.lifespan_context(app):
-        app.state.service.extras["clock"] = lambda: datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+        app.state.service.clock = lambda: datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
         yield app
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from libs.common.events import Affiliation, ClaimSubmitted, ClaimWithdrawn, Envelope, topic_of
 from libs.common.settings import Settings
 from services.review.main import create_app
-from tests.support import assert_problem, until
+from tests.support import OpenApiResponses, assert_problem, until
 
 
 def code() -> str:
@@ -146,9 +146,15 @@ async def review(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Revi
         outbox_poll_s=0.2,
     )
     app = create_app(settings)
+    # every 2xx JSON response any test fetches is checked against the app's OpenAPI document
+    responses = OpenApiResponses(app.openapi())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://review") as http:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://review",
+            event_hooks={"response": [responses.hook]},
+        ) as http:
             r = Review(app, http)
             tree = [
                 ("C", "city", None),
@@ -166,6 +172,7 @@ async def review(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Revi
                 assert created.status_code == 201, created.text
                 r.orgs[label] = created.json()["id"]
             yield r
+    assert responses.checked > 0, "no response was checked against the OpenAPI document"
 
 
 # === orgs ===================================================================================

@@ -1,0 +1,94 @@
+"""Response models of the review service (API.md: orgs and review): what the OpenAPI document
+promises for every 2xx JSON response. Timestamps are ISO 8601 strings as the views always wrote
+them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from services.review.models import HistoryDecision, TaskDecision, TaskStage, TaskStatus
+
+
+class OrgOut(BaseModel):
+    id: str
+    code: str
+    name: str
+    type: str
+    parent_id: str | None
+
+
+class OrgPage(BaseModel):
+    items: list[OrgOut]
+    next_cursor: str | None
+
+
+class TaskPerson(BaseModel):
+    id: str
+    name: str
+    id_number_masked: str
+
+
+class TaskOut(BaseModel):
+    id: str
+    claim_id: str
+    revision: int
+    stage: TaskStage
+    status: TaskStatus
+    org_id: str
+    person: TaskPerson
+    year: int
+    category: str
+    subject: str
+    title: str
+    requested_hours: float
+    verified_evidence: bool
+    evidence_ids: list[str]
+    references: dict[str, str]
+    decision: TaskDecision | None
+    reason: str | None
+    decided_by: str | None
+    decided_at: str | None
+    created_at: str
+
+
+class TaskPage(BaseModel):
+    items: list[TaskOut]
+    next_cursor: str | None
+
+
+class BulkDecided(BaseModel):
+    task_id: str
+    status: Literal[200]
+    task: TaskOut
+
+
+class BulkFailed(BaseModel):
+    """A task of the batch that was not decided: the problem's status, code and detail."""
+
+    task_id: str
+    status: int
+    code: str
+    detail: str
+
+
+class BulkDecisionsOut(BaseModel):
+    results: list[BulkDecided | BulkFailed]
+    decided: int
+    failed: int
+
+
+class HistoryStep(BaseModel):
+    revision: int
+    stage: TaskStage
+    org_id: str
+    actor: str
+    decision: HistoryDecision
+    reason: str | None
+    at: str
+
+
+class ClaimHistoryOut(BaseModel):
+    claim_id: str
+    steps: list[HistoryStep]
