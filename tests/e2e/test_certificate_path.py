@@ -81,7 +81,7 @@ def file_and_approve(stack: Stack, http: httpx.Client, provider_id: str) -> dict
 
 
 def certificate_path(stack: Stack) -> None:
-    with httpx.Client(timeout=15) as http:
+    with stack.client(timeout=15) as http:
         world = setup_world(stack, http)
         provider_id = org(stack, http, "P-ZZU", "枣庄学院继续教育基地", "provider")
         project = file_and_approve(stack, http, provider_id)

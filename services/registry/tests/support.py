@@ -30,7 +30,7 @@ from libs.common.events import (
 from libs.common.idnumber import check_character
 from libs.common.settings import Settings
 from services.registry.main import RegistrySettings, create_app
-from tests.support import until
+from tests.support import OpenApiResponses, until
 
 # a fixed "now" in the 2026 filing season, before the 20 May deadline
 CLOCK = datetime(2026, 4, 15, 10, 0, tzinfo=BEIJING)
@@ -95,7 +95,7 @@ class Registry:
         return self.auth("city_admin")
 
     def set_clock(self, at: datetime) -> None:
-        self.app.state.service.extras["clock"] = lambda: at
+        self.app.state.service.clock = lambda: at
 
     # --- events in ------------------------------------------------------------------------
 
@@ -217,9 +217,15 @@ async def registry_app(
     )
     own = RegistrySettings(public_url="https://ce.zaozhuang.example", verify_limit=verify_limit)
     app = create_app(settings, own)
+    # every 2xx JSON response is checked against the registry's own OpenAPI document
+    responses = OpenApiResponses(app.openapi())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://registry",
+            event_hooks={"response": [responses.hook]},
+        ) as http:
             registry = Registry(app, http)
             registry.set_clock(CLOCK)
             await registry.add_org("C", "city")
