@@ -7,9 +7,10 @@ credits (so caps are computed, one study claim is cut with a warning) plus a few
 rules refuse (a daily cap exceeded, a date in the future), which raise ``RuleViolation``.
 
 Baseline: validating the same claims, as JSON request bodies, into the claims API's request
-model (``services.claims.api.ClaimIn.model_validate``). Every submission pays both on the same
-path, so the ratio says how the rules' cost compares with request-body validation (pydantic
-v2, compiled core): a ratio of 0.25 means assessing a claim costs about four validations.
+model, the claim command (``services.claims.commands.ClaimCommand.model_validate``). Every
+submission pays both on the same path, so the ratio says how the rules' cost compares with
+request-body validation (pydantic v2, compiled core): a ratio of 0.25 means assessing a claim
+costs about four validations.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from bench.common import Result, interleave_sync
 from libs.common.errors import RuleViolation
 from services.claims import rules
-from services.claims.api import ClaimIn
+from services.claims.commands import ClaimCommand
 from services.claims.service import claim_input
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # fixed: results must not depend on the date
@@ -116,7 +117,7 @@ def run(*, ops: int, rounds: int) -> list[Result]:
     ruleset = rules.load_ruleset(2026)
     ledger = credited()
     mix = claim_mix()
-    inputs = [claim_input(body, count) for body, count in mix]
+    inputs = [claim_input(ClaimCommand.model_validate(body), count) for body, count in mix]
     bodies = [body for body, _ in mix]
 
     # check the mix once: the expected refusals, so a rules change that alters it shows up here
@@ -127,7 +128,7 @@ def run(*, ops: int, rounds: int) -> list[Result]:
         except RuleViolation:
             refused += 1
     for body in bodies:
-        ClaimIn.model_validate(body)
+        ClaimCommand.model_validate(body)
     if refused != 2:
         raise RuntimeError(f"the claim mix should have 2 refusals, the rules gave {refused}")
 
@@ -145,7 +146,7 @@ def run(*, ops: int, rounds: int) -> list[Result]:
     baseline_ops = ops * BASELINE_FACTOR
 
     def baseline() -> int:
-        validate = ClaimIn.model_validate
+        validate = ClaimCommand.model_validate
         size = len(bodies)
         for i in range(baseline_ops):
             validate(bodies[i % size])
@@ -163,7 +164,7 @@ def run(*, ops: int, rounds: int) -> list[Result]:
             unit="call/s",
             figure=result.subject_median,
             baseline=result.baseline_median,
-            baseline_label="ClaimIn.model_validate of the same bodies",
+            baseline_label="ClaimCommand.model_validate of the same bodies",
             better="higher",
             details={
                 "ops_per_round": ops,

@@ -88,6 +88,7 @@ class ServiceState:
             source=self.spec.name,
             topic=topic_of(self.spec.name),
             on_commit=self.relay.wake,
+            clock=self.clock,
         )
 
 

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from libs.common.clock import Clock
 from libs.common.context import current_correlation_id
-from libs.common.db import InfraTables
+from libs.common.db import InfraTables, utcnow
 from libs.common.events import Envelope, Payload
 
 
@@ -28,12 +29,14 @@ class UnitOfWork:
         source: str,
         topic: str,
         on_commit: Callable[[], None] | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self._sessionmaker = sessionmaker
         self.infra = infra
         self.source = source
         self.topic = topic
         self._on_commit = on_commit
+        self.now = clock  # the service clock: handlers stamp times with ``uow.now()``
         self._events: list[Envelope] = []
         self._session: AsyncSession | None = None
 

@@ -1,24 +1,46 @@
-"""HTTP routes of the claims service (API.md: persons, claims, transcripts). Thin layer."""
+"""HTTP routes of the claims service (API.md: persons, evidence, claims, transcripts, the
+compliance report, title readiness). Thin layer: scope in :mod:`scope`, use cases in
+:mod:`persons`, :mod:`service`, :mod:`ledger`, the read model in :mod:`compliance`, files in
+:mod:`exports`; every JSON answer is a model of :mod:`views`."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Header, Query, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, File, Header, Query, UploadFile
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 
 from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, require_role
+from libs.common.errors import RuleViolation
 from libs.common.events import Affiliation
-from libs.common.pagination import page, paginate
-from libs.common.service import state_of
+from libs.common.idnumber import mask_id_number
+from libs.common.pagination import decode_cursor, encode_cursor, page, paginate
 from libs.common.uow import UnitOfWork
-from services.claims import evidence, ledger, persons, service
-from services.claims.models import Claim
+from services.claims import compliance, evidence, exports, ledger, persons, rules, service
+from services.claims.commands import ClaimCommand
+from services.claims.deps import State, Uow
+from services.claims.models import Claim, Evidence, Person
+from services.claims.scope import org_scope
 from services.claims.state import claims_of
+from services.claims.views import (
+    ClaimPage,
+    ClaimView,
+    ComplianceReport,
+    CreditView,
+    EvidenceView,
+    MeSummary,
+    MeView,
+    PersonView,
+    TitleReadiness,
+    Transcript,
+    dump,
+)
 
 router = APIRouter(prefix="/v1")
 # --- persons --------------------------------------------------------------------------------
@@ -31,15 +53,28 @@ class PersonIn(BaseModel):
     affiliation: Affiliation
 
 
+def person_view(person: Person) -> PersonView:
+    """The full view, ID number included: only the person and in-scope reviewers ever reach a
+    person (everyone else gets 404); lists for wider audiences (reports, review tasks) carry the
+    masked number only."""
+    return PersonView(
+        id=person.id,
+        name=person.name,
+        id_number=person.id_number,
+        id_number_masked=mask_id_number(person.id_number),
+        phone=person.phone,
+        affiliation=Affiliation(kind=person.affiliation_kind, org_id=person.org_id),  # type: ignore[arg-type]
+        created_at=person.created_at.isoformat(),
+    )
+
+
 @router.post("/persons", status_code=201)
 async def register_person(
     body: PersonIn,
-    request: Request,
+    state: State,
     principal: CurrentPrincipal,
     idempotency_key: Annotated[str | None, Header()] = None,
-) -> Any:
-    state = state_of(request)
-
+) -> PersonView:
     async def create(uow: UnitOfWork) -> dict[str, Any]:
         person = await persons.register_person(
             uow,
@@ -48,18 +83,17 @@ async def register_person(
             affiliation=body.affiliation,
             today=state.today(),
         )
-        return persons.person_view(person)
+        return dump(person_view(person))
 
-    return await idempotency.create_once(
+    view = await idempotency.create_once(
         state.uow, principal.sub, idempotency_key, body.model_dump(), create
     )
+    return PersonView.model_validate(view)
 
 
 @router.get("/persons/{person_id}")
-async def get_person(person_id: str, request: Request, principal: CurrentPrincipal) -> Any:
-    async with state_of(request).uow() as uow:
-        person = await persons.get_person(uow, principal, person_id)
-        return persons.person_view(person)
+async def get_person(person_id: str, uow: Uow, principal: CurrentPrincipal) -> PersonView:
+    return person_view(await persons.get_person(uow, principal, person_id))
 
 
 class TransferIn(BaseModel):
@@ -68,37 +102,38 @@ class TransferIn(BaseModel):
 
 @router.post("/persons/{person_id}/transfer")
 async def transfer_person(
-    person_id: str, body: TransferIn, request: Request, principal: CurrentPrincipal
-) -> Any:
-    async with state_of(request).uow() as uow:
-        person = await persons.transfer_person(uow, principal, person_id, body.affiliation)
-        view = persons.person_view(person)
-        await uow.commit()
-        return view
+    person_id: str, body: TransferIn, uow: Uow, principal: CurrentPrincipal
+) -> PersonView:
+    person = await persons.transfer_person(uow, principal, person_id, body.affiliation)
+    view = person_view(person)
+    await uow.commit()
+    return view
 
 
 @router.get("/me")
-async def me(request: Request, principal: CurrentPrincipal) -> Any:
+async def me(state: State, uow: Uow, principal: CurrentPrincipal) -> MeView:
     require_role(principal, "personnel")
-    state = state_of(request)
-    async with state.uow() as uow:
-        person = await persons.my_person(uow, principal)
-        year = state.today().year
-        summary = await ledger.transcript(uow, person, year)
-        return {
-            **persons.person_view(person),
-            "year": year,
-            "summary": {k: summary[k] for k in ("required", "credited", "pending", "compliant")},
-        }
+    person = await persons.my_person(uow, principal)
+    year = state.today().year
+    summary = await ledger.transcript(uow, person, year)
+    return MeView(
+        **person_view(person).model_dump(),
+        year=year,
+        summary=MeSummary(
+            required=summary.required,
+            credited=summary.credited,
+            pending=summary.pending,
+            compliant=summary.compliant,
+        ),
+    )
 
 
 @router.get("/persons/{person_id}/transcripts/{year}")
 async def get_transcript(
-    person_id: str, year: int, request: Request, principal: CurrentPrincipal
-) -> Any:
-    async with state_of(request).uow() as uow:
-        person = await persons.get_person(uow, principal, person_id)
-        return await ledger.transcript(uow, person, year)
+    person_id: str, year: int, uow: Uow, principal: CurrentPrincipal
+) -> Transcript:
+    person = await persons.get_person(uow, principal, person_id)
+    return await ledger.transcript(uow, person, year)
 
 
 # --- evidence -------------------------------------------------------------------------------
@@ -106,14 +141,24 @@ async def get_transcript(
 MAX_EVIDENCE_BYTES = 10 * 1024 * 1024
 
 
+def evidence_view(stored: Evidence) -> EvidenceView:
+    return EvidenceView(
+        id=stored.id,
+        sha256=stored.sha256,
+        content_type=stored.content_type,
+        size=stored.size,
+        filename=stored.filename,
+        created_at=stored.created_at.isoformat(),
+    )
+
+
 @router.post("/evidence", status_code=201)
 async def upload_evidence(
-    request: Request,
+    state: State,
     principal: CurrentPrincipal,
     file: Annotated[UploadFile, File(description="PDF, JPEG or PNG, at most 10 MiB")],
-) -> Any:
+) -> EvidenceView:
     require_role(principal, "personnel")  # evidence backs one's own claims
-    state = state_of(request)
     data = await file.read(MAX_EVIDENCE_BYTES + 1)
     async with state.uow() as uow:
         stored = await evidence.store_evidence(
@@ -129,21 +174,9 @@ async def upload_evidence(
         return view
 
 
-def evidence_view(stored: Any) -> dict[str, Any]:
-    return {
-        "id": stored.id,
-        "sha256": stored.sha256,
-        "content_type": stored.content_type,
-        "size": stored.size,
-        "filename": stored.filename,
-        "created_at": stored.created_at.isoformat(),
-    }
-
-
 @router.get("/evidence/{evidence_id}")
-async def get_evidence(evidence_id: str, request: Request, principal: CurrentPrincipal) -> Any:
-    async with state_of(request).uow() as uow:
-        return evidence_view(await evidence.readable_evidence(uow, principal, evidence_id))
+async def get_evidence(evidence_id: str, uow: Uow, principal: CurrentPrincipal) -> EvidenceView:
+    return evidence_view(await evidence.readable_evidence(uow, principal, evidence_id))
 
 
 @router.get(
@@ -152,12 +185,10 @@ async def get_evidence(evidence_id: str, request: Request, principal: CurrentPri
     responses={200: {"content": {t: {} for t in sorted(evidence.ALLOWED_CONTENT_TYPES)}}},
 )
 async def get_evidence_content(
-    evidence_id: str, request: Request, principal: CurrentPrincipal
+    evidence_id: str, state: State, uow: Uow, principal: CurrentPrincipal
 ) -> FileResponse:
     """The file itself, for the uploader and the reviewers of a claim that cites it."""
-    state = state_of(request)
-    async with state.uow() as uow:
-        stored = await evidence.readable_evidence(uow, principal, evidence_id)
+    stored = await evidence.readable_evidence(uow, principal, evidence_id)
     return FileResponse(
         claims_of(state).evidence_store.path(stored.storage_key),
         media_type=stored.content_type,
@@ -169,125 +200,181 @@ async def get_evidence_content(
 # --- claims ---------------------------------------------------------------------------------
 
 
-class CreditIn(BaseModel):
-    subject: Literal["public", "professional"]
-    hours: float
-
-
-class ClaimIn(BaseModel):
-    person_id: str
-    year: int = Field(ge=2000, le=2100)
-    category: str
-    subject: Literal["public", "professional"] | None = None
-    title: str = Field(min_length=1, max_length=300)
-    hours: float | None = None
-    start_date: date | None = None
-    end_date: date | None = None
-    months: int | None = None
-    reference_no: str | None = Field(default=None, max_length=200)
-    certificate_code: str | None = Field(default=None, max_length=200)
-    exam_card_no: str | None = Field(default=None, max_length=200)
-    project_id: str | None = Field(
-        default=None, max_length=64, description="a training project filed with the city (备案)"
+def claim_view(claim: Claim) -> ClaimView:
+    return ClaimView(
+        id=claim.id,
+        person_id=claim.person_id,
+        year=claim.year,
+        category=claim.category,
+        subject=claim.subject,
+        title=claim.title,
+        revision=claim.revision,
+        status=claim.status,  # type: ignore[arg-type]
+        stage=claim.stage,  # type: ignore[arg-type]
+        requested_hours=float(claim.requested_hours),
+        expected_credits=[CreditView.model_validate(c) for c in claim.expected_credits],
+        warnings=claim.warnings,
+        credits=[CreditView.model_validate(c) for c in claim.credits],
+        rejection_reason=claim.rejection_reason,
+        sync_status=claim.sync_status,  # type: ignore[arg-type]
+        evidence_ids=claim.body.get("evidence_ids", []),
+        created_at=claim.created_at.isoformat(),
+        updated_at=claim.updated_at.isoformat(),
     )
-    credits: list[CreditIn] | None = None
-    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
-
-
-def claim_view(claim: Claim) -> dict[str, Any]:
-    return {
-        "id": claim.id,
-        "person_id": claim.person_id,
-        "year": claim.year,
-        "category": claim.category,
-        "subject": claim.subject,
-        "title": claim.title,
-        "revision": claim.revision,
-        "status": claim.status,
-        "stage": claim.stage,
-        "requested_hours": float(claim.requested_hours),
-        "expected_credits": claim.expected_credits,
-        "warnings": claim.warnings,
-        "credits": claim.credits,
-        "rejection_reason": claim.rejection_reason,
-        "sync_status": claim.sync_status,
-        "evidence_ids": claim.body.get("evidence_ids", []),
-        "created_at": claim.created_at.isoformat(),
-        "updated_at": claim.updated_at.isoformat(),
-    }
 
 
 @router.post("/claims", status_code=201)
 async def submit_claim(
-    body: ClaimIn,
-    request: Request,
+    body: ClaimCommand,
+    state: State,
     principal: CurrentPrincipal,
     idempotency_key: Annotated[str | None, Header()] = None,
-) -> Any:
-    state = state_of(request)
-    data = body.model_dump(mode="json", exclude_none=True)
-
+) -> ClaimView:
     async def create(uow: UnitOfWork) -> dict[str, Any]:
-        claim = await service.submit_claim(uow, principal, data, now=state.now())
-        return claim_view(claim)
+        claim = await service.submit_claim(uow, principal, body, now=state.now())
+        return dump(claim_view(claim))
 
-    return await idempotency.create_once(state.uow, principal.sub, idempotency_key, data, create)
+    view = await idempotency.create_once(
+        state.uow, principal.sub, idempotency_key, body.stored(), create
+    )
+    return ClaimView.model_validate(view)
 
 
 @router.get("/claims/{claim_id}")
-async def get_claim(claim_id: str, request: Request, principal: CurrentPrincipal) -> Any:
-    async with state_of(request).uow() as uow:
-        return claim_view(await service.get_claim(uow, principal, claim_id))
+async def get_claim(claim_id: str, uow: Uow, principal: CurrentPrincipal) -> ClaimView:
+    return claim_view(await service.get_claim(uow, principal, claim_id))
 
 
 @router.get("/claims")
 async def list_claims(
-    request: Request,
+    uow: Uow,
     principal: CurrentPrincipal,
     person_id: str,
     year: int | None = None,
     status: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> Any:
-    async with state_of(request).uow() as uow:
-        await persons.get_person(uow, principal, person_id)
-        stmt = select(Claim).where(Claim.person_id == person_id)
-        if year is not None:
-            stmt = stmt.where(Claim.year == year)
-        if status:
-            stmt = stmt.where(Claim.status == status)
-        rows = list(
-            (
-                await uow.session.scalars(paginate(stmt, Claim.created_at, Claim.id, cursor, limit))
-            ).all()
-        )
+) -> ClaimPage:
+    await persons.get_person(uow, principal, person_id)
+    stmt = select(Claim).where(Claim.person_id == person_id)
+    if year is not None:
+        stmt = stmt.where(Claim.year == year)
+    if status:
+        stmt = stmt.where(Claim.status == status)
+    query = paginate(stmt, Claim.created_at, Claim.id, cursor, limit)
+    rows = list((await uow.session.scalars(query)).all())
     items, next_cursor = page(rows, limit)
-    return {"items": [claim_view(c) for c in items], "next_cursor": next_cursor}
+    return ClaimPage(items=[claim_view(c) for c in items], next_cursor=next_cursor)
 
 
 @router.post("/claims/{claim_id}/withdraw")
-async def withdraw_claim(claim_id: str, request: Request, principal: CurrentPrincipal) -> Any:
-    async with state_of(request).uow() as uow:
-        claim = await service.withdraw_claim(uow, principal, claim_id)
-        view = claim_view(claim)
-        await uow.commit()
-        return view
+async def withdraw_claim(claim_id: str, uow: Uow, principal: CurrentPrincipal) -> ClaimView:
+    claim = await service.withdraw_claim(uow, principal, claim_id)
+    view = claim_view(claim)
+    await uow.commit()
+    return view
 
 
 @router.post("/claims/{claim_id}/revisions", status_code=201)
 async def revise_claim(
-    claim_id: str, body: ClaimIn, request: Request, principal: CurrentPrincipal
-) -> Any:
-    state = state_of(request)
+    claim_id: str, body: ClaimCommand, state: State, uow: Uow, principal: CurrentPrincipal
+) -> ClaimView:
+    claim = await service.revise_claim(uow, principal, claim_id, body, now=state.now())
+    view = claim_view(claim)
+    await uow.commit()
+    return view
+
+
+# --- the compliance report ------------------------------------------------------------------
+
+DEFAULT_PAGE = 500
+MAX_PAGE = 1000
+
+
+@router.get(
+    "/reports/compliance",
+    tags=["reports"],
+    response_model=ComplianceReport,
+    responses={
+        200: {"content": {exports.CSV_MEDIA_TYPE: {}, exports.XLSX_MEDIA_TYPE: {}}},
+    },
+)
+async def compliance_report(
+    state: State,
+    principal: CurrentPrincipal,
+    year: Annotated[int, Query(ge=2000, le=2100)],
+    org_id: str | None = None,
+    format: Literal["json", "csv", "xlsx"] = "json",
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> ComplianceReport | Response:
+    """Per person totals and gaps of every person in the caller's scope under ``org_id``: JSON
+    pages (the ``summary`` of the whole scope on every page), or the whole scope as CSV/XLSX."""
+    ruleset = rules.load_ruleset(year)
     async with state.uow() as uow:
-        claim = await service.revise_claim(
-            uow,
-            principal,
-            claim_id,
-            body.model_dump(mode="json", exclude_none=True),
-            now=state.now(),
+        scope = await org_scope(uow.session, principal, org_id)
+        if format == "json":
+            after = decode_cursor(cursor) if cursor else None
+            summary = await compliance.compliance_summary(uow.session, ruleset, scope)
+            rows = await compliance.compliance_chunk(uow.session, ruleset, scope, after, limit + 1)
+            next_cursor = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                next_cursor = encode_cursor(rows[-1].org_id, rows[-1].id)
+            head = compliance.report_head(ruleset, scope, state.now())
+            return ComplianceReport(
+                **vars(head),
+                summary=summary,
+                items=[r.view() for r in rows],
+                next_cursor=next_cursor,
+            )
+    # the files read the scope a chunk at a time, each chunk in its own transaction
+    if format == "csv":
+        return StreamingResponse(
+            exports.csv_stream(state, ruleset, scope),
+            media_type=exports.CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": exports.attachment(ruleset, scope, "csv")},
         )
-        view = claim_view(claim)
-        await uow.commit()
-        return view
+    path = await exports.xlsx_file(state, ruleset, scope)
+    return FileResponse(
+        path,
+        media_type=exports.XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": exports.attachment(ruleset, scope, "xlsx")},
+        background=BackgroundTask(os.unlink, path),
+    )
+
+
+# --- title readiness ------------------------------------------------------------------------
+
+
+def _parse_date(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise RuleViolation(
+            f"{name} must be a date like 2026-10-09 (got {value!r})",
+            code="invalid_date",
+            field=name,
+        ) from None
+
+
+@router.get("/persons/{person_id}/title-readiness", tags=["reports"])
+async def title_readiness(
+    person_id: str,
+    state: State,
+    principal: CurrentPrincipal,
+    application_date: str,
+    year: int | None = None,
+) -> TitleReadiness:
+    """Whether the person had the year's hours credited 5 Chinese working days (per the rule
+    set) before a title application submitted on ``application_date``.
+
+    ``year`` defaults to the application's year. Hours count by the Beijing date they were
+    credited on our ledger (``created_at``), revoked ones not at all."""
+    applied_on = _parse_date(application_date, "application_date")
+    ruleset = rules.load_ruleset(year if year is not None else applied_on.year)
+    async with state.uow() as uow:
+        person = await persons.get_person(uow, principal, person_id)
+        return await compliance.title_readiness(
+            uow.session, person.id, applied_on, ruleset, state.today()
+        )

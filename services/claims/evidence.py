@@ -14,7 +14,7 @@ from libs.common.auth import Principal
 from libs.common.errors import NotFound, RuleViolation
 from libs.common.uow import UnitOfWork
 from services.claims.models import Claim, ClaimReference, Evidence, Person
-from services.claims.persons import can_see_person
+from services.claims.scope import may_see_person
 
 ALLOWED_CONTENT_TYPES = {"application/pdf", "image/jpeg", "image/png"}
 
@@ -105,6 +105,6 @@ async def readable_evidence(uow: UnitOfWork, principal: Principal, evidence_id: 
             if claim is None or evidence.id not in (claim.body.get("evidence_ids") or []):
                 continue
             person = await uow.session.get(Person, claim.person_id)
-            if person is not None and await can_see_person(uow, principal, person):
+            if person is not None and await may_see_person(uow.session, principal, person):
                 return evidence
     raise NotFound(f"evidence {evidence_id} not found in your scope", code="evidence_not_found")

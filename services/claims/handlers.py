@@ -1,4 +1,7 @@
-"""Events the claims service consumes, each routed to its use case in :mod:`service`."""
+"""Events the claims service consumes, each routed to its use case in :mod:`service`.
+
+The times a handler stamps (a claim's ``decided_at``) come from ``uow.now()``, the service clock
+that the unit of work carries, like every other "now"."""
 
 from __future__ import annotations
 
@@ -18,25 +21,38 @@ from libs.common.events import (
 from libs.common.inbox import EventRouter
 from libs.common.uow import UnitOfWork
 from services.claims import ledger, replicas, service
+from services.claims.models import SyncStatus
 
 
 async def _registered(uow: UnitOfWork, event: SyncRecordRegistered) -> None:
-    await service.sync_outcome(uow, event.claim_id, "registered")
+    await service.sync_outcome(uow, event.claim_id, SyncStatus.REGISTERED)
 
 
 async def _failed(uow: UnitOfWork, event: SyncRecordFailed) -> None:
-    await service.sync_outcome(uow, event.claim_id, "failed")
+    await service.sync_outcome(uow, event.claim_id, SyncStatus.FAILED)
+
+
+async def _approved(uow: UnitOfWork, event: ClaimApproved) -> None:
+    await service.approved(uow, event, now=uow.now())
+
+
+async def _rejected(uow: UnitOfWork, event: ClaimRejected) -> None:
+    await service.rejected(uow, event, now=uow.now())
+
+
+async def _certificate_revoked(uow: UnitOfWork, event: CertificateRevoked) -> None:
+    await replicas.certificate_revoked(uow, event, now=uow.now())
 
 
 events = EventRouter()
 # review outcomes
 events.route(ClaimStagePassed, service.stage_passed)
-events.route(ClaimApproved, service.approved)
-events.route(ClaimRejected, service.rejected)
+events.route(ClaimApproved, _approved)
+events.route(ClaimRejected, _rejected)
 # replicas: the org tree, the registry, the city platform
 events.route(OrgUpserted, replicas.upsert_org)
 events.route(CertificateIssued, replicas.certificate_issued)
-events.route(CertificateRevoked, replicas.certificate_revoked)
+events.route(CertificateRevoked, _certificate_revoked)
 events.route(ExamCardIssued, replicas.exam_card_issued)
 events.route(ProjectApproved, replicas.project_approved)
 events.route(LearningRecorded, ledger.learning_recorded)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 
@@ -15,13 +14,14 @@ from libs.common.events import (
     LearningRecorded,
 )
 from libs.common.uow import UnitOfWork
-from services.claims import rules
+from services.claims import compliance, rules
 from services.claims.models import (
-    Claim,
     LedgerEntry,
+    LedgerSource,
     PendingLearning,
     Person,
 )
+from services.claims.views import Transcript, TranscriptEntry
 
 # --- the ledger -----------------------------------------------------------------------------
 
@@ -40,7 +40,7 @@ async def credited_so_far(uow: UnitOfWork, person_id: str, year: int) -> rules.C
     by_claim: dict[str, tuple[str, list[rules.Credit]]] = {}
     outside: dict[str, Decimal] = defaultdict(Decimal)
     for entry in await ledger(uow, person_id, year):
-        if entry.source == "claim" and entry.category:
+        if entry.source == LedgerSource.CLAIM and entry.category:
             _, credits = by_claim.setdefault(entry.ref, (entry.category, []))
             credits.append(rules.Credit(entry.subject, Decimal(entry.hours)))  # type: ignore[arg-type]
         else:
@@ -51,59 +51,42 @@ async def credited_so_far(uow: UnitOfWork, person_id: str, year: int) -> rules.C
 # --- transcript -----------------------------------------------------------------------------
 
 
-async def transcript(uow: UnitOfWork, person: Person, year: int) -> dict[str, Any]:
+async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
+    """Every ledger entry of the year (revoked ones marked), the sums and the standing."""
     ruleset = rules.load_ruleset(year)
-    req = ruleset.requirement
-    credited: dict[str, Decimal] = {"public": Decimal(0), "professional": Decimal(0)}
+    credited: dict[str, Decimal] = defaultdict(Decimal)
     entries = []
     for entry in await ledger(uow, person.id, year, include_revoked=True):
         if entry.revoked_at is None:
             credited[entry.subject] += Decimal(entry.hours)
         entries.append(
-            {
-                "source": entry.source,
-                "ref": entry.ref,
-                "category": entry.category,
-                "title": entry.title,
-                "subject": entry.subject,
-                "hours": float(entry.hours),
-                "counts": entry.revoked_at is None,
-                "note": entry.note,
-                "at": entry.created_at.isoformat(),
-                "revoked_at": entry.revoked_at.isoformat() if entry.revoked_at else None,
-            }
+            TranscriptEntry(
+                source=LedgerSource(entry.source),
+                ref=entry.ref,
+                category=entry.category,
+                title=entry.title,
+                subject=entry.subject,
+                hours=float(entry.hours),
+                counts=entry.revoked_at is None,
+                note=entry.note,
+                at=entry.created_at.isoformat(),
+                revoked_at=entry.revoked_at.isoformat() if entry.revoked_at else None,
+            )
         )
-    pending: dict[str, Decimal] = {"public": Decimal(0), "professional": Decimal(0)}
-    in_review = await uow.session.scalars(
-        select(Claim).where(
-            Claim.person_id == person.id, Claim.year == year, Claim.status == "in_review"
-        )
+    pending = await compliance.pending_sums(uow.session, [person.id], year)
+    standing = compliance.Standing.of(
+        ruleset.requirement, credited, compliance.by_subject(pending, person.id)
     )
-    for claim in in_review:
-        for c in claim.expected_credits:
-            pending[c["subject"]] += Decimal(str(c["hours"]))
-    compliant = credited["public"] >= req.public and credited["professional"] >= req.professional
-    return {
-        "person_id": person.id,
-        "year": year,
-        "required": {
-            "public": float(req.public),
-            "professional": float(req.professional),
-            "total": float(req.total),
-        },
-        "credited": {
-            "public": float(credited["public"]),
-            "professional": float(credited["professional"]),
-            "total": float(credited["public"] + credited["professional"]),
-        },
-        "pending": {k: float(v) for k, v in pending.items()},
-        "gaps": {
-            "public": float(max(req.public - credited["public"], Decimal(0))),
-            "professional": float(max(req.professional - credited["professional"], Decimal(0))),
-        },
-        "compliant": compliant,
-        "entries": entries,
-    }
+    return Transcript(
+        person_id=person.id,
+        year=year,
+        required=compliance.required_view(ruleset.requirement),
+        credited=standing.credited_view(),
+        pending=standing.pending_view(),
+        gaps=standing.gaps_view(),
+        compliant=standing.compliant,
+        entries=entries,
+    )
 
 
 async def learning_recorded(uow: UnitOfWork, event: LearningRecorded) -> None:
@@ -158,7 +141,7 @@ async def _book_learning(
 ) -> None:
     exists = await uow.session.scalar(
         select(LedgerEntry.id).where(
-            LedgerEntry.source == "city_platform", LedgerEntry.ref == record_id
+            LedgerEntry.source == LedgerSource.CITY_PLATFORM, LedgerEntry.ref == record_id
         )
     )
     if exists is None:
@@ -168,7 +151,7 @@ async def _book_learning(
                 year=year,
                 subject=subject,
                 hours=hours,
-                source="city_platform",
+                source=LedgerSource.CITY_PLATFORM,
                 ref=record_id,
                 title=course,
             )

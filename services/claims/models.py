@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
@@ -22,6 +23,35 @@ class Base(DeclarativeBase):
 
 
 infra = InfraTables(Base.metadata)
+
+
+class ClaimStatus(StrEnum):
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    REVOKED = "revoked"  # its evidence stopped being valid while in review: nothing credited
+
+
+class ReviewStage(StrEnum):
+    UNIT = "unit"
+    AUTHORITY = "authority"
+
+
+class SyncStatus(StrEnum):
+    """Whether the credits of an approved claim reached the province."""
+
+    NOT_APPLICABLE = "not_applicable"
+    PENDING = "pending"
+    REGISTERED = "registered"
+    FAILED = "failed"
+
+
+class LedgerSource(StrEnum):
+    CLAIM = "claim"
+    CITY_PLATFORM = "city_platform"
+
+
 Hours = Numeric(8, 1, asdecimal=True)
 
 
@@ -65,8 +95,8 @@ class Claim(IdMixin, TimestampMixin, Base):
     subject: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(String(300))
     revision: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(20), default="in_review")
-    stage: Mapped[str | None] = mapped_column(String(20), default="unit")
+    status: Mapped[str] = mapped_column(String(20), default=ClaimStatus.IN_REVIEW.value)
+    stage: Mapped[str | None] = mapped_column(String(20), default=ReviewStage.UNIT.value)
     # what was claimed (the latest revision's body, as sent)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     requested_hours: Mapped[Any] = mapped_column(Hours)
@@ -75,7 +105,7 @@ class Claim(IdMixin, TimestampMixin, Base):
     credits: Mapped[list[Any]] = mapped_column(JSON, default=list)
     verified_evidence: Mapped[bool] = mapped_column(default=False)
     rejection_reason: Mapped[str | None] = mapped_column(Text)
-    sync_status: Mapped[str] = mapped_column(String(20), default="not_applicable")
+    sync_status: Mapped[str] = mapped_column(String(20), default=SyncStatus.NOT_APPLICABLE.value)
     decided_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_claims_person_year", "person_id", "year", "status"),)

@@ -1,77 +1,33 @@
-"""Persons and who may see them: registration, transfer, the caller's own person.
-
-Scope follows the org tree replica: an admin sees the persons of its org and everything under it
-(a district its units and agencies, a department its city-direct units), a person themselves.
-"""
+"""Persons: registration, transfer, the caller's own person. Who may see or act on a person is
+decided by :mod:`services.claims.scope`."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, ADMIN_ROLES, Principal
+from libs.common.auth import Principal
 from libs.common.errors import Conflict, Forbidden, NotFound, RuleViolation
 from libs.common.events import (
     Affiliation,
     PersonRegistered,
     PersonUpdated,
 )
-from libs.common.idnumber import mask_id_number, validate_id_number
+from libs.common.idnumber import validate_id_number
 from libs.common.uow import UnitOfWork
 from services.claims.ledger import book_pending_learning
 from services.claims.models import (
     OrgReplica,
     Person,
 )
-
-# --- scope ----------------------------------------------------------------------------------
-
-
-async def org_chain(uow: UnitOfWork, org_id: str) -> list[str]:
-    """The org and its ancestors, nearest first (from the replica of review's org tree)."""
-    chain: list[str] = []
-    current: str | None = org_id
-    while current is not None and current not in chain:
-        chain.append(current)
-        org = await uow.session.get(OrgReplica, current)
-        current = org.parent_id if org else None
-    return chain
-
-
-def is_self(principal: Principal, person: Person) -> bool:
-    """A personnel token names its person, or is the login that registered it."""
-    if principal.role != "personnel":
-        return False
-    if principal.person_id is not None:
-        return principal.person_id == person.id
-    return person.account_sub is not None and person.account_sub == principal.sub
-
-
-async def can_see_person(uow: UnitOfWork, principal: Principal, person: Person) -> bool:
-    if principal.is_city:
-        return True
-    if principal.role == "personnel":
-        return is_self(principal, person)
-    return await admin_over(uow, principal, person.org_id)
-
-
-async def admin_over(uow: UnitOfWork, principal: Principal, org_id: str) -> bool:
-    """Whether an admin token acts for an org at or above ``org_id`` in the tree, and its role
-    matches that org's type (a unit_admin token naming a district grants nothing)."""
-    if principal.role not in ADMIN_ROLES or principal.org_id is None:
-        return False
-    own = await uow.session.get(OrgReplica, principal.org_id)
-    if own is None or ADMIN_ROLE_OF_ORG_TYPE.get(own.type) != principal.role:
-        return False
-    return principal.org_id in await org_chain(uow, org_id)
+from services.claims.scope import may_see_org, may_see_person
 
 
 async def get_person(uow: UnitOfWork, principal: Principal, person_id: str) -> Person:
     person = await uow.session.get(Person, person_id)
-    if person is None or not await can_see_person(uow, principal, person):
+    if person is None or not await may_see_person(uow.session, principal, person):
         raise NotFound(f"person {person_id} not found in your scope", code="person_not_found")
     return person
 
@@ -87,21 +43,6 @@ async def my_person(uow: UnitOfWork, principal: Principal) -> Person:
             code="person_not_registered",
         )
     return person
-
-
-def person_view(person: Person) -> dict[str, Any]:
-    """The full view, ID number included: only the person and in-scope reviewers ever reach a
-    person (everyone else gets 404); lists for wider audiences (reports, review tasks) carry the
-    masked number only."""
-    return {
-        "id": person.id,
-        "name": person.name,
-        "id_number": person.id_number,
-        "id_number_masked": mask_id_number(person.id_number),
-        "phone": person.phone,
-        "affiliation": {"kind": person.affiliation_kind, "org_id": person.org_id},
-        "created_at": person.created_at.isoformat(),
-    }
 
 
 # --- persons --------------------------------------------------------------------------------
@@ -127,7 +68,7 @@ async def register_person(
         ):
             raise Conflict("this login has a registered person already", code="account_has_person")
         account_sub = principal.sub
-    elif not principal.is_city and not await admin_over(uow, principal, org.id):
+    elif not await may_see_org(uow.session, principal, org.id):
         raise Forbidden(
             "only the person, their unit or agency, its authority, or the city bureau may register",
             code="outside_scope",
@@ -183,8 +124,9 @@ async def transfer_person(
     holds both the old and the new org, may do it; open review tasks stay where they are."""
     person = await get_person(uow, principal, person_id)
     org = await _affiliation_org(uow, affiliation)
-    if not principal.is_city and not (
-        await admin_over(uow, principal, org.id) and await admin_over(uow, principal, person.org_id)
+    if not (
+        await may_see_org(uow.session, principal, org.id)
+        and await may_see_org(uow.session, principal, person.org_id)
     ):
         raise Forbidden(
             "a transfer needs the city bureau or an authority over both orgs", code="outside_scope"

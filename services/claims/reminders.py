@@ -5,7 +5,7 @@ mobile app's push service (DOMAIN.md: units must notify their staff).
 Exactly once per (person, year, reminder date), whatever restarts or replicas: the event and the
 ``reminder_log`` row are written in one unit of work, and the row is inserted with ``ON CONFLICT
 DO NOTHING … RETURNING`` on its unique key, so only the inserted rows get an event. Persons are
-processed in chunks of :data:`reports.CHUNK_SIZE`, a transaction per chunk.
+processed in chunks of :data:`compliance.CHUNK_SIZE`, a transaction per chunk.
 
 The worker checks every ``interval_s`` (``ClaimsState.reminder_interval_s``, default 60 s; the first
 check one interval after start). A reminder date missed while the service was down is caught up
@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -33,12 +33,15 @@ from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.clock import BEIJING
 from libs.common.errors import RuleViolation
 from libs.common.events import ComplianceReminderDue
-from libs.common.service import ServiceState, state_of
+from libs.common.service import ServiceState
 from libs.common.tasks import LoopTask
 from libs.common.uow import UnitOfWork
-from services.claims import reports, rules
+from services.claims import compliance, rules
+from services.claims.deps import State
 from services.claims.models import ReminderLog
+from services.claims.scope import CITY
 from services.claims.state import DEFAULT_REMINDER_INTERVAL_S, claims_of
+from services.claims.views import ReminderRunView
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["reminders"])
@@ -56,8 +59,8 @@ class ReminderRun:
     emitted: int = 0
     already_sent: int = 0
 
-    def view(self) -> dict[str, Any]:
-        return {**asdict(self), "reminder_date": self.reminder_date.isoformat()}
+    def view(self) -> ReminderRunView:
+        return ReminderRunView(**{**asdict(self), "reminder_date": self.reminder_date.isoformat()})
 
 
 def due_dates(today: date, catch_up_days: int = CATCH_UP_DAYS) -> list[tuple[int, date]]:
@@ -77,11 +80,12 @@ def due_dates(today: date, catch_up_days: int = CATCH_UP_DAYS) -> list[tuple[int
     return due
 
 
-async def _log_once(session: AsyncSession, person_ids: list[str], year: int, on: date) -> set[str]:
+async def _log_once(
+    session: AsyncSession, person_ids: list[str], year: int, on: date, now: datetime
+) -> set[str]:
     """Insert the reminder-log rows; returns the persons whose row is new (not sent before)."""
     if not person_ids:
         return set()
-    now = datetime.now(UTC)
     rows = [
         {"person_id": p, "year": year, "reminder_date": on, "created_at": now} for p in person_ids
     ]
@@ -98,28 +102,26 @@ async def _log_once(session: AsyncSession, person_ids: list[str], year: int, on:
 
 
 async def _remind_chunk(
-    uow: UnitOfWork, ruleset: rules.RuleSet, chunk: list[reports.PersonCompliance], on: date
+    uow: UnitOfWork,
+    ruleset: rules.RuleSet,
+    chunk: list[compliance.PersonCompliance],
+    on: date,
+    now: datetime,
 ) -> tuple[int, int]:
     due = [p for p in chunk if not p.compliant]
-    fresh = await _log_once(uow.session, [p.id for p in due], ruleset.year, on)
+    fresh = await _log_once(uow.session, [p.id for p in due], ruleset.year, on, now)
     for person in due:
         if person.id not in fresh:
             continue
+        standing = person.standing
         uow.emit(
             ComplianceReminderDue(
                 person_id=person.id,
                 org_id=person.org_id,
                 year=ruleset.year,
                 reminder_date=on,
-                credited={
-                    "public": float(person.credited_public),
-                    "professional": float(person.credited_professional),
-                    "total": float(person.credited_total),
-                },
-                gaps={
-                    "public": float(person.gap_public),
-                    "professional": float(person.gap_professional),
-                },
+                credited=standing.credited_view().model_dump(),
+                gaps=standing.gaps_view().model_dump(),
                 window_closes_at=ruleset.claim_window.closes,
             ),
             subject=person.id,
@@ -131,18 +133,16 @@ async def send_reminders(
     state: ServiceState, year: int, reminder_date: date, *, chunk_size: int | None = None
 ) -> ReminderRun:
     """Emit the reminders of (year, reminder date) not sent yet; returns the counts."""
-    chunk_size = chunk_size or reports.CHUNK_SIZE
+    chunk_size = chunk_size or compliance.CHUNK_SIZE
     ruleset = rules.load_ruleset(year)
     checked = compliant = emitted = already = 0
     after: tuple[str, str] | None = None
     while True:
         async with state.uow() as uow:
-            chunk = await reports.compliance_chunk(
-                uow.session, ruleset, reports.CITY, after, chunk_size
-            )
+            chunk = await compliance.compliance_chunk(uow.session, ruleset, CITY, after, chunk_size)
             if not chunk:
                 break
-            new, old = await _remind_chunk(uow, ruleset, chunk, reminder_date)
+            new, old = await _remind_chunk(uow, ruleset, chunk, reminder_date, state.now())
             await uow.commit()
         checked += len(chunk)
         compliant += sum(p.compliant for p in chunk)
@@ -151,7 +151,7 @@ async def send_reminders(
             break
         after = (chunk[-1].org_id, chunk[-1].id)
     run = ReminderRun(year, reminder_date, checked, compliant, emitted, already)
-    log.info("compliance reminders", extra=run.view())
+    log.info("compliance reminders", extra=run.view().model_dump())
     return run
 
 
@@ -218,12 +218,11 @@ class ReminderRunIn(BaseModel):
 
 @router.post("/reminders/run")
 async def run_reminders(
-    body: ReminderRunIn, request: Request, principal: CurrentPrincipal
-) -> dict[str, Any]:
+    body: ReminderRunIn, state: State, principal: CurrentPrincipal
+) -> ReminderRunView:
     """Send the reminders of ``{year, date?}`` now (date: today, Beijing). Any date inside the
     year's claim window is accepted; a person is reminded once per (year, date)."""
     require_role(principal, "city_admin", "system")
-    state = state_of(request)
     ruleset = rules.load_ruleset(body.year)
     on = body.reminder_date or state.today()
     window = ruleset.claim_window

@@ -4,11 +4,11 @@ of the claim it backed."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
 
-from libs.common.db import utcnow
 from libs.common.events import (
     CertificateIssued,
     CertificateRevoked,
@@ -22,8 +22,10 @@ from services.claims.models import (
     CertificateReplica,
     Claim,
     ClaimReference,
+    ClaimStatus,
     ExamCardReplica,
     LedgerEntry,
+    LedgerSource,
     OrgReplica,
     ProjectReplica,
 )
@@ -73,7 +75,7 @@ async def certificate_issued(uow: UnitOfWork, event: CertificateIssued) -> None:
         )
 
 
-async def certificate_revoked(uow: UnitOfWork, event: CertificateRevoked) -> None:
+async def certificate_revoked(uow: UnitOfWork, event: CertificateRevoked, *, now: datetime) -> None:
     """A revoked certificate stops counting: the credit of the claim it backed is revoked."""
     cert = await uow.session.get(CertificateReplica, normalise_code(event.code))
     if cert is not None:
@@ -88,19 +90,19 @@ async def certificate_revoked(uow: UnitOfWork, event: CertificateRevoked) -> Non
     ).all()
     for claim_id in claim_ids:
         claim = await uow.session.get(Claim, claim_id)
-        if claim is None or claim.status != "approved":
+        if claim is None or claim.status != ClaimStatus.APPROVED:
             continue  # a claim in review is refused at approval (see ``approved``)
         entries = await uow.session.scalars(
             select(LedgerEntry).where(
-                LedgerEntry.source == "claim",
+                LedgerEntry.source == LedgerSource.CLAIM,
                 LedgerEntry.ref == claim.id,
                 LedgerEntry.revoked_at.is_(None),
             )
         )
         for entry in entries:
-            entry.revoked_at = utcnow()
+            entry.revoked_at = now
             entry.note = f"revoked: certificate {event.code} was revoked ({event.reason})"
-        claim.status = "revoked"
+        claim.status = ClaimStatus.REVOKED
         claim.rejection_reason = f"certificate {event.code} revoked: {event.reason}"
         uow.emit(
             ClaimCreditRevoked(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import Principal
-from libs.common.db import utcnow
 from libs.common.errors import Conflict, Forbidden, NotFound, RuleViolation
 from libs.common.events import (
     Affiliation,
@@ -31,21 +30,24 @@ from libs.common.events import (
 from libs.common.idnumber import mask_id_number
 from libs.common.uow import UnitOfWork
 from services.claims import rules
+from services.claims.commands import ClaimCommand
 from services.claims.ledger import credited_so_far
 from services.claims.models import (
     CertificateReplica,
     Claim,
     ClaimReference,
+    ClaimStatus,
     Evidence,
     ExamCardReplica,
     LedgerEntry,
+    LedgerSource,
     Person,
     ProjectReplica,
+    ReviewStage,
+    SyncStatus,
 )
-from services.claims.persons import can_see_person, get_person, is_self
-
-REFERENCE_FIELDS = ("certificate_code", "exam_card_no", "reference_no")
-
+from services.claims.persons import get_person
+from services.claims.scope import is_self, may_see_person
 
 # --- claims ---------------------------------------------------------------------------------
 
@@ -61,27 +63,27 @@ class Verified:
     notes: tuple[str, ...] = ()
 
 
-def normalise_code(value: Any) -> str:
+def normalise_code(value: object) -> str:
     """Certificate codes, card and reference numbers compare case- and space-insensitively."""
     return "".join(str(value).split()).upper()
 
 
 def claim_input(
-    body: dict[str, Any], evidence_count: int, verified: Verified | None = None
+    command: ClaimCommand, evidence_count: int, verified: Verified | None = None
 ) -> rules.ClaimInput:
     verified = verified or Verified()
-    credits = body.get("credits")
+    credits = command.credits
     return rules.ClaimInput(
-        category=body["category"],
-        subject=body.get("subject"),
-        hours=body.get("hours"),
-        start_date=_date(body.get("start_date")),
-        end_date=_date(body.get("end_date")),
-        months=body.get("months"),
-        credits=[(c["subject"], c["hours"]) for c in credits] if credits else None,
-        reference_no=body.get("reference_no"),
-        certificate_code=body.get("certificate_code"),
-        exam_card_no=body.get("exam_card_no"),
+        category=command.category,
+        subject=command.subject,
+        hours=command.hours,
+        start_date=command.start_date,
+        end_date=command.end_date,
+        months=command.months,
+        credits=[(c.subject, c.hours) for c in credits] if credits else None,
+        reference_no=command.reference_no,
+        certificate_code=command.certificate_code,
+        exam_card_no=command.exam_card_no,
         evidence_count=evidence_count,
         card_hours=verified.card_hours,
         certificate_hours=verified.certificate_hours,
@@ -89,18 +91,18 @@ def claim_input(
     )
 
 
-async def verify_references(uow: UnitOfWork, person: Person, body: dict[str, Any]) -> Verified:
+async def verify_references(uow: UnitOfWork, person: Person, command: ClaimCommand) -> Verified:
     """Check e-certificates, exam cards and project filings against the registry's replicas.
 
     Wrong holder, unknown, revoked, another year → 422. A training needs a filing: an
     e-certificate of a filed project, a filed project of the city (``project_id``), or the
     filing number of another HR department (``reference_no``, checked by the reviewers).
     """
-    category, year = body["category"], int(body["year"])
+    category, year = command.category, command.year
     if category == "training":
-        return await _verify_training(uow, person, body, year)
-    if category == "exam_staff" and body.get("exam_card_no"):
-        card = await uow.session.get(ExamCardReplica, normalise_code(body["exam_card_no"]))
+        return await _verify_training(uow, person, command, year)
+    if category == "exam_staff" and command.exam_card_no:
+        card = await uow.session.get(ExamCardReplica, normalise_code(command.exam_card_no))
         if card is None:
             raise RuleViolation(
                 "no 学时登记卡 with this number was issued by the city exam centre",
@@ -120,9 +122,9 @@ async def verify_references(uow: UnitOfWork, person: Person, body: dict[str, Any
 
 
 async def _verify_training(
-    uow: UnitOfWork, person: Person, body: dict[str, Any], year: int
+    uow: UnitOfWork, person: Person, command: ClaimCommand, year: int
 ) -> Verified:
-    code = body.get("certificate_code")
+    code = command.certificate_code
     if code:
         cert = await uow.session.get(CertificateReplica, normalise_code(code))
         if cert is None:
@@ -149,7 +151,7 @@ async def _verify_training(
             certificate_subject=cert.subject,
             any=True,
         )
-    project_id = body.get("project_id")
+    project_id = command.project_id
     if project_id:
         project = await uow.session.get(ProjectReplica, str(project_id))
         if project is None or project.status != "approved":
@@ -164,7 +166,7 @@ async def _verify_training(
                 code="unfiled_training",
             )
         return Verified(notes=(f"filed project: {project.name}",))
-    if body.get("reference_no"):
+    if command.reference_no:
         return Verified(
             notes=("the filing number will be checked by your unit and the HR authority",)
         )
@@ -174,12 +176,6 @@ async def _verify_training(
         "HR department's filing number (reference_no)",
         code="unfiled_training",
     )
-
-
-def _date(value: Any) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))
 
 
 def _credits_json(credits: Sequence[rules.Credit]) -> list[dict[str, Any]]:
@@ -201,12 +197,14 @@ async def _check_evidence_ids(
 
 
 async def _bind_references(
-    uow: UnitOfWork, claim: Claim, body: dict[str, Any], evidence: list[Evidence]
+    uow: UnitOfWork, claim: Claim, command: ClaimCommand, evidence: list[Evidence]
 ) -> None:
     """Each reference and each evidence file backs at most one live claim of the person."""
     await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim.id))
     unique = rules.load_ruleset(claim.year).category(claim.category).evidence.unique
-    refs: list[tuple[str, str]] = [(f, normalise_code(body[f])) for f in unique if body.get(f)]
+    refs: list[tuple[str, str]] = [
+        (f, normalise_code(value)) for f in unique if (value := command.reference(f))
+    ]
     refs += [("file_sha256", e.sha256) for e in evidence]
     for kind, value in refs:
         taken = await uow.session.scalar(
@@ -235,13 +233,13 @@ async def _bind_references(
 
 
 async def _assess(
-    uow: UnitOfWork, person: Person, body: dict[str, Any], evidence_count: int, now: datetime
+    uow: UnitOfWork, person: Person, command: ClaimCommand, evidence_count: int, now: datetime
 ) -> tuple[rules.Assessment, Verified]:
-    ruleset = rules.load_ruleset(int(body["year"]))
-    verified = await verify_references(uow, person, body)
+    ruleset = rules.load_ruleset(command.year)
+    verified = await verify_references(uow, person, command)
     credited = await credited_so_far(uow, person.id, ruleset.year)
     assessment = rules.assess(
-        ruleset, claim_input(body, evidence_count, verified), credited, now=now
+        ruleset, claim_input(command, evidence_count, verified), credited, now=now
     )
     return assessment, verified
 
@@ -253,28 +251,28 @@ def _may_claim_for(principal: Principal, person: Person) -> None:
 
 
 async def submit_claim(
-    uow: UnitOfWork, principal: Principal, body: dict[str, Any], *, now: datetime
+    uow: UnitOfWork, principal: Principal, command: ClaimCommand, *, now: datetime
 ) -> Claim:
-    person = await get_person(uow, principal, body["person_id"])
+    person = await get_person(uow, principal, command.person_id)
     _may_claim_for(principal, person)
-    evidence = await _check_evidence_ids(uow, principal, body.get("evidence_ids") or [])
-    assessment, verified = await _assess(uow, person, body, len(evidence), now)
+    evidence = await _check_evidence_ids(uow, principal, command.evidence_ids)
+    assessment, verified = await _assess(uow, person, command, len(evidence), now)
     claim = Claim(
         person_id=person.id,
-        year=int(body["year"]),
-        category=body["category"],
+        year=command.year,
+        category=command.category,
         subject=assessment.credits[0].subject if assessment.credits else "professional",
-        title=body["title"],
-        body=body,
+        title=command.title,
+        body=command.stored(),
         revision=1,
-        status="in_review",
-        stage="unit",
+        status=ClaimStatus.IN_REVIEW,
+        stage=ReviewStage.UNIT,
     )
     _apply_assessment(claim, assessment, verified)
     uow.session.add(claim)
     await uow.session.flush()
-    await _bind_references(uow, claim, body, evidence)
-    _emit_submitted(uow, claim, person)
+    await _bind_references(uow, claim, command, evidence)
+    _emit_submitted(uow, claim, person, command)
     return claim
 
 
@@ -286,7 +284,7 @@ def _apply_assessment(claim: Claim, assessment: rules.Assessment, verified: Veri
     claim.credits = []
 
 
-def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person) -> None:
+def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person, command: ClaimCommand) -> None:
     uow.emit(
         ClaimSubmitted(
             claim_id=claim.id,
@@ -302,8 +300,8 @@ def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person) -> None:
             requested_hours=float(claim.requested_hours),
             expected_credits=[Credit(**c) for c in claim.expected_credits],
             verified_evidence=claim.verified_evidence,
-            evidence_ids=list(claim.body.get("evidence_ids") or []),
-            references={f: str(claim.body[f]) for f in REFERENCE_FIELDS if claim.body.get(f)},
+            evidence_ids=list(command.evidence_ids),
+            references=command.references(),
         ),
         subject=claim.id,
     )
@@ -313,7 +311,7 @@ async def get_claim(uow: UnitOfWork, principal: Principal, claim_id: str) -> Cla
     claim = await uow.session.get(Claim, claim_id)
     person = await uow.session.get(Person, claim.person_id) if claim is not None else None
     # out of scope is the same 404 as missing: neither the claim's existence nor its owner leaks
-    if claim is None or person is None or not await can_see_person(uow, principal, person):
+    if claim is None or person is None or not await may_see_person(uow.session, principal, person):
         raise NotFound(f"claim {claim_id} not found in your scope", code="claim_not_found")
     return claim
 
@@ -322,9 +320,9 @@ async def withdraw_claim(uow: UnitOfWork, principal: Principal, claim_id: str) -
     claim = await get_claim(uow, principal, claim_id)
     person = await get_person(uow, principal, claim.person_id)
     _may_claim_for(principal, person)
-    if claim.status not in ("in_review", "rejected"):
+    if claim.status not in (ClaimStatus.IN_REVIEW, ClaimStatus.REJECTED):
         raise Conflict(f"a claim that is {claim.status} cannot be withdrawn", code="claim_not_open")
-    claim.status = "withdrawn"
+    claim.status = ClaimStatus.WITHDRAWN
     claim.stage = None
     await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim.id))
     uow.emit(
@@ -335,33 +333,38 @@ async def withdraw_claim(uow: UnitOfWork, principal: Principal, claim_id: str) -
 
 
 async def revise_claim(
-    uow: UnitOfWork, principal: Principal, claim_id: str, body: dict[str, Any], *, now: datetime
+    uow: UnitOfWork,
+    principal: Principal,
+    claim_id: str,
+    command: ClaimCommand,
+    *,
+    now: datetime,
 ) -> Claim:
     claim = await get_claim(uow, principal, claim_id)
     person = await get_person(uow, principal, claim.person_id)
     _may_claim_for(principal, person)
-    if claim.status != "rejected":
+    if claim.status != ClaimStatus.REJECTED:
         raise Conflict(
             f"only a rejected claim can be revised; this one is {claim.status}",
             code="claim_not_rejected",
         )
-    if body["person_id"] != claim.person_id or int(body["year"]) != claim.year:
+    if command.person_id != claim.person_id or command.year != claim.year:
         raise RuleViolation(
             "a revision keeps the claim's person and year", code="revision_mismatch"
         )
-    evidence = await _check_evidence_ids(uow, principal, body.get("evidence_ids") or [])
-    assessment, verified = await _assess(uow, person, body, len(evidence), now)
+    evidence = await _check_evidence_ids(uow, principal, command.evidence_ids)
+    assessment, verified = await _assess(uow, person, command, len(evidence), now)
     claim.revision += 1
-    claim.body = body
-    claim.category = body["category"]
-    claim.title = body["title"]
+    claim.body = command.stored()
+    claim.category = command.category
+    claim.title = command.title
     claim.subject = assessment.credits[0].subject if assessment.credits else claim.subject
-    claim.status = "in_review"
-    claim.stage = "unit"
+    claim.status = ClaimStatus.IN_REVIEW
+    claim.stage = ReviewStage.UNIT
     claim.rejection_reason = None
     _apply_assessment(claim, assessment, verified)
-    await _bind_references(uow, claim, body, evidence)
-    _emit_submitted(uow, claim, person)
+    await _bind_references(uow, claim, command, evidence)
+    _emit_submitted(uow, claim, person, command)
     return claim
 
 
@@ -371,7 +374,7 @@ async def revise_claim(
 async def _claim_at(uow: UnitOfWork, claim_id: str, revision: int) -> Claim | None:
     """The claim if the event is about its current revision (stale revisions are ignored)."""
     claim = await uow.session.get(Claim, claim_id)
-    if claim is None or claim.revision != revision or claim.status != "in_review":
+    if claim is None or claim.revision != revision or claim.status != ClaimStatus.IN_REVIEW:
         return None
     return claim
 
@@ -382,44 +385,45 @@ async def stage_passed(uow: UnitOfWork, event: ClaimStagePassed) -> None:
         claim.stage = event.next_stage
 
 
-async def rejected(uow: UnitOfWork, event: ClaimRejected) -> None:
+async def rejected(uow: UnitOfWork, event: ClaimRejected, *, now: datetime) -> None:
     claim = await _claim_at(uow, event.claim_id, event.revision)
     if claim is not None:
-        claim.status = "rejected"
+        claim.status = ClaimStatus.REJECTED
         claim.stage = None
         claim.rejection_reason = event.reason
-        claim.decided_at = utcnow()
+        claim.decided_at = now
 
 
-async def approved(uow: UnitOfWork, event: ClaimApproved) -> None:
+async def approved(uow: UnitOfWork, event: ClaimApproved, *, now: datetime) -> None:
     """Book the credits in approval order: caps cut what the earlier approvals used up."""
     claim = await _claim_at(uow, event.claim_id, event.revision)
     if claim is None:
         return
     ruleset = rules.load_ruleset(claim.year)
-    evidence_count = len(claim.body.get("evidence_ids") or [])
+    command = ClaimCommand.of_claim(claim.body)
+    evidence_count = len(command.evidence_ids)
     # Lock the person: two approvals of one person's claims (on two replicas of this service)
     # must book one after the other, or both would see the same room under a yearly cap.
     person = await uow.session.get(Person, claim.person_id, with_for_update=True)
     assert person is not None
     try:
-        verified = await verify_references(uow, person, claim.body)
+        verified = await verify_references(uow, person, command)
     except RuleViolation as exc:
         # the evidence stopped being valid while the claim was in review: nothing to credit
-        claim.status, claim.stage, claim.decided_at = "revoked", None, utcnow()
+        claim.status, claim.stage, claim.decided_at = ClaimStatus.REVOKED, None, now
         claim.rejection_reason = exc.detail
         return
     credits = rules.credit_on_approval(
         ruleset,
-        claim_input(claim.body, evidence_count, verified),
+        claim_input(command, evidence_count, verified),
         await credited_so_far(uow, claim.person_id, claim.year),
     )
-    claim.status = "approved"
+    claim.status = ClaimStatus.APPROVED
     claim.stage = None
-    claim.decided_at = utcnow()
+    claim.decided_at = now
     claim.credits = _credits_json(credits)
     booked = [c for c in credits if c.hours > 0]
-    claim.sync_status = "pending" if booked else "not_applicable"
+    claim.sync_status = SyncStatus.PENDING if booked else SyncStatus.NOT_APPLICABLE
     for credit in credits:
         uow.session.add(
             LedgerEntry(
@@ -427,7 +431,7 @@ async def approved(uow: UnitOfWork, event: ClaimApproved) -> None:
                 year=claim.year,
                 subject=credit.subject,
                 hours=credit.hours,
-                source="claim",
+                source=LedgerSource.CLAIM,
                 ref=claim.id,
                 category=claim.category,
                 title=claim.title,
@@ -460,9 +464,9 @@ def _cut_note(claim: Claim, credit: rules.Credit) -> str | None:
     return None
 
 
-async def sync_outcome(uow: UnitOfWork, claim_id: str | None, status: str) -> None:
+async def sync_outcome(uow: UnitOfWork, claim_id: str | None, status: SyncStatus) -> None:
     if claim_id is None:
         return
     claim = await uow.session.get(Claim, claim_id)
-    if claim is not None and claim.status == "approved":
+    if claim is not None and claim.status == ClaimStatus.APPROVED:
         claim.sync_status = status

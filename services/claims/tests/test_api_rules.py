@@ -22,7 +22,7 @@ from libs.common.events import (
     ProjectApproved,
     topic_of,
 )
-from services.claims.tests.api_support import (
+from services.claims.tests.harness import (
     AFTER_WINDOW,
     CLOCK,
     Person,

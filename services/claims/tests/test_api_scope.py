@@ -23,7 +23,7 @@ from typing import Any
 import jwt
 import pytest
 
-from services.claims.tests.api_support import (
+from services.claims.tests.harness import (
     Person,
     Stack,
     claims_stack,
@@ -64,7 +64,7 @@ class World:
         role, org = label.rsplit("_", 1)
         role = {"unit": "unit_admin", "district": "district_admin"}.get(role, role)
         role = {"department": "department_admin", "agency": "agency_admin"}.get(role, role)
-        return self.stack.auth(role, org_id=self.orgs[org])
+        return self.stack.auth(role, org=self.orgs[org])
 
 
 async def build_world(stack: Stack) -> World:
@@ -363,9 +363,7 @@ class TestMe:
         assert me["summary"]["compliant"] is False
 
     async def test_a_token_naming_an_unknown_person(self, world: World) -> None:
-        r = await world.stack.http.get(
-            "/v1/me", headers=world.stack.auth("personnel", person_id="x")
-        )
+        r = await world.stack.http.get("/v1/me", headers=world.stack.auth("personnel", person="x"))
         assert_problem(r, 404, "person_not_found")
 
     async def test_self_registration_with_a_login_only(self, world: World) -> None:

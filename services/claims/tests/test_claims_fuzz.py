@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.claims.tests.api_support import Person, Stack, claims_stack
+from services.claims.tests.harness import Person, Stack, claims_stack
 
 CATEGORIES = [
     "training",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from libs.common.events import ClaimApproved
 from services.claims import service
-from services.claims.tests.api_support import claims_stack
+from services.claims.tests.harness import claims_stack
 
 
 async def test_concurrent_approvals_never_exceed_the_study_cap(
@@ -48,6 +48,7 @@ async def test_concurrent_approvals_never_exceed_the_study_cap(
                         org_id="district",
                         actor="test",
                     ),
+                    now=state.now(),
                 )
                 await asyncio.sleep(0.05)  # widen the window in which a race would show
                 await uow.commit()

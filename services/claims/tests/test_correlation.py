@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from libs.common.events import ClaimApproved, topic_of
-from services.claims.tests.api_support import claims_stack
+from services.claims.tests.harness import claims_stack
 
 
 async def test_correlation_id_from_request_to_events_and_through_handlers(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.claims.tests.api_support import claims_stack, pdf_bytes
+from services.claims.tests.harness import claims_stack, pdf_bytes
 
 
 async def test_who_may_read_an_evidence_file(tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from libs.common.events import Envelope
 from libs.common.idnumber import mask_id_number
-from services.claims import reminders, reports
-from services.claims.tests.world import World, id_number, world
+from services.claims import compliance, exports, reminders
+from services.claims.tests.harness import CLOCK, Stack, claims_stack, id_number, set_clock
 
 # district 滕州 → hospital, school, agency; department 卫健委 → city hospital;
 # district 市中 → school
@@ -37,48 +37,48 @@ EVERYONE = {"p1", "p2", "p3", "p4", "p5", "p6", "p7"}
 NON_COMPLIANT = {"p2", "p3", "p4", "p7"}
 
 
-async def seed(w: World) -> None:
+async def seed(w: Stack) -> None:
     await w.add_orgs(*ORGS)
-    await w.register("p1", "张三", "unit_hosp", 1)
+    await w.register_labelled("p1", "张三", "unit_hosp", 1)
     await w.credit("p1", "public", "30")
     await w.credit("p1", "professional", "60", source="claim")
     # surplus public hours do not fill the professional gap; pending hours never count
-    await w.register("p2", "李四", "unit_hosp", 2)
+    await w.register_labelled("p2", "李四", "unit_hosp", 2)
     await w.credit("p2", "public", "40")
     await w.credit("p2", "professional", "50", source="claim")
     await w.pending_claim("p2", 16)
-    await w.register("p3", "=SUM(1,2)王五", "unit_school", 3)  # a formula-looking name
-    await w.register("p4", "赵六", "unit_cityhosp", 4)
+    await w.register_labelled("p3", "=SUM(1,2)王五", "unit_school", 3)  # a formula-looking name
+    await w.register_labelled("p4", "赵六", "unit_cityhosp", 4)
     await w.credit("p4", "public", "30")
     await w.credit("p4", "professional", "40", source="claim")
     await w.credit("p4", "professional", "20", source="claim", revoked=True)
     # one-decimal hours that a float sum would get wrong
-    await w.register("p5", "钱七", "agency_tz", 5)
+    await w.register_labelled("p5", "钱七", "agency_tz", 5)
     for subject, hours in [("public", "29.9"), ("public", "0.1")]:
         await w.credit("p5", subject, hours)
     for hours in ["59.9", "0.1"]:
         await w.credit("p5", "professional", hours, source="claim")
-    await w.register("p6", "孙八", "unit_sz", 6)
+    await w.register_labelled("p6", "孙八", "unit_sz", 6)
     await w.credit("p6", "public", "35")
     await w.credit("p6", "professional", "65")
-    await w.register("p7", "周九", "unit_hosp", 7)  # last year's hours only
+    await w.register_labelled("p7", "周九", "unit_hosp", 7)  # last year's hours only
     await w.credit("p7", "public", "30", year=2025)
     await w.credit("p7", "professional", "60", year=2025)
 
 
 @pytest.fixture(scope="module")
-async def city(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with world(tmp_path_factory.mktemp("reports")) as w:
+async def city(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    async with claims_stack(tmp_path_factory.mktemp("reports")) as w:
         await seed(w)
         yield w
 
 
-def labels(w: World, items: list[dict[str, Any]]) -> set[str]:
+def labels(w: Stack, items: list[dict[str, Any]]) -> set[str]:
     by_id = {v: k for k, v in w.persons.items()}
     return {by_id[i["id"]] for i in items}
 
 
-async def report(w: World, headers: dict[str, str], **params: Any) -> Any:
+async def report(w: Stack, headers: dict[str, str], **params: Any) -> Any:
     response = await w.http.get(
         "/v1/reports/compliance", params={"year": 2026, **params}, headers=headers
     )
@@ -88,7 +88,7 @@ async def report(w: World, headers: dict[str, str], **params: Any) -> Any:
 # --- JSON -----------------------------------------------------------------------------------
 
 
-async def test_city_report_covers_everybody(city: World) -> None:
+async def test_city_report_covers_everybody(city: Stack) -> None:
     response = await report(city, city.auth("city_admin"))
     assert response.status_code == 200, response.text
     body = response.json()
@@ -105,7 +105,7 @@ async def test_city_report_covers_everybody(city: World) -> None:
     assert by_city_org.json()["summary"]["persons"] == 7
 
 
-async def test_district_report_totals_gaps_and_pending(city: World) -> None:
+async def test_district_report_totals_gaps_and_pending(city: Stack) -> None:
     response = await report(city, city.auth("district_admin", org="tz"), org_id=city.orgs["tz"])
     assert response.status_code == 200, response.text
     body = response.json()
@@ -123,7 +123,7 @@ async def test_district_report_totals_gaps_and_pending(city: World) -> None:
         "gaps": {"public": 0.0, "professional": 10.0},
         "compliant": False,
     }
-    assert "19850101" not in items[city.persons["p2"]]["id_number_masked"]
+    assert id_number(2)[6:14] not in items[city.persons["p2"]]["id_number_masked"]
     assert items[city.persons["p3"]]["gaps"] == {"public": 30.0, "professional": 60.0}
     assert items[city.persons["p5"]]["credited"] == {
         "public": 30.0,
@@ -141,7 +141,7 @@ async def test_district_report_totals_gaps_and_pending(city: World) -> None:
     }
 
 
-async def test_department_report_skips_revoked_hours(city: World) -> None:
+async def test_department_report_skips_revoked_hours(city: Stack) -> None:
     response = await report(city, city.auth("department_admin", org="health"))  # own org default
     body = response.json()
     assert labels(city, body["items"]) == {"p4"}
@@ -159,7 +159,7 @@ async def test_department_report_skips_revoked_hours(city: World) -> None:
     ]
 
 
-async def test_unit_admin_sees_its_own_unit_only(city: World) -> None:
+async def test_unit_admin_sees_its_own_unit_only(city: Stack) -> None:
     unit = city.auth("unit_admin", org="unit_hosp")
     own = await report(city, unit)
     assert labels(city, own.json()["items"]) == {"p1", "p2", "p7"}
@@ -171,7 +171,7 @@ async def test_unit_admin_sees_its_own_unit_only(city: World) -> None:
         assert refused.json()["code"] == "org_not_found"
 
 
-async def test_scope_refusals(city: World) -> None:
+async def test_scope_refusals(city: Stack) -> None:
     district = city.auth("district_admin", org="tz")
     for outside in ("unit_cityhosp", "sz", "unit_sz", "city", "health"):
         refused = await report(city, district, org_id=city.orgs[outside])
@@ -196,7 +196,40 @@ async def test_scope_refusals(city: World) -> None:
     assert no_rules.status_code == 422 and no_rules.json()["code"] == "unknown_rule_year"
 
 
-async def test_json_pages_through_the_scope_with_a_cursor(city: World) -> None:
+async def test_the_admin_role_must_match_the_org_type(city: Stack) -> None:
+    """One scope rule for reports and persons: a token whose role does not match the type of the
+    org it names grants nothing. (The report used to trust a unit_admin token naming its parent
+    district with the whole district, while the person endpoints refused the same token.)"""
+    unit_admin_of_district = city.auth("unit_admin", org="tz")
+    for params in ({}, {"org_id": city.orgs["tz"]}, {"org_id": city.orgs["unit_hosp"]}):
+        refused = await report(city, unit_admin_of_district, **params)
+        assert refused.status_code == 404, params
+        assert refused.json()["code"] == "org_not_found"
+    district_admin_of_unit = city.auth("district_admin", org="unit_hosp")
+    refused = await report(city, district_admin_of_unit, org_id=city.orgs["unit_hosp"])
+    assert refused.status_code == 404 and refused.json()["code"] == "org_not_found"
+    # the persons of that district answer the same tokens the same way
+    p1 = city.persons["p1"]
+    for headers in (unit_admin_of_district, district_admin_of_unit):
+        person = await city.http.get(f"/v1/persons/{p1}", headers=headers)
+        assert person.status_code == 404 and person.json()["code"] == "person_not_found"
+        readiness = await city.http.get(
+            f"/v1/persons/{p1}/title-readiness",
+            params={"application_date": "2026-12-10"},
+            headers=headers,
+        )
+        assert readiness.status_code == 404
+    # and the matching roles see them
+    for role, org in (("district_admin", "tz"), ("unit_admin", "unit_hosp")):
+        allowed = await report(city, city.auth(role, org=org), org_id=city.orgs[org])
+        assert allowed.status_code == 200 and city.persons["p1"] in {
+            i["id"] for i in allowed.json()["items"]
+        }
+        person = await city.http.get(f"/v1/persons/{p1}", headers=city.auth(role, org=org))
+        assert person.status_code == 200
+
+
+async def test_json_pages_through_the_scope_with_a_cursor(city: Stack) -> None:
     seen: list[str] = []
     cursor: str | None = None
     pages = 0
@@ -229,9 +262,9 @@ def parse_csv(content: bytes) -> list[dict[str, str]]:
 
 
 async def test_csv_export_streams_every_person_in_chunks(
-    city: World, monkeypatch: pytest.MonkeyPatch
+    city: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reports, "CHUNK_SIZE", 2)  # several chunks for five persons
+    monkeypatch.setattr(compliance, "CHUNK_SIZE", 2)  # several chunks for five persons
     response = await report(
         city, city.auth("district_admin", org="tz"), org_id=city.orgs["tz"], format="csv"
     )
@@ -239,7 +272,7 @@ async def test_csv_export_streams_every_person_in_chunks(
     assert response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
     rows = parse_csv(response.content)
-    assert list(rows[0]) == list(reports.COLUMNS)
+    assert list(rows[0]) == list(exports.COLUMNS)
     by_id = {r["person_id"]: r for r in rows}
     assert set(by_id) == {city.persons[p] for p in ("p1", "p2", "p3", "p5", "p7")}
     p2 = by_id[city.persons["p2"]]
@@ -259,7 +292,7 @@ async def test_csv_export_streams_every_person_in_chunks(
     assert by_id[city.persons["p3"]]["name"] == "'=SUM(1,2)王五"
 
 
-async def test_xlsx_export(city: World) -> None:
+async def test_xlsx_export(city: Stack) -> None:
     response = await report(city, city.auth("city_admin"), format="xlsx")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(
@@ -268,7 +301,7 @@ async def test_xlsx_export(city: World) -> None:
     book = openpyxl.load_workbook(io.BytesIO(response.content))
     sheet = book["compliance"]
     header, *rows = [list(r) for r in sheet.iter_rows(values_only=True)]
-    assert header == list(reports.COLUMNS)
+    assert header == list(exports.COLUMNS)
     by_id = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
     assert set(by_id) == {city.persons[p] for p in EVERYONE}
     p4 = by_id[city.persons["p4"]]
@@ -287,7 +320,7 @@ async def test_xlsx_export(city: World) -> None:
 # --- reminders ------------------------------------------------------------------------------
 
 
-async def reminder_events(w: World, on: date) -> list[Envelope]:
+async def reminder_events(w: Stack, on: date) -> list[Envelope]:
     state = w.app.state.service
     outbox = state.spec.infra.outbox
     async with state.sessionmaker() as session:
@@ -300,7 +333,7 @@ async def reminder_events(w: World, on: date) -> list[Envelope]:
     return [e for e in events if e.data["reminder_date"] == on.isoformat()]
 
 
-async def test_worker_reminds_each_non_compliant_person_once(city: World) -> None:
+async def test_worker_reminds_each_non_compliant_person_once(city: Stack) -> None:
     state = city.app.state.service
     on = date(2026, 10, 1)
     worker = reminders.ReminderWorker(state)
@@ -324,7 +357,7 @@ async def test_worker_reminds_each_non_compliant_person_once(city: World) -> Non
     assert await reminders.ReminderWorker(state).run_once(date(2026, 10, 10)) == []
 
 
-async def test_concurrent_runs_send_once(city: World) -> None:
+async def test_concurrent_runs_send_once(city: Stack) -> None:
     state = city.app.state.service
     on = date(2026, 12, 1)
     runs = await asyncio.gather(
@@ -334,7 +367,7 @@ async def test_concurrent_runs_send_once(city: World) -> None:
     assert len(await reminder_events(city, on)) == 4
 
 
-async def test_admin_endpoint_runs_reminders_now(city: World) -> None:
+async def test_admin_endpoint_runs_reminders_now(city: Stack) -> None:
     body = {"year": 2026, "date": "2026-11-15"}
     first = await city.http.post("/v1/reminders/run", json=body, headers=city.auth("city_admin"))
     assert first.status_code == 200, first.text
@@ -349,11 +382,11 @@ async def test_admin_endpoint_runs_reminders_now(city: World) -> None:
     second = await city.http.post("/v1/reminders/run", json=body, headers=city.auth("system"))
     assert (second.json()["emitted"], second.json()["already_sent"]) == (0, 4)
     assert len(await reminder_events(city, date(2026, 11, 15))) == 4
-    # no date: today in Beijing by the service clock (2026-11-26)
+    # no date: today in Beijing by the service clock (2026-12-20)
     today = await city.http.post(
         "/v1/reminders/run", json={"year": 2026}, headers=city.auth("city_admin")
     )
-    assert today.json()["reminder_date"] == "2026-11-26"
+    assert today.json()["reminder_date"] == "2026-12-20"
     refused = await city.http.post(
         "/v1/reminders/run", json=body, headers=city.auth("unit_admin", org="unit_hosp")
     )
@@ -366,9 +399,9 @@ async def test_admin_endpoint_runs_reminders_now(city: World) -> None:
     assert outside.status_code == 422 and outside.json()["code"] == "invalid_reminder_date"
 
 
-async def test_background_worker_sends_on_the_reminder_date(city: World) -> None:
+async def test_background_worker_sends_on_the_reminder_date(city: Stack) -> None:
     state = city.app.state.service
-    state.clock = lambda: datetime(2026, 12, 14, 16, 30, tzinfo=UTC)  # 12-15 Beijing
+    set_clock(city.app, datetime(2026, 12, 14, 16, 30, tzinfo=UTC))  # 12-15 Beijing
     worker = reminders.ReminderWorker(state, interval_s=0.02)
     await worker.start()
     try:
@@ -378,7 +411,7 @@ async def test_background_worker_sends_on_the_reminder_date(city: World) -> None
             await asyncio.sleep(0.02)
     finally:
         await worker.stop()
-        state.clock = lambda: datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+        set_clock(city.app, CLOCK)
     assert len(await reminder_events(city, date(2026, 12, 15))) == 4
 
 
@@ -392,7 +425,7 @@ def pg_url(make_pg_database: Callable[[str], str]) -> str:
 
 @pytest.mark.postgres
 async def test_report_and_reminders_on_postgres(tmp_path: Path, pg_url: str) -> None:
-    async with world(tmp_path, pg_url) as w:
+    async with claims_stack(tmp_path, pg_url) as w:
         await seed(w)
         body = (await report(w, w.auth("district_admin", org="tz"))).json()
         assert labels(w, body["items"]) == {"p1", "p2", "p3", "p5", "p7"}

@@ -10,19 +10,19 @@ from typing import Any
 
 import pytest
 
-from services.claims.tests.world import World, world
+from services.claims.tests.harness import Stack, claims_stack
 
 
 @pytest.fixture(scope="module")
-async def applicant(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with world(tmp_path_factory.mktemp("readiness")) as w:
+async def applicant(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    async with claims_stack(tmp_path_factory.mktemp("readiness")) as w:
         await w.add_orgs(
             ("tz", "滕州市人社局", "district", None),
             ("unit_hosp", "滕州市中心人民医院", "unit", "tz"),
             ("unit_school", "滕州市第一中学", "unit", "tz"),
         )
-        await w.register("p1", "张三", "unit_hosp", 11)
-        await w.register("p2", "李四", "unit_school", 12)
+        await w.register_labelled("p1", "张三", "unit_hosp", 11)
+        await w.register_labelled("p2", "李四", "unit_school", 12)
         await w.credit("p1", "public", "30", at=datetime(2026, 9, 10, 2, 0, tzinfo=UTC))
         # 2026-09-24 23:30 in Beijing: on the deadline of an application on 2026-10-09
         await w.credit(
@@ -44,13 +44,13 @@ async def applicant(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[W
         yield w
 
 
-async def readiness(w: World, person: str, headers: dict[str, str], **params: Any) -> Any:
+async def readiness(w: Stack, person: str, headers: dict[str, str], **params: Any) -> Any:
     return await w.http.get(
         f"/v1/persons/{w.persons[person]}/title-readiness", params=params, headers=headers
     )
 
 
-async def test_deadline_before_golden_week_and_mid_autumn(applicant: World) -> None:
+async def test_deadline_before_golden_week_and_mid_autumn(applicant: Stack) -> None:
     # 10-09 back over National Day (10-01..07) and Mid-autumn (09-25..27):
     # 10-08, 09-30, 09-29, 09-28, 09-24
     response = await readiness(
@@ -72,7 +72,7 @@ async def test_deadline_before_golden_week_and_mid_autumn(applicant: World) -> N
     }
 
 
-async def test_adjusted_working_saturday_counts(applicant: World) -> None:
+async def test_adjusted_working_saturday_counts(applicant: Stack) -> None:
     # 10-12 back: Sat 10-10 is an adjusted working day: 10-10, 10-09, 10-08, 09-30, 09-29
     body = (
         await readiness(
@@ -85,7 +85,7 @@ async def test_adjusted_working_saturday_counts(applicant: World) -> None:
     assert body["warnings"] == []
 
 
-async def test_date_beyond_the_holiday_data_falls_back_with_a_warning(applicant: World) -> None:
+async def test_date_beyond_the_holiday_data_falls_back_with_a_warning(applicant: Stack) -> None:
     # 2027 has no official schedule in chinesecalendar: weekends only, 01-07 back to Fri 01-01
     response = await readiness(
         applicant, "p1", applicant.auth("city_admin"), year=2026, application_date="2027-01-08"
@@ -102,13 +102,13 @@ async def test_date_beyond_the_holiday_data_falls_back_with_a_warning(applicant:
     assert no_rules.status_code == 422 and no_rules.json()["code"] == "unknown_rule_year"
 
 
-async def test_warnings_for_a_future_deadline_and_one_before_the_year(applicant: World) -> None:
+async def test_warnings_for_a_future_deadline_and_one_before_the_year(applicant: Stack) -> None:
     future = (
         await readiness(
-            applicant, "p1", applicant.auth("city_admin"), application_date="2026-12-10"
+            applicant, "p1", applicant.auth("city_admin"), application_date="2026-12-31"
         )
-    ).json()  # the service clock says 2026-11-26
-    assert future["deadline"] == "2026-12-03"
+    ).json()  # the service clock says 2026-12-20
+    assert future["deadline"] == "2026-12-24"
     assert any("has not passed yet" in w for w in future["warnings"])
     early = (
         await readiness(
@@ -121,19 +121,19 @@ async def test_warnings_for_a_future_deadline_and_one_before_the_year(applicant:
 
 
 @pytest.mark.parametrize("bad", ["2026-13-01", "tomorrow", "2026/10/09", ""])
-async def test_bad_dates_are_a_422_problem(applicant: World, bad: str) -> None:
+async def test_bad_dates_are_a_422_problem(applicant: Stack, bad: str) -> None:
     response = await readiness(applicant, "p1", applicant.auth("city_admin"), application_date=bad)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "invalid_date"
 
 
-async def test_missing_application_date_is_a_422(applicant: World) -> None:
+async def test_missing_application_date_is_a_422(applicant: Stack) -> None:
     response = await readiness(applicant, "p1", applicant.auth("city_admin"), year=2026)
     assert response.status_code == 422 and response.json()["code"] == "validation_error"
 
 
-async def test_scope_is_that_of_the_person(applicant: World) -> None:
+async def test_scope_is_that_of_the_person(applicant: Stack) -> None:
     params = {"year": 2026, "application_date": "2026-10-09"}
     for allowed in (
         applicant.auth("personnel", person="p1"),
@@ -152,7 +152,7 @@ async def test_scope_is_that_of_the_person(applicant: World) -> None:
         assert response.json()["code"] == "person_not_found"
 
 
-async def test_a_person_without_hours(applicant: World) -> None:
+async def test_a_person_without_hours(applicant: Stack) -> None:
     body = (
         await readiness(
             applicant,

@@ -1,10 +1,13 @@
-"""A real claims app in-process (its lifespan: migrations, outbox relay, event consumer), driven
-through HTTP with ``httpx.ASGITransport``, for the API-level tests.
+"""The one claims test harness: a real claims app in-process (its lifespan: migrations, outbox
+relay, event consumer) on a fixed clock, driven through HTTP with ``httpx.ASGITransport``.
 
 Facts from the other services arrive the way they do in production: envelopes published onto the
 app's embedded log (``review.events``, ``registry.events``, ``sync.events``); :meth:`Stack.publish`
 returns once the claims app has handled the event (its id is in the inbox, which the handler's
-transaction writes together with the effect).
+transaction writes together with the effect). For the read-model tests (reports, reminders, title
+readiness) a stack can also be seeded directly: an org tree into the replica
+(:meth:`Stack.add_orgs`), ledger entries and in-review claims (:meth:`Stack.credit`,
+:meth:`Stack.pending_claim`), with persons and orgs named by labels.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +38,28 @@ from libs.common.events import (
 from libs.common.idnumber import check_character
 from libs.common.settings import Settings
 from services.claims.main import create_app
+from services.claims.models import Claim, LedgerEntry, OrgReplica
 from tests.support import until
 
 # a fixed "now" inside the 2026 claim window, so the tests do not depend on the machine's date
 CLOCK = datetime(2026, 12, 20, 10, 0, tzinfo=BEIJING)
 AFTER_WINDOW = datetime(2027, 1, 1, 0, 0, 1, tzinfo=BEIJING)
 
-_people = itertools.count(1)
+# numbers drawn by new_id_number() start here, so they never meet a test's own id_number(seq)
+_people = itertools.count(1000)
+_refs = itertools.count(1)
+
+
+def id_number(seq: int, region: str = "370402") -> str:
+    """The valid GB 11643 number ``seq`` (born 1970-01-01 plus ``seq // 1000`` days)."""
+    born = date(1970, 1, 1) + timedelta(days=seq // 1000)
+    first17 = f"{region}{born:%Y%m%d}{seq % 1000:03d}"
+    return first17 + check_character(first17)
 
 
 def new_id_number(region: str = "370402") -> str:
     """A fresh, valid GB 11643 number (unique within the test run)."""
-    n = next(_people)
-    born = date(1970, 1, 1) + timedelta(days=n // 1000)
-    first17 = f"{region}{born:%Y%m%d}{n % 1000:03d}"
-    return first17 + check_character(first17)
+    return id_number(next(_people), region)
 
 
 def with_bad_checksum(id_number: str) -> str:
@@ -82,31 +93,38 @@ class Stack:
     app: FastAPI
     http: httpx.AsyncClient
     data_dir: Path
+    orgs: dict[str, str] = field(default_factory=dict)  # label -> org id
+    persons: dict[str, str] = field(default_factory=dict)  # label -> person id
 
     # --- tokens ---------------------------------------------------------------------------
 
     def token(
         self,
         role: str,
-        org_id: str | None = None,
-        person_id: str | None = None,
+        org: str | None = None,
+        person: str | None = None,
         sub: str | None = None,
         ttl_s: int = 3600,
     ) -> str:
+        """A token for ``role``; ``org`` and ``person`` are labels of this stack or plain ids."""
         return str(
             self.app.state.tokens.mint(
-                role=role, org_id=org_id, person_id=person_id, sub=sub, ttl_s=ttl_s
+                role=role,
+                org_id=self.orgs.get(org, org) if org else None,
+                person_id=self.persons.get(person, person) if person else None,
+                sub=sub,
+                ttl_s=ttl_s,
             )
         )
 
     def auth(
         self,
         role: str,
-        org_id: str | None = None,
-        person_id: str | None = None,
+        org: str | None = None,
+        person: str | None = None,
         sub: str | None = None,
     ) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(role, org_id, person_id, sub)}"}
+        return {"Authorization": f"Bearer {self.token(role, org, person, sub)}"}
 
     @property
     def city(self) -> dict[str, str]:
@@ -187,8 +205,11 @@ class Stack:
 
     # --- HTTP -----------------------------------------------------------------------------
 
-    async def register(self, org_id: str, kind: str = "unit", name: str = "张三") -> Person:
-        id_number = new_id_number()
+    async def register(
+        self, org_id: str, kind: str = "unit", name: str = "张三", number: str | None = None
+    ) -> Person:
+        """Register a person (ID number ``number``, or a fresh one) through the API."""
+        id_number = number or new_id_number()
         r = await self.http.post(
             "/v1/persons",
             json={
@@ -200,7 +221,7 @@ class Stack:
         )
         assert r.status_code == 201, r.text
         person_id = r.json()["id"]
-        return Person(person_id, id_number, org_id, self.token("personnel", person_id=person_id))
+        return Person(person_id, id_number, org_id, self.token("personnel", person=person_id))
 
     async def upload(self, person: Person, data: bytes | None = None) -> str:
         r = await self.http.post(
@@ -236,6 +257,78 @@ class Stack:
         assert r.status_code == 200, r.text
         return dict(r.json())
 
+    # --- seeding the read model directly -------------------------------------------------
+
+    async def add_orgs(self, *orgs: tuple[str, str, str, str | None]) -> None:
+        """(label, name, type, parent label), straight into the replica review feeds."""
+        async with self.app.state.service.sessionmaker() as session:
+            for label, name, type_, parent in orgs:
+                org_id = f"org-{label}"
+                self.orgs[label] = org_id
+                session.add(
+                    OrgReplica(
+                        id=org_id,
+                        code=label.upper(),
+                        name=name,
+                        type=type_,
+                        parent_id=self.orgs[parent] if parent else None,
+                    )
+                )
+            await session.commit()
+
+    async def register_labelled(self, label: str, name: str, org: str, seq: int) -> str:
+        """Register person ``label`` (ID number ``id_number(seq)``) in org ``org`` (a label)."""
+        kind = "agency" if org.startswith("agency") else "unit"
+        person = await self.register(self.orgs[org], kind, name, id_number(seq))
+        self.persons[label] = person.id
+        return person.id
+
+    async def credit(
+        self,
+        person: str,
+        subject: str,
+        hours: str,
+        *,
+        year: int = 2026,
+        source: str = "city_platform",
+        at: datetime | None = None,
+        revoked: bool = False,
+    ) -> None:
+        values: dict[str, Any] = {
+            "person_id": self.persons.get(person, person),
+            "year": year,
+            "subject": subject,
+            "hours": Decimal(hours),
+            "source": source,
+            "ref": f"ref-{next(_refs)}",
+            "category": "training" if source == "claim" else None,
+            "title": "急诊医学新进展培训班" if source == "claim" else "公需课",
+            "revoked_at": datetime(2026, 11, 1, tzinfo=UTC) if revoked else None,
+        }
+        if at is not None:
+            values["created_at"] = values["updated_at"] = at
+        async with self.app.state.service.sessionmaker() as session:
+            session.add(LedgerEntry(**values))
+            await session.commit()
+
+    async def pending_claim(self, person: str, hours: float, subject: str = "professional") -> None:
+        async with self.app.state.service.sessionmaker() as session:
+            session.add(
+                Claim(
+                    person_id=self.persons.get(person, person),
+                    year=2026,
+                    category="training",
+                    subject=subject,
+                    title="在审培训",
+                    body={},
+                    requested_hours=Decimal(str(hours)),
+                    expected_credits=[{"subject": subject, "hours": hours}],
+                    status="in_review",
+                    stage="unit",
+                )
+            )
+            await session.commit()
+
     # --- the outbox -----------------------------------------------------------------------
 
     async def outbox(self, key: str | None = None) -> list[Envelope]:
@@ -268,14 +361,20 @@ class Stack:
 
 @asynccontextmanager
 async def claims_stack(data_dir: Path, database_url: str | None = None) -> AsyncIterator[Stack]:
+    """A claims app on SQLite in ``data_dir`` (or ``database_url``), its clock at :data:`CLOCK`."""
     url = database_url or f"sqlite+aiosqlite:///{data_dir / 'claims.db'}"
     settings = Settings(service="claims", data_dir=data_dir, database_url=url, outbox_poll_s=0.2)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        app.state.service.clock = lambda: CLOCK
+        set_clock(app, CLOCK)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://claims") as http:
             yield Stack(app, http, data_dir)
+
+
+def set_clock(app: FastAPI, at: datetime) -> None:
+    """Stop the app's clock at ``at``."""
+    app.state.service.clock = lambda: at
 
 
 def credits_of(items: list[dict[str, Any]]) -> dict[str, float]:

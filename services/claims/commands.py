@@ -1,0 +1,55 @@
+"""The claim command: what a person sends to claim hours (``POST /v1/claims`` and a revision),
+typed from the HTTP body through the use cases to the rules. The latest revision's command is
+kept on the claim (``Claim.body``, as JSON) and read back with :meth:`ClaimCommand.of_claim`."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Subject = Literal["public", "professional"]
+# the fields that name a record of the registry or another HR department
+REFERENCE_FIELDS = ("certificate_code", "exam_card_no", "reference_no")
+
+
+class CreditIn(BaseModel):
+    subject: Subject
+    hours: float
+
+
+class ClaimCommand(BaseModel):
+    person_id: str
+    year: int = Field(ge=2000, le=2100)
+    category: str
+    subject: Subject | None = None
+    title: str = Field(min_length=1, max_length=300)
+    hours: float | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    months: int | None = None
+    reference_no: str | None = Field(default=None, max_length=200)
+    certificate_code: str | None = Field(default=None, max_length=200)
+    exam_card_no: str | None = Field(default=None, max_length=200)
+    project_id: str | None = Field(
+        default=None, max_length=64, description="a training project filed with the city (备案)"
+    )
+    credits: list[CreditIn] | None = None
+    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+
+    @classmethod
+    def of_claim(cls, body: dict[str, Any]) -> ClaimCommand:
+        """The command stored on a claim (``Claim.body``)."""
+        return cls.model_validate(body)
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON kept on the claim (``Claim.body``) and hashed for idempotency."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def references(self) -> dict[str, str]:
+        return {f: str(v) for f in REFERENCE_FIELDS if (v := getattr(self, f))}
+
+    def reference(self, field: str) -> str | None:
+        value = getattr(self, field, None)
+        return str(value) if value else None

@@ -1,0 +1,434 @@
+"""Compliance: the one definition of "compliant" and of pending hours, and the read model over
+the hours ledger built on it (transcripts, the compliance report, reminders, title readiness all
+use this module; nothing here commits).
+
+The rule (DOMAIN.md): a person is compliant in a year when the credited public hours reach the
+required public hours *and* the credited professional hours reach the required professional hours,
+each subject on its own. Credited = the live (non-revoked) ledger entries of the year, summed and
+rounded to the ledger's one decimal (:func:`rules.round_hours`). Pending hours (the
+``expected_credits`` of in-review claims) never count.
+
+The SQL form of the rule (:func:`compliant_sql`) says the same for sums the database makes: with
+requirements on the one-decimal grid, ``round_half_up(sum, 1) >= required`` holds exactly when
+``sum >= required - 0.05``; SQLite sums REALs (29.9 + 0.1 may come back as 29.999…), so the SQL
+compares against that half step instead of rounding. A property test checks that the SQL report
+and the per-person transcript agree on random ledgers.
+
+How the report is read:
+
+- Persons in scope: :class:`services.claims.scope.OrgScope` (a recursive CTE over the org tree).
+- Persons are read in chunks of :data:`CHUNK_SIZE` on the keyset ``(org_id, id)``, each chunk in
+  its own short transaction: memory stays flat, and on SQLite (where every transaction takes the
+  write lock) writers are never held up for the length of a whole export. A file export is
+  therefore not one snapshot: a claim approved mid-export may show up in a later chunk only.
+- The ``summary`` of the whole scope is one SQL aggregate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.common.clock import BEIJING
+from libs.common.idnumber import mask_id_number
+from libs.common.service import ServiceState
+from services.claims import rules, workdays
+from services.claims.models import Claim, ClaimStatus, LedgerEntry, OrgReplica, Person
+from services.claims.scope import OrgScope
+from services.claims.views import (
+    CreditedHours,
+    OrgRef,
+    OrgSummary,
+    ReportItem,
+    ReportSummary,
+    Required,
+    SubjectHours,
+    TitleReadiness,
+)
+
+CHUNK_SIZE = 1000
+ZERO = Decimal(0)
+SUBJECTS: tuple[rules.Subject, ...] = ("public", "professional")
+# half the ledger's step (one decimal): see the module docstring
+HALF_STEP = Decimal("0.05")
+
+
+# --- the rule -------------------------------------------------------------------------------
+
+
+def hours(value: Decimal) -> float:
+    return float(rules.round_hours(value))
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A person's year against the requirement: credited (live ledger) and pending hours."""
+
+    required: rules.Requirement
+    credited_public: Decimal = ZERO
+    credited_professional: Decimal = ZERO
+    pending_public: Decimal = ZERO
+    pending_professional: Decimal = ZERO
+
+    @classmethod
+    def of(
+        cls,
+        required: rules.Requirement,
+        credited: Mapping[str, Decimal],
+        pending: Mapping[str, Decimal] | None = None,
+    ) -> Standing:
+        pending = pending or {}
+        return cls(
+            required=required,
+            credited_public=rules.round_hours(credited.get("public", ZERO)),
+            credited_professional=rules.round_hours(credited.get("professional", ZERO)),
+            pending_public=pending.get("public", ZERO),
+            pending_professional=pending.get("professional", ZERO),
+        )
+
+    @property
+    def credited_total(self) -> Decimal:
+        return self.credited_public + self.credited_professional
+
+    @property
+    def gap_public(self) -> Decimal:
+        return max(self.required.public - self.credited_public, ZERO)
+
+    @property
+    def gap_professional(self) -> Decimal:
+        return max(self.required.professional - self.credited_professional, ZERO)
+
+    @property
+    def compliant(self) -> bool:
+        """The one definition: each subject's credited hours reach its requirement."""
+        return self.gap_public == 0 and self.gap_professional == 0
+
+    def credited_view(self) -> CreditedHours:
+        return CreditedHours(
+            public=hours(self.credited_public),
+            professional=hours(self.credited_professional),
+            total=hours(self.credited_total),
+        )
+
+    def pending_view(self) -> SubjectHours:
+        return SubjectHours(
+            public=hours(self.pending_public), professional=hours(self.pending_professional)
+        )
+
+    def gaps_view(self) -> SubjectHours:
+        return SubjectHours(
+            public=hours(self.gap_public), professional=hours(self.gap_professional)
+        )
+
+
+def required_view(requirement: rules.Requirement) -> Required:
+    return Required(
+        public=float(requirement.public),
+        professional=float(requirement.professional),
+        total=float(requirement.total),
+    )
+
+
+def compliant_sql(
+    public: ColumnElement[Any], professional: ColumnElement[Any], requirement: rules.Requirement
+) -> ColumnElement[bool]:
+    """:attr:`Standing.compliant` for SQL sums of credited hours (NULL: none credited)."""
+    return and_(
+        func.coalesce(public, 0) >= literal(float(requirement.public - HALF_STEP)),
+        func.coalesce(professional, 0) >= literal(float(requirement.professional - HALF_STEP)),
+    )
+
+
+def add_pending(
+    into: dict[tuple[str, str], Decimal], person_id: str, expected: Iterable[Mapping[str, Any]]
+) -> None:
+    """Add an in-review claim's ``expected_credits`` to the pending sums of its person."""
+    for credit in expected:
+        key = (person_id, str(credit["subject"]))
+        into[key] = into.get(key, ZERO) + Decimal(str(credit["hours"]))
+
+
+# --- per-person sums ------------------------------------------------------------------------
+
+
+async def credited_sums(
+    session: AsyncSession, person_ids: list[str], year: int, before: datetime | None = None
+) -> dict[tuple[str, str], Decimal]:
+    """(person, subject) → credited hours of the year on the live ledger (booked before
+    ``before`` if given)."""
+    stmt = (
+        select(LedgerEntry.person_id, LedgerEntry.subject, func.sum(LedgerEntry.hours))
+        .where(
+            LedgerEntry.person_id.in_(person_ids),
+            LedgerEntry.year == year,
+            LedgerEntry.revoked_at.is_(None),
+        )
+        .group_by(LedgerEntry.person_id, LedgerEntry.subject)
+    )
+    if before is not None:
+        stmt = stmt.where(LedgerEntry.created_at < before)
+    return {
+        (person_id, subject): Decimal(str(total or 0))
+        for person_id, subject, total in await session.execute(stmt)
+    }
+
+
+async def pending_sums(
+    session: AsyncSession, person_ids: list[str], year: int
+) -> dict[tuple[str, str], Decimal]:
+    """(person, subject) → hours the in-review claims of the year expect."""
+    pending: dict[tuple[str, str], Decimal] = {}
+    in_review = await session.execute(
+        select(Claim.person_id, Claim.expected_credits).where(
+            Claim.person_id.in_(person_ids),
+            Claim.year == year,
+            Claim.status == ClaimStatus.IN_REVIEW,
+        )
+    )
+    for person_id, expected in in_review:
+        add_pending(pending, person_id, expected or [])
+    return pending
+
+
+def by_subject(sums: Mapping[tuple[str, str], Decimal], person_id: str) -> dict[str, Decimal]:
+    return {s: sums.get((person_id, s), ZERO) for s in SUBJECTS}
+
+
+async def standing(
+    session: AsyncSession,
+    person_id: str,
+    ruleset: rules.RuleSet,
+    *,
+    before: datetime | None = None,
+    with_pending: bool = True,
+) -> Standing:
+    credited = await credited_sums(session, [person_id], ruleset.year, before)
+    pending = await pending_sums(session, [person_id], ruleset.year) if with_pending else {}
+    return Standing.of(
+        ruleset.requirement, by_subject(credited, person_id), by_subject(pending, person_id)
+    )
+
+
+# --- the report: per person -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonCompliance:
+    id: str
+    name: str
+    id_number_masked: str
+    org_id: str
+    org_name: str | None
+    standing: Standing
+
+    @property
+    def compliant(self) -> bool:
+        return self.standing.compliant
+
+    def view(self) -> ReportItem:
+        s = self.standing
+        return ReportItem(
+            id=self.id,
+            name=self.name,
+            id_number_masked=self.id_number_masked,
+            org_id=self.org_id,
+            org_name=self.org_name,
+            credited=s.credited_view(),
+            pending=s.pending_view(),
+            gaps=s.gaps_view(),
+            compliant=s.compliant,
+        )
+
+
+def _after(cursor: tuple[str, ...] | None) -> ColumnElement[bool] | None:
+    if cursor is None:
+        return None
+    org_id, person_id = cursor
+    return or_(Person.org_id > org_id, and_(Person.org_id == org_id, Person.id > person_id))
+
+
+async def compliance_chunk(
+    session: AsyncSession,
+    ruleset: rules.RuleSet,
+    scope: OrgScope,
+    after: tuple[str, ...] | None,
+    limit: int,
+) -> list[PersonCompliance]:
+    """Up to ``limit`` persons of the scope after the keyset ``after``, with their year's totals."""
+    stmt = scope.where(select(Person.id, Person.name, Person.id_number, Person.org_id))
+    condition = _after(after)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    persons = (await session.execute(stmt.order_by(Person.org_id, Person.id).limit(limit))).all()
+    if not persons:
+        return []
+    ids = [p.id for p in persons]
+    credited = await credited_sums(session, ids, ruleset.year)
+    pending = await pending_sums(session, ids, ruleset.year)
+    names_of_orgs = await session.execute(
+        select(OrgReplica.id, OrgReplica.name).where(OrgReplica.id.in_({p.org_id for p in persons}))
+    )
+    names = {org_id: name for org_id, name in names_of_orgs}
+    return [
+        PersonCompliance(
+            id=p.id,
+            name=p.name,
+            id_number_masked=mask_id_number(p.id_number),
+            org_id=p.org_id,
+            org_name=names.get(p.org_id),
+            standing=Standing.of(
+                ruleset.requirement, by_subject(credited, p.id), by_subject(pending, p.id)
+            ),
+        )
+        for p in persons
+    ]
+
+
+async def iter_compliance(
+    state: ServiceState, ruleset: rules.RuleSet, scope: OrgScope, chunk_size: int | None = None
+) -> AsyncIterator[list[PersonCompliance]]:
+    """Every person of the scope, a chunk at a time, each chunk in its own transaction."""
+    chunk_size = chunk_size or CHUNK_SIZE
+    after: tuple[str, ...] | None = None
+    while True:
+        async with state.uow() as uow:
+            chunk = await compliance_chunk(uow.session, ruleset, scope, after, chunk_size)
+        if not chunk:
+            return
+        yield chunk
+        if len(chunk) < chunk_size:
+            return
+        after = (chunk[-1].org_id, chunk[-1].id)
+
+
+# --- the report: the whole scope ------------------------------------------------------------
+
+
+async def compliance_summary(
+    session: AsyncSession, ruleset: rules.RuleSet, scope: OrgScope
+) -> ReportSummary:
+    """Persons and compliant persons of the whole scope, by org: one SQL aggregate."""
+    ledger = select(
+        LedgerEntry.person_id.label("person_id"),
+        func.sum(case((LedgerEntry.subject == "public", LedgerEntry.hours), else_=0)).label(
+            "public"
+        ),
+        func.sum(case((LedgerEntry.subject == "professional", LedgerEntry.hours), else_=0)).label(
+            "professional"
+        ),
+    ).where(LedgerEntry.year == ruleset.year, LedgerEntry.revoked_at.is_(None))
+    condition = scope.person_condition()
+    if condition is not None:
+        ledger = ledger.where(LedgerEntry.person_id.in_(select(Person.id).where(condition)))
+    per_person = ledger.group_by(LedgerEntry.person_id).subquery("per_person")
+    compliant = case(
+        (compliant_sql(per_person.c.public, per_person.c.professional, ruleset.requirement), 1),
+        else_=0,
+    )
+    stmt = (
+        select(Person.org_id, OrgReplica.name, func.count(Person.id), func.sum(compliant))
+        .select_from(Person)
+        .outerjoin(per_person, per_person.c.person_id == Person.id)
+        .outerjoin(OrgReplica, OrgReplica.id == Person.org_id)
+        .group_by(Person.org_id, OrgReplica.name)
+    )
+    if condition is not None:  # the same CTE object: rendered once in the statement
+        stmt = stmt.where(condition)
+    by_org = []
+    for org_id, org_name, persons, n_compliant in await session.execute(stmt):
+        n_compliant = int(n_compliant or 0)
+        by_org.append(
+            OrgSummary(
+                org_id=org_id,
+                org_name=org_name,
+                persons=int(persons),
+                compliant=n_compliant,
+                non_compliant=int(persons) - n_compliant,
+            )
+        )
+    by_org.sort(key=lambda o: (o.org_name or "", o.org_id))
+    total = sum(o.persons for o in by_org)
+    total_compliant = sum(o.compliant for o in by_org)
+    return ReportSummary(
+        persons=total,
+        compliant=total_compliant,
+        non_compliant=total - total_compliant,
+        by_org=by_org,
+    )
+
+
+@dataclass(frozen=True)
+class ReportHead:
+    year: int
+    org: OrgRef | None
+    required: Required
+    generated_at: str
+
+
+def report_head(ruleset: rules.RuleSet, scope: OrgScope, now: datetime) -> ReportHead:
+    org = scope.org
+    return ReportHead(
+        year=ruleset.year,
+        org=None if org is None else OrgRef(id=org.id, name=org.name, type=org.type),
+        required=required_view(ruleset.requirement),
+        generated_at=now.astimezone(UTC).isoformat(),
+    )
+
+
+# --- title readiness ------------------------------------------------------------------------
+
+
+async def title_readiness(
+    session: AsyncSession,
+    person_id: str,
+    applied_on: date,
+    ruleset: rules.RuleSet,
+    today: date,
+) -> TitleReadiness:
+    """Whether the person had the year's hours credited 5 Chinese working days (per the rule
+    set) before a title application submitted on ``applied_on``.
+
+    Hours count by the Beijing date they were
+    credited on our ledger (``created_at``), revoked ones not at all."""
+    working_days = ruleset.title_application_working_days
+    deadline, warnings = workdays.title_deadline(applied_on, working_days)
+    # credited on or before the deadline (Beijing) = created before the next Beijing midnight
+    cutoff = datetime.combine(deadline + timedelta(days=1), time(), tzinfo=BEIJING)
+    now = await standing(session, person_id, ruleset, with_pending=False)
+    by_deadline = await standing(session, person_id, ruleset, before=cutoff, with_pending=False)
+    if deadline >= today:
+        warnings.append(
+            f"The deadline {deadline.isoformat()} has not passed yet: credited_by_deadline "
+            "shows what is credited so far; hours credited up to the deadline still count."
+        )
+    if deadline.year < ruleset.year:
+        warnings.append(
+            f"The deadline {deadline.isoformat()} falls before the rule year {ruleset.year} "
+            "begins, so no hours of that year can have been credited by then."
+        )
+    req = ruleset.requirement
+    return TitleReadiness(
+        person_id=person_id,
+        year=ruleset.year,
+        application_date=applied_on.isoformat(),
+        deadline=deadline.isoformat(),
+        working_days=working_days,
+        required=SubjectHours(public=float(req.public), professional=float(req.professional)),
+        compliant_now=now.compliant,
+        compliant_by_deadline=by_deadline.compliant,
+        credited_now=_credited_only(now),
+        credited_by_deadline=_credited_only(by_deadline),
+        warnings=warnings,
+    )
+
+
+def _credited_only(s: Standing) -> SubjectHours:
+    return SubjectHours(
+        public=float(s.credited_public), professional=float(s.credited_professional)
+    )

@@ -1,0 +1,144 @@
+"""The compliance report as files: CSV (UTF-8 with BOM, so Excel reads Chinese) and XLSX (a
+write-only workbook in a temp file: a ``compliance`` sheet and a ``summary`` sheet). Both hold
+the whole scope, read a chunk at a time (:func:`compliance.iter_compliance`), rows ordered by
+org id, then person id."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+from libs.common.service import ServiceState
+from services.claims import rules
+from services.claims.compliance import (
+    PersonCompliance,
+    compliance_summary,
+    hours,
+    iter_compliance,
+    report_head,
+)
+from services.claims.scope import OrgScope
+
+COLUMNS = (
+    "person_id",
+    "name",
+    "id_number_masked",
+    "org_id",
+    "org_name",
+    "credited_public",
+    "credited_professional",
+    "credited_total",
+    "pending_public",
+    "pending_professional",
+    "gap_public",
+    "gap_professional",
+    "compliant",
+)
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def row(person: PersonCompliance) -> list[Any]:
+    """The values of :data:`COLUMNS`."""
+    s = person.standing
+    return [
+        person.id,
+        person.name,
+        person.id_number_masked,
+        person.org_id,
+        person.org_name or "",
+        hours(s.credited_public),
+        hours(s.credited_professional),
+        hours(s.credited_total),
+        hours(s.pending_public),
+        hours(s.pending_professional),
+        hours(s.gap_public),
+        hours(s.gap_professional),
+        s.compliant,
+    ]
+
+
+def attachment(ruleset: rules.RuleSet, scope: OrgScope, ext: str) -> str:
+    which = scope.org.id if scope.org is not None else "city"
+    return f'attachment; filename="compliance-{ruleset.year}-{which}.{ext}"'
+
+
+def _csv_safe(value: Any) -> Any:
+    # a cell starting like a formula would be run by a spreadsheet (CSV injection)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+async def csv_stream(
+    state: ServiceState, ruleset: rules.RuleSet, scope: OrgScope
+) -> AsyncIterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    yield ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    async for chunk in iter_compliance(state, ruleset, scope):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows([_csv_safe(v) for v in row(person)] for person in chunk)
+        yield buffer.getvalue().encode("utf-8")
+
+
+def _text_cells(sheet: WriteOnlyWorksheet, values: Sequence[Any]) -> list[Any]:
+    """Cells for a write-only sheet; strings stay strings (openpyxl reads '=…' as a formula)."""
+    cells = []
+    for value in values:
+        cell = WriteOnlyCell(sheet, value)
+        if isinstance(value, str):
+            cell.data_type = "s"
+        cells.append(cell)
+    return cells
+
+
+async def xlsx_file(state: ServiceState, ruleset: rules.RuleSet, scope: OrgScope) -> str:
+    """The report as an .xlsx temp file (the caller deletes it). Rows go to openpyxl's own temp
+    files as they come, so memory stays flat; the zip is written in a thread."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("compliance")
+    sheet.append(COLUMNS)
+    async for chunk in iter_compliance(state, ruleset, scope):
+        for person in chunk:
+            sheet.append(_text_cells(sheet, row(person)))
+    async with state.uow() as uow:
+        summary = await compliance_summary(uow.session, ruleset, scope)
+    head = report_head(ruleset, scope, state.now())
+    info = workbook.create_sheet("summary")
+    org = head.org
+    info.append(["year", ruleset.year])
+    info.append(_text_cells(info, ["org_id", org.id if org else ""]))
+    info.append(_text_cells(info, ["org_name", org.name if org else "(city)"]))
+    info.append(["required_public", head.required.public])
+    info.append(["required_professional", head.required.professional])
+    info.append(["generated_at", head.generated_at])
+    info.append(["persons", summary.persons])
+    info.append(["compliant", summary.compliant])
+    info.append(["non_compliant", summary.non_compliant])
+    info.append([])
+    info.append(["org_id", "org_name", "persons", "compliant", "non_compliant"])
+    for o in summary.by_org:
+        values = [o.org_id, o.org_name or "", o.persons, o.compliant, o.non_compliant]
+        info.append(_text_cells(info, values))
+    fd, path = tempfile.mkstemp(prefix="compliance-", suffix=".xlsx")
+    os.close(fd)
+    try:
+        await asyncio.to_thread(workbook.save, path)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
