@@ -226,9 +226,8 @@ async def amend_project(
 async def submit_project(
     project_id: str, request: Request, principal: CurrentPrincipal
 ) -> ProjectOut:
-    state = state_of(request)
-    async with state.uow() as uow:
-        project = await service.submit_project(uow, principal, project_id, state.now())
+    async with state_of(request).uow() as uow:
+        project = await service.submit_project(uow, principal, project_id)
         view = project_view(project)
         await uow.commit()
     return view
@@ -244,10 +243,9 @@ async def decide_project(
     project_id: str, body: DecisionIn, request: Request, principal: CurrentPrincipal
 ) -> ProjectOut:
     """The city bureau approves (备案), rejects or returns a submitted filing, with its opinion."""
-    state = state_of(request)
-    async with state.uow() as uow:
+    async with state_of(request).uow() as uow:
         project = await service.decide_project(
-            uow, principal, project_id, body.decision, body.opinion, state.now()
+            uow, principal, project_id, body.decision, body.opinion
         )
         view = project_view(project)
         await uow.commit()
@@ -385,9 +383,8 @@ async def upload_completions(
     file with columns id_number, name, hours, passed. Each row is reported; each passed row gets
     exactly one certificate; uploading the same roster again changes nothing."""
     rows = await _roster_rows(request)
-    state = state_of(request)
-    async with state.uow() as uow:
-        result = await service.record_completions(uow, principal, project_id, rows, state.today())
+    async with state_of(request).uow() as uow:
+        result = await service.record_completions(uow, principal, project_id, rows)
         await uow.commit()
     return RosterOut(
         project_id=result.project_id,
@@ -523,11 +520,8 @@ class RevokeIn(BaseModel):
 async def revoke_certificate(
     code: str, body: RevokeIn, request: Request, principal: CurrentPrincipal
 ) -> CertificateOut:
-    state = state_of(request)
-    async with state.uow() as uow:
-        cert, project = await service.revoke_certificate(
-            uow, principal, code, body.reason, state.now()
-        )
+    async with state_of(request).uow() as uow:
+        cert, project = await service.revoke_certificate(uow, principal, code, body.reason)
         view = certificate_view(cert, project)
         await uow.commit()
     return view
@@ -544,14 +538,13 @@ async def issue_exam_card(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Any:
     """The city exam centre issues a 学时登记卡: one per person and year."""
-    state = state_of(request)
 
     async def create(uow: UnitOfWork) -> dict[str, Any]:
-        card = await service.issue_exam_card(uow, principal, body, state.today())
+        card = await service.issue_exam_card(uow, principal, body)
         return card_view(card).model_dump(mode="json")
 
     return await idempotency.create_once(
-        state.uow, principal.sub, idempotency_key, body.model_dump(mode="json"), create
+        state_of(request).uow, principal.sub, idempotency_key, body.model_dump(mode="json"), create
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Literal
 
@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, Principal
+from libs.common.clock import BEIJING
 from libs.common.db import utcnow
 from libs.common.errors import Conflict, Forbidden, NotFound, RuleViolation
 from libs.common.events import (
@@ -82,6 +83,11 @@ class ProjectFields(BaseModel):
     kind: Literal["training", "digital_manager"] = "training"
     level: Literal["junior", "intermediate"] | None = None
     unit_opinion: str | None = Field(default=None, max_length=2000)
+
+
+def _today(uow: UnitOfWork) -> date:
+    """Today in Beijing by the unit of work's clock."""
+    return uow.now().astimezone(BEIJING).date()
 
 
 # --- replicas -------------------------------------------------------------------------------
@@ -218,9 +224,8 @@ async def update_project(
     return project
 
 
-async def submit_project(
-    uow: UnitOfWork, principal: Principal, project_id: str, now: datetime
-) -> Project:
+async def submit_project(uow: UnitOfWork, principal: Principal, project_id: str) -> Project:
+    now = uow.now()
     project = await _own_project(uow, principal, project_id)
     if project.status not in EDITABLE:
         raise Conflict(
@@ -257,9 +262,9 @@ async def decide_project(
     project_id: str,
     decision: Decision,
     opinion: str | None,
-    now: datetime,
 ) -> Project:
     """The city bureau approves (备案), rejects or returns a submitted filing with its opinion."""
+    now = uow.now()
     if principal.role != "city_admin":
         raise Forbidden(
             "only the city bureau (city_admin) decides filings", code="role_not_allowed"
@@ -346,7 +351,7 @@ class RosterResult:
 
 
 async def record_completions(
-    uow: UnitOfWork, principal: Principal, project_id: str, rows: Sequence[RawRow], today: date
+    uow: UnitOfWork, principal: Principal, project_id: str, rows: Sequence[RawRow]
 ) -> RosterResult:
     """Each row on its own: a bad row is reported and never blocks the others. A passed row earns
     exactly one certificate; a person already on the roster is not recorded twice."""
@@ -368,6 +373,7 @@ async def record_completions(
         ).all()
     }
     planned = Decimal(project.planned_hours)
+    today = _today(uow)
     seen: set[str] = set()
     result = RosterResult(project.id)
     batch = _Batch(uow, project)
@@ -523,7 +529,7 @@ async def may_read_certificate(uow: UnitOfWork, principal: Principal, cert: Cert
 
 
 async def revoke_certificate(
-    uow: UnitOfWork, principal: Principal, code: str, reason: str, now: datetime
+    uow: UnitOfWork, principal: Principal, code: str, reason: str
 ) -> tuple[Certificate, Project]:
     if principal.role != "city_admin":
         raise Forbidden("only the city bureau revokes certificates", code="role_not_allowed")
@@ -533,7 +539,7 @@ async def revoke_certificate(
     if cert.status == "revoked":
         raise Conflict(f"certificate {cert.code} is revoked already", code="certificate_revoked")
     cert.status, cert.revoked_reason = "revoked", reason.strip()
-    cert.revoked_at, cert.revoked_by = now, principal.sub
+    cert.revoked_at, cert.revoked_by = uow.now(), principal.sub
     uow.emit(CertificateRevoked(code=cert.code, reason=cert.revoked_reason), subject=cert.code)
     await uow.session.flush()
     return cert, project
@@ -550,13 +556,13 @@ class ExamCardFields(BaseModel):
 
 
 async def issue_exam_card(
-    uow: UnitOfWork, principal: Principal, fields: ExamCardFields, today: date
+    uow: UnitOfWork, principal: Principal, fields: ExamCardFields
 ) -> ExamCard:
     """The city exam centre issues one 学时登记卡 per person and year."""
     if principal.role != "exam_center" or principal.org_id is None:
         raise Forbidden("only the city exam centre issues exam cards", code="role_not_allowed")
     load_shared_rules(fields.year)
-    id_number = validate_id_number(fields.id_number, today=today)
+    id_number = validate_id_number(fields.id_number, today=_today(uow))
     rules.check_hours(fields.hours, "hours")
     taken = await uow.session.scalar(
         select(ExamCard.card_no).where(
