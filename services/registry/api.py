@@ -4,9 +4,6 @@ the use case, shape the response."""
 from __future__ import annotations
 
 import json
-import math
-import time
-from collections import deque
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -28,6 +25,7 @@ from services.registry import pdf, service
 from services.registry.models import Certificate, ExamCard, OrgReplica, Project, ProjectStep
 from services.registry.roster import read_roster
 from services.registry.rules import normalise_code
+from services.registry.state import registry_of
 
 router = APIRouter(prefix="/v1")
 
@@ -400,29 +398,6 @@ async def upload_completions(
 # --- certificates -----------------------------------------------------------------------------
 
 
-class SlidingWindowLimiter:
-    """At most ``limit`` requests per ``window_s`` seconds per client address (in memory, per
-    process: the public lookup is cheap to guess at, so guessing is made slow)."""
-
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit, self.window_s = limit, window_s
-        self._hits: dict[str, deque[float]] = {}
-
-    def check(self, client: str) -> int | None:
-        """None if the request may go on, else the seconds until it may (``Retry-After``)."""
-        now = time.monotonic()
-        hits = self._hits.setdefault(client, deque())
-        while hits and hits[0] <= now - self.window_s:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return max(1, math.ceil(hits[0] + self.window_s - now))
-        hits.append(now)
-        if len(self._hits) > 10_000:  # forget idle clients, bounded memory
-            for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window_s]:
-                del self._hits[key]
-        return None
-
-
 @router.get(
     "/certificates/{code}",
     response_model=CertificateOut,
@@ -430,7 +405,8 @@ class SlidingWindowLimiter:
 )
 async def verify_certificate(code: str, request: Request) -> Any:
     """Public verification by code, no token: the ID number is masked; rate limited per address."""
-    limiter: SlidingWindowLimiter = request.app.state.verify_limiter
+    state = state_of(request)
+    limiter = registry_of(state).verify_limiter
     retry = limiter.check(request.client.host if request.client else "unknown")
     if retry is not None:
         response = problem(
@@ -442,7 +418,7 @@ async def verify_certificate(code: str, request: Request) -> Any:
         )
         response.headers["Retry-After"] = str(retry)
         return response
-    async with state_of(request).uow() as uow:
+    async with state.uow() as uow:
         cert, project = await service.certificate_by_code(uow, code)
     return certificate_view(cert, project)
 
@@ -503,7 +479,7 @@ async def certificate_pdf(code: str, request: Request, principal: CurrentPrincip
         cert, project = await service.certificate_by_code(uow, code)
         if not await service.may_read_certificate(uow, principal, cert):
             raise NotFound("no e-certificate has this code", code="certificate_not_found")
-    url = f"{request.app.state.public_url}/v1/certificates/{cert.code}"
+    url = f"{registry_of(state_of(request)).public_url}/v1/certificates/{cert.code}"
     content = pdf.certificate_pdf(cert, project, mask_id_number(cert.id_number), url)
     return Response(
         content,

@@ -29,11 +29,13 @@ from libs.common.events import (
 )
 from libs.common.idnumber import check_character
 from libs.common.settings import Settings
-from services.registry.main import RegistrySettings, create_app
+from services.registry.main import create_app
+from services.registry.state import SlidingWindowLimiter, registry_of
 from tests.support import OpenApiResponses, until
 
 # a fixed "now" in the 2026 filing season, before the 20 May deadline
 CLOCK = datetime(2026, 4, 15, 10, 0, tzinfo=BEIJING)
+PUBLIC_URL = "https://ce.zaozhuang.example"
 
 _people = itertools.count(1)
 
@@ -215,8 +217,7 @@ async def registry_app(
         database_url=database_url or f"sqlite+aiosqlite:///{data_dir / 'registry.db'}",
         outbox_poll_s=0.2,
     )
-    own = RegistrySettings(public_url="https://ce.zaozhuang.example", verify_limit=verify_limit)
-    app = create_app(settings, own)
+    app = create_app(settings)
     # every 2xx JSON response is checked against the registry's own OpenAPI document
     responses = OpenApiResponses(app.openapi())
     async with app.router.lifespan_context(app):
@@ -228,6 +229,9 @@ async def registry_app(
         ) as http:
             registry = Registry(app, http)
             registry.set_clock(CLOCK)
+            own = registry_of(app.state.service)
+            own.public_url = PUBLIC_URL
+            own.verify_limiter = SlidingWindowLimiter(verify_limit, 60.0)
             await registry.add_org("C", "city")
             await registry.add_org("D", "district", "C")
             await registry.add_org("Dept", "department", "C")
