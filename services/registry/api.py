@@ -33,7 +33,6 @@ from services.registry.schemas import (
     ProjectOut,
     ProjectPage,
     RosterOut,
-    RowOut,
     StepOut,
     card_view,
     certificate_view,
@@ -288,7 +287,7 @@ async def upload_completions(
         recorded=result.count("recorded"),
         unchanged=result.count("unchanged"),
         rejected=result.count("rejected"),
-        results=[RowOut.model_validate(r, from_attributes=True) for r in result.results],
+        results=result.results,
     )
 
 

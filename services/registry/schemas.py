@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from libs.common.idnumber import mask_id_number
 from services.registry.models import Certificate, ExamCard, Project
-from services.registry.service import ProjectFields
+from services.registry.service import ProjectFields, RowResult
 
 
 class ProjectOut(ProjectFields):
@@ -45,16 +45,6 @@ class ProjectPage(BaseModel):
     next_cursor: str | None
 
 
-class RowOut(BaseModel):
-    row: int
-    status: Literal["issued", "recorded", "unchanged", "rejected"]
-    id_number_masked: str
-    name: str
-    certificate_code: str | None = None
-    code: str | None = None
-    detail: str | None = None
-
-
 class RosterOut(BaseModel):
     project_id: str
     rows: int
@@ -62,7 +52,7 @@ class RosterOut(BaseModel):
     recorded: int
     unchanged: int
     rejected: int
-    results: list[RowOut]
+    results: list[RowResult]
 
 
 class CertificateOut(BaseModel):

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -330,8 +331,10 @@ class RawRow:
     line: int | None = None  # the spreadsheet line of a file's row (header = 1)
 
 
-@dataclass
+@pydantic_dataclass
 class RowResult:
+    """One roster row's outcome (also the response item: a pydantic dataclass)."""
+
     row: int  # the JSON array position (from 1), or the file's line
     status: Literal["issued", "recorded", "unchanged", "rejected"]
     id_number_masked: str
