@@ -19,7 +19,7 @@ from libs.common.service import ServiceState
 class RegistrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CE_REGISTRY_", env_file=".env", extra="ignore")
 
-    # the address printed in certificates' QR codes; defaults to this process's own address
+    # the address printed in certificates' QR codes; unset, the address the request came to
     public_url: str | None = None
     # public certificate lookups allowed per client address and window
     verify_limit: int = 60
@@ -51,17 +51,21 @@ class SlidingWindowLimiter:
 
 @dataclass
 class RegistryState:
-    public_url: str  # where the public verification is reached, without a trailing slash
+    public_url: str | None  # where the public verification is reached (no trailing slash)
     verify_limiter: SlidingWindowLimiter
+
+    def verification_url(self, base_url: str, code: str) -> str:
+        """The public lookup of ``code``, at ``public_url`` or else at ``base_url`` (the
+        address the caller reached this service at)."""
+        return f"{(self.public_url or base_url).rstrip('/')}/v1/certificates/{code}"
 
 
 @asynccontextmanager
 async def registry_state(state: ServiceState) -> AsyncIterator[RegistryState]:
     own = RegistrySettings()
-    settings = state.settings
-    public_url = own.public_url or f"http://{settings.host}:{settings.effective_port}"
     yield RegistryState(
-        public_url.rstrip("/"), SlidingWindowLimiter(own.verify_limit, own.verify_window_s)
+        own.public_url.rstrip("/") if own.public_url else None,
+        SlidingWindowLimiter(own.verify_limit, own.verify_window_s),
     )
 
 
