@@ -15,6 +15,9 @@ import httpx
 import pypdf
 import pytest
 
+from ce.demo import load_demo
+from ce.topology import SERVICES
+from libs.common.settings import Settings
 from tests.e2e.stack import Stack, start_distributed, start_embedded
 from tests.e2e.walkthrough import ID_NUMBER, bearer, decide, open_task, setup_world, submit_training
 from tests.fixtures.broker import Broker
@@ -80,10 +83,10 @@ def file_and_approve(stack: Stack, http: httpx.Client, provider_id: str) -> dict
     return dict(r.json())
 
 
-def certificate_path(stack: Stack) -> None:
+def certificate_path(stack: Stack, suffix: str = "") -> None:
     with stack.client(timeout=15) as http:
-        world = setup_world(stack, http)
-        provider_id = org(stack, http, "P-ZZU", "枣庄学院继续教育基地", "provider")
+        world = setup_world(stack, http, suffix=suffix)
+        provider_id = org(stack, http, f"P-ZZU{suffix}", "枣庄学院继续教育基地", "provider")
         project = file_and_approve(stack, http, provider_id)
         registry, claims = stack.url("registry"), stack.url("claims")
         provider = bearer(stack.token("provider", org_id=provider_id))
@@ -159,13 +162,13 @@ def certificate_path(stack: Stack) -> None:
         ).json()
         assert transcript["credited"]["professional"] == 0
 
-        exam_card_backs_one_claim(stack, http, world.personnel, world.person_id)
+        exam_card_backs_one_claim(stack, http, world.personnel, world.person_id, suffix)
 
 
 def exam_card_backs_one_claim(
-    stack: Stack, http: httpx.Client, personnel: str, person_id: str
+    stack: Stack, http: httpx.Client, personnel: str, person_id: str, suffix: str
 ) -> None:
-    exam_id = org(stack, http, "EXAM-ZZ", "枣庄市人事考试中心", "exam_center")
+    exam_id = org(stack, http, f"EXAM-ZZ{suffix}", "枣庄市人事考试中心", "exam_center")
     r = http.post(
         f"{stack.url('registry')}/v1/exam-cards",
         headers=bearer(stack.token("exam_center", org_id=exam_id)),
@@ -196,11 +199,30 @@ def exam_card_backs_one_claim(
     assert again.status_code == 422 and again.json()["code"] == "duplicate_evidence", again.text
 
 
+def demo_data_has_the_certificate_path(stack: Stack) -> None:
+    """``ce run --demo``'s loader files and approves a project and issues certificates."""
+    load_demo({name: stack.url(name) for name in SERVICES}, Settings(data_dir=stack.data_dir))
+    city = bearer(stack.token("city_admin"))
+    with stack.client(timeout=15) as http:
+        registry = stack.url("registry")
+        projects = http.get(f"{registry}/v1/projects", params={"status": "approved"}, headers=city)
+        [project] = projects.json()["items"]
+        assert project["kind"] == "digital_manager" and project["opinion"] == "同意备案"
+        certificates = http.get(
+            f"{registry}/v1/certificates", params={"project_id": project["id"]}, headers=city
+        ).json()["items"]
+        assert sorted(c["holder_name"] for c in certificates) == ["李明", "王芳"]
+        for cert in certificates:
+            public = http.get(f"{registry}/v1/certificates/{cert['code']}").json()
+            assert public["status"] == "valid"
+
+
 def test_certificate_path_embedded(tmp_path: Path) -> None:
     stack = start_embedded(tmp_path / "var")
     try:
         stack.wait_healthy()
-        certificate_path(stack)
+        demo_data_has_the_certificate_path(stack)
+        certificate_path(stack, suffix="-e2e")
     finally:
         codes = stack.stop()
     assert codes == [0], stack.tail()
