@@ -74,6 +74,8 @@ class Project(IdMixin, TimestampMixin, Base):
     form: Mapped[str] = mapped_column(String(10))  # online | offline | mixed
     # 数字化管理师 (初级/中级) is a project kind that carries its level
     kind: Mapped[str] = mapped_column(String(30), default="training")
+    # what its certificates count for: professional, or public when the course is a 公需 one
+    subject: Mapped[str] = mapped_column(String(20), default="professional")
     level: Mapped[str | None] = mapped_column(String(20))
     unit_opinion: Mapped[str | None] = mapped_column(Text)  # 申报单位意见
     # draft | submitted | approved | rejected | returned

@@ -31,6 +31,7 @@ from services.registry.models import Certificate, Project
 from services.registry.rules import KIND_LABELS, LEVEL_LABELS
 
 FONT = "STSong-Light"
+SUBJECT_LABELS = {"professional": "专业科目", "public": "公需科目"}
 FORMS = {"online": "线上", "offline": "线下", "mixed": "线上线下结合"}
 STATUS_LABELS = {
     "draft": "草稿",
@@ -70,7 +71,8 @@ def certificate_pdf(cert: Certificate, project: Project, masked_id: str, verify_
         f"培训项目：{project.name}",
         f"项目类别：{programme}",
         f"培训时间：{project.start_date:%Y年%m月%d日} 至 {project.end_date:%Y年%m月%d日}",
-        f"学时：{_hours(cert.hours)} 学时（专业科目，{cert.year}年度）",
+        f"学时：{_hours(cert.hours)} 学时（{SUBJECT_LABELS.get(cert.subject, cert.subject)}，"
+        f"{cert.year}年度）",
         f"证书编号：{cert.code}",
         f"状态：{STATUS_LABELS.get(cert.status, cert.status)}",
         f"发证日期：{cert.created_at.astimezone(BEIJING):%Y年%m月%d日}",
@@ -114,7 +116,12 @@ def project_form_pdf(
         programme += f"（{LEVEL_LABELS.get(project.level, project.level)}）"
     rows = [
         [p("申报单位"), p(applicant_name), p("单位地址"), p(project.address)],
-        [p("项目名称"), p(project.name), p("项目类别"), p(programme)],
+        [
+            p("项目名称"),
+            p(project.name),
+            p("项目类别"),
+            p(f"{programme}（{SUBJECT_LABELS.get(project.subject, project.subject)}）"),
+        ],
         [p("项目负责人"), p(project.person_in_charge), p("联系人"), p(project.contact_name)],
         [
             p("联系电话"),

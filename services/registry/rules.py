@@ -36,8 +36,12 @@ LEVELS: dict[str, tuple[str, ...]] = {
 }
 KIND_LABELS = {"training": "专业技术人员继续教育培训", "digital_manager": "数字化管理师"}
 LEVEL_LABELS = {"junior": "初级", "intermediate": "中级"}
-# the subject every filed training's certificates count for (DOMAIN.md: professional hours)
-CERTIFICATE_SUBJECT: Literal["professional"] = "professional"
+# the subjects a project's certificates may count for (DOMAIN.md: trainings are professional,
+# a training can be public when so certified; 数字化管理师 counts as professional hours)
+SUBJECTS: dict[str, tuple[str, ...]] = {
+    "training": ("professional", "public"),
+    "digital_manager": ("professional",),
+}
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{2,3}\d{7,8}(ext\d{1,6})?$")
@@ -57,6 +61,7 @@ class ProjectPlan:
     contact_phone: str
     kind: str
     level: str | None
+    subject: str = "professional"
 
 
 def check_project(rules: SharedRuleSet, plan: ProjectPlan) -> None:
@@ -73,6 +78,12 @@ def check_project(rules: SharedRuleSet, plan: ProjectPlan) -> None:
         raise RuleViolation(
             f"a {plan.kind} project carries {wanted}, not {plan.level}",
             code="invalid_project_level",
+        )
+    if plan.subject not in SUBJECTS[plan.kind]:
+        raise RuleViolation(
+            f"a {plan.kind} project's certificates count for {' or '.join(SUBJECTS[plan.kind])} "
+            f"hours, not {plan.subject}",
+            code="invalid_project_subject",
         )
     for day in (plan.start_date, plan.end_date):
         if day.year != plan.year:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
@@ -32,6 +32,7 @@ from libs.common.events import (
     ProjectRejected,
     ProjectReturned,
     ProjectSubmitted,
+    Subject,
 )
 from libs.common.idnumber import mask_id_number, validate_id_number
 from libs.common.rulesets import load_shared_rules
@@ -83,6 +84,8 @@ class ProjectFields(BaseModel):
     form: Literal["online", "offline", "mixed"]
     kind: Literal["training", "digital_manager"] = "training"
     level: Literal["junior", "intermediate"] | None = None
+    # what its certificates count for (a 公需 course is public; the default is professional)
+    subject: Subject = "professional"
     unit_opinion: str | None = Field(default=None, max_length=2000)
 
 
@@ -129,6 +132,7 @@ def _plan(fields: ProjectFields) -> rules.ProjectPlan:
         contact_phone=fields.contact_phone,
         kind=fields.kind,
         level=fields.level,
+        subject=fields.subject,
     )
 
 
@@ -480,7 +484,7 @@ def _issue(batch: _Batch, row: rules.CompletionRow) -> str:
             "id_number": row.id_number,
             "holder_name": row.name,
             "year": project.year,
-            "subject": rules.CERTIFICATE_SUBJECT,
+            "subject": project.subject,
             "hours": row.hours,
             "status": "valid",
             "created_at": now,
@@ -495,7 +499,7 @@ def _issue(batch: _Batch, row: rules.CompletionRow) -> str:
             id_number=row.id_number,
             holder_name=row.name,
             year=project.year,
-            subject=rules.CERTIFICATE_SUBJECT,
+            subject=cast(Subject, project.subject),  # checked on filing
             hours=float(row.hours),
         ),
         subject=code,

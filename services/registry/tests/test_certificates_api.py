@@ -130,6 +130,18 @@ async def test_mixed_rows_uploaded_twice(registry: Registry) -> None:
     assert changed["results"][0]["code"] == "completion_exists"
 
 
+async def test_a_public_course_issues_public_certificates(registry: Registry) -> None:
+    project = await registry.approved_project(
+        kind="training", level=None, subject="public", name="公需科目：人工智能与数字经济"
+    )
+    assert project["subject"] == "public"
+    body = (await upload_json(registry, project, rows((new_id_number(), "张三", 12, True)))).json()
+    code = body["results"][0]["certificate_code"]
+    assert (await registry.http.get(f"/v1/certificates/{code}")).json()["subject"] == "public"
+    [event] = [e for e in await registry.outbox(code) if e.type == "certificate.issued"]
+    assert event.data["subject"] == "public"
+
+
 async def test_completions_only_for_an_approved_project_of_the_organiser(
     registry: Registry,
 ) -> None:

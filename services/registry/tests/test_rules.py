@@ -79,6 +79,7 @@ def test_a_valid_plan_passes() -> None:
     rules.check_project(RULES, PLAN)
     rules.check_project(RULES, replace(PLAN, planned_hours=Decimal("15.5")))
     rules.check_project(RULES, replace(PLAN, kind="digital_manager", level="intermediate"))
+    rules.check_project(RULES, replace(PLAN, subject="public"))  # a 公需 course
 
 
 @pytest.mark.parametrize(
@@ -104,6 +105,10 @@ def test_a_valid_plan_passes() -> None:
         ({"level": "junior"}, "invalid_project_level"),
         ({"kind": "digital_manager"}, "invalid_project_level"),
         ({"kind": "digital_manager", "level": "senior"}, "invalid_project_level"),
+        (
+            {"kind": "digital_manager", "level": "junior", "subject": "public"},
+            "invalid_project_subject",
+        ),
     ],
 )
 def test_a_broken_rule_is_named(changes: dict[str, object], code: str) -> None:

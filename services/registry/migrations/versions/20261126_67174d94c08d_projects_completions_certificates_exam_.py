@@ -76,6 +76,7 @@ def upgrade() -> None:
         sa.Column("venue", sa.String(length=300), nullable=False),
         sa.Column("form", sa.String(length=10), nullable=False),
         sa.Column("kind", sa.String(length=30), nullable=False),
+        sa.Column("subject", sa.String(length=20), nullable=False),
         sa.Column("level", sa.String(length=20), nullable=True),
         sa.Column("unit_opinion", sa.Text(), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
