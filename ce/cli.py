@@ -210,6 +210,41 @@ def import_persons(
         raise typer.Exit(1)
 
 
+@app.command("import-orgs")
+def import_orgs(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="CSV (UTF-8, UTF-8 with BOM or GBK) or XLSX: code,name,type,parent_code",
+        ),
+    ],
+    url: Annotated[str, typer.Option(help="the review service")] = "http://127.0.0.1:8002",
+    token: Annotated[str | None, typer.Option(envvar="CE_TOKEN", help="bearer token")] = None,
+) -> None:
+    """Create or update the org directory from a file (POST /v1/orgs/import): all or nothing,
+    parents by code. Safe to run again: an unchanged row is a no-op. A refused file prints every
+    bad row with its line and rule, and imports nothing."""
+    with httpx.Client(timeout=300) as http:
+        r = http.post(
+            f"{url}/v1/orgs/import",
+            files={"file": (file.name, file.read_bytes())},
+            headers=_bearer(token),
+        )
+    body = r.json() if "json" in r.headers.get("content-type", "") else {}
+    if r.status_code != 200:
+        detail = body.get("detail") or r.text[:500]
+        typer.echo(f"error {r.status_code} {body.get('code', '')}: {detail}", err=True)
+        for row in body.get("rows", []):
+            for error in row["errors"]:
+                typer.echo(
+                    f"line {row['line']} ({row['code']}): {error['code']}: {error['detail']}"
+                )
+        raise typer.Exit(1)
+    typer.echo(json.dumps({k: body[k] for k in ("created", "updated", "unchanged")}))
+
+
 @app.command()
 def report(
     year: Annotated[int, typer.Option(help="rule year")],

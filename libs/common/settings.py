@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     province_rate_limit_per_s: float = 50.0
 
     outbox_poll_s: float = 1.0
+    # review: a task open longer than this many Chinese working days is overdue
+    review_sla_working_days: int = 10
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 
-from libs.common import idempotency
+from libs.common import idempotency, workdays
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import RuleViolation
 from libs.common.events import Affiliation
@@ -32,7 +32,6 @@ from services.claims import (
     planner,
     rules,
     service,
-    workdays,
 )
 from services.claims.commands import ClaimCommand
 from services.claims.deps import State, Uow
