@@ -15,6 +15,9 @@ import pypdf
 import pytest
 from sqlalchemy import func, select
 
+from libs.common.events import Affiliation, PersonUpdated, topic_of
+from libs.common.settings import Settings
+from services.registry.main import create_app
 from services.registry.models import Certificate
 from services.registry.state import registry_of
 from services.registry.tests.support import (
@@ -388,3 +391,54 @@ async def test_exam_cards_one_per_person_and_year(registry: Registry) -> None:
     )
     got = await registry.http.get(f"/v1/exam-cards/{card['card_no'].lower()}", headers=exam)
     assert got.json() == card
+
+
+async def test_settings_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CE_REGISTRY_PUBLIC_URL", "https://ce.zaozhuang.example/")
+    monkeypatch.setenv("CE_REGISTRY_VERIFY_LIMIT", "7")
+    app = create_app(
+        Settings(
+            service="registry",
+            data_dir=tmp_path,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}",
+        )
+    )
+    async with app.router.lifespan_context(app):
+        own = registry_of(app.state.service)
+        assert own.verify_limiter.limit == 7
+        assert own.verification_url("http://127.0.0.1:8003/", "C-1") == (
+            "https://ce.zaozhuang.example/v1/certificates/C-1"
+        )
+    monkeypatch.delenv("CE_REGISTRY_PUBLIC_URL")
+    app = create_app(app.state.settings)
+    async with app.router.lifespan_context(app):
+        own = registry_of(app.state.service)
+        # unset, the QR code points where the caller reached the registry
+        assert own.verification_url("http://10.1.2.3:8003/", "C-1") == (
+            "http://10.1.2.3:8003/v1/certificates/C-1"
+        )
+
+
+async def test_mine_follows_the_persons_replica(registry: Registry) -> None:
+    """A corrected ID number (``person.updated`` from claims) finds its certificates."""
+    project = await registry.approved_project()
+    wrong, right = new_id_number(), new_id_number()
+    body = (await upload_json(registry, project, rows((right, "张三", 16, True)))).json()
+    person_id = await registry.add_person(wrong)
+    me = registry.auth("personnel", person_id=person_id)
+    r = await registry.http.get("/v1/certificates", params={"mine": "true"}, headers=me)
+    assert r.json()["items"] == []
+    await registry.publish(
+        topic_of("claims"),
+        PersonUpdated(
+            person_id=person_id,
+            id_number=right,
+            name="张三",
+            affiliation=Affiliation(kind="unit", org_id=registry.orgs["U"]),
+        ),
+        subject=person_id,
+    )
+    r = await registry.http.get("/v1/certificates", params={"mine": "true"}, headers=me)
+    assert [c["code"] for c in r.json()["items"]] == [body["results"][0]["certificate_code"]]
