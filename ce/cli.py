@@ -59,14 +59,20 @@ def serve(
 def migrate(
     service: Annotated[str | None, typer.Argument(help="one service; all when omitted")] = None,
 ) -> None:
-    """Upgrade the database of one service (or all) to the newest migration."""
-    from libs.common.migrations import upgrade
+    """Upgrade the database of one service (or all, each on its own CE_<SERVICE>_DATABASE_URL)
+    to the newest migration."""
+    from libs.common.migrations import AmbiguousDatabase, migration_settings, upgrade
 
-    for name in [service] if service else list(SERVICES):
-        migrations = _migrations_dir(name)
-        settings = Settings(service=name)
+    names = [service] if service else list(SERVICES)
+    migrations = {name: _migrations_dir(name) for name in names}
+    try:
+        chosen = migration_settings(names)
+    except AmbiguousDatabase as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for name, settings in chosen.items():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade(migrations, settings.effective_database_url)
+        upgrade(migrations[name], settings.effective_database_url)
         typer.echo(f"{name}: migrated")
 
 
