@@ -162,3 +162,17 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+def insert_ignoring_duplicates(table: Any, dialect: str, *, index_elements: Any = None) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on PostgreSQL and SQLite: a set-based insert that skips
+    rows whose unique key exists already (add ``.values(rows)`` and ``.returning(...)``)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")  # pragma: no cover
