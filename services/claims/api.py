@@ -91,6 +91,56 @@ async def register_person(
     return PersonView.model_validate(view)
 
 
+class PersonsBatchIn(BaseModel):
+    persons: list[PersonIn] = Field(min_length=1, max_length=1000)
+
+
+class PersonRowResult(BaseModel):
+    """One row's outcome: 201 registered, 200 registered before (same name and org; a re-run),
+    or the status and ``code`` that ``POST /v1/persons`` would have answered for it."""
+
+    row: int = Field(description="0-based position in the request")
+    status: int
+    person: PersonView | None = None
+    code: str | None = None
+    detail: str | None = None
+
+
+class PersonsBatchOut(BaseModel):
+    registered: int
+    existing: int
+    refused: int
+    results: list[PersonRowResult]
+
+
+@router.post("/persons/batch")
+async def register_persons(
+    body: PersonsBatchIn, state: State, principal: CurrentPrincipal
+) -> PersonsBatchOut:
+    """Register up to 1,000 persons in one transaction, each row on its own (per-row results,
+    never all or nothing); re-sending a row that went in before answers 200 with its person."""
+    rows = [persons.PersonRow(p.id_number, p.name, p.phone, p.affiliation) for p in body.persons]
+    async with state.uow() as uow:
+        outcomes = await persons.register_persons(uow, principal, rows, today=state.today())
+        await uow.commit()
+    results = [
+        PersonRowResult(
+            row=i,
+            status=o.status,
+            person=person_view(o.person) if o.person is not None else None,
+            code=o.code,
+            detail=o.detail,
+        )
+        for i, o in enumerate(outcomes)
+    ]
+    return PersonsBatchOut(
+        registered=sum(r.status == 201 for r in results),
+        existing=sum(r.status == 200 for r in results),
+        refused=sum(r.status >= 400 for r in results),
+        results=results,
+    )
+
+
 @router.get("/persons/{person_id}")
 async def get_person(person_id: str, uow: Uow, principal: CurrentPrincipal) -> PersonView:
     return person_view(await persons.get_person(uow, principal, person_id))
