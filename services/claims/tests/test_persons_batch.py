@@ -27,7 +27,7 @@ def _row(n: int, org_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 async def _batch(stack: Stack, rows: list[dict[str, Any]], **auth: str) -> dict[str, Any]:
-    headers = stack.auth(**auth) if auth else stack.city  # type: ignore[arg-type]
+    headers = stack.auth(**auth) if auth else stack.city
     r = await stack.http.post("/v1/persons/batch", json={"persons": rows}, headers=headers)
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
