@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Header, Query, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 
@@ -92,7 +92,12 @@ async def register_person(
 
 
 class PersonsBatchIn(BaseModel):
-    persons: list[PersonIn] = Field(min_length=1, max_length=1000)
+    persons: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=1000,
+        description="bodies of POST /v1/persons; each validated on its own (a bad row is its "
+        "own 422 validation_error result, never the batch's)",
+    )
 
 
 class PersonRowResult(BaseModel):
@@ -113,16 +118,37 @@ class PersonsBatchOut(BaseModel):
     results: list[PersonRowResult]
 
 
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+
+
 @router.post("/persons/batch")
 async def register_persons(
     body: PersonsBatchIn, state: State, principal: CurrentPrincipal
 ) -> PersonsBatchOut:
     """Register up to 1,000 persons in one transaction, each row on its own (per-row results,
     never all or nothing); re-sending a row that went in before answers 200 with its person."""
-    rows = [persons.PersonRow(p.id_number, p.name, p.phone, p.affiliation) for p in body.persons]
+    invalid: dict[int, str] = {}
+    rows: list[persons.PersonRow | None] = []
+    for raw in body.persons:
+        try:
+            p = PersonIn.model_validate(raw)
+        except ValidationError as exc:
+            rows.append(None)
+            invalid[len(rows) - 1] = _first_error(exc)
+            continue
+        rows.append(persons.PersonRow(p.id_number, p.name, p.phone, p.affiliation))
     async with state.uow() as uow:
-        outcomes = await persons.register_persons(uow, principal, rows, today=state.today())
+        valid = [r for r in rows if r is not None]
+        done = iter(await persons.register_persons(uow, principal, valid, today=state.today()))
         await uow.commit()
+    outcomes = [
+        persons.RowOutcome(422, code="validation_error", detail=invalid[i])
+        if row is None
+        else next(done)
+        for i, row in enumerate(rows)
+    ]
     results = [
         PersonRowResult(
             row=i,

@@ -54,15 +54,17 @@ async def _scenario(stack: Stack) -> None:
     rows[3] = _row(4, unit, id_number=with_bad_checksum(id_number(4)))
     rows[5] = _row(6, "no-such-org")
     rows[8] = _row(9, unit, affiliation={"kind": "agency", "org_id": unit})
+    rows[12] = _row(13, unit, name="")  # fails the schema: that row only
     rows.append(dict(rows[10]))  # the same row twice: one person
     rows.append(_row(11, unit, name="别人"))  # the same ID number, someone else: refused
     body = await _batch(stack, rows)
-    assert (body["registered"], body["existing"], body["refused"]) == (995, 1, 4)
+    assert (body["registered"], body["existing"], body["refused"]) == (994, 1, 5)
     codes = {r["row"]: r["code"] for r in body["results"] if r["status"] >= 400}
     assert codes == {
         3: "invalid_id_number",
         5: "unknown_org",
         8: "affiliation_mismatch",
+        12: "validation_error",
         999: "duplicate_person",
     }
     assert [r["row"] for r in body["results"]] == list(range(len(rows)))
@@ -75,13 +77,13 @@ async def _scenario(stack: Stack) -> None:
     assert [e["ref"] for e in r.json()["entries"]] == ["city-batch-1"]
     # every registration is announced, once
     registered = [e for e in await stack.outbox() if e.type == "person.registered"]
-    assert len(registered) == 995
+    assert len(registered) == 994
 
     # a re-run: every row that went in answers 200 with the same person, nothing new
     again = await _batch(stack, rows)
-    assert (again["registered"], again["existing"], again["refused"]) == (0, 996, 4)
+    assert (again["registered"], again["existing"], again["refused"]) == (0, 995, 5)
     assert again["results"][10]["person"] == twice
-    assert len([e for e in await stack.outbox() if e.type == "person.registered"]) == 995
+    assert len([e for e in await stack.outbox() if e.type == "person.registered"]) == 994
 
     # scope: a unit admin of another unit registers nobody here, its own unit's rows go in
     mixed = [_row(2001, unit), _row(2002, other)]
@@ -91,7 +93,9 @@ async def _scenario(stack: Stack) -> None:
         (201, None),
     ]
     r = await stack.http.post(
-        "/v1/persons/batch", json={"persons": [_row(3000, unit)]}, headers=stack.auth("personnel", sub="self-1")
+        "/v1/persons/batch",
+        json={"persons": [_row(3000, unit)]},
+        headers=stack.auth("personnel", sub="self-1"),
     )
     assert_problem(r, 403, "outside_scope")
     r = await stack.http.post(
