@@ -119,7 +119,7 @@ async def book_learning(uow: UnitOfWork, records: Sequence[LearningRecorded]) ->
         if r.id_number in persons
     ]
     if booked:
-        await uow.session.execute(_insert_ledger(dialect).values(booked))
+        await uow.session.execute(_insert_ledger(dialect), booked)
     waiting = [
         {
             "record_id": r.record_id,
@@ -137,7 +137,8 @@ async def book_learning(uow: UnitOfWork, records: Sequence[LearningRecorded]) ->
         await uow.session.execute(
             insert_ignoring_duplicates(
                 PendingLearning.__table__, dialect, index_elements=["record_id"]
-            ).values(waiting)
+            ),
+            waiting,
         )
 
 
@@ -158,14 +159,13 @@ async def book_pending_learning_of(uow: UnitOfWork, persons: dict[str, str]) -> 
         return
     now = utcnow()
     await uow.session.execute(
-        _insert_ledger(uow.session.get_bind().dialect.name).values(
-            [
-                _ledger_row(
-                    persons[p.id_number], p.record_id, p.year, p.subject, p.hours, p.course, now
-                )
-                for p in pending
-            ]
-        )
+        _insert_ledger(uow.session.get_bind().dialect.name),
+        [
+            _ledger_row(
+                persons[p.id_number], p.record_id, p.year, p.subject, p.hours, p.course, now
+            )
+            for p in pending
+        ],
     )
     await uow.session.execute(
         delete(PendingLearning).where(PendingLearning.record_id.in_([p.record_id for p in pending]))

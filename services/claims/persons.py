@@ -267,16 +267,13 @@ async def register_persons(
 
 
 async def _insert_persons(uow: UnitOfWork, persons: list[Person]) -> set[str]:
-    """Insert the persons in one statement; the ID numbers that went in (one registered by a
-    concurrent request in the meantime does not)."""
+    """Insert the persons (multi-row batches of one cached statement); the ID numbers that went
+    in (one registered by a concurrent request in the meantime does not)."""
     if not persons:
         return set()
     table = Person.__table__
-    stmt = (
-        insert_ignoring_duplicates(
-            table, uow.session.get_bind().dialect.name, index_elements=["id_number"]
-        )
-        .values([{c.name: getattr(p, c.key) for c in table.columns} for p in persons])
-        .returning(table.c.id_number)
-    )
-    return set((await uow.session.execute(stmt)).scalars().all())
+    stmt = insert_ignoring_duplicates(
+        table, uow.session.get_bind().dialect.name, index_elements=["id_number"]
+    ).returning(table.c.id_number)
+    rows = [{c.name: getattr(p, c.key) for c in table.columns} for p in persons]
+    return set((await uow.session.execute(stmt, rows)).scalars().all())
