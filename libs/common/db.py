@@ -153,7 +153,20 @@ def _sqlite_begin_immediate(conn: Connection) -> None:
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 15})
+        # One connection per process: SQLite has one writer at a time anyway, and every
+        # transaction here takes the write lock up front (BEGIN IMMEDIATE). With a pool of many,
+        # concurrent requests each hold a connection and wait in SQLite's busy handler, which
+        # sleeps and polls (up to 100 ms a try): throughput drops and p99 reaches seconds. With
+        # one, they wait in the pool's asyncio queue, first come first served, and each gets the
+        # lock the moment the previous transaction ends.
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": 15},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
