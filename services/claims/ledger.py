@@ -17,6 +17,7 @@ from libs.common.events import LearningRecorded, LearningRecordedBatch
 from libs.common.uow import UnitOfWork
 from services.claims import compliance, rules
 from services.claims.models import (
+    Claim,
     LedgerEntry,
     LedgerSource,
     PendingLearning,
@@ -57,7 +58,9 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
     ruleset = rules.load_ruleset(year)
     credited: dict[str, Decimal] = defaultdict(Decimal)
     entries = []
-    for entry in await ledger(uow, person.id, year, include_revoked=True):
+    booked = await ledger(uow, person.id, year, include_revoked=True)
+    leave_kinds = await _leave_kinds(uow, [e.ref for e in booked if e.source == LedgerSource.CLAIM])
+    for entry in booked:
         if entry.revoked_at is None:
             credited[entry.subject] += Decimal(entry.hours)
         entries.append(
@@ -72,6 +75,9 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
                 note=entry.note,
                 at=entry.created_at.isoformat(),
                 revoked_at=entry.revoked_at.isoformat() if entry.revoked_at else None,
+                leave_kind=leave_kinds.get(entry.ref)
+                if entry.source == LedgerSource.CLAIM
+                else None,
             )
         )
     pending = await compliance.pending_sums(uow.session, [person.id], year)
@@ -88,6 +94,18 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
         compliant=standing.compliant,
         entries=entries,
     )
+
+
+async def _leave_kinds(uow: UnitOfWork, claim_ids: list[str]) -> dict[str, str]:
+    """claim id → the leave_kind its special-leave claim named (shown on the transcript)."""
+    if not claim_ids:
+        return {}
+    rows = await uow.session.execute(
+        select(Claim.id, Claim.body).where(
+            Claim.id.in_(set(claim_ids)), Claim.category == "special_leave"
+        )
+    )
+    return {claim_id: body["leave_kind"] for claim_id, body in rows if body.get("leave_kind")}
 
 
 async def learning_recorded(uow: UnitOfWork, event: LearningRecorded) -> None:
@@ -114,7 +132,16 @@ async def book_learning(uow: UnitOfWork, records: Sequence[LearningRecorded]) ->
     dialect = uow.session.get_bind().dialect.name
     now = utcnow()
     booked = [
-        _ledger_row(persons[r.id_number], r.record_id, r.year, r.subject, r.hours, r.course, now)
+        _ledger_row(
+            persons[r.id_number],
+            r.record_id,
+            r.year,
+            r.subject,
+            r.hours,
+            r.course,
+            now,
+            r.completed_at,
+        )
         for r in records
         if r.id_number in persons
     ]
@@ -162,7 +189,14 @@ async def book_pending_learning_of(uow: UnitOfWork, persons: dict[str, str]) -> 
         _insert_ledger(uow.session.get_bind().dialect.name),
         [
             _ledger_row(
-                persons[p.id_number], p.record_id, p.year, p.subject, p.hours, p.course, now
+                persons[p.id_number],
+                p.record_id,
+                p.year,
+                p.subject,
+                p.hours,
+                p.course,
+                now,
+                p.completed_at,
             )
             for p in pending
         ],
@@ -186,6 +220,7 @@ def _ledger_row(
     hours: float | Decimal,
     course: str,
     now: datetime,
+    completed_at: datetime,
 ) -> dict[str, Any]:
     return {
         "id": new_id(),
@@ -196,6 +231,7 @@ def _ledger_row(
         "source": LedgerSource.CITY_PLATFORM,
         "ref": record_id,
         "title": course,
+        "completed_at": completed_at,
         "created_at": now,
         "updated_at": now,
     }

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from libs.common.events import topic_of
 from libs.common.service import ServiceSpec, create_service_app
 from libs.common.settings import Settings
-from services.claims import reminders
+from services.claims import notifications, reminders
 from services.claims.api import router
 from services.claims.handlers import events
 from services.claims.models import infra
@@ -20,7 +20,7 @@ SPEC = ServiceSpec(
     title="Claims: persons, claims, transcripts",
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=[router, reminders.router],
+    routers=[router, reminders.router, notifications.router],
     events=events,
     subscribes=[topic_of("review"), topic_of("registry"), topic_of("sync")],
     workers=[reminders.reminder_worker],
