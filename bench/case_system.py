@@ -66,7 +66,7 @@ def _id_number(n: int) -> str:
 class Stack:
     """``python -m ce run`` on a temp data directory and free ports; stopped with SIGINT."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = workdir / "data"
         self.ports = {name: free_port() for name in SERVICES}
         env = {
@@ -74,6 +74,7 @@ class Stack:
             "CE_DATA_DIR": str(self.data_dir),
             "CE_LOG_LEVEL": "WARNING",
             **{f"CE_{n.upper()}_PORT": str(p) for n, p in self.ports.items()},
+            **(env or {}),
         }
         env.pop("CE_DATABASE_URL", None)
         self.proc = subprocess.Popen(
@@ -101,17 +102,31 @@ class Stack:
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
-    def peak_rss_mb(self) -> dict[str, float]:
-        """VmHWM of every child of ``ce run``, by the service name on its command line."""
-        out: dict[str, float] = {}
+    def pids(self) -> dict[str, int]:
+        """The child processes of ``ce run`` by the service name on their command line."""
+        out: dict[str, int] = {}
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
         for pid in children.split():
             try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            except OSError:
+                continue
+            out[cmd[-1].decode()] = int(pid)
+        return out
+
+    def cpu_s(self, name: str) -> float:
+        """CPU seconds (user + system) the process of ``name`` has used so far."""
+        fields = Path(f"/proc/{self.pids()[name]}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """VmHWM of every child of ``ce run``."""
+        out: dict[str, float] = {}
+        for name, pid in self.pids().items():
+            try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
                 continue
-            name = cmd[-2].decode() if cmd[-1] == b"" else cmd[-1].decode()
             for line in status.splitlines():
                 if line.startswith("VmHWM:"):
                     out[name] = int(line.split()[1]) / 1024
@@ -403,11 +418,25 @@ async def _claims_load(
     async def ping() -> None:
         await _ok(await http.get(healthz), 200)
 
+    cpu = stack.cpu_s("claims")
     base_lat, base_wall = await _concurrent([ping] * count, CLIENTS)
+    base_cpu, cpu = stack.cpu_s("claims") - cpu, stack.cpu_s("claims")
     jobs = [lambda n=n, e=e: claims.submit(n, e) for n, e in prepared]
     lat, wall = await _concurrent(jobs, CLIENTS)
+    await asyncio.sleep(1.0)  # the relay publishes the last events: part of a claim's cost
+    claim_cpu = stack.cpu_s("claims") - cpu
     details = {"claims": count, "clients": CLIENTS, "seconds": round(wall, 2)}
     results = [
+        Result(
+            case="system.submit_claim.cpu",
+            metric="claims-process CPU per POST /v1/claims (with its outbox relay)",
+            unit="ms",
+            figure=claim_cpu / count * 1000,
+            baseline=base_cpu / count * 1000,
+            baseline_label="claims-process CPU per GET /healthz",
+            better="lower",
+            details=details,
+        ),
         Result(
             case="system.submit_claim_32",
             metric=f"POST /v1/claims, {CLIENTS} clients",
@@ -417,7 +446,7 @@ async def _claims_load(
             baseline_label=f"GET /healthz, {CLIENTS} clients",
             better="higher",
             details=details,
-        )
+        ),
     ]
     for pct in (50, 99):
         results.append(
@@ -549,8 +578,12 @@ async def run(
     claims: int,
     steady_per_s: int,
     steady_s: int,
+    plain_server: int = 0,
 ) -> list[Result]:
-    stack = await asyncio.to_thread(Stack, workdir)
+    """``plain_server=1`` runs the services on asyncio and h11 instead of uvloop and httptools
+    (to measure what those buy)."""
+    env = {"CE_SERVER_LOOP": "asyncio", "CE_SERVER_HTTP": "h11"} if plain_server else {}
+    stack = await asyncio.to_thread(Stack, workdir, env)
     try:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:

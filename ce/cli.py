@@ -53,6 +53,8 @@ def serve(
         log_config=None,
         access_log=False,  # it would carry ID numbers (the province's person-hours path has them)
         timeout_graceful_shutdown=10,
+        loop=settings.server_loop,
+        http=settings.server_http,
     )
 
 

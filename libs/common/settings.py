@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     province_timeout_s: float = 5.0
     province_rate_limit_per_s: float = 50.0
 
+    # the HTTP server of `ce serve`: "auto" takes uvloop and httptools when installed
+    server_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    server_http: Literal["auto", "h11", "httptools"] = "auto"
+
     outbox_poll_s: float = 1.0
     log_level: str = "INFO"
 
