@@ -1,11 +1,12 @@
 """Run the benchmarks and print each figure beside its baseline, measured in the same run.
 
-    .venv/bin/python -m bench.run            # full run, under a minute
-    .venv/bin/python -m bench.run --quick    # smoke run, about ten seconds
+    .venv/bin/python -m bench.run            # full run, a few minutes (the system case)
+    .venv/bin/python -m bench.run --quick    # smoke run, about twenty seconds
     .venv/bin/python -m bench.run --only eventlog,rules
 
-Results are printed as a table and written to ``bench/results/latest.json``. Everything runs
-in this process on temp directories: no network, no broker, no database server.
+Results are printed as a table and written to ``bench/results/latest.json``. The eventlog,
+rules and http cases run in this process on temp directories; the system case starts the
+stack with ``ce run`` on 127.0.0.1 (temp data directory, free ports) and stops it.
 See bench/README.md for what each case measures and how to read the ratios.
 """
 
