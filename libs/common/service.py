@@ -92,14 +92,25 @@ class ServiceState:
         )
 
 
-def build_bus(settings: Settings) -> EventBus:
+def build_bus(settings: Settings, metrics: Metrics | None = None) -> EventBus:
     if settings.bus == "kafka":
         from libs.common.kafka import KafkaBus
+
+        def offset_lost(topic: str, partition: int, offset: int) -> None:
+            if metrics is not None:
+                metrics.offsets_lost.labels(metrics.service, topic, str(partition)).inc()
 
         return KafkaBus(
             settings.kafka_bootstrap,
             enable_idempotence=settings.kafka_idempotence,
             send_timeout_s=settings.kafka_send_timeout_s,
+            partitions=settings.kafka_partitions,
+            replication_factor=settings.kafka_replication_factor,
+            topic_configs={
+                "min.insync.replicas": str(settings.kafka_min_insync_replicas),
+                "retention.ms": str(settings.kafka_retention_ms),
+            },
+            on_offset_out_of_range=offset_lost,
         )
     return EmbeddedLog(settings.event_log_path, partitions=settings.embedded_partitions)
 
@@ -131,7 +142,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             await upgrade_async(spec.migrations_dir, url)
         engine = create_engine(url)
         sessionmaker = create_sessionmaker(engine)
-        bus = build_bus(settings)
+        bus = build_bus(settings, metrics)
         await bus.start()
         relay = OutboxRelay(
             engine, sessionmaker, spec.infra, bus, name=spec.name, poll_s=settings.outbox_poll_s
