@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     province_timeout_s: float = 5.0
     province_rate_limit_per_s: float = 50.0
 
+    # the HTTP server of `ce serve`: "auto" takes uvloop and httptools when installed
+    server_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    server_http: Literal["auto", "h11", "httptools"] = "auto"
+
     outbox_poll_s: float = 1.0
     # review: a task open longer than this many Chinese working days is overdue
     review_sla_working_days: int = 10
