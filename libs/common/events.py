@@ -227,6 +227,14 @@ class LearningRecorded(Payload):
     completed_at: datetime
 
 
+class LearningRecordedBatch(Payload):
+    """A chunk of city-platform records accepted in one ingest (each one as ``learning.recorded``
+    would carry it): consumers apply the chunk in one transaction, deduplicated per record id."""
+
+    TYPE: ClassVar[str] = "learning.recorded_batch"
+    records: list[LearningRecorded] = Field(min_length=1)
+
+
 class SyncRecordRegistered(Payload):
     TYPE: ClassVar[str] = "sync.record_registered"
     record_id: str
@@ -249,6 +257,38 @@ class ProjectApproved(Payload):
     name: str
     year: int
     applicant_org_id: str
+
+
+class ProjectSubmitted(Payload):
+    """A training project's filing (附件2) submitted to the city bureau for 备案."""
+
+    TYPE: ClassVar[str] = "project.submitted"
+    project_id: str
+    name: str
+    year: int
+    applicant_org_id: str
+
+
+class ProjectRejected(Payload):
+    """The city bureau refused the filing: trainings under it earn no hours."""
+
+    TYPE: ClassVar[str] = "project.rejected"
+    project_id: str
+    name: str
+    year: int
+    applicant_org_id: str
+    opinion: str
+
+
+class ProjectReturned(Payload):
+    """The city bureau returned the filing for amendment; the applicant may resubmit it."""
+
+    TYPE: ClassVar[str] = "project.returned"
+    project_id: str
+    name: str
+    year: int
+    applicant_org_id: str
+    opinion: str
 
 
 class ComplianceReminderDue(Payload):

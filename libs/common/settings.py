@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = 86400.0  # the scheduled reconciliation; 0 turns it off
     reconcile_repair: bool = True  # the scheduled run repairs (re-queues and voids), else reports
 
+    # the HTTP server of `ce serve`: "auto" takes uvloop and httptools when installed
+    server_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    server_http: Literal["auto", "h11", "httptools"] = "auto"
+
     outbox_poll_s: float = 1.0
     # review: a task open longer than this many Chinese working days is overdue
     review_sla_working_days: int = 10
