@@ -219,6 +219,8 @@ async def _seed(apps: dict[str, FastAPI], http: dict[str, httpx.AsyncClient]) ->
 
 
 def _path_value(param: str, party: Party, orgs: dict[str, str]) -> str:
+    """The party's object for the parameter; one the matrix does not seed (registry projects,
+    certificates, ...) gets an id that names nothing, which must still never answer with data."""
     return {
         "person_id": party.person_id,
         "claim_id": party.claim_id,
@@ -226,7 +228,7 @@ def _path_value(param: str, party: Party, orgs: dict[str, str]) -> str:
         "task_id": party.task_id,
         "org_id": orgs[party.org_key],
         "year": str(YEAR),
-    }[param]
+    }.get(param, f"matrix-none-{param}")
 
 
 def _body(method: str, path: str, party: Party, orgs: dict[str, str]) -> dict[str, Any] | None:
