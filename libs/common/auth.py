@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal
 import jwt
 from fastapi import Depends, Request
 
-from libs.common.errors import Forbidden, Unauthorized
+from libs.common.asciitext import fold_width
+from libs.common.errors import Forbidden, RuleViolation, Unauthorized
+from libs.common.idnumber import validate_id_number
 from libs.common.settings import Settings
 
 Role = Literal[
@@ -30,6 +32,7 @@ Role = Literal[
     "provider",
     "exam_center",
     "system",
+    "ops",
 ]
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 # the admin role that acts for each kind of reviewing org (分级审验)
@@ -50,16 +53,25 @@ ORG_ROLES = {
 }
 
 
+# the operations endpoints every service has (dead letters), and sync's summary and
+# reconciliations: the operators, and the city bureau
+OPS_ROLES = ("ops", "city_admin")
+
+
 @dataclass(frozen=True)
 class Principal:
     sub: str
     role: str
     org_id: str | None = None
     person_id: str | None = None
+    # the resident ID number the identity provider verified for this login (self-registration)
+    id_number: str | None = None
 
     @property
     def is_city(self) -> bool:
-        return self.role in {"city_admin", "system"}
+        """The city bureau, which oversees every org. Not ``system`` (the e-learning platform's
+        integration pushes records and reads their status, nothing else) nor ``ops``."""
+        return self.role == "city_admin"
 
 
 def dev_key_path(data_dir: Path) -> Path:
@@ -81,9 +93,33 @@ def load_or_create_dev_key(data_dir: Path) -> str:
     return key
 
 
+SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+def algorithm_for(settings: Settings) -> str:
+    """The one algorithm tokens are verified with, tied to the kind of key configured: a public
+    key never verifies an HMAC token (whose "secret" would be that public key), a secret never
+    an RSA/EC one, and ``none`` never."""
+    if settings.jwt_public_key:
+        algorithm = settings.jwt_algorithm or "RS256"
+        allowed, kind = ASYMMETRIC_ALGORITHMS, "a public key"
+    else:
+        algorithm = settings.jwt_algorithm or "HS256"
+        allowed, kind = SYMMETRIC_ALGORITHMS, "a shared secret"
+    if algorithm not in allowed:
+        raise ValueError(
+            f"CE_JWT_ALGORITHM={algorithm} does not fit {kind}; one of {', '.join(sorted(allowed))}"
+        )
+    return algorithm
+
+
 class TokenService:
     def __init__(self, settings: Settings) -> None:
-        self.algorithm = settings.jwt_algorithm
+        self.algorithm = algorithm_for(settings)
+        self.leeway_s = settings.jwt_leeway_s
         self.issuer = settings.jwt_issuer
         if settings.jwt_public_key:
             self._verify_key: str = settings.jwt_public_key
@@ -103,6 +139,7 @@ class TokenService:
         sub: str | None = None,
         org_id: str | None = None,
         person_id: str | None = None,
+        id_number: str | None = None,
         ttl_s: int = 8 * 3600,
     ) -> str:
         if self._sign_key is None:
@@ -125,6 +162,13 @@ class TokenService:
             claims["org_id"] = org_id
         if person_id:
             claims["person_id"] = person_id
+        if id_number:
+            if role != "personnel":
+                raise ValueError("only a personnel token carries a verified ID number")
+            try:
+                claims["id_number"] = validate_id_number(id_number)
+            except RuleViolation as exc:
+                raise ValueError(exc.detail) from exc
         return jwt.encode(claims, self._sign_key, algorithm=self.algorithm)
 
     def verify(self, token: str) -> Principal:
@@ -134,17 +178,20 @@ class TokenService:
                 self._verify_key,
                 algorithms=[self.algorithm],
                 issuer=self.issuer,
-                options={"require": ["exp", "sub", "role"]},
+                leeway=self.leeway_s,  # clocks of the issuer and this host differ a little
+                options={"require": ["exp", "iat", "sub", "role"]},
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc
         if claims["role"] not in ROLES:
             raise Unauthorized("unknown role in token", code="invalid_token")
+        verified = claims.get("id_number")
         return Principal(
             sub=str(claims["sub"]),
             role=str(claims["role"]),
             org_id=claims.get("org_id"),
             person_id=claims.get("person_id"),
+            id_number=fold_width(str(verified)).strip().upper() if verified else None,
         )
 
 

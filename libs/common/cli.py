@@ -88,10 +88,14 @@ def make_migration(service: str, message: str) -> None:
 
 @app.command()
 def token(
-    role: Annotated[str, typer.Option(help="personnel, unit_admin, ..., city_admin, system")],
+    role: Annotated[str, typer.Option(help="personnel, unit_admin, …, city_admin, system, ops")],
     org: Annotated[str | None, typer.Option(help="org id (org-scoped roles)")] = None,
     person: Annotated[str | None, typer.Option(help="person id (personnel)")] = None,
     sub: Annotated[str | None, typer.Option(help="subject; defaults from role and org")] = None,
+    id_number: Annotated[
+        str | None,
+        typer.Option(help="(personnel --sub) the ID number the identity provider verified"),
+    ] = None,
     ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
 ) -> None:
     """Print a bearer token the running stack accepts (dev key of CE_DATA_DIR)."""
@@ -99,7 +103,7 @@ def token(
 
     try:
         value = TokenService(Settings()).mint(
-            role=role, sub=sub, org_id=org, person_id=person, ttl_s=ttl
+            role=role, sub=sub, org_id=org, person_id=person, id_number=id_number, ttl_s=ttl
         )
     except (ValueError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)

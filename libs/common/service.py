@@ -4,7 +4,7 @@ bus, the outbox relay, the event consumer and any background workers, and stops 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -16,14 +16,24 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
-from libs.common.auth import CurrentPrincipal, TokenService, require_role
+from libs.common.auth import OPS_ROLES, CurrentPrincipal, TokenService, require_role
 from libs.common.bus import Consumer, EventBus, Message
 from libs.common.clock import BEIJING, Clock
 from libs.common.db import InfraTables, create_engine, create_sessionmaker, utcnow
+from libs.common.errors import Unauthorized
 from libs.common.eventlog import EmbeddedLog
 from libs.common.events import Envelope, topic_of
 from libs.common.inbox import EventRouter
+from libs.common.limits import (
+    BodyLimitMiddleware,
+    BodyTooLarge,
+    RateBuckets,
+    RateLimitMiddleware,
+    body_too_large_handler,
+)
 from libs.common.migrations import upgrade_async
 from libs.common.observability import Metrics, RequestContextMiddleware, configure_logging
 from libs.common.outbox import OutboxRelay
@@ -50,6 +60,8 @@ class ServiceSpec:
     events: EventRouter | None = None
     subscribes: Sequence[str] = ()
     workers: Sequence[Callable[[ServiceState], Worker]] = ()
+    # request body limits beyond the default 1 MiB: ``{"POST /v1/persons/batch": bytes}``
+    body_limits: Mapping[str, int] = field(default_factory=dict)
     # the service's own state (``ServiceState.ext``): entered after the engine and the bus start,
     # before the workers; exited after they stop, so whatever it opens it also closes
     extension: Callable[[ServiceState], AbstractAsyncContextManager[object]] | None = None
@@ -168,12 +180,40 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     app = FastAPI(title=spec.title, version="1.0", lifespan=lifespan)
     app.state.tokens = TokenService(settings)
     app.state.settings = settings
+    # outermost last: correlation id and metrics, then rate limits, then body limits
+    app.add_middleware(BodyLimitMiddleware, limits=spec.body_limits)
+    app.add_middleware(
+        RateLimitMiddleware,
+        identify=_caller_of,
+        per_token=_buckets(settings.rate_limit_write_per_s, settings.rate_limit_write_burst),
+        per_address=_buckets(
+            settings.rate_limit_anonymous_per_s, settings.rate_limit_anonymous_burst
+        ),
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_problem_handlers(app)
+    app.add_exception_handler(BodyTooLarge, body_too_large_handler)
     app.include_router(_ops_router(metrics))
     for router in spec.routers:
         app.include_router(router, responses=PROBLEM_RESPONSES)
     return app
+
+
+def _buckets(rate: float, burst: float) -> RateBuckets | None:
+    return RateBuckets(rate, burst) if rate > 0 else None
+
+
+async def _caller_of(scope: Scope) -> str | None:
+    """The role and subject of a valid bearer token (the rate-limit key), else None."""
+    scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    tokens: TokenService = scope["app"].state.tokens
+    try:
+        principal = tokens.verify(token.strip())
+    except Unauthorized:
+        return None
+    return f"{principal.role}:{principal.sub}"
 
 
 def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -> Consumer:
@@ -262,7 +302,7 @@ def _ops_router(metrics: Metrics) -> APIRouter:
 
     @router.get("/v1/admin/dead-letters")
     async def dead_letters(request: Request, principal: CurrentPrincipal) -> DeadLetters:
-        require_role(principal, "city_admin", "system")
+        require_role(principal, *OPS_ROLES)
         state = state_of(request)
         table = state.spec.infra.dead_letters
         async with state.sessionmaker() as session:

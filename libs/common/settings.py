@@ -35,12 +35,23 @@ class Settings(BaseSettings):
 
     jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = None
-    jwt_algorithm: str = "HS256"
+    # tied to the key: HS* for a secret (default HS256), an asymmetric one for a public key
+    # (default RS256); any other pairing refuses to start (no algorithm confusion)
+    jwt_algorithm: str | None = None
     jwt_issuer: str = "zz-ce"
 
     province_url: str = "http://127.0.0.1:8009"
     province_timeout_s: float = 5.0
     province_rate_limit_per_s: float = 50.0
+
+    # incoming rate limits (0 turns one off): writes per token, any request without a valid
+    # token per client address; ``*_burst`` is how many may come at once
+    rate_limit_write_per_s: float = 50.0
+    rate_limit_write_burst: float = 200.0
+    rate_limit_anonymous_per_s: float = 20.0
+    rate_limit_anonymous_burst: float = 100.0
+    # the most a token's iat may lie in the future (clocks of issuer and service differ)
+    jwt_leeway_s: float = 30.0
 
     outbox_poll_s: float = 1.0
     log_level: str = "INFO"

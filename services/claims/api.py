@@ -16,6 +16,7 @@ from sqlalchemy import select
 from starlette.background import BackgroundTask
 
 from libs.common import idempotency
+from libs.common.asciitext import Phone
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import RuleViolation
 from libs.common.events import Affiliation
@@ -49,7 +50,7 @@ router = APIRouter(prefix="/v1")
 class PersonIn(BaseModel):
     id_number: str = Field(min_length=1, max_length=32)
     name: str = Field(min_length=1, max_length=100)
-    phone: str | None = Field(default=None, max_length=30)
+    phone: Phone | None = None
     affiliation: Affiliation
 
 

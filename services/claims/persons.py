@@ -67,6 +67,17 @@ async def register_person(
             select(Person.id).where(Person.account_sub == principal.sub)
         ):
             raise Conflict("this login has a registered person already", code="account_has_person")
+        # bound to the identity the identity provider verified: a login registers only itself
+        if principal.id_number is None:
+            raise Forbidden(
+                "self-registration needs a login whose ID number the identity provider verified",
+                code="identity_not_verified",
+            )
+        if principal.id_number != normalised:
+            raise Forbidden(
+                "a login may register only the ID number its identity provider verified",
+                code="identity_mismatch",
+            )
         account_sub = principal.sub
     elif not await may_see_org(uow.session, principal, org.id):
         raise Forbidden(

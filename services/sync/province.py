@@ -30,6 +30,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from libs.common.resilience import TokenBucket
+
 if TYPE_CHECKING:
     from libs.common.settings import Settings
 
@@ -263,38 +265,6 @@ class CircuitBreaker:
     def release(self) -> None:
         """A call ended with neither verdict (e.g. it was cancelled): free the trial slot."""
         self._trial_in_flight = False
-
-
-class TokenBucket:
-    """Client-side rate limiter: ``rate`` tokens a second, bursts up to ``capacity``."""
-
-    def __init__(
-        self,
-        rate: float,
-        capacity: float | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.capacity = capacity if capacity is not None else max(1.0, rate)
-        self._clock = clock
-        self._tokens = self.capacity
-        self._updated = clock()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        """Wait until a token is available and take it (first come, first served)."""
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                await asyncio.sleep((1.0 - self._tokens) / self.rate)
 
 
 def _mask(text: str) -> str:

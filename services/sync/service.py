@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, or_, select
 
+from libs.common.asciitext import AsciiId, fold_width
 from libs.common.db import utcnow
 from libs.common.errors import RuleViolation
 from libs.common.events import (
@@ -23,6 +24,7 @@ from libs.common.events import (
     LearningRecorded,
     PersonRegistered,
     PersonUpdated,
+    Subject,
     SyncRecordFailed,
     SyncRecordRegistered,
 )
@@ -261,7 +263,7 @@ async def ingest_learning_records(uow: UnitOfWork, records: list[dict[str, Any]]
     accepted, duplicates = 0, 0
     rejected: list[dict[str, str]] = []
     for raw in records:
-        record_id = str(raw.get("record_id") or "")
+        record_id = fold_width(str(raw.get("record_id") or ""))[:128]
         try:
             record = _valid_learning(raw)
         except ValueError as exc:
@@ -313,9 +315,22 @@ def _person_key(id_number: str) -> str:
     return "person-" + hashlib.sha256(id_number.encode()).hexdigest()[:16]
 
 
+class LearningRecordIn(BaseModel):
+    """One pushed record as the city platform must send it: bounded, ids ASCII after folding
+    full-width forms (the ID number is checked by GB 11643 below)."""
+
+    record_id: AsciiId
+    id_number: str = Field(max_length=32)
+    year: int = Field(ge=2000, le=2100)
+    subject: Subject
+    hours: float
+    course: str = Field(min_length=1, max_length=200)
+    completed_at: datetime
+
+
 def _valid_learning(raw: dict[str, Any]) -> LearningRecorded:
     try:
-        record = LearningRecorded.model_validate(raw)
+        record = LearningRecorded.model_validate(LearningRecordIn.model_validate(raw).model_dump())
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc

@@ -368,9 +368,9 @@ class TestMe:
 
     async def test_self_registration_with_a_login_only(self, world: World) -> None:
         stack = world.stack
-        login = stack.auth("personnel", sub=f"wechat:{uuid.uuid4().hex}")
-        assert_problem(await stack.http.get("/v1/me", headers=login), 404, "person_not_registered")
         id_number = new_id_number()
+        login = stack.auth("personnel", sub=f"wechat:{uuid.uuid4().hex}", id_number=id_number)
+        assert_problem(await stack.http.get("/v1/me", headers=login), 404, "person_not_registered")
         body = {
             "id_number": id_number,
             "name": "自注册",
