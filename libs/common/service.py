@@ -4,6 +4,7 @@ bus, the outbox relay, the event consumer and any background workers, and stops 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Annotated, Literal, Protocol, TypeVar
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import insert, select, text
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.datastructures import Headers
 from starlette.types import Scope
@@ -23,9 +24,10 @@ from libs.common.auth import OPS_ROLES, CurrentPrincipal, TokenService, require_
 from libs.common.bus import Consumer, EventBus, Message
 from libs.common.clock import BEIJING, Clock
 from libs.common.db import InfraTables, create_engine, create_sessionmaker, utcnow
-from libs.common.errors import Unauthorized
+from libs.common.errors import Conflict, DomainError, NotFound, Unauthorized
 from libs.common.eventlog import EmbeddedLog
 from libs.common.events import Envelope, topic_of
+from libs.common.faults import is_transient
 from libs.common.inbox import EventRouter
 from libs.common.limits import (
     BodyLimitMiddleware,
@@ -77,6 +79,7 @@ class ServiceState:
     relay: OutboxRelay
     metrics: Metrics
     clock: Clock = field(default=utcnow)  # injectable: tests stand on any day
+    consumer: Consumer | None = None  # the event consumer, if the service subscribes
     ext: object = None  # the service's own typed state, read through ``ext_as``
 
     def ext_as(self, kind: type[E]) -> E:
@@ -158,6 +161,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         if spec.events is not None and spec.subscribes:
             consumer = _consumer(state, spec.events, spec.subscribes)
             await consumer.start()
+            state.consumer = consumer
             started.append(consumer)
         for make in spec.workers:
             worker = make(state)
@@ -216,12 +220,18 @@ async def _caller_of(scope: Scope) -> str | None:
     return f"{principal.role}:{principal.sub}"
 
 
+async def handle_message(state: ServiceState, events: EventRouter, message: Message) -> bool:
+    """Handle one message through the inbox (no second effect); whether it had an effect."""
+    event_type = message.headers.get("event_type", "unknown")
+    applied = await events.dispatch(state.uow, message)
+    outcome = "applied" if applied else "skipped"
+    state.metrics.events_handled.labels(state.spec.name, event_type, outcome).inc()
+    return applied
+
+
 def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -> Consumer:
     async def handle(message: Message) -> None:
-        event_type = message.headers.get("event_type", "unknown")
-        applied = await events.dispatch(state.uow, message)
-        outcome = "applied" if applied else "skipped"
-        state.metrics.events_handled.labels(state.spec.name, event_type, outcome).inc()
+        await handle_message(state, events, message)
 
     async def dead_letter(message: Message, error: str) -> None:
         event_type: str | None
@@ -245,7 +255,16 @@ def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -
         state.metrics.events_handled.labels(state.spec.name, event_type or "?", "dead").inc()
 
     subscription = state.bus.subscribe(state.spec.name, list(topics))
-    return Consumer(subscription, handle, dead_letter=dead_letter, name=f"{state.spec.name}-events")
+    settings = state.settings
+    return Consumer(
+        subscription,
+        handle,
+        dead_letter=dead_letter,
+        max_attempts=settings.consumer_poison_attempts,
+        backoff_s=settings.consumer_backoff_s,
+        max_backoff_s=settings.consumer_max_backoff_s,
+        name=f"{state.spec.name}-events",
+    )
 
 
 class Health(BaseModel):
@@ -290,6 +309,10 @@ def _ops_router(metrics: Metrics) -> APIRouter:
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
         checks["bus"] = "ok" if await state.bus.healthy() else "error"
+        consumer = state.consumer
+        if consumer is not None and consumer.stuck_since is not None:
+            stuck_s = time.monotonic() - consumer.stuck_since
+            checks["consumer"] = f"error: {consumer.stuck_on} for {stuck_s:.0f} s, retrying"
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ok else "not_ready", "checks": checks},
@@ -325,4 +348,66 @@ def _ops_router(metrics: Metrics) -> APIRouter:
             outbox_pending=await state.relay.pending(),
         )
 
+    @router.post("/v1/admin/dead-letters/{letter_id}/replay")
+    async def replay_dead_letter(
+        letter_id: str, request: Request, principal: CurrentPrincipal
+    ) -> ReplayOut:
+        """Handle a dead letter again (after the handler was fixed), through the inbox: an
+        event that had its effect already has none again. On success the letter is removed."""
+        require_role(principal, *OPS_ROLES)
+        return await replay(state_of(request), letter_id)
+
     return router
+
+
+class ReplayOut(BaseModel):
+    id: str
+    event_type: str | None
+    # applied: it had its effect now; skipped: it had it before (the inbox knew the event id)
+    # or this service no longer handles its type
+    outcome: Literal["applied", "skipped"]
+
+
+async def replay(state: ServiceState, letter_id: str) -> ReplayOut:
+    """Re-drive one dead letter through the service's handlers and inbox."""
+    table = state.spec.infra.dead_letters
+    async with state.sessionmaker() as session:
+        row = (await session.execute(select(table).where(table.c.id == letter_id))).first()
+    if row is None:
+        raise NotFound(f"dead letter {letter_id} not found", code="dead_letter_not_found")
+    if state.spec.events is None:
+        raise Conflict("this service handles no events", code="no_event_handlers")
+    message = Message(
+        topic=row.topic,
+        partition=row.partition,
+        offset=row.offset,
+        key=row.key,
+        value=bytes(row.payload),
+        headers={"event_type": row.event_type or "unknown"},
+    )
+    try:
+        applied = await handle_message(state, state.spec.events, message)
+    except Exception as exc:
+        if is_transient(exc):
+            raise DomainError(
+                f"a transient failure stopped the replay ({type(exc).__name__}); try again",
+                code="temporarily_unavailable",
+                status=503,
+                title="Temporarily unavailable",
+            ) from exc
+        error = f"{type(exc).__name__}: {exc}"
+        async with state.sessionmaker() as session:
+            await session.execute(
+                update(table).where(table.c.id == letter_id).values(error=error[:4000])
+            )
+            await session.commit()
+        raise Conflict(
+            f"the event failed again: {error[:500]}", code="replay_failed", error=error[:500]
+        ) from exc
+    async with state.sessionmaker() as session:
+        await session.execute(delete(table).where(table.c.id == letter_id))
+        await session.commit()
+    log.info("dead letter replayed", extra={"dead_letter": letter_id, "applied": applied})
+    return ReplayOut(
+        id=letter_id, event_type=row.event_type, outcome="applied" if applied else "skipped"
+    )

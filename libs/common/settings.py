@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # the most a token's iat may lie in the future (clocks of issuer and service differ)
     jwt_leeway_s: float = 30.0
 
+    # the event consumer: transient failures are retried with backoff up to the cap, for as
+    # long as they last; other failures this many times, then dead-lettered
+    consumer_backoff_s: float = 0.2
+    consumer_max_backoff_s: float = 30.0
+    consumer_poison_attempts: int = 5
+
     outbox_poll_s: float = 1.0
     log_level: str = "INFO"
 

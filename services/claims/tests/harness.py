@@ -364,10 +364,15 @@ class Stack:
 
 
 @asynccontextmanager
-async def claims_stack(data_dir: Path, database_url: str | None = None) -> AsyncIterator[Stack]:
-    """A claims app on SQLite in ``data_dir`` (or ``database_url``), its clock at :data:`CLOCK`."""
+async def claims_stack(
+    data_dir: Path, database_url: str | None = None, **overrides: Any
+) -> AsyncIterator[Stack]:
+    """A claims app on SQLite in ``data_dir`` (or ``database_url``), its clock at :data:`CLOCK`;
+    ``overrides`` are further settings."""
     url = database_url or f"sqlite+aiosqlite:///{data_dir / 'claims.db'}"
-    settings = Settings(service="claims", data_dir=data_dir, database_url=url, outbox_poll_s=0.2)
+    settings = Settings(
+        service="claims", data_dir=data_dir, database_url=url, outbox_poll_s=0.2, **overrides
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         set_clock(app, CLOCK)
