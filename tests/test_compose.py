@@ -340,6 +340,14 @@ def test_app_service_settings(resolved: dict[str, Any]) -> None:
         assert env["CE_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert f"//{env['CE_KAFKA_BOOTSTRAP']}" in advertised
         assert str(env["CE_KAFKA_IDEMPOTENCE"]).lower() == "true"
+        # one broker in compose; the settings would default to 3 / 2 in production
+        assert (
+            str(env["CE_KAFKA_REPLICATION_FACTOR"]),
+            str(env["CE_KAFKA_MIN_INSYNC_REPLICAS"]),
+        ) == (
+            "1",
+            "1",
+        )
         assert env["CE_JWT_SECRET"] == SAMPLE_ENV["CE_JWT_SECRET"]
         assert env["CE_PROVINCE_URL"] == f"http://{PROVINCE}:{PROVINCE_PORT}"
         assert env["CE_DATA_DIR"] == "/data"

@@ -125,7 +125,8 @@ class Consumer:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
-        await self.subscription.start()
+        """Start consuming in the background; a broker that is not there yet is waited for
+        (not ready meanwhile), so a service starts whatever the broker's state."""
         self._loop.spawn(self._run())
 
     async def stop(self) -> None:
@@ -133,7 +134,28 @@ class Consumer:
         await self._loop.cancel()
         await self.subscription.stop()
 
+    async def _connect(self) -> None:
+        delay = self.backoff_s
+        while True:
+            try:
+                await self.subscription.start()
+                self.stuck_since = self.stuck_on = None
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.stuck_since is None:
+                    self.stuck_since = time.monotonic()
+                    log.warning(
+                        "cannot join the consumer group yet; retrying",
+                        extra={"consumer": self.name, "error": type(exc).__name__},
+                    )
+                self.stuck_on = f"{type(exc).__name__} (joining)"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+
     async def _run(self) -> None:
+        await self._connect()
         while not self._stopping.is_set():
             try:
                 batch = await self.subscription.fetch()

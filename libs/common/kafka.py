@@ -35,10 +35,11 @@ _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 class KafkaBus(EventBus):
     """An :class:`~libs.common.bus.EventBus` on Apache Kafka (or any Kafka-protocol broker).
 
-    ``topics`` are created on :meth:`start` when missing, with ``partitions`` partitions and
-    ``replication_factor`` replicas; a topic first seen by :meth:`publish` or :meth:`subscribe` is
-    created the same way. ``enable_idempotence`` should stay on in production; brokers without
-    ``InitProducerId`` (the test broker) need it off.
+    ``topics`` are created on :meth:`start` when missing, with ``partitions`` partitions,
+    ``replication_factor`` replicas and ``min.insync.replicas`` = ``min_insync_replicas`` (with
+    ``acks=all`` a write needs that many copies); a topic first seen by :meth:`publish` or
+    :meth:`subscribe` is created the same way. ``enable_idempotence`` should stay on in
+    production; brokers without ``InitProducerId`` (the test broker) need it off.
 
     Consumer groups use ``session_timeout_ms`` / ``heartbeat_interval_ms`` (a short session makes a
     dead member's partitions move sooner, and some brokers also delay joins by a fraction of it).
@@ -53,6 +54,7 @@ class KafkaBus(EventBus):
         topics: Sequence[str] = (),
         partitions: int = 4,
         replication_factor: int = 1,
+        min_insync_replicas: int = 1,
         enable_idempotence: bool = True,
         send_timeout_s: float = 10.0,
         admin_timeout_s: float = 5.0,
@@ -66,6 +68,7 @@ class KafkaBus(EventBus):
         self.topics = list(topics)
         self.partitions = partitions
         self.replication_factor = replication_factor
+        self.min_insync_replicas = min_insync_replicas
         self.enable_idempotence = enable_idempotence
         self.send_timeout_s = send_timeout_s
         self.admin_timeout_s = admin_timeout_s
@@ -144,7 +147,17 @@ class KafkaBus(EventBus):
             if missing:
                 try:
                     response = await self.admin.create_topics(
-                        [NewTopic(n, self.partitions, self.replication_factor) for n in missing]
+                        [
+                            NewTopic(
+                                n,
+                                self.partitions,
+                                self.replication_factor,
+                                topic_configs={
+                                    "min.insync.replicas": str(self.min_insync_replicas)
+                                },
+                            )
+                            for n in missing
+                        ]
                     )
                 except TopicAlreadyExistsError:
                     pass  # another process won the race
@@ -160,8 +173,8 @@ class KafkaBus(EventBus):
         """Return once all in-sync replicas have the message; raise :class:`PublishError` if
         that is not confirmed within ``send_timeout_s`` (the message may still arrive)."""
         producer = self._producer
-        if producer is None:
-            raise RuntimeError("KafkaBus not started")
+        if producer is None:  # not connected (yet): the caller retries, as after a timeout
+            raise PublishError(f"publish to {topic}: not connected to the broker")
         kafka_headers = [(k, v.encode()) for k, v in (headers or {}).items()]
 
         async def _send() -> None:

@@ -3,6 +3,7 @@ bus, the outbox relay, the event consumer and any background workers, and stops 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -41,6 +42,7 @@ from libs.common.observability import Metrics, RequestContextMiddleware, configu
 from libs.common.outbox import OutboxRelay
 from libs.common.problems import PROBLEM_RESPONSES, install_problem_handlers
 from libs.common.settings import Settings
+from libs.common.tasks import LoopTask
 from libs.common.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -111,12 +113,57 @@ def build_bus(settings: Settings) -> EventBus:
     if settings.bus == "kafka":
         from libs.common.kafka import KafkaBus
 
+        replicas, min_insync = settings.topic_replication
         return KafkaBus(
             settings.kafka_bootstrap,
+            replication_factor=replicas,
+            min_insync_replicas=min_insync,
             enable_idempotence=settings.kafka_idempotence,
             send_timeout_s=settings.kafka_send_timeout_s,
         )
     return EmbeddedLog(settings.event_log_path, partitions=settings.embedded_partitions)
+
+
+class BusConnector:
+    """Starts the bus without letting a missing broker stop the service: the first attempt is
+    bounded, then it keeps trying in the background (capped backoff) until the broker answers.
+    Meanwhile ``/readyz`` says the bus is down, the outbox keeps the events and the consumer
+    waits to join its group."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+        self._loop = LoopTask("bus-connect")
+
+    @classmethod
+    async def start(cls, bus: EventBus, first_attempt_s: float) -> BusConnector:
+        connector = cls(bus)
+        try:
+            await asyncio.wait_for(bus.start(), first_attempt_s)
+        except Exception as exc:
+            log.warning(
+                "the broker is not reachable; starting without it and connecting later",
+                extra={"error": type(exc).__name__},
+            )
+            connector._loop.spawn(connector._keep_trying())
+        return connector
+
+    async def _keep_trying(self) -> None:
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.bus.start()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("broker still unreachable", extra={"error": type(exc).__name__})
+                delay = min(delay * 2, 15.0)
+                continue
+            log.info("connected to the broker")
+            return
+
+    async def stop(self) -> None:
+        await self._loop.cancel()
 
 
 def state_of(request: Request) -> ServiceState:
@@ -147,7 +194,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         engine = create_engine(url)
         sessionmaker = create_sessionmaker(engine)
         bus = build_bus(settings)
-        await bus.start()
+        connector = await BusConnector.start(bus, settings.kafka_connect_timeout_s)
         relay = OutboxRelay(
             engine, sessionmaker, spec.infra, bus, name=spec.name, poll_s=settings.outbox_poll_s
         )
@@ -177,6 +224,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                 except Exception:
                     log.exception("worker did not stop cleanly")
             await extension.aclose()
+            await connector.stop()
             await bus.stop()
             await engine.dispose()
             log.info("service stopped")

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_idempotence: bool = True
     kafka_send_timeout_s: float = 10.0
+    # topics this service creates: replicas and min.insync.replicas; unset, 3 / 2 in
+    # production and 1 / 1 elsewhere (a single dev or test broker)
+    kafka_replication_factor: int | None = None
+    kafka_min_insync_replicas: int | None = None
+    # how long the start waits for the broker before going on without it (connecting later)
+    kafka_connect_timeout_s: float = 5.0
     embedded_partitions: int = 4
 
     jwt_secret: SecretStr | None = None
@@ -70,6 +76,14 @@ class Settings(BaseSettings):
             if self.database_url is None or self.database_url.startswith("sqlite"):
                 raise ValueError("production needs CE_DATABASE_URL on PostgreSQL")
         return self
+
+    @property
+    def topic_replication(self) -> tuple[int, int]:
+        """(replication factor, min.insync.replicas) of the topics this service creates."""
+        production = self.env == "production"
+        replicas = self.kafka_replication_factor or (3 if production else 1)
+        min_insync = self.kafka_min_insync_replicas or (2 if production else 1)
+        return replicas, min(min_insync, replicas)
 
     @property
     def effective_port(self) -> int:
