@@ -7,6 +7,8 @@ issuer's public key (``CE_JWT_PUBLIC_KEY``) or a shared secret from the environm
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import time
@@ -64,14 +66,34 @@ class Principal:
     role: str
     org_id: str | None = None
     person_id: str | None = None
-    # the resident ID number the identity provider verified for this login (self-registration)
+    # the resident ID number the identity provider verified for this login (self-registration):
+    # the number itself (claim ``id_number``) or its keyed hash (claim ``id_number_hmac``,
+    # HMAC-SHA256 under the key shared with the identity provider, CE_IDENTITY_HMAC_KEY)
     id_number: str | None = None
+    id_number_hmac: str | None = None
+
+    @property
+    def has_verified_identity(self) -> bool:
+        return self.id_number is not None or self.id_number_hmac is not None
+
+    def is_identity(self, id_number: str, hmac_key: str | None) -> bool:
+        """Whether ``id_number`` (normalised) is the one the identity provider verified."""
+        if self.id_number is not None:
+            return hmac.compare_digest(self.id_number, id_number)
+        if self.id_number_hmac is not None and hmac_key:
+            return hmac.compare_digest(self.id_number_hmac, id_number_digest(id_number, hmac_key))
+        return False
 
     @property
     def is_city(self) -> bool:
         """The city bureau, which oversees every org. Not ``system`` (the e-learning platform's
         integration pushes records and reads their status, nothing else) nor ``ops``."""
         return self.role == "city_admin"
+
+
+def id_number_digest(id_number: str, key: str) -> str:
+    """The keyed hash of a normalised ID number an identity provider may send instead of it."""
+    return hmac.new(key.encode(), id_number.encode(), hashlib.sha256).hexdigest()
 
 
 def dev_key_path(data_dir: Path) -> Path:
@@ -186,12 +208,14 @@ class TokenService:
         if claims["role"] not in ROLES:
             raise Unauthorized("unknown role in token", code="invalid_token")
         verified = claims.get("id_number")
+        digest = claims.get("id_number_hmac")
         return Principal(
             sub=str(claims["sub"]),
             role=str(claims["role"]),
             org_id=claims.get("org_id"),
             person_id=claims.get("person_id"),
             id_number=fold_width(str(verified)).strip().upper() if verified else None,
+            id_number_hmac=str(digest).lower() if digest else None,
         )
 
 

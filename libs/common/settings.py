@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     rate_limit_anonymous_burst: float = 100.0
     # the most a token's iat may lie in the future (clocks of issuer and service differ)
     jwt_leeway_s: float = 30.0
+    # the key an identity provider hashes verified ID numbers with (claim ``id_number_hmac``)
+    identity_hmac_key: SecretStr | None = None
 
     # the event consumer: transient failures are retried with backoff up to the cap, for as
     # long as they last; other failures this many times, then dead-lettered

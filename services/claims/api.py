@@ -83,6 +83,9 @@ async def register_person(
             **body.model_dump(exclude={"affiliation"}),
             affiliation=body.affiliation,
             today=state.today(),
+            identity_key=key.get_secret_value()
+            if (key := state.settings.identity_hmac_key)
+            else None,
         )
         return dump(person_view(person))
 

@@ -9,12 +9,17 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import jwt
 import pytest
+from pydantic import SecretStr
 
 from libs.common.asciitext import fold_width
+from libs.common.auth import id_number_digest
 from services.claims.tests.harness import Stack, claims_stack, new_id_number, with_bad_checksum
 from tests.support import assert_problem
 
@@ -152,3 +157,26 @@ def test_city_platform_records_fold_full_width_ids_and_refuse_other_digits() -> 
     ):
         with pytest.raises(ValueError):
             _valid_learning({**raw, **bad})
+
+
+async def test_a_keyed_hash_of_the_id_number_binds_the_login_too(tmp_path: Path) -> None:
+    """An identity provider may send HMAC-SHA256(key, ID number) instead of the number."""
+    key = "identity-provider-shared-key"
+    async with claims_stack(tmp_path, identity_hmac_key=SecretStr(key)) as stack:
+        stack.orgs["unit"] = await stack.add_org("unit")
+        mine, theirs = new_id_number(), new_id_number()
+        now = int(time.time())
+        claims = {"role": "personnel", "iss": "zz-ce", "iat": now, "exp": now + 600}
+        signing_key = stack.app.state.tokens._sign_key
+        login = {
+            "Authorization": "Bearer "
+            + jwt.encode(
+                {**claims, "sub": "idp:1", "id_number_hmac": id_number_digest(mine, key)},
+                signing_key,
+                algorithm="HS256",
+            )
+        }
+        r = await stack.http.post("/v1/persons", json=person_body(stack, theirs), headers=login)
+        assert_problem(r, 403, "identity_mismatch")
+        r = await stack.http.post("/v1/persons", json=person_body(stack, mine), headers=login)
+        assert r.status_code == 201, r.text
