@@ -1,5 +1,5 @@
 # The two front-door commands: `make run` and `make test`. Everything else is a detail of those.
-.PHONY: run demo test lint bench setup clean
+.PHONY: run demo test test-fast lint bench setup clean
 
 setup:
 	@scripts/setup.sh
@@ -11,8 +11,15 @@ test: setup  ## set up and run the whole test suite, the linters and the type ch
 	@scripts/ensure-postgres.sh
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy libs services tests bench
+	.venv/bin/mypy libs services simulators ce tests bench
 	.venv/bin/pytest -q
+
+test-fast: setup  ## the quick tier while working: no process stacks, no broker (CI runs `make test`)
+	@scripts/ensure-postgres.sh
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy libs services simulators ce tests bench
+	.venv/bin/pytest -q -m "not e2e and not kafka and not subprocess"
 
 bench: setup
 	.venv/bin/python -m bench.run

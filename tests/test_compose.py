@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -407,10 +408,31 @@ def test_dockerfile_shape() -> None:
     assert re.search(r"pip install (--\S+ )*\.", text)
 
 
+def test_the_image_holds_every_package_of_the_wheel() -> None:
+    """``pip install .`` in the image builds the wheel from what was copied: every top-level
+    package the wheel lists (libs, services, simulators, ce) must be copied in."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert {"libs", "services", "simulators", "ce"} <= set(packages)
+    copied = re.findall(r"^COPY\s+(\w+)\s+\./\1\s*$", DOCKERFILE.read_text("utf-8"), re.M)
+    assert set(packages) <= set(copied), (
+        f"the Dockerfile does not copy {set(packages) - set(copied)}"
+    )
+
+
+def test_the_compose_file_runs_what_ce_runs() -> None:
+    """The services, the simulator and the ports here are the composition root's table."""
+    from ce.topology import DEFAULT_PORTS, SERVICES, SIMULATOR
+
+    assert (set(APP_PORTS), PROVINCE) == (set(SERVICES), SIMULATOR)
+    assert DEFAULT_PORTS == ALL_PORTS
+
+
 @pytest.mark.parametrize("name", [*APP_PORTS, PROVINCE])
 def test_the_settings_accept_each_service_environment(
     name: str, resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from ce.topology import port_of
     from libs.common.settings import Settings
 
     for key in list(os.environ):
@@ -420,7 +442,7 @@ def test_the_settings_accept_each_service_environment(
         monkeypatch.setenv(key, str(value))
     # As `ce serve NAME` builds them; production settings refuse missing secrets and SQLite.
     settings = Settings(service=name)
-    assert settings.effective_port == ALL_PORTS[name]
+    assert settings.port == port_of(settings) == ALL_PORTS[name]
     assert settings.host == "0.0.0.0"
     if name in APP_PORTS:
         assert settings.env == "production"

@@ -14,9 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from ce.topology import SERVICES
 from libs.common.db import create_engine
 from libs.common.migrations import alembic_config, upgrade
-from libs.common.settings import SERVICES
 
 
 def _url(kind: str, service: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:

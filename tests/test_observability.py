@@ -34,3 +34,19 @@ def test_json_formatter_redacts_message_and_extras_and_carries_correlation_id() 
     entry = json.loads(out)
     assert entry["msg"] == "claim by 110105********0021"
     assert entry["correlation_id"] == "corr-1" and entry["service"] == "claims"
+
+
+def test_one_masking_rule_for_id_numbers_in_text_and_alone() -> None:
+    """Logs, the province client's errors and API views mask an ID number the same way."""
+    from libs.common.idnumber import mask_id_number, mask_id_numbers_in
+
+    text = "GET /province/v1/persons/37040219850612123x/hours and 110105194912310021."
+    assert mask_id_numbers_in(text) == (
+        "GET /province/v1/persons/370402********123X/hours and 110105********0021."
+    )
+    assert mask_id_number("37040219850612123x") == "370402********123X"
+    assert redact(text) == mask_id_numbers_in(text)
+    # glued to other letters or digits, it is not an ID number (a hex id, a longer number)
+    assert mask_id_numbers_in("a110105194912310021 1101051949123100210") == (
+        "a110105194912310021 1101051949123100210"
+    )

@@ -16,6 +16,8 @@ from libs.common.errors import RuleViolation
 
 # ASCII only: ``\d`` would let Arabic-Indic, Devanagari and other Unicode digits through
 _SHAPE = re.compile(r"^[0-9]{17}[0-9X]$", re.ASCII)
+# An ID number inside free text (a log line, a URL): not glued to other letters or digits.
+_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _CHECK_CHARS = "10X98765432"
 # First two digits of the region code: provinces, autonomous regions and municipalities, plus
@@ -56,6 +58,12 @@ def mask_id_number(value: str) -> str:
     if len(normalised) <= 10:
         return "*" * len(normalised)
     return normalised[:6] + "*" * (len(normalised) - 10) + normalised[-4:]
+
+
+def mask_id_numbers_in(text: str) -> str:
+    """``text`` with every ID number in it masked as :func:`mask_id_number` does: the redaction
+    net for log lines, error messages and URLs."""
+    return _IN_TEXT.sub(lambda m: mask_id_number(m.group()), text)
 
 
 def _check_shape(value: str) -> None:

@@ -140,7 +140,7 @@ class RateBuckets:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
-        return bucket.try_take()
+        return bucket.wait_s()
 
 
 class RateLimitMiddleware:

@@ -19,16 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from libs.common.context import correlation_id
+from libs.common.idnumber import mask_id_numbers_in
 
 # Resident ID numbers and bearer tokens never reach a log line, whatever the caller did.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
 def redact(text: str) -> str:
-    text = _ID_NUMBER.sub(r"\1********\2", text)
+    text = mask_id_numbers_in(text)
     text = _BEARER.sub(r"\1[redacted]", text)
     return _JWT.sub("[redacted-token]", text)
 

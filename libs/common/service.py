@@ -214,7 +214,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             worker = make(state)
             await worker.start()
             started.append(worker)
-        log.info("service started", extra={"port": settings.effective_port})
+        log.info("service started", extra={"port": settings.port})
         try:
             yield
         finally:

@@ -1,7 +1,8 @@
 """Settings shared by every service, from the environment or ``.env`` (prefix ``CE_``).
 
-One process runs one service, so ``CE_DATABASE_URL`` and ``CE_PORT`` are per process; unset, they
-default to the embedded stack (a SQLite file per service under ``CE_DATA_DIR``, the API.md ports).
+One process runs one service, so ``CE_DATABASE_URL`` and ``CE_PORT`` are per process; unset, the
+database defaults to the embedded stack (a SQLite file per service under ``CE_DATA_DIR``) and the
+port to the service's port of API.md, which the composition root (``ce``) knows.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ from typing import Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-DEFAULT_PORTS = {"claims": 8001, "review": 8002, "registry": 8003, "sync": 8004, "province": 8009}
-SERVICES = ("claims", "review", "registry", "sync")
 
 
 class Settings(BaseSettings):
@@ -86,10 +84,6 @@ class Settings(BaseSettings):
         replicas = self.kafka_replication_factor or (3 if production else 1)
         min_insync = self.kafka_min_insync_replicas or (2 if production else 1)
         return replicas, min(min_insync, replicas)
-
-    @property
-    def effective_port(self) -> int:
-        return self.port if self.port is not None else DEFAULT_PORTS[self.service]
 
     @property
     def effective_database_url(self) -> str:

@@ -12,9 +12,10 @@ from libs.common.auth import OPS_ROLES, CurrentPrincipal, require_role
 from libs.common.errors import DomainError
 from libs.common.pagination import page, paginate
 from libs.common.service import StateDep, UowDep
-from services.sync import service
+from services.sync.learning import ingest_learning_records
 from services.sync.models import OutboundRecord, RecordStatus
 from services.sync.province import ProvinceError
+from services.sync.reconciliation import reconcile
 from services.sync.schemas import (
     LearningRecordsOut,
     ReconciliationOut,
@@ -22,6 +23,7 @@ from services.sync.schemas import (
     RecordPage,
     SyncSummary,
 )
+from services.sync.sender import summary
 from services.sync.state import sync_of
 
 router = APIRouter(prefix="/v1")
@@ -78,7 +80,7 @@ async def list_records(
 async def sync_summary(uow: UowDep, principal: CurrentPrincipal) -> SyncSummary:
     require_role(principal, *OVERSIGHT)
     async with uow:
-        return SyncSummary.model_validate(await service.summary(uow))
+        return SyncSummary.model_validate(await summary(uow))
 
 
 MAX_LEARNING_RECORDS = 1000
@@ -101,7 +103,7 @@ async def learning_records(
     At most 1,000 records and a 2 MiB body (413 beyond it)."""
     require_role(principal, "system")
     async with uow:
-        result = await service.ingest_learning_records(uow, body.records)
+        result = await ingest_learning_records(uow, body.records)
         await uow.commit()
         return LearningRecordsOut.model_validate(result)
 
@@ -119,7 +121,7 @@ async def reconciliation(
     require_role(principal, *OVERSIGHT)
     try:
         async with state.uow() as uow:
-            result = await service.reconcile(uow, sync_of(state).province_client, body.year)
+            result = await reconcile(uow, sync_of(state).province_client, body.year)
     except ProvinceError as exc:
         raise DomainError(
             f"the province platform did not answer: {exc}",

@@ -12,7 +12,7 @@ from libs.common.settings import Settings
 from services.sync.api import LEARNING_RECORDS_BODY_LIMIT, router
 from services.sync.handlers import events
 from services.sync.models import infra
-from services.sync.service import ProvinceSender
+from services.sync.sender import ProvinceSender
 from services.sync.state import sync_of, sync_state
 
 

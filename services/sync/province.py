@@ -19,122 +19,34 @@ import asyncio
 import hashlib
 import logging
 import random
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Sequence
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
-from libs.common.resilience import TokenBucket
+from libs.common.idnumber import mask_id_numbers_in
+from libs.common.resilience import CircuitBreaker, CircuitOpen, MonotonicClock, TokenBucket
+from libs.contracts.province import (
+    MAX_BATCH,
+    PersonHours,
+    PersonTotal,
+    ProvinceRecord,
+    Receipt,
+    RegisterResponse,
+    TotalsPage,
+    VoidReceipt,
+)
 
 if TYPE_CHECKING:
     from libs.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 100
-"""The province takes at most this many records per registration request."""
-
-_ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?![\dXx])")
-
-BreakerState = Literal["closed", "open", "half_open"]
 _Model = TypeVar("_Model", bound=BaseModel)
-
-
-# --------------------------------------------------------------------------------------------------
-# Models
-# --------------------------------------------------------------------------------------------------
-
-
-class ProvinceRecord(BaseModel):
-    """One record we register with the province; ``record_id`` is our id and idempotency key."""
-
-    model_config = ConfigDict(frozen=True)
-
-    record_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-    id_number: str = Field(pattern=r"^\d{17}[\dX]$", repr=False)
-    name: str = Field(min_length=1, max_length=64)
-    year: int = Field(ge=2000, le=2100)
-    subject: Literal["public", "professional"]
-    hours: float = Field(gt=0, le=1000)
-    category: str = Field(min_length=1, max_length=64)
-    title: str = Field(min_length=1, max_length=256)
-    source: Literal["claim", "city_platform"]
-    completed_at: datetime
-
-    @field_validator("hours")
-    @classmethod
-    def _one_decimal(cls, value: float) -> float:
-        if abs(value * 10 - round(value * 10)) > 1e-6:
-            raise ValueError("hours must have at most one decimal")
-        return round(value, 1)
-
-
-class Receipt(BaseModel):
-    """The province's receipt for one record; ``duplicate`` when it already held the record."""
-
-    record_id: str
-    receipt: str
-    duplicate: bool
-    voided: bool = False
-
-
-class VoidReceipt(BaseModel):
-    """Confirmation that a record is voided (the same on every repeat)."""
-
-    record_id: str
-    receipt: str
-    voided_at: datetime
-
-
-class ProvinceHoursRecord(BaseModel):
-    """A non-voided record as the province holds it."""
-
-    record_id: str
-    receipt: str
-    name: str
-    year: int
-    subject: Literal["public", "professional"]
-    hours: float
-    category: str
-    title: str
-    source: Literal["claim", "city_platform"]
-    completed_at: datetime
-    registered_at: datetime
-
-
-class PersonHours(BaseModel):
-    """What the province holds for one person and year."""
-
-    id_number: str = Field(repr=False)
-    year: int
-    public: float
-    professional: float
-    records: list[ProvinceHoursRecord]
-
-
-class PersonTotal(BaseModel):
-    """One person's totals for a year at the province, for reconciliation."""
-
-    id_number: str = Field(repr=False)
-    public: float
-    professional: float
-    records: int
-
-
-class _RegisterResponse(BaseModel):
-    receipts: list[Receipt]
-
-
-class _TotalsPage(BaseModel):
-    year: int
-    items: list[PersonTotal]
-    next_cursor: str | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,82 +105,7 @@ class ProvinceRejected(ProvinceError):
         if isinstance(body, dict):
             code = str(body.get("code") or code)
             reason = str(body.get("detail") or body.get("title") or reason)
-        return cls(response.status_code, code, _mask(reason))
-
-
-# --------------------------------------------------------------------------------------------------
-# Resilience parts
-# --------------------------------------------------------------------------------------------------
-
-
-class CircuitBreaker:
-    """Opens after ``threshold`` consecutive failures; after ``reset_s`` lets one trial call through
-    (half-open), which closes it on success or reopens it on failure. While open it fails fast."""
-
-    def __init__(
-        self, threshold: int, reset_s: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if threshold < 1:
-            raise ValueError("threshold must be at least 1")
-        self.threshold = threshold
-        self.reset_s = reset_s
-        self._clock = clock
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._trial_in_flight = False
-
-    @property
-    def state(self) -> BreakerState:
-        """``closed``, ``open``, or ``half_open`` (the reset time has passed)."""
-        if self._opened_at is None:
-            return "closed"
-        if self._clock() - self._opened_at < self.reset_s:
-            return "open"
-        return "half_open"
-
-    def before_call(self) -> None:
-        """Admit a call or raise :class:`ProvinceUnavailable` at once."""
-        state = self.state
-        if state == "closed":
-            return
-        assert self._opened_at is not None
-        if state == "open":
-            remaining = self._opened_at + self.reset_s - self._clock()
-            raise ProvinceUnavailable("province circuit open", retry_after=remaining)
-        if self._trial_in_flight:
-            raise ProvinceUnavailable(
-                "province circuit half-open, trial in flight", retry_after=0.1
-            )
-        self._trial_in_flight = True
-
-    def record_success(self) -> None:
-        """The province answered (any status below 500): close the circuit."""
-        if self._opened_at is not None:
-            log.info("province circuit closed")
-        self._failures = 0
-        self._opened_at = None
-        self._trial_in_flight = False
-
-    def record_failure(self) -> None:
-        """A 5xx, timeout or connection error: count it, and open at the threshold."""
-        self._failures += 1
-        was_trial, self._trial_in_flight = self._trial_in_flight, False
-        if was_trial or self._failures >= self.threshold:
-            if self._opened_at is None or was_trial:
-                log.warning(
-                    "province circuit open after %d consecutive failures; retry in %.1fs",
-                    self._failures,
-                    self.reset_s,
-                )
-            self._opened_at = self._clock()
-
-    def release(self) -> None:
-        """A call ended with neither verdict (e.g. it was cancelled): free the trial slot."""
-        self._trial_in_flight = False
-
-
-def _mask(text: str) -> str:
-    return _ID_NUMBER.sub(lambda m: m.group()[:6] + "********" + m.group()[-4:], text)
+        return cls(response.status_code, code, mask_id_numbers_in(reason))
 
 
 class _MaskIdNumbers(logging.Filter):
@@ -276,13 +113,13 @@ class _MaskIdNumbers(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = _mask(message)
+        masked = mask_id_numbers_in(message)
         if masked != message:
             record.msg, record.args = masked, None
         return True
 
 
-def _install_log_mask() -> None:
+def _install_logmask_id_numbers_in() -> None:
     logger = logging.getLogger("httpx")
     if not any(isinstance(f, _MaskIdNumbers) for f in logger.filters):
         logger.addFilter(_MaskIdNumbers())
@@ -324,7 +161,8 @@ class ProvinceClient:
     by every call made through it.
 
     ``max_attempts`` counts the first try; ``rate_limit_per_s`` of ``None`` disables client-side
-    limiting; ``transport`` is handed to httpx (tests); ``rng`` drives the backoff jitter.
+    limiting; ``transport`` is handed to httpx (tests); ``rng`` drives the backoff jitter;
+    ``clock`` (monotonic seconds) drives the breaker and the rate limit.
     """
 
     def __init__(
@@ -341,6 +179,7 @@ class ProvinceClient:
         max_retry_after_s: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        clock: MonotonicClock = time.monotonic,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -348,8 +187,10 @@ class ProvinceClient:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.max_retry_after_s = max_retry_after_s
-        self.breaker = CircuitBreaker(breaker_threshold, breaker_reset_s)
-        self.limiter = TokenBucket(rate_limit_per_s) if rate_limit_per_s else None
+        self.breaker = CircuitBreaker(
+            breaker_threshold, breaker_reset_s, name="province", clock=clock
+        )
+        self.limiter = TokenBucket(rate_limit_per_s, clock=clock) if rate_limit_per_s else None
         self._rng = rng or random.Random()
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -357,7 +198,7 @@ class ProvinceClient:
             transport=transport,
             headers={"Accept": "application/json"},
         )
-        _install_log_mask()
+        _install_logmask_id_numbers_in()
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ProvinceClient:
@@ -430,7 +271,7 @@ class ProvinceClient:
             if cursor:
                 params["cursor"] = cursor
             response = await self._call("GET", "/province/v1/totals", what="totals", params=params)
-            page = self._parse(_TotalsPage, response, "totals")
+            page = self._parse(TotalsPage, response, "totals")
             for item in page.items:
                 yield item
             if not page.next_cursor:
@@ -453,7 +294,7 @@ class ProvinceClient:
             headers={"Idempotency-Key": key},
         )
         by_id = {
-            r.record_id: r for r in self._parse(_RegisterResponse, response, "register").receipts
+            r.record_id: r for r in self._parse(RegisterResponse, response, "register").receipts
         }
         missing = [record.record_id for record in batch if record.record_id not in by_id]
         if missing:
@@ -493,7 +334,10 @@ class ProvinceClient:
         in logs (never the URL, which may hold an ID number)."""
         failure = "no attempt"
         for attempt in range(1, self.max_attempts + 1):
-            self.breaker.before_call()
+            try:
+                self.breaker.before_call()
+            except CircuitOpen as exc:
+                raise ProvinceUnavailable(str(exc), retry_after=exc.retry_after) from exc
             try:
                 if self.limiter is not None:
                     await self.limiter.acquire()

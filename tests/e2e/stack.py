@@ -14,12 +14,13 @@ from pathlib import Path
 
 import httpx
 
+from ce.topology import PROCESSES, SERVICES
 from libs.common.auth import TokenService
-from libs.common.settings import SERVICES, Settings
+from libs.common.settings import Settings
 from tests.support import OpenApiResponses, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = ("province", *SERVICES)
+NAMES = PROCESSES
 
 
 @dataclass
@@ -106,7 +107,7 @@ def start_embedded(data_dir: Path, extra_env: Mapping[str, str] | None = None) -
     stack.logs.append(log)
     stack.procs.append(
         subprocess.Popen(
-            [sys.executable, "-m", "libs.common.cli", "run"],
+            [sys.executable, "-m", "ce", "run"],
             cwd=ROOT,
             env=_env(stack, extra_env or {}),
             stdout=log.open("wb"),
@@ -137,7 +138,7 @@ def start_distributed(data_dir: Path, database_urls: Mapping[str, str], bootstra
         stack.logs.append(log)
         stack.procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "libs.common.cli", "serve", name],
+                [sys.executable, "-m", "ce", "serve", name],
                 cwd=ROOT,
                 env=env,
                 stdout=log.open("wb"),

@@ -53,7 +53,7 @@ def test_walkthrough_distributed(
 def _ce(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CE_DATA_DIR": str(stack.data_dir)}
     return subprocess.run(
-        [sys.executable, "-m", "libs.common.cli", *args],
+        [sys.executable, "-m", "ce", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -135,7 +135,7 @@ async def test_integration_and_ops_tokens_read_no_person_nor_evidence(
 
 
 def test_city_platform_records_fold_full_width_ids_and_refuse_other_digits() -> None:
-    from services.sync.service import _valid_learning
+    from services.sync.learning import _valid_learning
 
     number = new_id_number()
     raw = {

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,17 +13,25 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from libs.common.settings import DEFAULT_PORTS, SERVICES, Settings
+from ce.topology import SERVICES, app_module, port_of, run_ports
+from libs.common.settings import Settings
 
 app = typer.Typer(help="Zaozhuang continuing-education hours platform", no_args_is_help=True)
 
-APPS = {name: f"services.{name}.main" for name in SERVICES}
-
 
 def _service_module(name: str) -> Any:
-    if name not in APPS:
-        raise typer.BadParameter(f"unknown service {name!r}; one of {', '.join(APPS)}")
-    return importlib.import_module(APPS[name])
+    try:
+        return app_module(name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _migrations_dir(name: str) -> Path:
+    """The migrations of a service (the simulator has none)."""
+    if name not in SERVICES:
+        raise typer.BadParameter(f"{name!r} has no migrations; one of {', '.join(SERVICES)}")
+    migrations: Path = _service_module(name).SPEC.migrations_dir
+    return migrations
 
 
 @app.command()
@@ -36,19 +42,15 @@ def serve(
     import uvicorn
 
     settings = Settings(service=service)
-    if service == "province":
-        from services.sync.simulator import create_simulator_app
-
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        asgi: Any = create_simulator_app(settings.data_dir / "province.db")
-    else:
-        asgi = _service_module(service).create_app(settings)
+    port = port_of(settings)
+    settings = settings.model_copy(update={"port": port})
+    asgi = _service_module(service).create_app(settings)
     uvicorn.run(
         asgi,
         host=settings.host,
-        port=settings.effective_port,
+        port=port,
         log_config=None,
-        access_log=False,
+        access_log=False,  # it would carry ID numbers (the province's person-hours path has them)
         timeout_graceful_shutdown=10,
     )
 
@@ -61,10 +63,10 @@ def migrate(
     from libs.common.migrations import upgrade
 
     for name in [service] if service else list(SERVICES):
-        module = _service_module(name)
+        migrations = _migrations_dir(name)
         settings = Settings(service=name)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade(module.SPEC.migrations_dir, settings.effective_database_url)
+        upgrade(migrations, settings.effective_database_url)
         typer.echo(f"{name}: migrated")
 
 
@@ -77,13 +79,11 @@ def make_migration(service: str, message: str) -> None:
 
     from libs.common.migrations import alembic_config, upgrade
 
-    module = _service_module(service)
+    migrations = _migrations_dir(service)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/scratch.db"
-        upgrade(module.SPEC.migrations_dir, url)
-        command.revision(
-            alembic_config(module.SPEC.migrations_dir, url), message=message, autogenerate=True
-        )
+        upgrade(migrations, url)
+        command.revision(alembic_config(migrations, url), message=message, autogenerate=True)
 
 
 @app.command()
@@ -111,25 +111,6 @@ def token(
     typer.echo(value)
 
 
-def _wait_healthy(
-    ports: dict[str, int], procs: dict[str, subprocess.Popen[bytes]], timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    pending = dict(ports)
-    while pending:
-        for name, port in list(pending.items()):
-            if procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited with code {procs[name].returncode}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    del pending[name]
-            except httpx.HTTPError:
-                pass
-        if pending and time.monotonic() > deadline:
-            raise RuntimeError(f"not healthy after {timeout:.0f}s: {', '.join(pending)}")
-        time.sleep(0.2)
-
-
 def _interrupt(*_: Any) -> None:
     raise KeyboardInterrupt
 
@@ -142,74 +123,46 @@ def run(
     ] = False,
 ) -> None:
     """Run the whole system on the embedded default: four services and the province simulator."""
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from ce.supervisor import Supervisor
     from libs.common.auth import load_or_create_dev_key
 
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.jwt_secret is None and settings.jwt_public_key is None:
         load_or_create_dev_key(settings.data_dir)  # created once, before the services race for it
-    names = ["province", *SERVICES]
-    ports = {n: int(os.environ.get(f"CE_{n.upper()}_PORT", DEFAULT_PORTS[n])) for n in names}
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    log_dir = settings.data_dir / "logs"
+    supervisor = Supervisor(run_ports(os.environ), None if logs else log_dir)
     started = time.monotonic()
-
-    def stop_all(*_: Any) -> None:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
     try:
-        for name in names:
-            env = {**os.environ, "CE_SERVICE": name, "CE_PORT": str(ports[name])}
-            # one database per service: CE_CLAIMS_DATABASE_URL etc. (else SQLite under data_dir)
-            own_db = os.environ.get(f"CE_{name.upper()}_DATABASE_URL")
-            if own_db:
-                env["CE_DATABASE_URL"] = own_db
-            env.setdefault("CE_PROVINCE_URL", f"http://127.0.0.1:{ports['province']}")
-            log_dir = settings.data_dir / "logs"
-            log_dir.mkdir(exist_ok=True)
-            out = None if logs else (log_dir / f"{name}.log").open("ab")
-            procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "libs.common.cli", "serve", name],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT if out else None,
-            )
-        _wait_healthy(ports, procs, timeout=90)
+        supervisor.start()
+        supervisor.wait_healthy(timeout=90)
         typer.echo(
             json.dumps(
                 {
                     "status": "healthy",
                     "seconds": round(time.monotonic() - started, 1),
-                    "urls": {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
+                    "urls": supervisor.urls(),
                     "data_dir": str(settings.data_dir.resolve()),
-                    "logs": None if logs else str((settings.data_dir / "logs").resolve()),
+                    "logs": None if logs else str(log_dir.resolve()),
                 }
             )
         )
         signal.signal(signal.SIGTERM, _interrupt)
         if demo:
-            from libs.common.demo import load_demo
+            from ce.demo import load_demo
 
             try:
-                load_demo({n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, settings)
+                load_demo(supervisor.urls(), settings)
             except httpx.HTTPError as exc:
                 typer.echo(f"demo data could not be loaded: {exc}", err=True)
         typer.echo("Ctrl-C stops everything.")
-        while all(p.poll() is None for p in procs.values()):
-            time.sleep(0.5)
-        dead = [n for n, p in procs.items() if p.poll() is not None]
+        dead = supervisor.wait_for_an_exit()
         typer.echo(f"stopping: {', '.join(dead)} exited", err=True)
         raise typer.Exit(1)
     except KeyboardInterrupt:
         typer.echo("stopping…", err=True)
     finally:
-        stop_all()
+        supervisor.stop()
 
 
 def _bearer(token: str | None, role: str = "city_admin") -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Contracts with systems outside the platform, shared by our adapters and their simulators."""

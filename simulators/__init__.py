@@ -1,0 +1,1 @@
+"""Stand-ins for the external systems the platform talks to, for development and tests."""
