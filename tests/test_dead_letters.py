@@ -13,6 +13,8 @@ handler of ``claim.submitted`` is wrapped by a test double that fails the way we
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,9 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
+from typer.testing import CliRunner, Result
 
+from ce.cli import app as cli
 from libs.common.eventlog import EmbeddedLog
 from libs.common.events import Affiliation, ClaimSubmitted, Envelope, topic_of
 from libs.common.faults import is_transient
@@ -30,7 +35,7 @@ from libs.common.settings import Settings
 from libs.common.uow import UnitOfWork
 from services.review.handlers import events
 from services.review.main import create_app
-from tests.support import assert_problem, until
+from tests.support import assert_problem, free_port, until
 
 
 class SerializationFailure(Exception):
@@ -260,3 +265,54 @@ async def test_poison_is_dead_lettered_then_replayed_with_one_effect(
 
     await until(skipped)
     assert len(await api.tasks("claim-poison")) == 1
+
+
+async def test_ce_dead_letters_lists_and_replays_one_or_all(
+    review: FastAPI, api: Api, fault: Fault, tmp_path: Path
+) -> None:
+    fault.broken = True
+    await publish(tmp_path, submitted("claim-cli-1"), submitted("claim-cli-2"))
+    letters = await until(lambda: _dead_count(api, 2), timeout_s=30)
+    fault.broken = False
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(review, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        await until(lambda: _started(server))
+        token = review.state.tokens.mint(role="ops")
+        common = ["--url", f"http://127.0.0.1:{port}", "--token", token]
+
+        def ce(*args: str) -> Result:
+            return CliRunner().invoke(cli, ["dead-letters", *args, *common])
+
+        listed = await asyncio.to_thread(ce, "list", "review")
+        assert listed.exit_code == 0, listed.output
+        assert {json.loads(line)["id"] for line in listed.output.splitlines()} == {
+            d["id"] for d in letters
+        }
+        first, second = letters
+        one = await asyncio.to_thread(ce, "replay", first["id"], "review")
+        assert one.exit_code == 0, one.output
+        assert json.loads(one.output)["outcome"] == "applied"
+        rest = await asyncio.to_thread(ce, "replay", "--all", "review")
+        assert rest.exit_code == 0, rest.output
+        assert [json.loads(line)["id"] for line in rest.output.splitlines()] == [second["id"]]
+        bad = await asyncio.to_thread(ce, "replay", "review")
+        assert bad.exit_code != 0
+    finally:
+        server.should_exit = True
+        await serving
+    assert await api.dead() == []
+    for claim_id in ("claim-cli-1", "claim-cli-2"):
+        assert len(await api.tasks(claim_id)) == 1
+
+
+async def _dead_count(api: Api, n: int) -> list[dict[str, Any]] | None:
+    letters = await api.dead()
+    return letters if len(letters) >= n else None
+
+
+async def _started(server: uvicorn.Server) -> bool:
+    return bool(server.started)

@@ -94,9 +94,7 @@ class LearningRecordIn(BaseModel):
 
 def _valid_learning(raw: dict[str, Any]) -> LearningRecorded:
     try:
-        record = LearningRecorded.model_validate(
-            LearningRecordIn.model_validate(raw).model_dump()
-        )
+        record = LearningRecorded.model_validate(LearningRecordIn.model_validate(raw).model_dump())
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc

@@ -134,31 +134,6 @@ async def test_integration_and_ops_tokens_read_no_person_nor_evidence(
     assert r.status_code == (200 if role == "ops" else 403)
 
 
-def test_city_platform_records_fold_full_width_ids_and_refuse_other_digits() -> None:
-    from services.sync.learning import _valid_learning
-
-    number = new_id_number()
-    raw = {
-        "record_id": "ｚｚｚｊ－１",
-        "id_number": number.translate(FULL_WIDTH_DIGITS),
-        "year": 2026,
-        "subject": "public",
-        "hours": 3,
-        "course": "公需科目",
-        "completed_at": "2026-06-01T10:00:00+08:00",
-    }
-    record = _valid_learning(raw)
-    assert (record.record_id, record.id_number) == ("zzzj-1", number)
-    for bad in (
-        {"record_id": "zzzj-١"},
-        {"record_id": "r" * 129},
-        {"id_number": number.translate(ARABIC_INDIC_DIGITS)},
-        {"course": "课" * 201},
-    ):
-        with pytest.raises(ValueError):
-            _valid_learning({**raw, **bad})
-
-
 async def test_a_keyed_hash_of_the_id_number_binds_the_login_too(tmp_path: Path) -> None:
     """An identity provider may send HMAC-SHA256(key, ID number) instead of the number."""
     key = "identity-provider-shared-key"
