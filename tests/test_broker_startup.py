@@ -10,9 +10,8 @@ Also: topic replication settings reach the topics the service creates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -25,37 +24,9 @@ from libs.common.outbox import OutboxRelay
 from libs.common.settings import Settings
 from services.review.main import create_app
 from tests.fixtures.broker import Broker
-from tests.support import free_port, until
+from tests.support import TcpProxy, free_port, until
 
 pytestmark = [pytest.mark.kafka]
-
-
-@contextlib.asynccontextmanager
-async def proxy(listen_port: int, target: str) -> AsyncIterator[None]:
-    """Forward 127.0.0.1:``listen_port`` to ``target`` while the block runs."""
-    host, port = target.rsplit(":", 1)
-    pipes: set[asyncio.Task[None]] = set()
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def serve(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection(host, int(port))
-        for task in (pipe(client_r, server_w), pipe(server_r, client_w)):
-            pipes.add(asyncio.create_task(task))
-
-    server = await asyncio.start_server(serve, "127.0.0.1", listen_port)
-    try:
-        yield
-    finally:
-        server.close()
-        for task in pipes:
-            task.cancel()
-        await asyncio.gather(*pipes, return_exceptions=True)
 
 
 async def test_a_service_starts_without_its_broker_and_connects_when_it_comes(
@@ -93,7 +64,9 @@ async def test_a_service_starts_without_its_broker_and_connects_when_it_comes(
             assert r.status_code == 201, r.text
             await asyncio.sleep(0.5)
             assert await state.relay.pending() == 1
-            async with proxy(port, kafka_broker.bootstrap):  # the broker comes back
+            broker = TcpProxy(kafka_broker.bootstrap, port)
+            await broker.up()  # the broker comes back
+            try:
 
                 async def is_ready() -> bool:
                     return (await http.get("/readyz")).status_code == 200
@@ -119,6 +92,8 @@ async def test_a_service_starts_without_its_broker_and_connects_when_it_comes(
                     return bool(r.json()["items"])
 
                 await until(routed, timeout_s=60)
+            finally:
+                await broker.down()
 
 
 def _drained(relay: OutboxRelay) -> Callable[[], Awaitable[bool]]:

@@ -25,6 +25,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner, Result
 
 from ce.cli import app as cli
@@ -35,7 +36,7 @@ from libs.common.settings import Settings
 from libs.common.uow import UnitOfWork
 from services.review.handlers import events
 from services.review.main import create_app
-from tests.support import assert_problem, free_port, until
+from tests.support import TcpProxy, assert_problem, free_port, until
 
 
 class SerializationFailure(Exception):
@@ -316,3 +317,52 @@ async def _dead_count(api: Api, n: int) -> list[dict[str, Any]] | None:
 
 async def _started(server: uvicorn.Server) -> bool:
     return bool(server.started)
+
+
+@pytest.mark.postgres
+async def test_a_real_postgresql_outage_dead_letters_nothing(
+    tmp_path: Path, make_pg_database: Callable[[str], str]
+) -> None:
+    """The service reaches PostgreSQL through a proxy; taking the proxy down cuts every
+    connection and refuses new ones, as a PostgreSQL restart does. Events arriving meanwhile wait
+    (real asyncpg errors, no test double) and are handled once PostgreSQL is back."""
+    url = make_url(await asyncio.to_thread(make_pg_database, "review_pg_down"))
+    postgres = TcpProxy(f"{url.host}:{url.port or 5432}")
+    await postgres.up()
+    settings = Settings(
+        service="review",
+        data_dir=tmp_path,
+        database_url=url.set(host="127.0.0.1", port=postgres.port).render_as_string(
+            hide_password=False
+        ),
+        consumer_backoff_s=0.05,
+        consumer_max_backoff_s=0.2,
+        consumer_poison_attempts=3,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            api = Api(app, http)
+            await postgres.down()  # PostgreSQL goes away
+            await publish(tmp_path, submitted("claim-pg-1"), submitted("claim-pg-2"))
+
+            async def consumer_stuck() -> dict[str, Any] | None:
+                r = await http.get("/readyz")
+                checks: dict[str, Any] = r.json()["checks"]
+                return checks if r.status_code == 503 and "consumer" in checks else None
+
+            checks = await until(consumer_stuck)
+            assert checks["database"].startswith("error")
+            await asyncio.sleep(2.0)  # many retries: more than the 3 poison attempts
+            assert 'outcome="dead"' not in (await http.get("/metrics")).text
+            await postgres.up()  # PostgreSQL is back
+
+            async def both_routed() -> bool:
+                return all([await api.tasks("claim-pg-1"), await api.tasks("claim-pg-2")])
+
+            await until(both_routed, timeout_s=30)
+            assert len(await api.tasks("claim-pg-1")) == 1
+            assert await api.dead() == []
+            assert (await http.get("/readyz")).status_code == 200
+    await postgres.down()
