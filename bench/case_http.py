@@ -189,7 +189,8 @@ async def _measure(
                 "person_id": person_id,
                 "year": 2026,
                 "category": "training",
-                "subject": "public" if n % 5 == 0 else "professional",
+                # professional: a public training needs a public e-certificate (not in the bench)
+                "subject": "professional",
                 "title": f"Training course {n}: clinical practice update",
                 "hours": 1 + n % 8,
                 "start_date": day.isoformat(),

@@ -24,7 +24,7 @@ from bench.common import Result, interleave_sync
 from libs.common.errors import RuleViolation
 from services.claims import rules
 from services.claims.commands import ClaimCommand
-from services.claims.service import claim_input
+from services.claims.service import Verified, claim_input
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # fixed: results must not depend on the date
 BASELINE_FACTOR = 4
@@ -53,6 +53,8 @@ def claim_mix() -> list[tuple[dict[str, Any], int]]:
                     "training",
                     n,
                     subject="public" if n % 4 == 0 else "professional",
+                    # a public training cites its public e-certificate (verified in run())
+                    certificate_code=f"ZZ2026-PUB-{n:04d}" if n % 4 == 0 else None,
                     hours=[6, 8, 12.5, 16, 24][n % 5],
                     start_date=f"2026-{3 + n % 8:02d}-{day:02d}",
                     end_date=f"2026-{3 + n % 8:02d}-{day + 2:02d}",
@@ -77,7 +79,7 @@ def claim_mix() -> list[tuple[dict[str, Any], int]]:
     mix.append((_body("achievement", 0, reference_no="ZL202610001234"), 1))
     mix.append((_body("competition", 0, hours=10), 1))
     mix.append((_body("aid_deployment", 0, months=6), 1))
-    mix.append((_body("special_leave", 0, months=4), 1))
+    mix.append((_body("special_leave", 0, months=4, leave_kind="maternity"), 1))
     mix.append(
         (
             _body(
@@ -95,6 +97,15 @@ def claim_mix() -> list[tuple[dict[str, Any], int]]:
     mix.append((_body("training", 90, hours=20, start_date="2026-05-04", end_date="2026-05-05"), 1))
     mix.append((_body("training", 91, hours=8, start_date="2026-12-01", end_date="2026-12-01"), 1))
     return mix
+
+
+def _verified(body: dict[str, Any]) -> Verified | None:
+    """A public training counts as public only with its verified public e-certificate."""
+    if body.get("subject") != "public":
+        return None
+    return Verified(
+        certificate_hours=Decimal(str(body["hours"])), certificate_subject="public", any=True
+    )
 
 
 def credited() -> rules.CreditedSoFar:
@@ -117,7 +128,10 @@ def run(*, ops: int, rounds: int) -> list[Result]:
     ruleset = rules.load_ruleset(2026)
     ledger = credited()
     mix = claim_mix()
-    inputs = [claim_input(ClaimCommand.model_validate(body), count) for body, count in mix]
+    inputs = [
+        claim_input(ClaimCommand.model_validate(body), count, _verified(body))
+        for body, count in mix
+    ]
     bodies = [body for body, _ in mix]
 
     # check the mix once: the expected refusals, so a rules change that alters it shows up here

@@ -112,6 +112,10 @@ class ClaimSubmitted(Payload):
     references: dict[str, str] = Field(
         default_factory=dict, description="certificate_code / exam_card_no / reference_no given"
     )
+    # optional, so version 1 stays readable both ways: special leave's kind and reason, for
+    # the reviewers (None on every other category and on events written before they existed)
+    leave_kind: str | None = None
+    leave_reason: str | None = None
 
 
 class ClaimWithdrawn(Payload):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Header, Query, UploadFile
@@ -23,7 +24,17 @@ from libs.common.events import Affiliation
 from libs.common.idnumber import mask_id_number
 from libs.common.pagination import decode_cursor, encode_cursor, page, paginate
 from libs.common.uow import UnitOfWork
-from services.claims import compliance, evidence, exports, ledger, persons, rules, service
+from services.claims import (
+    compliance,
+    evidence,
+    exports,
+    ledger,
+    persons,
+    planner,
+    rules,
+    service,
+    workdays,
+)
 from services.claims.commands import ClaimCommand
 from services.claims.deps import State, Uow
 from services.claims.models import Claim, Evidence, Person
@@ -38,6 +49,7 @@ from services.claims.views import (
     MeSummary,
     MeView,
     PersonView,
+    PlanView,
     TitleReadiness,
     Transcript,
     dump,
@@ -220,6 +232,8 @@ def claim_view(claim: Claim) -> ClaimView:
         warnings=claim.warnings,
         credits=[CreditView.model_validate(c) for c in claim.credits],
         rejection_reason=claim.rejection_reason,
+        leave_kind=claim.body.get("leave_kind"),
+        leave_reason=claim.body.get("leave_reason"),
         sync_status=claim.sync_status,  # type: ignore[arg-type]
         evidence_ids=claim.body.get("evidence_ids", []),
         created_at=claim.created_at.isoformat(),
@@ -370,11 +384,12 @@ async def title_readiness(
     application_date: str,
     year: int | None = None,
 ) -> TitleReadiness:
-    """Whether the person had the year's hours credited 5 Chinese working days (per the rule
-    set) before a title application submitted on ``application_date``.
+    """Whether the person had completed the year's learning, and submitted the claims for
+    converted hours, 5 Chinese working days (per the rule set) before a title application
+    submitted on ``application_date``: per subject approved in time, in review but submitted in
+    time, too late, and missing (:func:`compliance.title_readiness`).
 
-    ``year`` defaults to the application's year. Hours count by the Beijing date they were
-    credited on our ledger (``created_at``), revoked ones not at all."""
+    ``year`` defaults to the application's year; revoked hours never count."""
     applied_on = _parse_date(application_date, "application_date")
     ruleset = rules.load_ruleset(year if year is not None else applied_on.year)
     async with state.uow() as uow:
@@ -382,3 +397,43 @@ async def title_readiness(
         return await compliance.title_readiness(
             uow.session, person.id, applied_on, ruleset, state.today()
         )
+
+
+# --- the what-if planner --------------------------------------------------------------------
+
+
+@router.get("/persons/{person_id}/plan", tags=["reports"])
+async def plan(
+    person_id: str,
+    state: State,
+    uow: Uow,
+    principal: CurrentPrincipal,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    application_date: str | None = None,
+) -> PlanView:
+    """What the person still needs in ``year`` (default: this year), the room under each cap,
+    the claims that can still fill each gap, days left in the claim window, and, given
+    ``application_date``, the title deadline and what must be done by then (see
+    :mod:`services.claims.planner`)."""
+    today = state.today()
+    applied_on = _parse_date(application_date, "application_date") if application_date else None
+    ruleset = rules.load_ruleset(year if year is not None else today.year)
+    person = await persons.get_person(uow, principal, person_id)
+    credited = await ledger.credited_so_far(uow, person.id, ruleset.year)
+    pending = await service.pending_claims(uow, person.id, ruleset.year)
+    the_plan = planner.make_plan(ruleset, credited, pending, today=today)
+    deadline_plan = None
+    if applied_on is not None:
+        deadline, warnings = workdays.title_deadline(
+            applied_on, ruleset.title_application_working_days
+        )
+        split = await compliance.readiness_split(
+            uow.session, person.id, ruleset.year, compliance.cutoff_of(deadline)
+        )
+        in_time: dict[str, Decimal] = {
+            s: split.approved[s] + split.pending[s] for s in compliance.SUBJECTS
+        }
+        deadline_plan = planner.deadline_view(
+            ruleset, applied_on, deadline, today, in_time, warnings
+        )
+    return planner.plan_view(person.id, ruleset, the_plan, deadline_plan)

@@ -38,6 +38,14 @@ class ClaimCommand(BaseModel):
     project_id: EntityId | None = Field(
         default=None, description="a training project filed with the city (备案)"
     )
+    leave_kind: str | None = Field(
+        default=None,
+        max_length=20,
+        description="special_leave: abroad, sick (each more than 6 months), maternity, other",
+    )
+    leave_reason: str | None = Field(
+        default=None, max_length=500, description="special_leave of kind other: why it counts"
+    )
     credits: list[CreditIn] | None = Field(default=None, max_length=10)
     evidence_ids: list[EntityId] = Field(default_factory=list, max_length=50)
 

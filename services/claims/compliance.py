@@ -45,6 +45,7 @@ from services.claims.views import (
     CreditedHours,
     OrgRef,
     OrgSummary,
+    ReadinessSubject,
     ReportItem,
     ReportSummary,
     Required,
@@ -384,6 +385,95 @@ def report_head(ruleset: rules.RuleSet, scope: OrgScope, now: datetime) -> Repor
 # --- title readiness ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ReadinessSplit:
+    """A person's hours of the year against a title-application deadline (notice 六:
+    「应于申报材料前5个工作日完成公需科目和专业科目学习，需要折算学时的，按时完成省平台学时申报」).
+
+    What counts by the deadline is learning *completed* by then and, for hours that need a
+    conversion (every claim of 附件1), a claim *submitted* by then:
+
+    - a city-platform record counts by its ``completed_at`` (no declaration is needed);
+    - a claim counts when its activity ended by the deadline (its ``end_date``; a claim without
+      dates — achievements, aid, leave — by its submission alone) and its current revision was
+      submitted by the deadline. The day a reviewer approved it does not matter.
+
+    ``approved``: live credited hours in time; ``pending``: claims in review submitted in time
+    (they count once approved); ``too_late``: credited or in-review hours completed or submitted
+    after the deadline."""
+
+    approved: dict[str, Decimal]
+    pending: dict[str, Decimal]
+    too_late: dict[str, Decimal]
+
+
+def _in_time(cutoff: datetime, completed: datetime | date | None, submitted: datetime) -> bool:
+    if isinstance(completed, datetime):
+        if completed >= cutoff:
+            return False
+    elif isinstance(completed, date) and completed >= cutoff.date():
+        return False
+    return submitted < cutoff
+
+
+def _end_date(body: Mapping[str, Any] | None) -> date | None:
+    value = (body or {}).get("end_date")
+    return date.fromisoformat(value) if value else None
+
+
+def cutoff_of(deadline: date) -> datetime:
+    """On or before the deadline (Beijing) = before the next Beijing midnight."""
+    return datetime.combine(deadline + timedelta(days=1), time(), tzinfo=BEIJING)
+
+
+async def readiness_split(
+    session: AsyncSession, person_id: str, year: int, cutoff: datetime
+) -> ReadinessSplit:
+    """Split the person's hours of ``year`` by whether they count for a deadline whose next
+    Beijing midnight is ``cutoff``."""
+    approved: dict[str, Decimal] = dict.fromkeys(SUBJECTS, ZERO)
+    pending: dict[str, Decimal] = dict.fromkeys(SUBJECTS, ZERO)
+    late: dict[str, Decimal] = dict.fromkeys(SUBJECTS, ZERO)
+    entries = await session.execute(
+        select(LedgerEntry, Claim.body, Claim.submitted_at)
+        .outerjoin(Claim, (LedgerEntry.source == "claim") & (Claim.id == LedgerEntry.ref))
+        .where(
+            LedgerEntry.person_id == person_id,
+            LedgerEntry.year == year,
+            LedgerEntry.revoked_at.is_(None),
+        )
+    )
+    for entry, body, submitted_at in entries:
+        if entry.source == "claim":
+            # a ledger row without its claim (seeded, or booked before submitted_at existed)
+            # counts by the day it was credited
+            completed: datetime | date | None = _end_date(body)
+            submitted = submitted_at or entry.created_at
+        else:
+            completed = entry.completed_at or entry.created_at
+            submitted = completed
+        bucket = approved if _in_time(cutoff, completed, submitted) else late
+        bucket[entry.subject] = bucket.get(entry.subject, ZERO) + Decimal(entry.hours)
+    in_review = await session.execute(
+        select(Claim.body, Claim.submitted_at, Claim.created_at, Claim.expected_credits).where(
+            Claim.person_id == person_id,
+            Claim.year == year,
+            Claim.status == ClaimStatus.IN_REVIEW,
+        )
+    )
+    for body, submitted_at, created_at, expected in in_review:
+        on_time = _in_time(cutoff, _end_date(body), submitted_at or created_at)
+        bucket = pending if on_time else late
+        for credit in expected or []:
+            subject = str(credit["subject"])
+            bucket[subject] = bucket.get(subject, ZERO) + Decimal(str(credit["hours"]))
+    return ReadinessSplit(_rounded(approved), _rounded(pending), _rounded(late))
+
+
+def _rounded(sums: dict[str, Decimal]) -> dict[str, Decimal]:
+    return {s: rules.round_hours(v) for s, v in sums.items()}
+
+
 async def title_readiness(
     session: AsyncSession,
     person_id: str,
@@ -391,28 +481,43 @@ async def title_readiness(
     ruleset: rules.RuleSet,
     today: date,
 ) -> TitleReadiness:
-    """Whether the person had the year's hours credited 5 Chinese working days (per the rule
-    set) before a title application submitted on ``applied_on``.
-
-    Hours count by the Beijing date they were
-    credited on our ledger (``created_at``), revoked ones not at all."""
+    """Whether the person had the year's learning completed (and conversions declared) 5
+    Chinese working days (per the rule set) before a title application on ``applied_on``:
+    see :class:`ReadinessSplit` for what counts."""
     working_days = ruleset.title_application_working_days
     deadline, warnings = workdays.title_deadline(applied_on, working_days)
-    # credited on or before the deadline (Beijing) = created before the next Beijing midnight
-    cutoff = datetime.combine(deadline + timedelta(days=1), time(), tzinfo=BEIJING)
+    cutoff = cutoff_of(deadline)
     now = await standing(session, person_id, ruleset, with_pending=False)
-    by_deadline = await standing(session, person_id, ruleset, before=cutoff, with_pending=False)
+    split = await readiness_split(session, person_id, ruleset.year, cutoff)
+    by_deadline = Standing.of(ruleset.requirement, split.approved, split.pending)
+    if_approved = Standing.of(
+        ruleset.requirement, {s: split.approved[s] + split.pending[s] for s in SUBJECTS}
+    )
     if deadline >= today:
         warnings.append(
             f"The deadline {deadline.isoformat()} has not passed yet: credited_by_deadline "
-            "shows what is credited so far; hours credited up to the deadline still count."
+            "shows what is in time so far; learning completed and claims submitted up to the "
+            "deadline still count."
         )
     if deadline.year < ruleset.year:
         warnings.append(
             f"The deadline {deadline.isoformat()} falls before the rule year {ruleset.year} "
-            "begins, so no hours of that year can have been credited by then."
+            "begins, so no hours of that year can have been completed by then."
         )
     req = ruleset.requirement
+    subjects: dict[str, ReadinessSubject] = {
+        s: ReadinessSubject(
+            required=float(req.for_subject(s)),
+            approved=hours(split.approved[s]),
+            pending_in_time=hours(split.pending[s]),
+            too_late=hours(split.too_late[s]),
+            missing=hours(max(req.for_subject(s) - split.approved[s], ZERO)),
+            missing_if_pending_approved=hours(
+                max(req.for_subject(s) - split.approved[s] - split.pending[s], ZERO)
+            ),
+        )
+        for s in SUBJECTS
+    }
     return TitleReadiness(
         person_id=person_id,
         year=ruleset.year,
@@ -422,8 +527,10 @@ async def title_readiness(
         required=SubjectHours(public=float(req.public), professional=float(req.professional)),
         compliant_now=now.compliant,
         compliant_by_deadline=by_deadline.compliant,
+        compliant_if_pending_approved=if_approved.compliant,
         credited_now=_credited_only(now),
         credited_by_deadline=_credited_only(by_deadline),
+        subjects=subjects,
         warnings=warnings,
     )
 

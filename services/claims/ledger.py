@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from libs.common.events import (
 from libs.common.uow import UnitOfWork
 from services.claims import compliance, rules
 from services.claims.models import (
+    Claim,
     LedgerEntry,
     LedgerSource,
     PendingLearning,
@@ -56,7 +58,9 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
     ruleset = rules.load_ruleset(year)
     credited: dict[str, Decimal] = defaultdict(Decimal)
     entries = []
-    for entry in await ledger(uow, person.id, year, include_revoked=True):
+    booked = await ledger(uow, person.id, year, include_revoked=True)
+    leave_kinds = await _leave_kinds(uow, [e.ref for e in booked if e.source == LedgerSource.CLAIM])
+    for entry in booked:
         if entry.revoked_at is None:
             credited[entry.subject] += Decimal(entry.hours)
         entries.append(
@@ -71,6 +75,9 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
                 note=entry.note,
                 at=entry.created_at.isoformat(),
                 revoked_at=entry.revoked_at.isoformat() if entry.revoked_at else None,
+                leave_kind=leave_kinds.get(entry.ref)
+                if entry.source == LedgerSource.CLAIM
+                else None,
             )
         )
     pending = await compliance.pending_sums(uow.session, [person.id], year)
@@ -87,6 +94,18 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
         compliant=standing.compliant,
         entries=entries,
     )
+
+
+async def _leave_kinds(uow: UnitOfWork, claim_ids: list[str]) -> dict[str, str]:
+    """claim id → the leave_kind its special-leave claim named (shown on the transcript)."""
+    if not claim_ids:
+        return {}
+    rows = await uow.session.execute(
+        select(Claim.id, Claim.body).where(
+            Claim.id.in_(set(claim_ids)), Claim.category == "special_leave"
+        )
+    )
+    return {claim_id: body["leave_kind"] for claim_id, body in rows if body.get("leave_kind")}
 
 
 async def learning_recorded(uow: UnitOfWork, event: LearningRecorded) -> None:
@@ -114,6 +133,7 @@ async def learning_recorded(uow: UnitOfWork, event: LearningRecorded) -> None:
         event.subject,
         Decimal(str(event.hours)),
         event.course,
+        event.completed_at,
     )
 
 
@@ -125,7 +145,14 @@ async def book_pending_learning(uow: UnitOfWork, person: Person) -> None:
     ).all()
     for record in pending:
         await _book_learning(
-            uow, person, record.record_id, record.year, record.subject, record.hours, record.course
+            uow,
+            person,
+            record.record_id,
+            record.year,
+            record.subject,
+            record.hours,
+            record.course,
+            record.completed_at,
         )
         await uow.session.delete(record)
 
@@ -138,6 +165,7 @@ async def _book_learning(
     subject: str,
     hours: Decimal,
     course: str,
+    completed_at: datetime,
 ) -> None:
     exists = await uow.session.scalar(
         select(LedgerEntry.id).where(
@@ -154,5 +182,6 @@ async def _book_learning(
                 source=LedgerSource.CITY_PLATFORM,
                 ref=record_id,
                 title=course,
+                completed_at=completed_at,
             )
         )

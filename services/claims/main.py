@@ -10,7 +10,7 @@ from libs.common.events import topic_of
 from libs.common.limits import MULTIPART_OVERHEAD
 from libs.common.service import ServiceSpec, create_service_app
 from libs.common.settings import Settings
-from services.claims import reminders
+from services.claims import notifications, reminders
 from services.claims.api import MAX_EVIDENCE_BYTES, router
 from services.claims.handlers import events
 from services.claims.models import infra
@@ -21,7 +21,7 @@ SPEC = ServiceSpec(
     title="Claims: persons, claims, transcripts",
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=[router, reminders.router],
+    routers=[router, reminders.router, notifications.router],
     events=events,
     subscribes=[topic_of("review"), topic_of("registry"), topic_of("sync")],
     workers=[reminders.reminder_worker],

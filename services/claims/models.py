@@ -107,6 +107,8 @@ class Claim(IdMixin, TimestampMixin, Base):
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     sync_status: Mapped[str] = mapped_column(String(20), default=SyncStatus.NOT_APPLICABLE.value)
     decided_at: Mapped[datetime | None]
+    # when the current revision was submitted (title readiness: a conversion declared in time)
+    submitted_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_claims_person_year", "person_id", "year", "status"),)
 
@@ -140,6 +142,8 @@ class LedgerEntry(IdMixin, TimestampMixin, Base):
     title: Mapped[str | None] = mapped_column(String(300))
     note: Mapped[str | None] = mapped_column(Text)
     revoked_at: Mapped[datetime | None]
+    # a city-platform record: when the learning was completed (title readiness counts by it)
+    completed_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("source", "ref", "subject"),
@@ -208,3 +212,21 @@ class PendingLearning(Base):
     hours: Mapped[Any] = mapped_column(Hours)
     course: Mapped[str] = mapped_column(String(300))
     completed_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """One line of a person's feed (``GET /v1/me/notifications``), written in the same unit of
+    work as the change it reports. ``seq`` orders the feed (newest first) and keys its cursor."""
+
+    __tablename__ = "notifications"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    person_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    claim_id: Mapped[str | None] = mapped_column(String(36))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_notifications_person_seq", "person_id", "seq"),)

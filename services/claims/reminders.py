@@ -39,6 +39,7 @@ from libs.common.uow import UnitOfWork
 from services.claims import compliance, rules
 from services.claims.deps import State
 from services.claims.models import ReminderLog
+from services.claims.notifications import notify
 from services.claims.scope import CITY
 from services.claims.state import DEFAULT_REMINDER_INTERVAL_S, claims_of
 from services.claims.views import ReminderRunView
@@ -114,6 +115,16 @@ async def _remind_chunk(
         if person.id not in fresh:
             continue
         standing = person.standing
+        gaps = standing.gaps_view()
+        notify(
+            uow,
+            person.id,
+            "reminder_due",
+            f"{ruleset.year} hours still missing: {rules.fmt_hours(standing.gap_public)} h public, "
+            f"{rules.fmt_hours(standing.gap_professional)} h professional; the claim window "
+            f"closes {ruleset.claim_window.closes.date().isoformat()}.",
+            data={"year": ruleset.year, "reminder_date": on.isoformat(), "gaps": gaps.model_dump()},
+        )
         uow.emit(
             ComplianceReminderDue(
                 person_id=person.id,

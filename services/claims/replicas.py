@@ -29,6 +29,7 @@ from services.claims.models import (
     OrgReplica,
     ProjectReplica,
 )
+from services.claims.notifications import notify
 from services.claims.service import normalise_code
 
 
@@ -104,6 +105,14 @@ async def certificate_revoked(uow: UnitOfWork, event: CertificateRevoked, *, now
             entry.note = f"revoked: certificate {event.code} was revoked ({event.reason})"
         claim.status = ClaimStatus.REVOKED
         claim.rejection_reason = f"certificate {event.code} revoked: {event.reason}"
+        notify(
+            uow,
+            claim.person_id,
+            "credit_revoked",
+            f"The credit of 「{claim.title}」 was revoked: {claim.rejection_reason}",
+            claim_id=claim.id,
+            data={"reason": claim.rejection_reason},
+        )
         uow.emit(
             ClaimCreditRevoked(
                 claim_id=claim.id,

@@ -13,8 +13,19 @@ Interpretations (where DOMAIN.md or the notice leaves room):
   ``months / 12`` (whole months 1..12); its cap is one deployment-year (12 months) a year,
   measured on credited hours converted back to months.
 - ``special_leave`` credits ``months_off / 12 × (30 public + 60 professional)`` (DOMAIN.md's
-  reading of 「按实际在岗时间折算」), once a year, months 1..12. The "> 6 months" conditions of
-  the notice depend on the kind of leave (maternity has none) and are left to the reviewers.
+  reading of 「按实际在岗时间折算」), once a year, months 1..12. The claim names its
+  ``leave_kind`` (the rule set's ``leave_kinds``): 境外公派 ``abroad`` and 病假 ``sick`` count only
+  when *more than* 6 months of the year were spent so (「超过6个月」: whole months, so 7 or more;
+  6 or fewer → ``leave_too_short``); 产假 ``maternity`` has no minimum; ``other`` (a case
+  recognised by a provincial industry department) needs a ``leave_reason`` for the reviewers
+  (``leave_reason_required``). A missing or unknown kind → ``invalid_leave_kind``. Checked at
+  submission only: a claim accepted before this rule is still credited at approval.
+- Public-subject training (公需) counts as public only "when so certified" (DOMAIN.md): the
+  category's ``certified_subjects`` need a verified e-certificate of that subject. A training
+  claimed as ``public`` without one is *refused* (``public_subject_unverified``) rather than
+  quietly taken as professional: the person chooses (claim it as professional, or cite the
+  certificate), and nothing is credited to a subject the person did not ask for. A filed
+  project (附件2) names no subject, so only the e-certificate can say so. Submission only.
 - Both prorated categories credit both subjects, so their claims name no subject.
 - ``exam_staff`` credits the hours on the exam card; once the card is verified its hours win,
   and a claim naming other hours is refused (``hours_mismatch``).
@@ -27,6 +38,11 @@ Interpretations (where DOMAIN.md or the notice leaves room):
 - Caps are enforced on credited hours in approval order. At submission a claim that would
   exceed a cap is accepted with a warning and expected credits cut to what remains; one with
   nothing left is refused (``yearly_cap_reached``). At approval the claim is cut, possibly to 0.
+- Claims still in review are not credited, so they never cut ``expected_credits`` (which say
+  what the claim credits if approved now) and never make a submission refused; but when the
+  claims in review of the same cap group, approved first in the order they were submitted,
+  would leave this claim less room, the submission warns, naming the cap, those claims and the
+  room left after them (:func:`pending_cap_notes`).
 - Hours have at most one decimal; computed hours are rounded half-up to one decimal.
 """
 
@@ -170,6 +186,16 @@ class EvidenceRule(_Frozen):
     )
 
 
+class LeaveKind(_Frozen):
+    """A kind of time off post (附件1 item 7) and its condition."""
+
+    label: str
+    # the leave counts only if it lasted more than this many months of the year
+    more_than_months: int | None = None
+    # the reviewers need the reason (a case recognised by a provincial industry department)
+    reason_required: bool = False
+
+
 class CategoryRules(_Frozen):
     label: str
     rule: HoursRule
@@ -177,6 +203,10 @@ class CategoryRules(_Frozen):
     default_subject: Subject | None
     allowed_subjects: tuple[Subject, ...]
     evidence: EvidenceRule
+    # subjects a claim may name only with a verified certificate of that subject
+    certified_subjects: tuple[Subject, ...] = ()
+    # the kinds of leave a claim must name (special leave); None: the category has none
+    leave_kinds: dict[str, LeaveKind] | None = None
 
 
 class CapGroup(_Frozen):
@@ -286,6 +316,18 @@ class ClaimInput:
     card_hours: HoursLike | None = None
     certificate_hours: HoursLike | None = None
     certificate_subject: str | None = None
+    leave_kind: str | None = None
+    leave_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingClaim:
+    """A claim of the same person and year still in review: what it expects to credit."""
+
+    claim_id: str
+    title: str
+    category: str
+    credits: tuple[Credit, ...]
 
 
 @dataclass(frozen=True)
@@ -356,22 +398,37 @@ class Assessment:
 
 
 def assess(
-    ruleset: RuleSet, claim: ClaimInput, credited: CreditedSoFar, *, now: datetime
+    ruleset: RuleSet,
+    claim: ClaimInput,
+    credited: CreditedSoFar,
+    *,
+    now: datetime,
+    pending: Sequence[PendingClaim] = (),
 ) -> Assessment:
     """Check a claim at submission and compute its expected credits.
 
-    Raises :class:`RuleViolation` (``window_closed``, ``invalid_category``, ``evidence_required``,
-    ``invalid_dates``, ``invalid_subject``, ``invalid_hours``, ``invalid_months``,
-    ``hours_mismatch``, ``daily_cap_exceeded``, ``yearly_cap_reached``)."""
+    ``pending``: the person's other claims of the year still in review, in submission order
+    (they only add warnings). Raises :class:`RuleViolation` (``window_closed``,
+    ``invalid_category``, ``evidence_required``, ``invalid_dates``, ``invalid_subject``,
+    ``public_subject_unverified``, ``invalid_leave_kind``, ``leave_too_short``,
+    ``leave_reason_required``, ``invalid_hours``, ``invalid_months``, ``hours_mismatch``,
+    ``daily_cap_exceeded``, ``yearly_cap_reached``)."""
     _check_window(ruleset, now)
     category = ruleset.category(claim.category)
     _check_evidence(claim, category)
     _check_not_future(ruleset, claim, now)
+    _check_leave(claim, category)
     requested, notes = _requested_credits(ruleset, claim, category)
+    _check_certified_subject(claim, category, requested)
     credits, cap_notes = _apply_cap(ruleset, category, requested, credited)
     if _total(credits) <= 0:
         raise _cap_reached(ruleset, category, credited)
-    warnings = notes + cap_notes + _requirement_notes(ruleset, credits, credited)
+    warnings = (
+        notes
+        + cap_notes
+        + pending_cap_notes(ruleset, claim.category, credits, credited, pending)
+        + _requirement_notes(ruleset, credits, credited)
+    )
     return Assessment(
         requested_hours=_total(requested),
         requested=requested,
@@ -399,6 +456,11 @@ def cap_remaining(ruleset: RuleSet, cap_group: str, credited: CreditedSoFar) -> 
     """What is left under a cap group, in its measure (hours, months or claims)."""
     group = ruleset.cap_groups[cap_group]
     return max(group.limit - _cap_used(ruleset, cap_group, credited), ZERO)
+
+
+def cap_used(ruleset: RuleSet, cap_group: str, credited: CreditedSoFar) -> Decimal:
+    """What is used under a cap group, in its measure (hours, months or claims)."""
+    return _cap_used(ruleset, cap_group, credited)
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -441,6 +503,57 @@ def _check_evidence(claim: ClaimInput, category: CategoryRules) -> None:
             code="evidence_required",
             missing=missing,
         )
+
+
+def _check_leave(claim: ClaimInput, category: CategoryRules) -> None:
+    kinds = category.leave_kinds
+    if kinds is None:
+        if claim.leave_kind is not None:
+            raise RuleViolation(
+                f"A {claim.category} claim names no leave_kind.", code="invalid_leave_kind"
+            )
+        return
+    kind = kinds.get(claim.leave_kind or "")
+    if kind is None:
+        known = ", ".join(f"{k} ({v.label})" for k, v in kinds.items())
+        raise RuleViolation(
+            f"A {claim.category} claim names its leave_kind, one of: {known} "
+            f"(got {claim.leave_kind!r}).",
+            code="invalid_leave_kind",
+            allowed=list(kinds),
+        )
+    months = claim.months
+    minimum = kind.more_than_months
+    if minimum is not None and isinstance(months, int) and months <= minimum:
+        raise RuleViolation(
+            f"{kind.label} counts only when it lasted more than {minimum} months of the year "
+            f"(got {months}).",
+            code="leave_too_short",
+            leave_kind=claim.leave_kind,
+            more_than_months=minimum,
+        )
+    if kind.reason_required and not (claim.leave_reason and claim.leave_reason.strip()):
+        raise RuleViolation(
+            f"{kind.label}: give the reason and the recognising department in leave_reason, "
+            "for the reviewers.",
+            code="leave_reason_required",
+        )
+
+
+def _check_certified_subject(
+    claim: ClaimInput, category: CategoryRules, requested: tuple[Credit, ...]
+) -> None:
+    for credit in requested:
+        if credit.subject in category.certified_subjects and (
+            claim.certificate_subject != credit.subject
+        ):
+            raise RuleViolation(
+                f"A {claim.category} counts as {credit.subject} hours only when its "
+                f"e-certificate says so: cite a verified {credit.subject} certificate "
+                "(certificate_code), or claim the hours as professional.",
+                code=f"{credit.subject}_subject_unverified",
+                subject=credit.subject,
+            )
 
 
 def _check_dates(ruleset: RuleSet, claim: ClaimInput) -> None:
@@ -726,6 +839,58 @@ def _cut_months(
         f"{group.label} ({fmt_hours(group.limit)} months; {fmt_hours(used)} already credited)."
     )
     return rule.credits_for(left), [note]
+
+
+def book_in_order(
+    ruleset: RuleSet, credited: CreditedSoFar, pending: Iterable[PendingClaim]
+) -> tuple[CreditedSoFar, list[tuple[PendingClaim, tuple[Credit, ...]]]]:
+    """The ledger if the claims were approved in this order, each cut by the caps as at
+    approval, and what each of them would credit."""
+    booked = []
+    for claim in pending:
+        category = ruleset.category(claim.category)
+        credits, _ = _apply_cap(ruleset, category, claim.credits, credited)
+        credited = credited.plus(claim.category, credits)
+        booked.append((claim, credits))
+    return credited, booked
+
+
+_UNITS = {"hours": "h", "months": "month(s)", "claims": "claim(s)"}
+
+
+def pending_cap_notes(
+    ruleset: RuleSet,
+    category_name: str,
+    credits: tuple[Credit, ...],
+    credited: CreditedSoFar,
+    pending: Sequence[PendingClaim],
+) -> list[str]:
+    """A warning when claims in review of the same cap group, approved first, would leave this
+    claim less than its expected credits (caps are booked in approval order)."""
+    group_name = ruleset.category(category_name).cap_group
+    if group_name is None:
+        return []
+    same = [p for p in pending if ruleset.category(p.category).cap_group == group_name]
+    if not same:
+        return []
+    after, booked = book_in_order(ruleset, credited, same)
+    category = ruleset.category(category_name)
+    left, _ = _apply_cap(ruleset, category, credits, after)
+    wanted, could = _total(credits), _total(left)
+    if could >= wanted:
+        return []
+    group = ruleset.cap_groups[group_name]
+    unit = _UNITS[group.measure]
+    room = cap_remaining(ruleset, group_name, after)
+    named = "; ".join(
+        f"「{p.title}」 ({fmt_hours(_total(c))} h, claim {p.claim_id})" for p, c in booked
+    )
+    return [
+        f"Claims still in review also count under the {fmt_hours(group.limit)} {unit} yearly "
+        f"cap on {group.label}: {named}. If they are approved first, only "
+        f"{fmt_hours(could)} of this claim's {fmt_hours(wanted)} hours can count "
+        f"({fmt_hours(room)} {unit} of room left after them); caps are booked in approval order."
+    ]
 
 
 def _cap_reached(ruleset: RuleSet, category: CategoryRules, credited: CreditedSoFar) -> Exception:

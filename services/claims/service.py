@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import Principal
@@ -46,6 +46,7 @@ from services.claims.models import (
     ReviewStage,
     SyncStatus,
 )
+from services.claims.notifications import notify
 from services.claims.persons import get_person
 from services.claims.scope import is_self, may_see_person
 
@@ -88,6 +89,8 @@ def claim_input(
         card_hours=verified.card_hours,
         certificate_hours=verified.certificate_hours,
         certificate_subject=verified.certificate_subject,
+        leave_kind=command.leave_kind,
+        leave_reason=command.leave_reason,
     )
 
 
@@ -239,9 +242,38 @@ async def _assess(
     verified = await verify_references(uow, person, command)
     credited = await credited_so_far(uow, person.id, ruleset.year)
     assessment = rules.assess(
-        ruleset, claim_input(command, evidence_count, verified), credited, now=now
+        ruleset,
+        claim_input(command, evidence_count, verified),
+        credited,
+        now=now,
+        pending=await pending_claims(uow, person.id, ruleset.year),
     )
     return assessment, verified
+
+
+async def pending_claims(uow: UnitOfWork, person_id: str, year: int) -> list[rules.PendingClaim]:
+    """The person's claims of the year in review, in the order they were submitted."""
+    rows = await uow.session.scalars(
+        select(Claim)
+        .where(
+            Claim.person_id == person_id,
+            Claim.year == year,
+            Claim.status == ClaimStatus.IN_REVIEW,
+        )
+        .order_by(func.coalesce(Claim.submitted_at, Claim.created_at), Claim.id)
+    )
+    return [
+        rules.PendingClaim(
+            claim_id=c.id,
+            title=c.title,
+            category=c.category,
+            credits=tuple(
+                rules.Credit(x["subject"], rules.round_hours(Decimal(str(x["hours"]))))
+                for x in c.expected_credits
+            ),
+        )
+        for c in rows
+    ]
 
 
 def _may_claim_for(principal: Principal, person: Person) -> None:
@@ -267,6 +299,7 @@ async def submit_claim(
         revision=1,
         status=ClaimStatus.IN_REVIEW,
         stage=ReviewStage.UNIT,
+        submitted_at=now,
     )
     _apply_assessment(claim, assessment, verified)
     uow.session.add(claim)
@@ -285,6 +318,15 @@ def _apply_assessment(claim: Claim, assessment: rules.Assessment, verified: Veri
 
 
 def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person, command: ClaimCommand) -> None:
+    notify(
+        uow,
+        person.id,
+        "claim_submitted",
+        f"「{claim.title}」 (revision {claim.revision}) was submitted: "
+        f"{rules.fmt_hours(Decimal(claim.requested_hours))} h requested, now in unit review.",
+        claim_id=claim.id,
+        data={"revision": claim.revision, "expected_credits": claim.expected_credits},
+    )
     uow.emit(
         ClaimSubmitted(
             claim_id=claim.id,
@@ -302,6 +344,8 @@ def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person, command: Clai
             verified_evidence=claim.verified_evidence,
             evidence_ids=list(command.evidence_ids),
             references=command.references(),
+            leave_kind=command.leave_kind,
+            leave_reason=command.leave_reason,
         ),
         subject=claim.id,
     )
@@ -362,6 +406,7 @@ async def revise_claim(
     claim.status = ClaimStatus.IN_REVIEW
     claim.stage = ReviewStage.UNIT
     claim.rejection_reason = None
+    claim.submitted_at = now
     _apply_assessment(claim, assessment, verified)
     await _bind_references(uow, claim, command, evidence)
     _emit_submitted(uow, claim, person, command)
@@ -383,6 +428,14 @@ async def stage_passed(uow: UnitOfWork, event: ClaimStagePassed) -> None:
     claim = await _claim_at(uow, event.claim_id, event.revision)
     if claim is not None:
         claim.stage = event.next_stage
+        notify(
+            uow,
+            claim.person_id,
+            "stage_passed",
+            f"「{claim.title}」 passed {event.stage} review; now in {event.next_stage} review.",
+            claim_id=claim.id,
+            data={"stage": event.stage, "next_stage": event.next_stage},
+        )
 
 
 async def rejected(uow: UnitOfWork, event: ClaimRejected, *, now: datetime) -> None:
@@ -392,6 +445,14 @@ async def rejected(uow: UnitOfWork, event: ClaimRejected, *, now: datetime) -> N
         claim.stage = None
         claim.rejection_reason = event.reason
         claim.decided_at = now
+        notify(
+            uow,
+            claim.person_id,
+            "claim_rejected",
+            f"「{claim.title}」 was rejected at {event.stage} review: {event.reason}",
+            claim_id=claim.id,
+            data={"stage": event.stage, "reason": event.reason},
+        )
 
 
 async def approved(uow: UnitOfWork, event: ClaimApproved, *, now: datetime) -> None:
@@ -412,6 +473,14 @@ async def approved(uow: UnitOfWork, event: ClaimApproved, *, now: datetime) -> N
         # the evidence stopped being valid while the claim was in review: nothing to credit
         claim.status, claim.stage, claim.decided_at = ClaimStatus.REVOKED, None, now
         claim.rejection_reason = exc.detail
+        notify(
+            uow,
+            claim.person_id,
+            "credit_revoked",
+            f"「{claim.title}」 cannot be credited: {exc.detail}",
+            claim_id=claim.id,
+            data={"reason": exc.detail},
+        )
         return
     credits = rules.credit_on_approval(
         ruleset,
@@ -438,6 +507,15 @@ async def approved(uow: UnitOfWork, event: ClaimApproved, *, now: datetime) -> N
                 note=_cut_note(claim, credit),
             )
         )
+    credited_text = ", ".join(f"{rules.fmt_hours(c.hours)} h {c.subject}" for c in credits)
+    notify(
+        uow,
+        claim.person_id,
+        "claim_approved",
+        f"「{claim.title}」 was approved: {credited_text} credited.",
+        claim_id=claim.id,
+        data={"credits": claim.credits},
+    )
     if booked:
         uow.emit(
             ClaimCredited(
@@ -469,4 +547,13 @@ async def sync_outcome(uow: UnitOfWork, claim_id: str | None, status: SyncStatus
         return
     claim = await uow.session.get(Claim, claim_id)
     if claim is not None and claim.status == ClaimStatus.APPROVED:
+        first = claim.sync_status != status
         claim.sync_status = status
+        if first and status == SyncStatus.REGISTERED:
+            notify(
+                uow,
+                claim.person_id,
+                "registered_at_province",
+                f"The hours of 「{claim.title}」 are registered on the province platform.",
+                claim_id=claim.id,
+            )

@@ -75,6 +75,7 @@ class TranscriptEntry(BaseModel):
     note: str | None
     at: str
     revoked_at: str | None
+    leave_kind: str | None = None
 
 
 class Transcript(BaseModel):
@@ -118,6 +119,8 @@ class ClaimView(BaseModel):
     warnings: list[str]
     credits: list[CreditView]
     rejection_reason: str | None
+    leave_kind: str | None = None
+    leave_reason: str | None = None
     sync_status: SyncStatus
     evidence_ids: list[str]
     created_at: str
@@ -178,6 +181,18 @@ class ComplianceReport(BaseModel):
 # --- title readiness ------------------------------------------------------------------------
 
 
+class ReadinessSubject(BaseModel):
+    """One subject against the title deadline: approved in time, submitted in time and still in
+    review (counts if approved), too late, and what is missing."""
+
+    required: float
+    approved: float
+    pending_in_time: float
+    too_late: float
+    missing: float
+    missing_if_pending_approved: float
+
+
 class TitleReadiness(BaseModel):
     person_id: str
     year: int
@@ -187,9 +202,79 @@ class TitleReadiness(BaseModel):
     required: SubjectHours
     compliant_now: bool
     compliant_by_deadline: bool
+    compliant_if_pending_approved: bool
     credited_now: SubjectHours
     credited_by_deadline: SubjectHours
+    subjects: dict[str, ReadinessSubject]
     warnings: list[str]
+
+
+# --- the planner ----------------------------------------------------------------------------
+
+
+class PlanOption(BaseModel):
+    """A kind of claim (``source``: its category) or city-platform courses (``city_platform``)
+    and how much of the subject's gap it can fill: ``items`` claims, ``days`` at the daily cap."""
+
+    source: str
+    label: str
+    hours: float
+    items: int | None
+    days: int | None
+    note: str | None
+
+
+class SubjectPlan(BaseModel):
+    """``gap``: required − credited; ``still_needed``: the gap left once the claims in review
+    are approved (what the suggestions fill)."""
+
+    required: float
+    credited: float
+    pending: float
+    gap: float
+    still_needed: float
+
+
+class Suggestion(BaseModel):
+    """How a subject's ``still_needed`` hours can be filled: ``options`` are alternatives (each
+    alone at most what is needed, within its cap's room), ``plan`` one route through them."""
+
+    subject: str
+    still_needed: float
+    summary: str
+    options: list[PlanOption]
+    plan: list[PlanOption]
+
+
+class CapGroupPlan(BaseModel):
+    label: str
+    measure: str
+    limit: float
+    used: float
+    pending: float
+    room: float
+
+
+class PlanDeadline(BaseModel):
+    application_date: str
+    deadline: str
+    days_until_deadline: int
+    still_needed_by_deadline: dict[str, float]
+    must_do: str
+    warnings: list[str]
+
+
+class PlanView(BaseModel):
+    person_id: str
+    year: int
+    compliant: bool
+    compliant_if_pending_approved: bool
+    subjects: dict[str, SubjectPlan]
+    cap_groups: dict[str, CapGroupPlan]
+    suggestions: list[Suggestion]
+    window_closes: str
+    days_left: int
+    title_deadline: PlanDeadline | None
 
 
 # --- reminders ------------------------------------------------------------------------------

@@ -252,7 +252,39 @@ def city_platform_records(stack: Stack, http: httpx.Client, world: World) -> Non
 
     province = eventually(on_province, what="city-platform record on the province")
     assert province["professional"] == 16 and len(province["records"]) == 2
+    plan_and_feed(stack, http, world)
     reconcile(stack, http)
+
+
+def plan_and_feed(stack: Stack, http: httpx.Client, world: World) -> None:
+    """The what-if planner says what is still missing and how to fill it; the mobile app's
+    feed shows what happened to the claim, newest first, and costs a 304 while unchanged."""
+    claims = stack.url("claims")
+    me = bearer(world.personnel)
+    plan = http.get(f"{claims}/v1/persons/{world.person_id}/plan", params={"year": 2026},
+                    headers=me)  # fmt: skip
+    assert plan.status_code == 200, plan.text
+    professional = plan.json()["subjects"]["professional"]
+    assert (professional["credited"], professional["still_needed"]) == (16.0, 44.0)
+    assert plan.json()["subjects"]["public"]["still_needed"] == 0.0
+    [suggestion] = plan.json()["suggestions"]  # public is complete: nothing to suggest
+    assert suggestion["subject"] == "professional"
+    assert sum(step["hours"] for step in suggestion["plan"]) >= 44.0
+    assert plan.json()["cap_groups"]["study"]["room"] == 40.0
+
+    def feed() -> httpx.Response | None:
+        r = http.get(f"{claims}/v1/me/notifications", headers=me)
+        kinds = [n["kind"] for n in r.json()["items"]]
+        return r if r.status_code == 200 and "registered_at_province" in kinds else None
+
+    first = eventually(feed, what="registered at the province, in the feed")
+    kinds = [n["kind"] for n in first.json()["items"]]
+    assert kinds == ["registered_at_province", "claim_approved", "stage_passed", "claim_submitted"]
+    unchanged = http.get(f"{claims}/v1/me/notifications",
+                         headers={**me, "If-None-Match": first.headers["ETag"]})  # fmt: skip
+    assert unchanged.status_code == 304
+    read = http.post(f"{claims}/v1/me/notifications/read", headers=me)
+    assert read.json() == {"marked": 4, "unread": 0}
 
 
 def reconcile(stack: Stack, http: httpx.Client) -> None:

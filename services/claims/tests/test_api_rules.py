@@ -551,10 +551,17 @@ class TestCategories:
         )
         assert_problem(r, 422, "duplicate_evidence")
 
-    async def test_public_training(self, stack: Stack, person: Person) -> None:
-        body = training(await files(stack, person), subject="public", hours=12)
+    async def test_public_training_needs_a_public_e_certificate(
+        self, stack: Stack, person: Person
+    ) -> None:
+        code = await issue_certificate(stack, person.id_number, hours=12, subject="public")
+        body = training([], subject="public", hours=12, certificate_code=code)
         claim = await stack.submit(person, body)
         assert claim["expected_credits"] == [{"subject": "public", "hours": 12}]
+        # a filing number alone does not say the training was a public-subject one
+        unverified = training(await files(stack, person), subject="public", hours=12)
+        problem = await refused(stack, person, unverified, "public_subject_unverified")
+        assert "professional" in problem["detail"] and problem["subject"] == "public"
 
     async def test_training_with_an_e_certificate_is_verified(
         self, stack: Stack, person: Person
@@ -668,14 +675,17 @@ class TestCategories:
 
     async def test_special_leave_a_full_year(self, stack: Stack, person: Person) -> None:
         claim = await stack.submit(
-            person, claim_of("special_leave", await files(stack, person), months=12)
+            person,
+            claim_of("special_leave", await files(stack, person), months=12, leave_kind="abroad"),
         )
         assert credits_of(claim["expected_credits"]) == {"public": 30, "professional": 60}
         await stack.approve(claim)
         transcript = await stack.transcript(person.id)
         assert transcript["credited"] == {"public": 30, "professional": 60, "total": 90}
         assert transcript["compliant"] is True
-        again = claim_of("special_leave", await files(stack, person), months=1)
+        again = claim_of(
+            "special_leave", await files(stack, person), months=1, leave_kind="maternity"
+        )
         problem = await refused(stack, person, again, "yearly_cap_reached")
         assert problem["cap"] == "special_leave"
 

@@ -49,6 +49,10 @@ def claim_bodies(draw: st.DrawFn) -> dict[str, Any]:
         "reference_no": draw(texts),
         "certificate_code": draw(texts),
         "exam_card_no": draw(texts),
+        "leave_kind": draw(
+            st.one_of(st.none(), st.sampled_from(["abroad", "sick", "maternity", "other", "x"]))
+        ),
+        "leave_reason": draw(texts),
         "credits": draw(
             st.one_of(
                 st.none(),

@@ -43,6 +43,8 @@ def claim(category: str, **fields: Any) -> ClaimInput:
         "reference_no": "CN2026100001.X",
         "exam_card_no": "KW-2026-0001",
     }
+    if category == "special_leave":  # no minimum months, so every months value is in range
+        evidence["leave_kind"] = "maternity"
     return ClaimInput(category=category, **{**evidence, **fields})
 
 
@@ -104,6 +106,7 @@ CATEGORY_TABLE = [
             hours=D("7.5"),
             start_date=date(2026, 5, 11),
             end_date=date(2026, 5, 11),
+            certificate_subject="public",
         ),
         credits(("public", "7.5")),
         id="1 training: public when so certified",
@@ -475,7 +478,7 @@ def test_requirement_already_met_warns(rs: RuleSet) -> None:
         [("transfer_in", credits(("public", "20")))], outside_claims={"public": D("12")}
     )
     c = claim("training", subject="public", hours=4, start_date=date(2026, 3, 2),
-              end_date=date(2026, 3, 2))  # fmt: skip
+              end_date=date(2026, 3, 2), certificate_subject="public")  # fmt: skip
     result = assess(rs, c, ledger, now=NOW)
     assert len(result.warnings) == 1
     assert "public requirement of 30 hours is already met (32 credited)" in result.warnings[0]

@@ -66,8 +66,27 @@ async def test_deadline_before_golden_week_and_mid_autumn(applicant: Stack) -> N
         "required": {"public": 30.0, "professional": 60.0},
         "compliant_now": True,
         "compliant_by_deadline": False,
+        "compliant_if_pending_approved": False,
         "credited_now": {"public": 30.0, "professional": 60.0},
         "credited_by_deadline": {"public": 30.0, "professional": 50.0},
+        "subjects": {
+            "public": {
+                "required": 30.0,
+                "approved": 30.0,
+                "pending_in_time": 0.0,
+                "too_late": 0.0,
+                "missing": 0.0,
+                "missing_if_pending_approved": 0.0,
+            },
+            "professional": {
+                "required": 60.0,
+                "approved": 50.0,
+                "pending_in_time": 0.0,
+                "too_late": 10.0,
+                "missing": 10.0,
+                "missing_if_pending_approved": 10.0,
+            },
+        },
         "warnings": [],
     }
 
