@@ -59,14 +59,20 @@ def serve(
 def migrate(
     service: Annotated[str | None, typer.Argument(help="one service; all when omitted")] = None,
 ) -> None:
-    """Upgrade the database of one service (or all) to the newest migration."""
-    from libs.common.migrations import upgrade
+    """Upgrade the database of one service (or all, each on its own CE_<SERVICE>_DATABASE_URL)
+    to the newest migration."""
+    from libs.common.migrations import AmbiguousDatabase, migration_settings, upgrade
 
-    for name in [service] if service else list(SERVICES):
-        migrations = _migrations_dir(name)
-        settings = Settings(service=name)
+    names = [service] if service else list(SERVICES)
+    migrations = {name: _migrations_dir(name) for name in names}
+    try:
+        chosen = migration_settings(names)
+    except AmbiguousDatabase as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for name, settings in chosen.items():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade(migrations, settings.effective_database_url)
+        upgrade(migrations[name], settings.effective_database_url)
         typer.echo(f"{name}: migrated")
 
 
@@ -212,6 +218,41 @@ def import_persons(
     typer.echo(json.dumps({"registered": ok, "failed": failed}))
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("import-orgs")
+def import_orgs(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="CSV (UTF-8, UTF-8 with BOM or GBK) or XLSX: code,name,type,parent_code",
+        ),
+    ],
+    url: Annotated[str, typer.Option(help="the review service")] = "http://127.0.0.1:8002",
+    token: Annotated[str | None, typer.Option(envvar="CE_TOKEN", help="bearer token")] = None,
+) -> None:
+    """Create or update the org directory from a file (POST /v1/orgs/import): all or nothing,
+    parents by code. Safe to run again: an unchanged row is a no-op. A refused file prints every
+    bad row with its line and rule, and imports nothing."""
+    with httpx.Client(timeout=300) as http:
+        r = http.post(
+            f"{url}/v1/orgs/import",
+            files={"file": (file.name, file.read_bytes())},
+            headers=_bearer(token),
+        )
+    body = r.json() if "json" in r.headers.get("content-type", "") else {}
+    if r.status_code != 200:
+        detail = body.get("detail") or r.text[:500]
+        typer.echo(f"error {r.status_code} {body.get('code', '')}: {detail}", err=True)
+        for row in body.get("rows", []):
+            for error in row["errors"]:
+                typer.echo(
+                    f"line {row['line']} ({row['code']}): {error['code']}: {error['detail']}"
+                )
+        raise typer.Exit(1)
+    typer.echo(json.dumps({k: body[k] for k in ("created", "updated", "unchanged")}))
 
 
 @app.command()

@@ -16,8 +16,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+lock=deploy/requirements.lock
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  # The runtime dependencies at the versions the image ships (the lock without its hashes, as
+  # constraints: the dev tools are not in it).
+  sed -e '/--hash=/d' -e 's/ *\\$//' "$lock" > .venv/constraints.txt
+  .venv/bin/python -m pip install --quiet -c .venv/constraints.txt -e ".[dev]"
   touch "$stamp"
 fi

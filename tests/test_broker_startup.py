@@ -4,7 +4,6 @@ and consumes — without a restart.
 
 The service (review, on Kafka) is given a bootstrap address where nothing listens; later a TCP
 proxy to the test broker starts listening there (the broker then advertises its own address).
-Also: topic replication settings reach the topics the service creates.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from libs.common.events import Affiliation, ClaimSubmitted, Envelope, topic_of
 from libs.common.kafka import KafkaBus
@@ -118,15 +116,3 @@ def submitted(claim_id: str) -> Envelope:
         requested_hours=8,
         expected_credits=[],
     ).envelope(source="claims", subject=claim_id, correlation_id="c1")
-
-
-def test_topic_replication_is_a_setting() -> None:
-    assert Settings().topic_replication == (1, 1)
-    production = Settings(
-        env="production",
-        jwt_secret=SecretStr("x" * 40),
-        database_url="postgresql+asyncpg://h/db",
-    )
-    assert production.topic_replication == (3, 2)
-    tuned = Settings(kafka_replication_factor=2, kafka_min_insync_replicas=5)
-    assert tuned.topic_replication == (2, 2)  # never more than the replicas

@@ -450,6 +450,73 @@ async def test_kafka_member_without_partitions_in_a_full_group_is_left_alone(
         await bus.stop()
 
 
+@pytest.mark.kafka
+async def test_kafka_offset_out_of_range_is_reported_not_skipped(kafka_broker: Broker) -> None:
+    """A group whose committed offset is no longer in the log (down longer than retention, or
+    the topic was recreated) is reported (log + callback behind a metric) and resumes at the
+    oldest offset kept, instead of aiokafka's silent reset."""
+    from aiokafka import TopicPartition
+
+    topic = f"t-{uuid.uuid4().hex[:10]}"
+    group = f"g-{topic}"
+    lost: list[tuple[str, int, int]] = []
+    bus = make_kafka_bus(
+        kafka_broker.bootstrap,
+        partitions=1,
+        topic_configs={"min.insync.replicas": "1", "retention.ms": "86400000"},
+        on_offset_out_of_range=lambda t, p, o: lost.append((t, p, o)),
+    )
+    await bus.start()
+    first = bus.subscribe(group, [topic])
+    assert isinstance(first, _KafkaSubscription)
+    await first.start()
+    try:
+        for i in range(3):
+            await bus.publish(topic, "k", f"m{i}".encode())
+        got = await collect(first, 3)
+        assert [m.value for m in got] == [b"m0", b"m1", b"m2"], "a new group starts at the start"
+        # the group's position points past anything the log holds
+        await first.consumer.commit({TopicPartition(topic, 0): 1000})
+    finally:
+        await first.stop()
+    second = bus.subscribe(group, [topic])
+    assert isinstance(second, _KafkaSubscription)
+    await second.start()
+    try:
+        again = await collect(second, 3)
+        assert [m.value for m in again] == [b"m0", b"m1", b"m2"]
+        assert lost == [(topic, 0, 1000)]
+        assert second.offsets_lost == 1
+    finally:
+        await second.stop()
+        await bus.stop()
+
+
+def test_services_build_their_kafka_bus_from_the_settings_and_count_lost_offsets() -> None:
+    from libs.common.observability import Metrics
+    from libs.common.service import build_bus
+    from libs.common.settings import Settings
+
+    settings = Settings(
+        bus="kafka",
+        kafka_partitions=12,
+        kafka_replication_factor=3,
+        kafka_min_insync_replicas=2,
+        kafka_retention_ms=1_209_600_000,
+    )
+    metrics = Metrics("claims")
+    bus = build_bus(settings, metrics)
+    assert isinstance(bus, KafkaBus)
+    assert (bus.partitions, bus.replication_factor) == (12, 3)
+    assert bus.topic_configs == {"min.insync.replicas": "2", "retention.ms": "1209600000"}
+    assert bus.on_offset_out_of_range is not None
+    bus.on_offset_out_of_range("claims.events", 3, 1000)
+    labels = {"service": "claims", "topic": "claims.events", "partition": "3"}
+    value = metrics.registry.get_sample_value("bus_offsets_out_of_range_total", labels)
+    assert value == 1.0
+    assert b"bus_offsets_out_of_range_total" in metrics.render().body
+
+
 async def collect_assignment(sub: _KafkaSubscription, partitions: int) -> None:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline and len(sub.assignment) < partitions:

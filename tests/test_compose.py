@@ -4,7 +4,10 @@
    deploy/schema/compose-spec.json (see deploy/schema/README.md for where it came from).
    A missing schema file is a failure.
 2. Against this project's own invariants: healthchecks everywhere, ``depends_on`` only on healthy
-   services, one database per service, the API.md ports, no literal secrets, KRaft Kafka settings.
+   services (or finished one-shot jobs), one database per service, one reverse proxy as the only
+   published port (so ``--scale`` works) that never routes ``/metrics`` or the simulator, the
+   simulator in the ``dev`` profile, secrets only as Docker secret files, a ``migrate`` job instead
+   of services migrating on start, MinIO for evidence, Kafka topic settings passed through.
 
 Compose variable interpolation (``${VAR:?err}``, ``${VAR:-default}``, ``$$``) is reimplemented here
 in a small form so that the resolved values can be checked as Compose would see them.
@@ -31,18 +34,25 @@ DOCKERFILE = REPO / "deploy" / "Dockerfile"
 ENV_EXAMPLE = REPO / "deploy" / ".env.example"
 INIT_SQL = REPO / "deploy" / "postgres" / "init-databases.sql"
 
+NGINX_CONF = REPO / "deploy" / "nginx" / "nginx.conf"
+MAKE_SECRETS = REPO / "deploy" / "make-secrets.sh"
+GITIGNORE = REPO / ".gitignore"
+
 APP_PORTS = {"claims": 8001, "review": 8002, "registry": 8003, "sync": 8004}
 PROVINCE = "province"
 PROVINCE_PORT = 8009
 ALL_PORTS = {**APP_PORTS, PROVINCE: PROVINCE_PORT}
-INFRA = ("postgres", "kafka")
-# Services that call the province platform and so wait for the simulator.
-NEEDS_PROVINCE = {"sync"}
+PROXY = "proxy"
+INFRA = ("postgres", "kafka", "minio")
+# run once and exit; the services wait for them to have completed successfully
+ONE_SHOT = ("migrate", "minio-init")
+DEV_ONLY = {PROVINCE}
 
-SECRET_KEY = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I)
-REQUIRED_VAR = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*:?\?[^}]*\}$")
+SECRET_KEY = re.compile(
+    r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL|ACCESS_KEY", re.I
+)
 # Sample values for the required variables, used to resolve the file as Compose would.
-SAMPLE_ENV = {"CE_JWT_SECRET": "sample-jwt-secret", "POSTGRES_PASSWORD": "sample-pg-password"}
+SAMPLE_ENV = {"CE_PROVINCE_URL": "https://province.example.test/api"}
 
 
 # --- a small Compose interpolation ---------------------------------------------------------------
@@ -180,6 +190,19 @@ def _healthcheck_text(service: dict[str, Any]) -> str:
     return test if isinstance(test, str) else " ".join(test)
 
 
+def _long_running(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in _services(compose).items() if n not in ONE_SHOT}
+
+
+def _active(compose: dict[str, Any], profiles: set[str]) -> set[str]:
+    """The services ``docker compose up`` starts with these profiles enabled."""
+    return {
+        n
+        for n, s in _services(compose).items()
+        if not s.get("profiles") or profiles & set(s["profiles"])
+    }
+
+
 # --- the Compose Specification -------------------------------------------------------------------
 
 
@@ -209,12 +232,14 @@ def test_schema_validation_catches_mistakes(
     broken = json.loads(json.dumps(compose))
     broken["services"]["claims"]["depends_on"]["postgres"]["condition"] = "service_ready"
     broken["services"]["claims"]["restart_policy"] = "always"
+    broken["secrets"]["jwt_secret"]["path"] = "./x"
     errors = _schema_errors(schema, broken)
     assert any("service_ready" in e for e in errors), errors
     assert any("restart_policy" in e for e in errors), errors
+    assert any("/secrets/jwt_secret" in e for e in errors), errors
 
 
-# --- interpolation and secrets -------------------------------------------------------------------
+# --- interpolation, settings files and secrets ---------------------------------------------------
 
 
 def test_interpolation_is_well_formed(compose_text: str, compose: dict[str, Any]) -> None:
@@ -222,33 +247,51 @@ def test_interpolation_is_well_formed(compose_text: str, compose: dict[str, Any]
     assert referenced_variables(compose_text) >= set(SAMPLE_ENV)
 
 
-def test_required_secrets_stop_compose_when_unset(compose: dict[str, Any]) -> None:
+def test_production_requires_the_province_url(compose: dict[str, Any]) -> None:
     with pytest.raises(MissingVariables) as excinfo:
         interpolate(compose, {})
-    assert excinfo.value.names == set(SAMPLE_ENV)
-    for name in SAMPLE_ENV:
-        with pytest.raises(MissingVariables):
-            interpolate(compose, {**SAMPLE_ENV, name: ""})
+    assert excinfo.value.names == {"CE_PROVINCE_URL"}
+    with pytest.raises(MissingVariables):
+        interpolate(compose, {"CE_PROVINCE_URL": ""})
 
 
-def test_no_literal_secret_values(compose: dict[str, Any], resolved: dict[str, Any]) -> None:
+def test_secrets_are_docker_secret_files_never_environment_values(
+    compose: dict[str, Any], resolved: dict[str, Any]
+) -> None:
+    declared = compose["secrets"]
+    for name, spec in declared.items():
+        assert set(spec) == {"file"}, f"secret {name} must come from a file"
+        assert spec["file"] == f"${{CE_SECRETS_DIR:-./secrets}}/{name}"
+    used: set[str] = set()
     for name, service in _services(compose).items():
-        resolved_env = _environment(_services(resolved)[name])
-        for key, value in _environment(service).items():
-            if SECRET_KEY.search(key):
-                assert isinstance(value, str) and REQUIRED_VAR.match(value), (
-                    f"{name}.{key} must come from a required variable like ${{{key}:?set {key}}}"
-                )
-            resolved_value = resolved_env[key]
-            if isinstance(resolved_value, str) and "://" in resolved_value:
-                password = urlsplit(resolved_value).password
-                assert password is None or password in SAMPLE_ENV.values(), (
-                    f"{name}.{key}: the password in the URL must come from a required variable"
-                )
-    assert not set(SAMPLE_ENV.values()) & set(re.findall(r"[\w-]+", COMPOSE_FILE.read_text()))
+        mounted = set(service.get("secrets") or [])
+        assert mounted <= set(declared), f"{name} mounts an undeclared secret"
+        used |= mounted
+        env = _environment(service)
+        for key, value in env.items():
+            if not SECRET_KEY.search(key):
+                continue
+            assert key.endswith("_FILE"), f"{name}.{key}: a secret travels as a file, not a value"
+            secret = str(value).removeprefix("/run/secrets/")
+            assert str(value) == f"/run/secrets/{secret}" and secret in mounted, f"{name}.{key}"
+        for key, value in _environment(_services(resolved)[name]).items():
+            if isinstance(value, str) and "://" in value:
+                assert urlsplit(value).password is None, f"{name}.{key} carries a password"
+    assert used == set(declared), "every declared secret is used"
+    # the operator's tool writes every one of them, into a directory git ignores
+    script = MAKE_SECRETS.read_text(encoding="utf-8")
+    assert set(re.findall(r"^write (\w+) ", script, re.M)) == set(declared)
+    assert os.access(MAKE_SECRETS, os.X_OK)
+    assert "secrets/" in GITIGNORE.read_text().splitlines()
 
 
-def test_env_example_documents_every_variable_and_fills_no_secret(compose_text: str) -> None:
+def test_settings_reach_the_containers_through_env_file(compose: dict[str, Any]) -> None:
+    for name in (*APP_PORTS, "migrate"):
+        env_file = _services(compose)[name].get("env_file")
+        assert env_file == [{"path": ".env", "required": False}], name
+
+
+def test_env_example_documents_every_variable_and_holds_no_secret(compose_text: str) -> None:
     assert ENV_EXAMPLE.is_file()
     example = ENV_EXAMPLE.read_text(encoding="utf-8")
     for name in referenced_variables(compose_text):
@@ -256,77 +299,144 @@ def test_env_example_documents_every_variable_and_fills_no_secret(compose_text: 
     for name in SAMPLE_ENV:
         (line,) = re.findall(rf"^{name}=.*$", example, re.M)
         assert line == f"{name}=", f"deploy/.env.example must leave {name} empty"
+    for line in example.splitlines():
+        key = line.lstrip("# ").split("=", 1)[0]
+        if "=" in line and SECRET_KEY.search(key) and not key.endswith(("_DIR", "_FILE")):
+            pytest.fail(f".env.example reaches every container (env_file): no secret like {key}")
 
 
 # --- services ------------------------------------------------------------------------------------
 
 
 def test_the_expected_services_exist(compose: dict[str, Any]) -> None:
-    assert set(_services(compose)) == {*APP_PORTS, PROVINCE, *INFRA}
+    assert set(_services(compose)) == {*APP_PORTS, PROVINCE, PROXY, *INFRA, *ONE_SHOT}
 
 
-def test_every_service_has_a_healthcheck_and_a_restart_policy(compose: dict[str, Any]) -> None:
-    for name, service in _services(compose).items():
+def test_long_running_services_have_a_healthcheck_and_a_restart_policy(
+    compose: dict[str, Any],
+) -> None:
+    for name, service in _long_running(compose).items():
         check = service.get("healthcheck")
         assert check, f"{name} has no healthcheck"
         assert not check.get("disable"), f"{name} disables its healthcheck"
         assert check.get("test") and check["test"] not in (["NONE"], "NONE"), name
         assert service.get("restart") in ("always", "unless-stopped", "on-failure"), name
+    for name in ONE_SHOT:
+        assert _services(compose)[name]["restart"] == "no", f"{name} runs once"
 
 
-def test_every_depends_on_waits_for_a_healthy_service(compose: dict[str, Any]) -> None:
+def test_every_depends_on_waits_for_health_or_a_finished_job(compose: dict[str, Any]) -> None:
     services = _services(compose)
     for name, service in services.items():
         deps = service.get("depends_on", {})
         assert isinstance(deps, dict), f"{name}: depends_on must be a mapping with conditions"
         for dep, spec in deps.items():
             assert dep in services, f"{name} depends on unknown service {dep}"
-            assert spec.get("condition") == "service_healthy", f"{name} -> {dep}"
-            assert services[dep].get("healthcheck"), f"{name} waits for {dep}, which has none"
+            if dep in ONE_SHOT:
+                assert spec.get("condition") == "service_completed_successfully", f"{name}->{dep}"
+            else:
+                assert spec.get("condition") == "service_healthy", f"{name} -> {dep}"
+                assert services[dep].get("healthcheck"), f"{name} waits for {dep}, which has none"
 
 
-def test_app_services_depend_on_postgres_kafka_and_the_simulator_if_needed(
+def test_the_simulator_runs_only_in_the_dev_profile(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    assert services[PROVINCE]["profiles"] == ["dev"]
+    production = _active(compose, set())
+    assert PROVINCE not in production
+    assert _active(compose, {"dev"}) == production | {PROVINCE}
+    for name in production:
+        for dep, spec in (services[name].get("depends_on") or {}).items():
+            if dep not in production:
+                assert spec.get("required") is False, f"{name} needs {dep} outside its profile"
+    assert services["sync"]["depends_on"][PROVINCE]["required"] is False
+
+
+def test_app_services_wait_for_infrastructure_and_the_migrations(
     compose: dict[str, Any],
 ) -> None:
     services = _services(compose)
     for name in APP_PORTS:
         deps = set(services[name].get("depends_on", {}))
-        assert set(INFRA) <= deps, f"{name} must wait for postgres and kafka"
-        assert (PROVINCE in deps) == (name in NEEDS_PROVINCE), name
+        assert {"postgres", "kafka", "migrate"} <= deps, name
+        assert ("minio-init" in deps) == (name == "claims"), "only claims stores files"
+    assert set(services["migrate"]["depends_on"]) == {"postgres"}
+    assert set(services["minio-init"]["depends_on"]) == {"minio"}
+    assert set(services[PROXY]["depends_on"]) == set(APP_PORTS)
 
 
 def test_app_services_run_from_the_one_image(compose: dict[str, Any]) -> None:
-    for name in (*APP_PORTS, PROVINCE):
+    for name in (*APP_PORTS, PROVINCE, "migrate"):
         service = _services(compose)[name]
-        assert service["command"] == ["serve", name]
+        assert service["command"] == (["migrate"] if name == "migrate" else ["serve", name])
         build = service["build"]
         assert build["context"] == "."
         assert build["dockerfile"] == "deploy/Dockerfile"
         assert (REPO / build["context"] / build["dockerfile"]).is_file()
 
 
-def test_ports_match_the_api_list(resolved: dict[str, Any]) -> None:
+def test_only_the_proxy_publishes_a_port_so_services_scale(
+    compose: dict[str, Any], resolved: dict[str, Any]
+) -> None:
     services = _services(resolved)
+    for name, service in services.items():
+        if name == PROXY:
+            assert _published_ports(service) == {(8080, 8080)}
+        else:
+            assert not service.get("ports"), f"{name} publishes a host port: --scale would fail"
+        assert "container_name" not in service, f"{name}: a fixed name cannot scale"
     for name, port in ALL_PORTS.items():
         service = services[name]
-        assert _published_ports(service) == {(port, port)}, name
+        assert [str(p) for p in service["expose"]] == [str(port)], name
         assert str(_environment(service)["CE_PORT"]) == str(port), name
         assert f"127.0.0.1:{port}/healthz" in _healthcheck_text(service), name
-    for name in INFRA:
-        assert not services[name].get("ports"), f"{name} should not be published"
+    custom = interpolate(_services(compose)[PROXY], {**SAMPLE_ENV, "CE_HTTP_PORT": "443"})
+    assert custom["ports"] == ["443:8080"]
+
+
+def _nginx_routes(conf: str) -> dict[str, str]:
+    """``location /x/ { proxy_pass http://upstream/; }`` → {"/x/": "upstream"}."""
+    return dict(re.findall(r"location\s+(/[\w-]+/)\s*\{\s*proxy_pass\s+http://([\w-]+)/;", conf))
+
+
+def test_the_proxy_routes_each_service_by_path_and_hides_metrics(compose: dict[str, Any]) -> None:
+    proxy = _services(compose)[PROXY]
+    assert str(proxy["image"]).startswith("nginx:1.2")
+    version = tuple(int(x) for x in str(proxy["image"]).split(":")[1].split("-")[0].split("."))
+    assert version >= (1, 27), "upstream `resolve` (replicas found by DNS) needs nginx 1.27.3+"
+    assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    conf = re.sub(r"#[^\n]*", "", NGINX_CONF.read_text(encoding="utf-8"))  # directives only
+    assert conf.count("{") == conf.count("}")
+    assert _nginx_routes(conf) == {f"/{n}/": n for n in APP_PORTS}
+    upstreams = dict(re.findall(r"upstream\s+([\w-]+)\s*\{(.*?)\}", conf, re.S))
+    assert set(upstreams) == set(APP_PORTS)
+    for name, port in APP_PORTS.items():
+        server = re.search(r"server\s+(\S+)\s+([^;]*);", upstreams[name])
+        assert server is not None and server.group(1) == f"{name}:{port}", name
+        assert {"resolve", "max_fails=2"} <= set(server.group(2).split()), name
+        assert "zone " in upstreams[name], f"{name}: resolve needs a shared-memory zone"
+    assert re.search(r"resolver\s+127\.0\.0\.11\b", conf), "Docker's DNS finds every replica"
+    assert re.search(r"location ~ \^/\[\^/\]\+/metrics\$ \{\s*return 404;", conf)
+    assert re.search(r"location / \{\s*return 404;", conf), "nothing else reaches the inside"
+    assert PROVINCE not in conf and "8009" not in conf, "the simulator is never routed"
+    assert "listen 8080;" in conf
 
 
 def test_each_app_service_gets_its_own_database(resolved: dict[str, Any]) -> None:
+    migrate_env = _environment(_services(resolved)["migrate"])
     seen = set()
     for name in APP_PORTS:
-        url = urlsplit(_environment(_services(resolved)[name])["CE_DATABASE_URL"])
-        assert url.scheme == "postgresql+asyncpg", name
-        assert (url.hostname, url.port) == ("postgres", 5432), name
-        assert url.path == f"/{name}", f"{name} must use database {name}, not {url.path}"
-        assert url.username == "ce"
-        assert url.password == SAMPLE_ENV["POSTGRES_PASSWORD"]
-        seen.add(url.path)
+        env = _environment(_services(resolved)[name])
+        for value in (env["CE_DATABASE_URL"], migrate_env[f"CE_{name.upper()}_DATABASE_URL"]):
+            url = urlsplit(value)
+            assert url.scheme == "postgresql+asyncpg", name
+            assert (url.hostname, url.port) == ("postgres", 5432), name
+            assert url.path == f"/{name}", f"{name} must use database {name}, not {url.path}"
+            assert url.username == "ce"
+        assert env["CE_DATABASE_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+        seen.add(env["CE_DATABASE_URL"])
     assert len(seen) == len(APP_PORTS)
+    assert "CE_DATABASE_URL" not in migrate_env, "`ce migrate` uses each service's own URL"
 
 
 def test_app_service_settings(resolved: dict[str, Any]) -> None:
@@ -341,17 +451,55 @@ def test_app_service_settings(resolved: dict[str, Any]) -> None:
         assert env["CE_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert f"//{env['CE_KAFKA_BOOTSTRAP']}" in advertised
         assert str(env["CE_KAFKA_IDEMPOTENCE"]).lower() == "true"
-        # one broker in compose; the settings would default to 3 / 2 in production
-        assert (
-            str(env["CE_KAFKA_REPLICATION_FACTOR"]),
-            str(env["CE_KAFKA_MIN_INSYNC_REPLICAS"]),
-        ) == (
-            "1",
-            "1",
-        )
-        assert env["CE_JWT_SECRET"] == SAMPLE_ENV["CE_JWT_SECRET"]
-        assert env["CE_PROVINCE_URL"] == f"http://{PROVINCE}:{PROVINCE_PORT}"
+        assert env["CE_MIGRATE_ON_START"] == "false", f"{name}: the migrate job migrates"
+        assert env["CE_JWT_SECRET_FILE"] == "/run/secrets/jwt_secret"
+        assert env["CE_PROVINCE_URL"] == SAMPLE_ENV["CE_PROVINCE_URL"]
         assert env["CE_DATA_DIR"] == "/data"
+
+
+def test_kafka_topic_settings_pass_through_to_broker_and_services(
+    compose: dict[str, Any],
+) -> None:
+    pairs = {
+        "CE_KAFKA_PARTITIONS": "KAFKA_NUM_PARTITIONS",
+        "CE_KAFKA_REPLICATION_FACTOR": "KAFKA_DEFAULT_REPLICATION_FACTOR",
+        "CE_KAFKA_MIN_INSYNC_REPLICAS": "KAFKA_MIN_INSYNC_REPLICAS",
+        "CE_KAFKA_RETENTION_MS": "KAFKA_LOG_RETENTION_MS",
+    }
+    cluster = {
+        "CE_KAFKA_PARTITIONS": "12",
+        "CE_KAFKA_REPLICATION_FACTOR": "3",
+        "CE_KAFKA_MIN_INSYNC_REPLICAS": "2",
+        "CE_KAFKA_RETENTION_MS": "1209600000",
+    }
+    defaults = {"CE_KAFKA_REPLICATION_FACTOR": "1", "CE_KAFKA_MIN_INSYNC_REPLICAS": "1"}
+    for env, expected in ((SAMPLE_ENV, defaults), ({**SAMPLE_ENV, **cluster}, cluster)):
+        services = _services(interpolate(compose, env))
+        kafka = _environment(services["kafka"])
+        for setting, broker_key in pairs.items():
+            for name in APP_PORTS:
+                assert str(_environment(services[name])[setting]) == str(kafka[broker_key])
+            if setting in expected:
+                assert str(kafka[broker_key]) == expected[setting], setting
+
+
+def test_claims_stores_evidence_in_minio(compose: dict[str, Any], resolved: dict[str, Any]) -> None:
+    services = _services(resolved)
+    minio = services["minio"]
+    assert str(minio["image"]).startswith("minio/minio:RELEASE.")
+    assert _healthcheck_text(minio) == "CMD mc ready local"
+    assert _environment(minio)["MINIO_ROOT_PASSWORD_FILE"] == "/run/secrets/minio_root_password"
+    init = services["minio-init"]
+    script = " ".join(init["command"])
+    bucket = _environment(init)["CE_S3_BUCKET"]
+    assert "mc mb --ignore-existing" in script and '"ce/${CE_S3_BUCKET}"' in script
+    assert "mc admin user add" in script, "the services get their own key, not MinIO's root"
+    claims = _environment(services["claims"])
+    assert claims["CE_EVIDENCE_STORE"] == "s3"
+    assert claims["CE_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert claims["CE_S3_BUCKET"] == bucket == "ce-evidence"
+    for name in ("review", "registry", "sync"):
+        assert "CE_EVIDENCE_STORE" not in _environment(services[name])
 
 
 def test_named_volumes_are_declared_and_bind_mounts_exist(compose: dict[str, Any]) -> None:
@@ -366,7 +514,7 @@ def test_named_volumes_are_declared_and_bind_mounts_exist(compose: dict[str, Any
                 assert source in declared, f"{name}: volume {source} is not declared"
                 used.add(source)
     assert used == declared
-    for name in ("postgres", "kafka", *APP_PORTS):
+    for name in ("postgres", "kafka", "minio"):
         mounts = _services(compose)[name].get("volumes", [])
         assert any(not str(m).startswith((".", "/")) for m in mounts), f"{name}: no named volume"
 
@@ -376,6 +524,7 @@ def test_postgres_creates_one_database_per_service(compose: dict[str, Any]) -> N
     assert str(postgres["image"]).split(":")[1].startswith("16")
     assert "pg_isready" in _healthcheck_text(postgres)
     assert any("/docker-entrypoint-initdb.d/" in str(m) for m in postgres["volumes"])
+    assert _environment(postgres)["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
     created = set(re.findall(r"CREATE DATABASE\s+(\w+)", INIT_SQL.read_text(), re.I))
     assert created == set(APP_PORTS)
 
@@ -405,7 +554,20 @@ def test_dockerfile_shape() -> None:
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users and users[-1].split(":")[0] not in ("root", "0"), "runtime must not be root"
     assert re.search(r"^ENTRYPOINT\s+\[\"ce\"\]", text, re.M)
-    assert re.search(r"pip install (--\S+ )*\.", text)
+    assert re.search(r"pip wheel [^\n]* \. ", text), "the project is built into a wheel"
+
+
+def _secret_files(tmp_path: Path, env: dict[str, Any]) -> dict[str, str]:
+    """Stand-ins for /run/secrets/* (sample content) so the settings can read them."""
+    out = {}
+    for key, value in env.items():
+        value = str(value)
+        if key.endswith("_FILE") and value.startswith("/run/secrets/"):
+            path = tmp_path / value.removeprefix("/run/secrets/")
+            path.write_text(f"sample-{path.name}-value-long-enough-for-hs256-keys\n")
+            value = str(path)
+        out[key] = value
+    return out
 
 
 def test_the_image_holds_every_package_of_the_wheel() -> None:
@@ -430,16 +592,18 @@ def test_the_compose_file_runs_what_ce_runs() -> None:
 
 @pytest.mark.parametrize("name", [*APP_PORTS, PROVINCE])
 def test_the_settings_accept_each_service_environment(
-    name: str, resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    name: str, resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from sqlalchemy.engine import make_url
+
     from ce.topology import port_of
     from libs.common.settings import Settings
 
     for key in list(os.environ):
         if key.startswith("CE_"):
             monkeypatch.delenv(key)
-    for key, value in _environment(_services(resolved)[name]).items():
-        monkeypatch.setenv(key, str(value))
+    for key, value in _secret_files(tmp_path, _environment(_services(resolved)[name])).items():
+        monkeypatch.setenv(key, value)
     # As `ce serve NAME` builds them; production settings refuse missing secrets and SQLite.
     settings = Settings(service=name)
     assert settings.port == port_of(settings) == ALL_PORTS[name]
@@ -447,4 +611,51 @@ def test_the_settings_accept_each_service_environment(
     if name in APP_PORTS:
         assert settings.env == "production"
         assert settings.bus == "kafka"
-        assert settings.effective_database_url.endswith(f"@postgres:5432/{name}")
+        assert settings.migrate_on_start is False
+        url = make_url(settings.effective_database_url)
+        assert (url.host, url.database) == ("postgres", name)
+        assert url.password == "sample-postgres_password-value-long-enough-for-hs256-keys"
+        assert settings.jwt_secret is not None
+        assert settings.jwt_jwks_url is None and settings.jwt_audience is None
+        assert settings.evidence_store == ("s3" if name == "claims" else "local")
+    if name == "claims":
+        assert settings.s3_secret_access_key is not None
+        assert settings.s3_secret_access_key.get_secret_value().startswith("sample-s3_secret_key")
+
+
+def test_the_migrate_job_migrates_each_service_on_its_own_database(
+    resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    from libs.common.migrations import migration_settings
+
+    for key in list(os.environ):
+        if key.startswith("CE_"):
+            monkeypatch.delenv(key)
+    env = _secret_files(tmp_path, _environment(_services(resolved)["migrate"]))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    chosen = migration_settings(list(APP_PORTS), env)  # what `ce migrate` (no name) runs
+    for name, settings in chosen.items():
+        url = make_url(settings.effective_database_url)
+        assert (url.host, url.database, url.username) == ("postgres", name, "ce")
+        assert url.password == "sample-postgres_password-value-long-enough-for-hs256-keys"
+        assert settings.env == "production"
+
+
+def test_production_sync_needs_the_province_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import SecretStr
+
+    from libs.common.settings import Settings
+    from services.sync.main import create_app
+
+    monkeypatch.delenv("CE_PROVINCE_URL", raising=False)
+    url = "postgresql+asyncpg://ce@postgres/sync"
+    secret = SecretStr("x" * 48)
+    settings = Settings(service="sync", env="production", jwt_secret=secret, database_url=url)
+    with pytest.raises(ValueError, match="CE_PROVINCE_URL"):
+        create_app(settings)
+    monkeypatch.setenv("CE_PROVINCE_URL", "https://province.example.test/api")
+    settings = Settings(service="sync", env="production", jwt_secret=secret, database_url=url)
+    assert create_app(settings).state.settings.province_url.startswith("https://province")

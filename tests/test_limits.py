@@ -21,6 +21,8 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from libs.common.auth import TokenService
@@ -207,18 +209,22 @@ def test_tokens_need_iat_and_tolerate_small_clock_skew(tmp_path: Path) -> None:
 
 
 def test_the_algorithm_is_tied_to_the_key(tmp_path: Path) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_pem = (
-        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----"
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
     )
     with pytest.raises(ValueError, match="does not fit a public key"):
         TokenService(Settings(data_dir=tmp_path, jwt_public_key=public_pem, jwt_algorithm="HS256"))
     with pytest.raises(ValueError, match="does not fit a shared secret"):
         TokenService(Settings(data_dir=tmp_path, jwt_secret=SecretStr("s"), jwt_algorithm="RS256"))
-    assert TokenService(Settings(data_dir=tmp_path, jwt_public_key=public_pem)).algorithm == "RS256"
     assert TokenService(Settings(data_dir=tmp_path)).algorithm == "HS256"
     tokens = TokenService(Settings(data_dir=tmp_path, jwt_public_key=public_pem))
+    assert tokens.algorithm == "RS256"
     now = int(time.time())
-    claims = {"sub": "u", "role": "city_admin", "iss": "zz-ce", "iat": now, "exp": now + 60}
+    claims = {"sub": "u", "role": "ops", "iss": "zz-ce", "iat": now, "exp": now + 60}
+    assert tokens.verify(jwt.encode(claims, private, algorithm="RS256")).role == "ops"
     # an HMAC token "signed" with the public key (algorithm confusion), or an unsigned one
     for alg, key in (("HS256", public_pem.encode()), ("none", None)):
         with pytest.raises(Unauthorized):

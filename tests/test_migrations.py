@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,3 +59,142 @@ async def _inspect(url: str, fn: Callable[[Any], Any]) -> Any:
             return await conn.run_sync(fn)
     finally:
         await engine.dispose()
+
+
+async def _advisory_waiters(conn: Any, key: int) -> int:
+    # a bigint key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits)
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND classid::bigint = $1 AND objid::bigint = $2",
+            key >> 32,
+            key & 0xFFFFFFFF,
+        )
+    )
+
+
+@pytest.mark.postgres
+def test_two_processes_migrating_one_database_both_succeed(
+    make_pg_database: Callable[[str], str],
+) -> None:
+    """Two replicas of claims starting together on a fresh database: both migrate, one waits for
+    the other's advisory lock. The test holds the lock first so that both are provably waiting for
+    it (without the lock they would race straight into ``CREATE TABLE`` and one would fail)."""
+    url = make_pg_database("mig_race")
+    asyncio.run(_migrate_twice_at_once(url))
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def _migrate_twice_at_once(url: str) -> None:
+    import asyncpg
+
+    from libs.common.migrations import MIGRATION_LOCK_KEY
+
+    module = importlib.import_module("services.claims.main")
+    script = (
+        "import sys; from pathlib import Path; from libs.common.migrations import upgrade; "
+        "upgrade(Path(sys.argv[1]), sys.argv[2])"
+    )
+    dsn = url.replace("postgresql+asyncpg", "postgresql")
+    holder = await asyncpg.connect(dsn)
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+        for _ in range(2):
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-c", script, str(module.SPEC.migrations_dir), url),
+                    cwd=REPO,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+            )
+        for _ in range(300):  # both processes queue behind the lock (bounded: 30 s)
+            if await _advisory_waiters(holder, MIGRATION_LOCK_KEY) == 2:
+                break
+            assert all(p.returncode is None for p in procs), "a migration ran without the lock"
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the two migrations never waited for the advisory lock")
+        assert await holder.fetchval("SELECT to_regclass('alembic_version')") is None
+        await tx.commit()  # release: both start at once
+        results = [await asyncio.wait_for(p.communicate(), timeout=120) for p in procs]
+        for proc, (_, err) in zip(procs, results, strict=True):
+            assert proc.returncode == 0, err.decode()[-2000:]
+        heads = await holder.fetch("SELECT version_num FROM alembic_version")
+        assert len(heads) == 1
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        await holder.close()
+
+    def diff(sync_conn: Any) -> list[Any]:
+        models = importlib.import_module("services.claims.models")
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        return list(compare_metadata(context, models.Base.metadata))
+
+    assert await _inspect(url, diff) == []
+
+
+def test_each_service_migrates_its_own_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from libs.common.migrations import AmbiguousDatabase, migration_settings
+
+    for key in [k for k in os.environ if k.startswith("CE_")]:
+        monkeypatch.delenv(key)
+    own = {f"CE_{n.upper()}_DATABASE_URL": f"postgresql+asyncpg://ce@db/{n}" for n in SERVICES}
+    chosen = migration_settings(SERVICES, own)
+    assert {n: s.effective_database_url for n, s in chosen.items()} == {
+        n: f"postgresql+asyncpg://ce@db/{n}" for n in SERVICES
+    }
+    # one CE_DATABASE_URL is one service's database: fine for one, refused for all
+    monkeypatch.setenv("CE_DATABASE_URL", "postgresql+asyncpg://ce@db/shared")
+    assert migration_settings(["review"], {})["review"].database_url.endswith("/shared")  # type: ignore[union-attr]
+    with pytest.raises(AmbiguousDatabase, match="CE_CLAIMS_DATABASE_URL"):
+        migration_settings(SERVICES, {"CE_REVIEW_DATABASE_URL": "postgresql+asyncpg://ce@db/r"})
+    monkeypatch.delenv("CE_DATABASE_URL")
+    embedded = migration_settings(SERVICES, {})
+    assert all(s.effective_database_url.endswith(f"/{n}.db") for n, s in embedded.items())
+
+
+def _ce_migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CE_")}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ce"), "migrate"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+
+
+@pytest.mark.postgres
+def test_ce_migrate_applies_each_service_to_its_own_database(
+    make_pg_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """`ce migrate` without a name, as compose's `migrate` job runs it: every service on its own
+    CE_<SERVICE>_DATABASE_URL (one URL for all used to fail with "Can't locate revision")."""
+    urls = {name: make_pg_database(f"cli_{name}") for name in SERVICES}
+    env = {f"CE_{n.upper()}_DATABASE_URL": u for n, u in urls.items()}
+    done = _ce_migrate({**env, "CE_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [w for n in SERVICES for w in (f"{n}:", "migrated")]
+    for name, url in urls.items():
+        models = importlib.import_module(f"services.{name}.models")
+        tables = asyncio.run(_inspect(url, lambda c: set(inspect(c).get_table_names())))
+        assert tables == {*models.Base.metadata.tables, "alembic_version"}, name
+    again = _ce_migrate({**env, "CE_DATA_DIR": str(tmp_path)})
+    assert again.returncode == 0, again.stderr[-2000:]
+
+    shared = make_pg_database("cli_shared")
+    refused = _ce_migrate({"CE_DATABASE_URL": shared, "CE_DATA_DIR": str(tmp_path)})
+    assert refused.returncode == 2
+    assert "CE_CLAIMS_DATABASE_URL" in refused.stderr
+    tables = asyncio.run(_inspect(shared, lambda c: inspect(c).get_table_names()))
+    assert tables == [], "nothing was migrated onto the shared database"

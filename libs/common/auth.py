@@ -2,27 +2,38 @@
 
 Development and the embedded stack sign HS256 tokens with a key generated at first run and kept in
 the data directory (never committed); ``ce token`` mints them. Production verifies an external
-issuer's public key (``CE_JWT_PUBLIC_KEY``) or a shared secret from the environment.
+OIDC issuer's tokens against its key set (``CE_JWT_JWKS_URL``, with ``CE_JWT_ISSUER`` and
+``CE_JWT_AUDIENCE``), one public key (``CE_JWT_PUBLIC_KEY``), or a shared secret. With a key set or
+a public key, the algorithm follows the key's type (RSA → RS256, P-256 → ES256, …): a token
+cannot choose a weaker one, and never HS256 with a public key as its secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import logging
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import httpx
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, Request
 
 from libs.common.asciitext import fold_width
 from libs.common.errors import Forbidden, RuleViolation, Unauthorized
 from libs.common.idnumber import validate_id_number
 from libs.common.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Role = Literal[
     "personnel",
@@ -125,7 +136,7 @@ def algorithm_for(settings: Settings) -> str:
     """The one algorithm tokens are verified with, tied to the kind of key configured: a public
     key never verifies an HMAC token (whose "secret" would be that public key), a secret never
     an RSA/EC one, and ``none`` never."""
-    if settings.jwt_public_key:
+    if settings.jwt_public_key or settings.jwt_jwks_url:
         algorithm = settings.jwt_algorithm or "RS256"
         allowed, kind = ASYMMETRIC_ALGORITHMS, "a public key"
     else:
@@ -138,14 +149,96 @@ def algorithm_for(settings: Settings) -> str:
     return algorithm
 
 
+_EC_ALGORITHM = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+
+
+def algorithm_of_public_key(pem: str, configured: str) -> str:
+    """The one algorithm a PEM public key verifies: the configured one if it fits the key's type
+    (RS256 or PS256 for RSA), else the type's default."""
+    key = load_pem_public_key(pem.encode())
+    if isinstance(key, rsa.RSAPublicKey):
+        return configured if configured[:2] in ("RS", "PS") else "RS256"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return _EC_ALGORITHM[key.curve.name]
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return "EdDSA"
+    raise ValueError(f"unsupported public key type {type(key).__name__}")
+
+
+class JwksKeys:
+    """An OIDC issuer's signing keys, fetched from its JWKS URL and cached for ``cache_s``.
+
+    A token whose ``kid`` is not in the cache refetches the set (key rotation), at most once per
+    ``min_refresh_s``. When the issuer cannot be reached, the keys already fetched stay in use
+    (an identity provider's outage must not log everyone out). Called from the threadpool
+    (``current_principal`` is a sync dependency)."""
+
+    def __init__(self, url: str, *, cache_s: float, min_refresh_s: float) -> None:
+        self.url = url
+        self.cache_s = cache_s
+        self.min_refresh_s = min_refresh_s
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._lock = threading.Lock()
+
+    def _fetch(self) -> None:
+        try:
+            response = httpx.get(self.url, timeout=5.0)
+            response.raise_for_status()
+            key_set = jwt.PyJWKSet.from_dict(response.json())
+        except (httpx.HTTPError, json.JSONDecodeError, jwt.PyJWTError) as exc:
+            raise Unauthorized(
+                "the identity provider's keys are unavailable", code="jwks_unavailable"
+            ) from exc
+        self._keys = {
+            str(k.key_id): k
+            for k in key_set.keys
+            if k.key_id and k.algorithm_name in ASYMMETRIC_ALGORITHMS
+        }
+        self._fetched_at = time.monotonic()
+
+    def _refresh(self) -> None:
+        try:
+            self._fetch()
+        except Unauthorized:
+            if not self._keys:
+                raise
+            log.warning("JWKS refresh failed; keeping the keys fetched before", exc_info=True)
+            # try again after min_refresh_s, not on every request
+            self._fetched_at = time.monotonic() - max(0.0, self.cache_s - self.min_refresh_s)
+
+    def key_for(self, kid: str) -> jwt.PyJWK:
+        with self._lock:
+            now = time.monotonic()
+            age = None if self._fetched_at is None else now - self._fetched_at
+            if age is None or age > self.cache_s:
+                self._refresh()
+            elif kid not in self._keys and age >= self.min_refresh_s:
+                self._refresh()  # the issuer may have rotated its keys
+            key = self._keys.get(kid)
+        if key is None:
+            raise Unauthorized("token signed by an unknown key", code="invalid_token")
+        return key
+
+
 class TokenService:
     def __init__(self, settings: Settings) -> None:
         self.algorithm = algorithm_for(settings)
         self.leeway_s = settings.jwt_leeway_s
         self.issuer = settings.jwt_issuer
-        if settings.jwt_public_key:
-            self._verify_key: str = settings.jwt_public_key
-            self._sign_key: str | None = None
+        self.audience = settings.jwt_audience
+        self._jwks: JwksKeys | None = None
+        self._sign_key: str | None = None
+        if settings.jwt_jwks_url:
+            self._jwks = JwksKeys(
+                settings.jwt_jwks_url,
+                cache_s=settings.jwt_jwks_cache_s,
+                min_refresh_s=settings.jwt_jwks_min_refresh_s,
+            )
+            self._verify_key: Any = None
+        elif settings.jwt_public_key:
+            self._verify_key = settings.jwt_public_key
+            self.algorithm = algorithm_of_public_key(settings.jwt_public_key, self.algorithm)
         else:
             secret = (
                 settings.jwt_secret.get_secret_value()
@@ -193,15 +286,32 @@ class TokenService:
                 raise ValueError(exc.detail) from exc
         return jwt.encode(claims, self._sign_key, algorithm=self.algorithm)
 
+    def _key_and_algorithm(self, token: str) -> tuple[Any, str]:
+        if self._jwks is None:
+            return self._verify_key, self.algorithm
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("token names no signing key (kid)", code="invalid_token")
+        key = self._jwks.key_for(kid)
+        return key.key, str(key.algorithm_name)
+
     def verify(self, token: str) -> Principal:
+        key, algorithm = self._key_and_algorithm(token)
         try:
             claims = jwt.decode(
                 token,
-                self._verify_key,
-                algorithms=[self.algorithm],
+                key,
+                algorithms=[algorithm],
                 issuer=self.issuer,
                 leeway=self.leeway_s,  # clocks of the issuer and this host differ a little
-                options={"require": ["exp", "iat", "sub", "role"]},
+                audience=self.audience,
+                options={
+                    "require": ["exp", "iat", "sub", "role", *(["aud"] if self.audience else [])],
+                    "verify_aud": self.audience is not None,
+                },
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc

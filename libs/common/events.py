@@ -177,12 +177,16 @@ class ClaimCredited(Payload):
 
 
 class OrgUpserted(Payload):
+    """Every change of an org (created, renamed, re-coded, moved, (de)activated) carries the whole
+    org, so a replica just overwrites. ``active`` was added compatibly (default true)."""
+
     TYPE: ClassVar[str] = "org.upserted"
     org_id: str
     code: str
     name: str
     type: str
     parent_id: str | None
+    active: bool = True
 
 
 class CertificateIssued(Payload):

@@ -10,7 +10,12 @@ Production settings, chosen against aiokafka's defaults (see STYLE.md, "Traps ot
 * consumers never auto-commit: the :class:`~libs.common.bus.Consumer` runner commits an offset only
   after the handler's transaction;
 * a consumer that lost all its partitions and never rejoins (aiokafka issues #720, #1187) is
-  restarted, see :class:`_KafkaSubscription`.
+  restarted, see :class:`_KafkaSubscription`;
+* a committed offset that is no longer in the log (the consumer was down longer than the topic's
+  retention) is never skipped silently: it is logged as an error and reported through
+  ``on_offset_out_of_range`` (a metric), then the member resumes at the oldest offset kept;
+* topics are created with ``partitions``, ``replication_factor`` and ``topic_configs``
+  (``min.insync.replicas``, ``retention.ms``).
 """
 
 from __future__ import annotations
@@ -18,12 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    KafkaError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 
 from libs.common.bus import EventBus, Message, PublishError, Subscription
 
@@ -35,11 +46,10 @@ _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 class KafkaBus(EventBus):
     """An :class:`~libs.common.bus.EventBus` on Apache Kafka (or any Kafka-protocol broker).
 
-    ``topics`` are created on :meth:`start` when missing, with ``partitions`` partitions,
-    ``replication_factor`` replicas and ``min.insync.replicas`` = ``min_insync_replicas`` (with
-    ``acks=all`` a write needs that many copies); a topic first seen by :meth:`publish` or
-    :meth:`subscribe` is created the same way. ``enable_idempotence`` should stay on in
-    production; brokers without ``InitProducerId`` (the test broker) need it off.
+    ``topics`` are created on :meth:`start` when missing, with ``partitions`` partitions and
+    ``replication_factor`` replicas; a topic first seen by :meth:`publish` or :meth:`subscribe` is
+    created the same way. ``enable_idempotence`` should stay on in production; brokers without
+    ``InitProducerId`` (the test broker) need it off.
 
     Consumer groups use ``session_timeout_ms`` / ``heartbeat_interval_ms`` (a short session makes a
     dead member's partitions move sooner, and some brokers also delay joins by a fraction of it).
@@ -54,7 +64,6 @@ class KafkaBus(EventBus):
         topics: Sequence[str] = (),
         partitions: int = 4,
         replication_factor: int = 1,
-        min_insync_replicas: int = 1,
         enable_idempotence: bool = True,
         send_timeout_s: float = 10.0,
         admin_timeout_s: float = 5.0,
@@ -63,12 +72,15 @@ class KafkaBus(EventBus):
         max_poll_interval_ms: int = 300_000,
         stale_assignment_s: float = 60.0,
         client_id: str = "zz-ce",
+        topic_configs: Mapping[str, str] | None = None,
+        on_offset_out_of_range: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = list(topics)
         self.partitions = partitions
         self.replication_factor = replication_factor
-        self.min_insync_replicas = min_insync_replicas
+        self.topic_configs = dict(topic_configs or {})
+        self.on_offset_out_of_range = on_offset_out_of_range
         self.enable_idempotence = enable_idempotence
         self.send_timeout_s = send_timeout_s
         self.admin_timeout_s = admin_timeout_s
@@ -152,9 +164,7 @@ class KafkaBus(EventBus):
                                 n,
                                 self.partitions,
                                 self.replication_factor,
-                                topic_configs={
-                                    "min.insync.replicas": str(self.min_insync_replicas)
-                                },
+                                topic_configs=self.topic_configs,
                             )
                             for n in missing
                         ]
@@ -207,6 +217,7 @@ class _AssignmentTracker(ConsumerRebalanceListener):
     def __init__(self) -> None:
         self.assignment: set[TopicPartition] = set()
         self.empty_since: float | None = time.monotonic()
+        self.unchecked: set[TopicPartition] = set()  # committed offsets not yet checked
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self.assignment.difference_update(revoked)
@@ -215,6 +226,7 @@ class _AssignmentTracker(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self.assignment = set(assigned)
+        self.unchecked = set(assigned)
         self.empty_since = None if self.assignment else time.monotonic()
 
 
@@ -236,6 +248,7 @@ class _KafkaSubscription(Subscription):
         self.group = group
         self.topics = topics
         self.restarts = 0
+        self.offsets_lost = 0
         self._running = False
         self._consumer: AIOKafkaConsumer | None = None
         self._tracker = _AssignmentTracker()
@@ -258,7 +271,8 @@ class _KafkaSubscription(Subscription):
             client_id=f"{self.bus.client_id}-{self.group}",
             group_id=self.group,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # "none": an offset out of range raises instead of jumping silently (see fetch)
+            auto_offset_reset="none",
             session_timeout_ms=self.bus.session_timeout_ms,
             heartbeat_interval_ms=self.bus.heartbeat_interval_ms,
             max_poll_interval_ms=self.bus.max_poll_interval_ms,
@@ -282,9 +296,19 @@ class _KafkaSubscription(Subscription):
         if self._consumer is None and self._running:
             await self._open()  # a restart failed half-way (broker down): try again
         await self._guard_lost_assignment()
-        batches = await self.consumer.getmany(
-            timeout_ms=int(timeout_s * 1000), max_records=max_records
-        )
+        if self._tracker.unchecked:
+            await self._check_committed_offsets()
+        try:
+            batches = await self.consumer.getmany(
+                timeout_ms=int(timeout_s * 1000), max_records=max_records
+            )
+        except NoOffsetForPartitionError as exc:
+            # a group's first read of a partition: start at the oldest event
+            await self.consumer.seek_to_beginning(*exc.args)
+            return []
+        except OffsetOutOfRangeError as exc:
+            await self._offsets_lost(exc.args[0])
+            return []
         return [
             Message(
                 topic=record.topic,
@@ -297,6 +321,40 @@ class _KafkaSubscription(Subscription):
             for records in batches.values()
             for record in records
         ]
+
+    async def _check_committed_offsets(self) -> None:
+        """On a new assignment: is each committed offset still inside its partition's log?
+        (A broker answers a fetch outside it with OFFSET_OUT_OF_RANGE, or, some brokers, with
+        nothing at all; this check does not depend on which.)"""
+        tps = sorted(self._tracker.unchecked)
+        self._tracker.unchecked.clear()
+        begin = await self.consumer.beginning_offsets(tps)
+        end = await self.consumer.end_offsets(tps)
+        lost = {}
+        for tp in tps:
+            committed = await self.consumer.committed(tp)
+            if committed is not None and not begin[tp] <= committed <= end[tp]:
+                lost[tp] = committed
+        if lost:
+            await self._offsets_lost(lost)
+
+    async def _offsets_lost(self, positions: Mapping[TopicPartition, int]) -> None:
+        """The log no longer has the offsets this group was at: events between them and the
+        oldest offset kept were deleted unread (retention shorter than the outage). Alert, then
+        go on from the oldest offset kept; the inbox absorbs anything delivered twice."""
+        for tp, offset in positions.items():
+            log.error(
+                "committed offset %s of %s[%s] is out of the log: events were deleted before "
+                "this consumer read them; resuming at the oldest offset kept",
+                offset,
+                tp.topic,
+                tp.partition,
+                extra={"group": self.group, "topic": tp.topic, "partition": tp.partition},
+            )
+            self.offsets_lost += 1
+            if self.bus.on_offset_out_of_range is not None:
+                self.bus.on_offset_out_of_range(tp.topic, tp.partition, offset)
+        await self.consumer.seek_to_beginning(*positions)
 
     async def commit(self, message: Message) -> None:
         """Commit ``message.offset + 1`` for its partition.

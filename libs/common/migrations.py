@@ -1,16 +1,66 @@
-"""Alembic, driven from code: each service keeps its own ``migrations/`` folder and database."""
+"""Alembic, driven from code: each service keeps its own ``migrations/`` folder and database.
+
+Replicas of a service start together and each migrates on start (or a one-shot ``ce migrate`` runs
+beside them): on PostgreSQL the upgrade holds a transaction-level advisory lock, so one process
+migrates while the others wait, then find the database at head and do nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from libs.common.db import create_engine
+from libs.common.settings import Settings
+
+# pg_advisory_xact_lock key of every migration run; advisory locks are scoped to one database, so
+# services on their own databases never wait for each other.
+MIGRATION_LOCK_KEY = 0x6365_6D69_6772  # "cemigr"
+
+
+def lock_for_migration(connection: Connection) -> None:
+    """Serialise migrations of one PostgreSQL database until the transaction ends (no-op elsewhere).
+
+    Taken before Alembic reads ``alembic_version``, so a waiter sees the winner's revision."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+class AmbiguousDatabase(ValueError):
+    """Several services would migrate the one database CE_DATABASE_URL names."""
+
+
+def migration_settings(
+    services: Sequence[str], environ: Mapping[str, str] | None = None
+) -> dict[str, Settings]:
+    """The settings each service migrates with: its own ``CE_<SERVICE>_DATABASE_URL`` when set
+    (as ``ce run`` and compose's ``migrate`` job give them), else ``CE_DATABASE_URL`` for a single
+    service, else the embedded SQLite file of each. ``CE_DATABASE_URL`` alone names one database,
+    and every service has its own: migrating several services onto it is refused."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, Settings] = {}
+    for name in services:
+        own = environ.get(f"CE_{name.upper()}_DATABASE_URL")
+        settings = Settings(service=name, database_url=own) if own else Settings(service=name)
+        if not own and settings.database_url and len(services) > 1:
+            missing = [
+                f"CE_{n.upper()}_DATABASE_URL"
+                for n in services
+                if not environ.get(f"CE_{n.upper()}_DATABASE_URL")
+            ]
+            raise AmbiguousDatabase(
+                "CE_DATABASE_URL names one database but each service has its own: set "
+                f"{', '.join(missing)} (or migrate one service at a time)"
+            )
+        out[name] = settings
+    return out
 
 
 def alembic_config(migrations_dir: Path, url: str) -> Config:
@@ -38,6 +88,7 @@ def run_env(metadata: MetaData) -> None:
     assert url is not None
 
     def do_run(connection: Connection) -> None:
+        lock_for_migration(connection)  # opens the transaction the whole upgrade runs in
         context.configure(
             connection=connection,
             target_metadata=metadata,

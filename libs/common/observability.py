@@ -89,6 +89,13 @@ class Metrics:
             ["service", "event_type", "outcome"],
             registry=self.registry,
         )
+        # alert on any increase: a consumer was down longer than the topic's retention
+        self.offsets_lost = Counter(
+            "bus_offsets_out_of_range_total",
+            "Partitions whose committed offset was no longer in the log (events skipped unread)",
+            ["service", "topic", "partition"],
+            registry=self.registry,
+        )
         self.service = service
 
     def render(self) -> Response:

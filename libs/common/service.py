@@ -109,17 +109,25 @@ class ServiceState:
         )
 
 
-def build_bus(settings: Settings) -> EventBus:
+def build_bus(settings: Settings, metrics: Metrics | None = None) -> EventBus:
     if settings.bus == "kafka":
         from libs.common.kafka import KafkaBus
 
-        replicas, min_insync = settings.topic_replication
+        def offset_lost(topic: str, partition: int, offset: int) -> None:
+            if metrics is not None:
+                metrics.offsets_lost.labels(metrics.service, topic, str(partition)).inc()
+
         return KafkaBus(
             settings.kafka_bootstrap,
-            replication_factor=replicas,
-            min_insync_replicas=min_insync,
             enable_idempotence=settings.kafka_idempotence,
             send_timeout_s=settings.kafka_send_timeout_s,
+            partitions=settings.kafka_partitions,
+            replication_factor=settings.kafka_replication_factor,
+            topic_configs={
+                "min.insync.replicas": str(settings.kafka_min_insync_replicas),
+                "retention.ms": str(settings.kafka_retention_ms),
+            },
+            on_offset_out_of_range=offset_lost,
         )
     return EmbeddedLog(settings.event_log_path, partitions=settings.embedded_partitions)
 
@@ -193,7 +201,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             await upgrade_async(spec.migrations_dir, url)
         engine = create_engine(url)
         sessionmaker = create_sessionmaker(engine)
-        bus = build_bus(settings)
+        bus = build_bus(settings, metrics)
         connector = await BusConnector.start(bus, settings.kafka_connect_timeout_s)
         relay = OutboxRelay(
             engine, sessionmaker, spec.infra, bus, name=spec.name, poll_s=settings.outbox_poll_s

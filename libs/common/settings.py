@@ -3,19 +3,65 @@
 One process runs one service, so ``CE_DATABASE_URL`` and ``CE_PORT`` are per process; unset, the
 database defaults to the embedded stack (a SQLite file per service under ``CE_DATA_DIR``) and the
 port to the service's port of API.md, which the composition root (``ce``) knows.
+
+Any setting can also be read from a file named by ``CE_<NAME>_FILE`` (Docker secrets, mounted under
+``/run/secrets``), e.g. ``CE_JWT_SECRET_FILE``; a value set directly in the environment wins.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import make_url
+
+
+class FileSettingsSource(PydanticBaseSettingsSource):
+    """``CE_<NAME>_FILE=/run/secrets/x``: the setting's value is the file's content (stripped)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"CE_{field_name.upper()}_FILE")
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+        except OSError as exc:
+            raise ValueError(f"CE_{field_name.upper()}_FILE={path}: {exc.strerror}") from exc
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, _, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[name] = value
+        return values
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CE_", env_file=".env", extra="ignore")
+    # an empty variable (``CE_JWT_AUDIENCE=`` from compose) means unset
+    model_config = SettingsConfigDict(
+        env_prefix="CE_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = FileSettingsSource(settings_cls)
+        return init_settings, env_settings, files, dotenv_settings, file_secret_settings
 
     service: str = "claims"
     env: Literal["development", "test", "production"] = "development"
@@ -23,16 +69,19 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int | None = None
     database_url: str | None = None
+    # kept out of the URL so that it can come from a secret file (CE_DATABASE_PASSWORD_FILE)
+    database_password: SecretStr | None = None
     migrate_on_start: bool = True
 
     bus: Literal["embedded", "kafka"] = "embedded"
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_idempotence: bool = True
     kafka_send_timeout_s: float = 10.0
-    # topics this service creates: replicas and min.insync.replicas; unset, 3 / 2 in
-    # production and 1 / 1 elsewhere (a single dev or test broker)
-    kafka_replication_factor: int | None = None
-    kafka_min_insync_replicas: int | None = None
+    # Topics the services create (a cluster: replication 3, min in-sync 2; see deploy/README.md).
+    kafka_partitions: int = 4
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
+    kafka_retention_ms: int = 7 * 24 * 3600 * 1000
     # how long the start waits for the broker before going on without it (connecting later)
     kafka_connect_timeout_s: float = 5.0
     embedded_partitions: int = 4
@@ -43,6 +92,21 @@ class Settings(BaseSettings):
     # (default RS256); any other pairing refuses to start (no algorithm confusion)
     jwt_algorithm: str | None = None
     jwt_issuer: str = "zz-ce"
+    # An OIDC issuer's key set (its ``jwks_uri``); when set, tokens are verified against it only.
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_jwks_cache_s: float = 3600.0
+    # an unknown ``kid`` refetches the key set, at most this often (a flood of forged kids)
+    jwt_jwks_min_refresh_s: float = 10.0
+
+    # Evidence files: local disk under CE_DATA_DIR/evidence, or an S3-compatible bucket.
+    evidence_store: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "ce-evidence"
+    s3_prefix: str = "evidence/"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
 
     province_url: str = "http://127.0.0.1:8009"
     province_timeout_s: float = 5.0
@@ -66,29 +130,30 @@ class Settings(BaseSettings):
     consumer_poison_attempts: int = 5
 
     outbox_poll_s: float = 1.0
+    # review: a task open longer than this many Chinese working days is overdue
+    review_sla_working_days: int = 10
     log_level: str = "INFO"
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> Settings:
         if self.env == "production":
-            if self.jwt_secret is None and self.jwt_public_key is None:
-                raise ValueError("production needs CE_JWT_SECRET or CE_JWT_PUBLIC_KEY")
+            if self.jwt_secret is None and self.jwt_public_key is None and not self.jwt_jwks_url:
+                raise ValueError(
+                    "production needs CE_JWT_JWKS_URL, CE_JWT_PUBLIC_KEY or CE_JWT_SECRET"
+                )
             if self.database_url is None or self.database_url.startswith("sqlite"):
                 raise ValueError("production needs CE_DATABASE_URL on PostgreSQL")
         return self
 
     @property
-    def topic_replication(self) -> tuple[int, int]:
-        """(replication factor, min.insync.replicas) of the topics this service creates."""
-        production = self.env == "production"
-        replicas = self.kafka_replication_factor or (3 if production else 1)
-        min_insync = self.kafka_min_insync_replicas or (2 if production else 1)
-        return replicas, min(min_insync, replicas)
-
-    @property
     def effective_database_url(self) -> str:
         if self.database_url:
-            return self.database_url
+            if self.database_password is None:
+                return self.database_url
+            url = make_url(self.database_url).set(
+                password=self.database_password.get_secret_value()
+            )
+            return url.render_as_string(hide_password=False)
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.service}.db').resolve()}"
 
     @property

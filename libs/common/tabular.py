@@ -23,9 +23,12 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from libs.common.errors import RuleViolation
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 TableFormat = Literal["csv", "xlsx"]
 
@@ -185,3 +188,52 @@ def read_table(
                 max_rows=max_rows,
             )
     return rows
+
+
+# --- writing tables (exports and reports) ---------------------------------------------------
+
+
+def csv_safe(value: Any) -> Any:
+    """A cell value safe to open in a spreadsheet: text that starts like a formula is quoted
+    (CSV injection), booleans are spelled out."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def xlsx_text_cells(sheet: WriteOnlyWorksheet, values: Sequence[Any]) -> list[Any]:
+    """Cells for a write-only sheet; strings stay strings (openpyxl reads '=…' as a formula)."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cells = []
+    for value in values:
+        cell = WriteOnlyCell(sheet, value)
+        if isinstance(value, str):
+            cell.data_type = "s"
+        cells.append(cell)
+    return cells
+
+
+def write_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """A whole CSV file as Excel opens it: UTF-8 with a BOM, CRLF line ends."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([csv_safe(v) for v in row] for row in rows)
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def write_xlsx(sheet_name: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """A whole one-sheet XLSX workbook (blocking: call it in a thread for big tables)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(sheet_name)
+    sheet.append(list(header))
+    for row in rows:
+        sheet.append(xlsx_text_cells(sheet, row))
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()

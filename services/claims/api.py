@@ -5,6 +5,7 @@ compliance report, title readiness). Thin layer: scope in :mod:`scope`, use case
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import date
 from decimal import Decimal
@@ -16,10 +17,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 
-from libs.common import idempotency
+from libs.common import idempotency, workdays
 from libs.common.asciitext import Phone
 from libs.common.auth import CurrentPrincipal, require_role
-from libs.common.errors import RuleViolation
+from libs.common.errors import NotFound, RuleViolation
 from libs.common.events import Affiliation
 from libs.common.idnumber import mask_id_number
 from libs.common.pagination import decode_cursor, encode_cursor, page, paginate
@@ -33,7 +34,6 @@ from services.claims import (
     planner,
     rules,
     service,
-    workdays,
 )
 from services.claims.commands import ClaimCommand
 from services.claims.deps import State, Uow
@@ -197,19 +197,31 @@ async def get_evidence(evidence_id: str, uow: Uow, principal: CurrentPrincipal) 
 
 @router.get(
     "/evidence/{evidence_id}/content",
-    response_class=FileResponse,
+    response_class=Response,
     responses={200: {"content": {t: {} for t in sorted(evidence.ALLOWED_CONTENT_TYPES)}}},
 )
 async def get_evidence_content(
     evidence_id: str, state: State, uow: Uow, principal: CurrentPrincipal
-) -> FileResponse:
-    """The file itself, for the uploader and the reviewers of a claim that cites it."""
+) -> Response:
+    """The file itself, for the uploader and the reviewers of a claim that cites it (proxied
+    from the store, so the access check above holds for every backend)."""
     stored = await evidence.readable_evidence(uow, principal, evidence_id)
-    return FileResponse(
-        claims_of(state).evidence_store.path(stored.storage_key),
+    store = claims_of(state).evidence_store
+    try:
+        content = await asyncio.to_thread(store.get, stored.storage_key)
+    except evidence.EvidenceNotStored as exc:
+        raise NotFound(
+            f"the file of evidence {evidence_id} is missing from the store",
+            code="evidence_file_missing",
+        ) from exc
+    return Response(
+        content,
         media_type=stored.content_type,
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"},
-        content_disposition_type="inline",
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            "Content-Disposition": "inline",
+        },
     )
 
 

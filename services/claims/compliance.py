@@ -35,10 +35,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common import workdays
 from libs.common.clock import BEIJING
 from libs.common.idnumber import mask_id_number
 from libs.common.service import ServiceState
-from services.claims import rules, workdays
+from services.claims import rules
 from services.claims.models import Claim, ClaimStatus, LedgerEntry, OrgReplica, Person
 from services.claims.scope import OrgScope
 from services.claims.views import (

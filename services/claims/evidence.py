@@ -1,17 +1,28 @@
-"""Evidence files: sniffed by content, size-limited, hashed, kept behind a storage port."""
+"""Evidence files: sniffed by content, size-limited, hashed, kept behind a storage port.
+
+Two stores: local disk (the embedded default) and an S3-compatible bucket
+(``CE_EVIDENCE_STORE=s3``), which every replica of claims shares. Either way files are addressed by
+their SHA-256, a file is stored whole or not at all, and downloads go through claims, which checks
+who may read them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import io
+import os
+import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Any, BinaryIO, Protocol
 
 import filetype
 from sqlalchemy import select
 
 from libs.common.auth import Principal
 from libs.common.errors import DomainError, NotFound, RuleViolation
+from libs.common.settings import Settings
 from libs.common.uow import UnitOfWork
 from services.claims.models import Claim, ClaimReference, Evidence, Person
 from services.claims.scope import may_see_person
@@ -19,32 +30,171 @@ from services.claims.scope import may_see_person
 ALLOWED_CONTENT_TYPES = {"application/pdf", "image/jpeg", "image/png"}
 
 
+_CHUNK = 1024 * 1024
+
+
+class EvidenceNotStored(LookupError):
+    """The store has no object under this key."""
+
+
+class EvidenceDigestMismatch(ValueError):
+    """The bytes read do not hash to the SHA-256 they were stored under; nothing was kept."""
+
+
 class EvidenceStore(Protocol):
-    """Where evidence files live; ``put`` returns the key the file can be found under."""
+    """Where evidence files live. Blocking: the service calls it in a worker thread.
 
-    def put(self, data: bytes, sha256: str) -> str: ...
+    ``put`` reads ``source`` to its end and returns the key the file can be found under; the same
+    content twice is one object. A failed or interrupted ``put`` leaves nothing behind."""
 
-    def path(self, key: str) -> Path: ...
+    def put(self, source: BinaryIO, sha256: str) -> str: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def evidence_key(sha256: str) -> str:
+    return f"{sha256[:2]}/{sha256}"
+
+
+def _read_verified(source: BinaryIO, sha256: str) -> bytes:
+    data = source.read()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise EvidenceDigestMismatch(f"content does not hash to {sha256}")
+    return data
 
 
 class LocalEvidenceStore:
-    """Evidence files on local disk, addressed by content hash (the default storage)."""
+    """Evidence files on local disk, addressed by content hash (the default storage).
+
+    Written to a temporary file with a unique name beside the target, then renamed: concurrent
+    writers of the same content (two replicas on shared storage) never share a temporary file."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def put(self, data: bytes, sha256: str) -> str:
-        key = f"{sha256[:2]}/{sha256}"
+    def put(self, source: BinaryIO, sha256: str) -> str:
+        key = evidence_key(sha256)
         path = self.root / key
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{sha256}.", suffix=".tmp")
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != sha256:
+                raise EvidenceDigestMismatch(f"content does not hash to {sha256}")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return key
 
-    def path(self, key: str) -> Path:
-        return self.root / key
+    def get(self, key: str) -> bytes:
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError as exc:
+            raise EvidenceNotStored(key) from exc
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
+    def close(self) -> None:
+        pass
+
+
+class S3EvidenceStore:
+    """Evidence files in an S3-compatible bucket (MinIO, Ceph, a cloud's S3), shared by replicas.
+
+    A PutObject is atomic: an interrupted upload leaves no object. The bytes are checked against
+    their SHA-256 before sending and the server verifies it again (``ChecksumSHA256``)."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3EvidenceStore:
+        import boto3
+        from botocore.config import Config
+
+        def secret(value: Any) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=secret(settings.s3_access_key_id),
+            aws_secret_access_key=secret(settings.s3_secret_access_key),
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+            ),
+        )
+        return cls(client, settings.s3_bucket, settings.s3_prefix)
+
+    def _object(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def put(self, source: BinaryIO, sha256: str) -> str:
+        data = _read_verified(source, sha256)  # size-limited upstream
+        key = evidence_key(sha256)
+        if not self.exists(key):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._object(key),
+                Body=data,
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
+            )
+        return key
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise EvidenceNotStored(key) from exc
+            raise
+        body = response["Body"]
+        try:
+            data: bytes = body.read()
+        finally:
+            body.close()
+        return data
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        return True
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def evidence_store_from(settings: Settings) -> EvidenceStore:
+    """The store ``CE_EVIDENCE_STORE`` names: ``local`` (under CE_DATA_DIR) or ``s3``."""
+    if settings.evidence_store == "s3":
+        return S3EvidenceStore.from_settings(settings)
+    return LocalEvidenceStore(settings.data_dir / "evidence")
 
 
 async def store_evidence(
@@ -74,7 +224,7 @@ async def store_evidence(
             code="unsupported_evidence_type",
         )
     digest = hashlib.sha256(data).hexdigest()
-    key = await asyncio.to_thread(store.put, data, digest)
+    key = await asyncio.to_thread(store.put, io.BytesIO(data), digest)
     evidence = Evidence(
         owner=principal.sub,
         sha256=digest,

@@ -10,14 +10,13 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from libs.common.service import ServiceState
+from libs.common.tabular import csv_safe, xlsx_text_cells
 from services.claims import rules
 from services.claims.compliance import (
     PersonCompliance,
@@ -72,15 +71,6 @@ def attachment(ruleset: rules.RuleSet, scope: OrgScope, ext: str) -> str:
     return f'attachment; filename="compliance-{ruleset.year}-{which}.{ext}"'
 
 
-def _csv_safe(value: Any) -> Any:
-    # a cell starting like a formula would be run by a spreadsheet (CSV injection)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
 async def csv_stream(
     state: ServiceState, ruleset: rules.RuleSet, scope: OrgScope
 ) -> AsyncIterator[bytes]:
@@ -91,19 +81,8 @@ async def csv_stream(
     async for chunk in iter_compliance(state, ruleset, scope):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows([_csv_safe(v) for v in row(person)] for person in chunk)
+        writer.writerows([csv_safe(v) for v in row(person)] for person in chunk)
         yield buffer.getvalue().encode("utf-8")
-
-
-def _text_cells(sheet: WriteOnlyWorksheet, values: Sequence[Any]) -> list[Any]:
-    """Cells for a write-only sheet; strings stay strings (openpyxl reads '=…' as a formula)."""
-    cells = []
-    for value in values:
-        cell = WriteOnlyCell(sheet, value)
-        if isinstance(value, str):
-            cell.data_type = "s"
-        cells.append(cell)
-    return cells
 
 
 async def xlsx_file(state: ServiceState, ruleset: rules.RuleSet, scope: OrgScope) -> str:
@@ -114,15 +93,15 @@ async def xlsx_file(state: ServiceState, ruleset: rules.RuleSet, scope: OrgScope
     sheet.append(COLUMNS)
     async for chunk in iter_compliance(state, ruleset, scope):
         for person in chunk:
-            sheet.append(_text_cells(sheet, row(person)))
+            sheet.append(xlsx_text_cells(sheet, row(person)))
     async with state.uow() as uow:
         summary = await compliance_summary(uow.session, ruleset, scope)
     head = report_head(ruleset, scope, state.now())
     info = workbook.create_sheet("summary")
     org = head.org
     info.append(["year", ruleset.year])
-    info.append(_text_cells(info, ["org_id", org.id if org else ""]))
-    info.append(_text_cells(info, ["org_name", org.name if org else "(city)"]))
+    info.append(xlsx_text_cells(info, ["org_id", org.id if org else ""]))
+    info.append(xlsx_text_cells(info, ["org_name", org.name if org else "(city)"]))
     info.append(["required_public", head.required.public])
     info.append(["required_professional", head.required.professional])
     info.append(["generated_at", head.generated_at])
@@ -133,7 +112,7 @@ async def xlsx_file(state: ServiceState, ruleset: rules.RuleSet, scope: OrgScope
     info.append(["org_id", "org_name", "persons", "compliant", "non_compliant"])
     for o in summary.by_org:
         values = [o.org_id, o.org_name or "", o.persons, o.compliant, o.non_compliant]
-        info.append(_text_cells(info, values))
+        info.append(xlsx_text_cells(info, values))
     fd, path = tempfile.mkstemp(prefix="compliance-", suffix=".xlsx")
     os.close(fd)
     try:

@@ -135,7 +135,8 @@ async def transfer_person(
     uow: UnitOfWork, principal: Principal, person_id: str, affiliation: Affiliation
 ) -> Person:
     """Move a person to another unit or agency (调动). The city bureau, or an admin whose scope
-    holds both the old and the new org, may do it; open review tasks stay where they are."""
+    holds both the old and the new org, may do it; review moves the open review tasks along
+    (unit stage to the new unit, authority stage to its authority) on ``person.updated``."""
     person = await get_person(uow, principal, person_id)
     org = await _affiliation_org(uow, affiliation)
     if not (

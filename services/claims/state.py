@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from libs.common.service import ServiceState
-from services.claims.evidence import LocalEvidenceStore
+from services.claims.evidence import EvidenceStore, evidence_store_from
 
 if TYPE_CHECKING:
     from services.claims.reminders import ReminderWorker
@@ -19,14 +19,18 @@ DEFAULT_REMINDER_INTERVAL_S = 60.0
 
 @dataclass
 class ClaimsState:
-    evidence_store: LocalEvidenceStore
+    evidence_store: EvidenceStore
     reminder_interval_s: float = DEFAULT_REMINDER_INTERVAL_S
     reminder_worker: ReminderWorker | None = None
 
 
 @asynccontextmanager
 async def claims_state(state: ServiceState) -> AsyncIterator[ClaimsState]:
-    yield ClaimsState(LocalEvidenceStore(state.settings.data_dir / "evidence"))
+    store = evidence_store_from(state.settings)
+    try:
+        yield ClaimsState(store)
+    finally:
+        store.close()
 
 
 def claims_of(state: ServiceState) -> ClaimsState:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -15,9 +15,8 @@ from libs.common.errors import DomainError, NotFound
 from libs.common.pagination import page, paginate
 from libs.common.service import StateDep, UowDep
 from libs.common.uow import UnitOfWork
-from services.review import service
+from services.review import history, oversight, service
 from services.review.models import (
-    HistoryEntry,
     Org,
     ReviewTask,
     TaskDecision,
@@ -29,7 +28,6 @@ from services.review.schemas import (
     BulkDecisionsOut,
     BulkFailed,
     ClaimHistoryOut,
-    HistoryStep,
     OrgOut,
     OrgPage,
     TaskOut,
@@ -47,7 +45,14 @@ class OrgIn(BaseModel):
 
 
 def org_view(org: Org) -> OrgOut:
-    return OrgOut(id=org.id, code=org.code, name=org.name, type=org.type, parent_id=org.parent_id)
+    return OrgOut(
+        id=org.id,
+        code=org.code,
+        name=org.name,
+        type=org.type,
+        parent_id=org.parent_id,
+        active=org.active is not False,
+    )
 
 
 @router.post("/orgs", status_code=201)
@@ -102,15 +107,19 @@ async def list_orgs(
 
 @router.get("/review-tasks")
 async def list_tasks(
-    uow: UowDep,
+    state: StateDep,
     principal: CurrentPrincipal,
+    filters: Annotated[oversight.TaskQuery, Depends()],
     status: TaskStatus | None = None,
     stage: TaskStage | None = None,
     claim_id: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> TaskPage:
-    async with uow:
+    """Oldest first. Filters: ``category``, ``person`` (a name or part of it, or a masked ID
+    number or its end), ``verified_evidence``, ``min_age`` (working days), ``org_id`` (the city's
+    unrouted queue is ``org_id=unrouted``)."""
+    async with state.uow() as uow:
         scope = await service.scope_org_ids(uow, principal)
         stmt = select(ReviewTask)
         if scope is not None:
@@ -121,6 +130,7 @@ async def list_tasks(
             stmt = stmt.where(ReviewTask.stage == stage)
         if claim_id:
             stmt = stmt.where(ReviewTask.claim_id == claim_id)
+        stmt = stmt.where(*filters.clauses(state.today()))
         stmt = paginate(stmt, ReviewTask.created_at, ReviewTask.id, cursor, limit)
         rows = list((await uow.session.scalars(stmt)).all())
     items, next_cursor = page(rows, limit)
@@ -145,6 +155,10 @@ async def decide(
 
 class BulkDecisionIn(DecisionIn):
     task_ids: list[EntityId] = Field(min_length=1, max_length=500)
+    only_verified: bool = Field(
+        default=False,
+        description="refuse (422 evidence_not_verified) tasks without verified evidence",
+    )
 
 
 @router.post("/review-tasks/decisions")
@@ -156,7 +170,14 @@ async def decide_many(
     for task_id in dict.fromkeys(body.task_ids):
         try:
             async with state.uow() as uow:
-                task = await service.decide(uow, principal, task_id, body.decision, body.reason)
+                task = await service.decide(
+                    uow,
+                    principal,
+                    task_id,
+                    body.decision,
+                    body.reason,
+                    only_verified=body.only_verified,
+                )
                 view = service.task_view(task)
                 await uow.commit()
             results.append(BulkDecided(task_id=task_id, status=200, task=view))
@@ -170,17 +191,11 @@ async def decide_many(
 
 @router.get("/claims/{claim_id}/history")
 async def claim_history(claim_id: str, uow: UowDep, principal: CurrentPrincipal) -> ClaimHistoryOut:
+    """Every step of the claim's review, chained by hash; ``verified`` says whether the chain
+    checks out (``broken_step`` names the first step that does not)."""
     async with uow:
         scope = await service.scope_org_ids(uow, principal)
-        rows = list(
-            (
-                await uow.session.scalars(
-                    select(HistoryEntry)
-                    .where(HistoryEntry.claim_id == claim_id)
-                    .order_by(HistoryEntry.at, HistoryEntry.id)
-                )
-            ).all()
-        )
+        rows, check = await history.chain_of(uow, claim_id)
     visible = (
         scope is None
         or any(r.org_id in scope for r in rows)
@@ -193,16 +208,7 @@ async def claim_history(claim_id: str, uow: UowDep, principal: CurrentPrincipal)
         raise NotFound(f"no history for claim {claim_id} in your scope", code="claim_not_found")
     return ClaimHistoryOut(
         claim_id=claim_id,
-        steps=[
-            HistoryStep(
-                revision=r.revision,
-                stage=r.stage,
-                org_id=r.org_id,
-                actor=r.actor,
-                decision=r.decision,
-                reason=r.reason,
-                at=r.at.isoformat(),
-            )
-            for r in rows
-        ],
+        steps=[history.step_view(r) for r in rows],
+        verified=check.verified,
+        broken_step=check.broken_step,
     )

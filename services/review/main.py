@@ -10,6 +10,7 @@ from libs.common.events import topic_of
 from libs.common.service import ServiceSpec, create_service_app
 from libs.common.settings import Settings
 from services.review.api import router
+from services.review.directory_api import router as directory_router
 from services.review.handlers import events
 from services.review.models import infra
 
@@ -18,7 +19,7 @@ SPEC = ServiceSpec(
     title="Review: orgs and two-stage review",
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=[router],
+    routers=[router, directory_router],
     events=events,
     subscribes=[topic_of("claims")],
 )

@@ -3,7 +3,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.common.db import (
@@ -27,7 +37,7 @@ infra = InfraTables(Base.metadata)
 TaskStage = Literal["unit", "authority"]
 TaskStatus = Literal["open", "decided", "cancelled"]
 TaskDecision = Literal["approve", "reject"]
-HistoryDecision = Literal["submitted", "approve", "reject", "withdrawn"]
+HistoryDecision = Literal["submitted", "approve", "reject", "withdrawn", "moved", "assigned"]
 
 
 class Org(IdMixin, TimestampMixin, Base):
@@ -36,6 +46,8 @@ class Org(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(20), index=True)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("orgs.id"), index=True)
+    # a deactivated org takes no new claims; its open tasks went to its parent authority
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class ReviewTask(IdMixin, TimestampMixin, Base):
@@ -45,7 +57,7 @@ class ReviewTask(IdMixin, TimestampMixin, Base):
     stage: Mapped[TaskStage] = mapped_column(String(20))
     status: Mapped[TaskStatus] = mapped_column(String(20), default="open")
     org_id: Mapped[str] = mapped_column(String(36))
-    person_id: Mapped[str] = mapped_column(String(36))
+    person_id: Mapped[str] = mapped_column(String(36), index=True)
     person_name: Mapped[str] = mapped_column(String(100))
     id_number_masked: Mapped[str] = mapped_column(String(18))
     unit_org_id: Mapped[str] = mapped_column(String(36))
@@ -67,15 +79,41 @@ class ReviewTask(IdMixin, TimestampMixin, Base):
 
 
 class HistoryEntry(Base):
-    """Append-only: every step of every claim's review, never updated or deleted."""
+    """Append-only: every step of every claim's review, never updated or deleted. Each step is
+    chained to the one before it by hash (see ``services.review.history``)."""
 
     __tablename__ = "review_history"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     claim_id: Mapped[str] = mapped_column(String(36), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, … per claim
     revision: Mapped[int] = mapped_column(Integer)
     stage: Mapped[TaskStage] = mapped_column(String(20))
     org_id: Mapped[str] = mapped_column(String(36))
+    from_org_id: Mapped[str | None] = mapped_column(String(36))  # moves: where the task was
     actor: Mapped[str] = mapped_column(String(100))
     decision: Mapped[HistoryDecision] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("claim_id", "seq"),)
+
+
+class HistoryHead(Base):
+    """The last step of each claim's chain: appends lock it (one writer per claim at a time), and
+    a deleted last step is detected against it."""
+
+    __tablename__ = "review_history_heads"
+    claim_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ReviewPerson(Base):
+    """Read model of persons' current affiliation (person.registered / person.updated): claims
+    are routed by it, so a transfer seen before the claim still routes to the new unit."""
+
+    __tablename__ = "review_persons"
+    person_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(36))

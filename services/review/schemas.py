@@ -17,6 +17,7 @@ class OrgOut(BaseModel):
     name: str
     type: str
     parent_id: str | None
+    active: bool
 
 
 class OrgPage(BaseModel):
@@ -80,15 +81,21 @@ class BulkDecisionsOut(BaseModel):
 
 
 class HistoryStep(BaseModel):
+    step: int  # 1, 2, … per claim
     revision: int
     stage: TaskStage
-    org_id: str
+    org_id: str  # an org id, or "unrouted" (the city's queue)
+    from_org_id: str | None  # moves and assignments: where the task was
     actor: str
     decision: HistoryDecision
     reason: str | None
     at: str
+    prev_hash: str
+    hash: str  # SHA-256 over this step's content and prev_hash
 
 
 class ClaimHistoryOut(BaseModel):
     claim_id: str
     steps: list[HistoryStep]
+    verified: bool
+    broken_step: int | None  # the first step that does not check out

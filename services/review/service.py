@@ -12,31 +12,19 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, ADMIN_ROLES, Principal
-from libs.common.db import utcnow
-from libs.common.errors import Conflict, DomainError, NotFound, RuleViolation
+from libs.common.errors import Conflict, NotFound, RuleViolation
 from libs.common.events import (
     ClaimApproved,
     ClaimRejected,
     ClaimStagePassed,
     ClaimSubmitted,
     ClaimWithdrawn,
-    OrgUpserted,
 )
 from libs.common.uow import UnitOfWork
-from services.review.models import HistoryEntry, Org, ReviewTask, TaskDecision
+from services.review import history, routing
+from services.review.directory import ORG_TYPES, check_parent, org_upserted
+from services.review.models import Org, ReviewPerson, ReviewTask, TaskDecision
 from services.review.schemas import TaskOut, TaskPerson
-
-ORG_TYPES = ("city", "district", "department", "unit", "agency", "provider", "exam_center")
-# which parent types each org type may have (None: no parent)
-ALLOWED_PARENTS: dict[str, tuple[str | None, ...]] = {
-    "city": (None,),
-    "district": ("city", None),
-    "department": ("city", None),
-    "unit": ("district", "department"),
-    "agency": ("district",),
-    "provider": ("city", "district", "department", None),
-    "exam_center": ("city", None),
-}
 
 
 async def create_org(
@@ -44,46 +32,29 @@ async def create_org(
 ) -> Org:
     if type not in ORG_TYPES:
         raise RuleViolation(f"type must be one of {', '.join(ORG_TYPES)}", code="invalid_org_type")
-    parent = await uow.session.get(Org, parent_id) if parent_id else None
-    if parent_id and parent is None:
-        raise RuleViolation(f"parent org {parent_id} does not exist", code="unknown_parent_org")
-    parent_type = parent.type if parent else None
-    if parent_type not in ALLOWED_PARENTS[type]:
-        allowed = " or ".join(t or "no parent" for t in ALLOWED_PARENTS[type])
-        raise RuleViolation(
-            f"an org of type {type} must have {allowed} as parent, not {parent_type or 'none'}",
-            code="invalid_org_parent",
-        )
+    await check_parent(uow, type, parent_id)
     if await uow.session.scalar(select(Org.id).where(Org.code == code)):
         raise Conflict(f"an org with code {code} exists already", code="duplicate_org_code")
-    org = Org(code=code, name=name, type=type, parent_id=parent_id)
+    org = Org(code=code, name=name, type=type, parent_id=parent_id, active=True)
     uow.session.add(org)
     await uow.session.flush()
-    uow.emit(
-        OrgUpserted(org_id=org.id, code=code, name=name, type=type, parent_id=parent_id),
-        subject=org.id,
-    )
+    uow.emit(org_upserted(org), subject=org.id)
     return org
 
 
-async def authority_of(uow: UnitOfWork, first_stage_org_id: str) -> Org:
-    org = await uow.session.get(Org, first_stage_org_id)
-    if org is None or org.parent_id is None:
-        raise DomainError(f"org {first_stage_org_id} has no auditing authority", code="no_route")
-    parent = await uow.session.get(Org, org.parent_id)
-    assert parent is not None
-    return parent
-
-
 async def open_task(uow: UnitOfWork, event: ClaimSubmitted) -> None:
-    """A new revision starts at the unit stage; older open tasks of the claim are cancelled."""
+    """A new revision starts at the unit stage (see ``routing``); older open tasks of the claim
+    are cancelled. The person's affiliation as review knows it wins over the one in the event,
+    so a transfer handled before this claim still routes it to the new unit."""
     await _cancel_open(uow, event.claim_id)
-    unit_org_id = event.affiliation.org_id
+    person = await uow.session.get(ReviewPerson, event.person_id)
+    unit_org_id = person.org_id if person is not None else event.affiliation.org_id
+    route = await routing.route_new_claim(uow, unit_org_id)
     task = ReviewTask(
         claim_id=event.claim_id,
         revision=event.revision,
-        stage="unit",
-        org_id=unit_org_id,
+        stage=route.stage,
+        org_id=route.org_id,
         unit_org_id=unit_org_id,
         person_id=event.person_id,
         person_name=event.person_name,
@@ -98,36 +69,47 @@ async def open_task(uow: UnitOfWork, event: ClaimSubmitted) -> None:
         references=dict(event.references),
     )
     uow.session.add(task)
-    uow.session.add(
-        HistoryEntry(
-            claim_id=event.claim_id,
-            revision=event.revision,
-            stage="unit",
-            org_id=unit_org_id,
-            actor=f"person:{event.person_id}",
-            decision="submitted",
-        )
+    await history.append(
+        uow,
+        claim_id=event.claim_id,
+        revision=event.revision,
+        stage=route.stage,
+        org_id=route.org_id,
+        actor=f"person:{event.person_id}",
+        decision="submitted",
     )
+    if route.stage == "authority":
+        uow.emit(
+            ClaimStagePassed(
+                claim_id=task.claim_id,
+                revision=task.revision,
+                stage="unit",
+                next_stage="authority",
+                org_id=route.org_id,
+            ),
+            subject=task.claim_id,
+        )
 
 
 async def withdraw(uow: UnitOfWork, event: ClaimWithdrawn) -> None:
     for task in await _cancel_open(uow, event.claim_id):
-        uow.session.add(
-            HistoryEntry(
-                claim_id=event.claim_id,
-                revision=event.revision,
-                stage=task.stage,
-                org_id=task.org_id,
-                actor=f"person:{event.person_id}",
-                decision="withdrawn",
-            )
+        await history.append(
+            uow,
+            claim_id=event.claim_id,
+            revision=event.revision,
+            stage=task.stage,
+            org_id=task.org_id,
+            actor=f"person:{event.person_id}",
+            decision="withdrawn",
         )
 
 
 async def _cancel_open(uow: UnitOfWork, claim_id: str) -> Sequence[ReviewTask]:
     tasks = (
         await uow.session.scalars(
-            select(ReviewTask).where(ReviewTask.claim_id == claim_id, ReviewTask.status == "open")
+            select(ReviewTask)
+            .where(ReviewTask.claim_id == claim_id, ReviewTask.status == "open")
+            .with_for_update()
         )
     ).all()
     for task in tasks:
@@ -148,7 +130,13 @@ async def scope_org_ids(uow: UnitOfWork, principal: Principal) -> set[str] | Non
 
 
 async def decide(
-    uow: UnitOfWork, principal: Principal, task_id: str, decision: TaskDecision, reason: str | None
+    uow: UnitOfWork,
+    principal: Principal,
+    task_id: str,
+    decision: TaskDecision,
+    reason: str | None,
+    *,
+    only_verified: bool = False,
 ) -> ReviewTask:
     # the row lock makes a second reviewer deciding the same task at once wait, then see it decided
     task = await uow.session.get(ReviewTask, task_id, with_for_update=True)
@@ -158,6 +146,11 @@ async def decide(
         raise NotFound(f"review task {task_id} not found in your scope", code="task_not_found")
     if task.status != "open":
         raise Conflict(f"review task {task_id} is {task.status} already", code="task_not_open")
+    if only_verified and not task.verified_evidence:
+        raise RuleViolation(
+            "this task's evidence is not verified by the system; review it one by one",
+            code="evidence_not_verified",
+        )
     if decision not in ("approve", "reject"):
         raise RuleViolation("decision must be approve or reject", code="invalid_decision")
     if decision == "reject" and not (reason and reason.strip()):
@@ -166,17 +159,16 @@ async def decide(
     task.decision = decision
     task.reason = reason
     task.decided_by = principal.sub
-    task.decided_at = utcnow()
-    uow.session.add(
-        HistoryEntry(
-            claim_id=task.claim_id,
-            revision=task.revision,
-            stage=task.stage,
-            org_id=task.org_id,
-            actor=principal.sub,
-            decision=decision,
-            reason=reason,
-        )
+    task.decided_at = uow.now()
+    await history.append(
+        uow,
+        claim_id=task.claim_id,
+        revision=task.revision,
+        stage=task.stage,
+        org_id=task.org_id,
+        actor=principal.sub,
+        decision=decision,
+        reason=reason,
     )
     if decision == "reject":
         uow.emit(
@@ -192,7 +184,8 @@ async def decide(
             subject=task.claim_id,
         )
     elif task.stage == "unit":
-        authority = await authority_of(uow, task.org_id)
+        # no valid authority (no parent, a deactivated one) → the city's unrouted queue
+        authority = await routing.route_authority(uow, task.org_id)
         uow.session.add(
             ReviewTask(
                 **{
@@ -215,7 +208,7 @@ async def decide(
                     ]
                 },
                 stage="authority",
-                org_id=authority.id,
+                org_id=authority.org_id,
             )
         )
         uow.emit(
@@ -224,7 +217,7 @@ async def decide(
                 revision=task.revision,
                 stage="unit",
                 next_stage="authority",
-                org_id=authority.id,
+                org_id=authority.org_id,
             ),
             subject=task.claim_id,
         )

@@ -35,4 +35,8 @@ SPEC = ServiceSpec(
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings(service="sync")
+    if settings.env == "production" and "province_url" not in settings.model_fields_set:
+        # the default points at a local simulator: never what production means
+        raise ValueError("production needs CE_PROVINCE_URL (the province platform)")
     return create_service_app(SPEC, settings)

@@ -51,6 +51,17 @@ class Stack:
 
         return httpx.Client(timeout=timeout, event_hooks={"response": [check]})
 
+    def ce(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the ``ce`` CLI against this stack's data directory (its dev signing key)."""
+        return subprocess.run(
+            [sys.executable, "-m", "ce", *args],
+            cwd=ROOT,
+            env={**os.environ, "CE_DATA_DIR": str(self.data_dir)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def token(self, role: str, **kw: str | None) -> str:
         settings = Settings(data_dir=self.data_dir)
         return TokenService(settings).mint(role=role, **kw)  # type: ignore[arg-type]

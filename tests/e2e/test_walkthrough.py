@@ -5,16 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from libs.common.idnumber import check_character
-from tests.e2e.stack import ROOT, Stack, start_distributed, start_embedded
+from tests.e2e.stack import Stack, start_distributed, start_embedded
 from tests.e2e.walkthrough import World, walk_through
 from tests.fixtures.broker import Broker
 
@@ -50,18 +47,6 @@ def test_walkthrough_distributed(
     assert all(c == 0 for c in codes), stack.tail()
 
 
-def _ce(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CE_DATA_DIR": str(stack.data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "ce", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def cli_import_and_report(stack: Stack, world: World, tmp_path: Path) -> None:
     """``ce import-persons`` registers a unit's staff from a CSV, safely re-runnable, and
     ``ce report`` downloads the district's compliance report."""
@@ -73,20 +58,20 @@ def cli_import_and_report(stack: Stack, world: World, tmp_path: Path) -> None:
     csv_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     claims = ["--url", stack.url("claims")]
     for _ in range(2):  # the second run replays: nobody is registered twice
-        result = _ce(stack, "import-persons", str(csv_file), *claims)
+        result = stack.ce("import-persons", str(csv_file), *claims)
         assert result.returncode == 1, result.stderr
         assert "line 4: 422 invalid_id_number" in result.stdout
         assert json.loads(result.stdout.strip().splitlines()[-1]) == {"registered": 2, "failed": 1}
-    result = _ce(stack, "report", "--year", "2026", "--org", world.district_id, *claims)
+    result = stack.ce("report", "--year", "2026", "--org", world.district_id, *claims)
     assert result.returncode == 0, result.stderr
     table = list(csv.DictReader(io.StringIO(result.stdout.lstrip("\ufeff"))))
     assert sorted(r["name"] for r in table) == ["张三", "李明", "王芳"]
     assert all(r["compliant"] == "false" for r in table)
     # migrations are idempotent: the running stack is at head already
-    migrated = _ce(stack, "migrate")
+    migrated = stack.ce("migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert migrated.stdout.split() == [
         w for name in ("claims", "review", "registry", "sync") for w in (f"{name}:", "migrated")
     ]
-    refused = _ce(stack, "token", "--role", "unit_admin")  # an org role without an org
+    refused = stack.ce("token", "--role", "unit_admin")  # an org role without an org
     assert refused.returncode == 2 and "needs an org" in refused.stderr

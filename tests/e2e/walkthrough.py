@@ -55,6 +55,22 @@ def setup_world(
     unit_id = unit.json()["id"]
     unit_admin = stack.token("unit_admin", org_id=unit_id)
 
+    person_id = register_person(stack, http, unit_admin, unit_id, id_number)
+    return World(
+        district_id=district.json()["id"],
+        unit_id=unit_id,
+        person_id=person_id,
+        unit_admin=unit_admin,
+        district_admin=stack.token("district_admin", org_id=district.json()["id"]),
+        personnel=stack.token("personnel", person_id=person_id),
+    )
+
+
+def register_person(
+    stack: Stack, http: httpx.Client, unit_admin: str, unit_id: str, id_number: str
+) -> str:
+    """Register 张三 in the unit (claims); returns the person id."""
+
     def register() -> httpx.Response | None:
         # the org reaches the claims service as an event: retry while it is on its way
         r = http.post(
@@ -70,15 +86,7 @@ def setup_world(
 
     person = eventually(register, what="org replica in claims")
     assert person.status_code == 201, person.text
-    person_id = person.json()["id"]
-    return World(
-        district_id=district.json()["id"],
-        unit_id=unit_id,
-        person_id=person_id,
-        unit_admin=unit_admin,
-        district_admin=stack.token("district_admin", org_id=district.json()["id"]),
-        personnel=stack.token("personnel", person_id=person_id),
-    )
+    return str(person.json()["id"])
 
 
 def submit_training(

@@ -368,7 +368,7 @@ async def claims_stack(
     data_dir: Path, database_url: str | None = None, **overrides: Any
 ) -> AsyncIterator[Stack]:
     """A claims app on SQLite in ``data_dir`` (or ``database_url``), its clock at :data:`CLOCK`;
-    ``overrides`` are further settings."""
+    ``overrides``: more settings (a shared JWT secret and S3 store for replicas)."""
     url = database_url or f"sqlite+aiosqlite:///{data_dir / 'claims.db'}"
     settings = Settings(
         service="claims", data_dir=data_dir, database_url=url, outbox_poll_s=0.2, **overrides

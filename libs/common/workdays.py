@@ -48,3 +48,25 @@ def title_deadline(application_date: date, working_days: int = 5) -> tuple[date,
             warnings.append(warning)
         counted += working
     return day, warnings
+
+
+def working_days_after(start: date, end: date) -> int:
+    """How many working days lie after ``start`` up to and including ``end`` (0 when
+    ``end <= start``): the age of something that arrived on ``start``, seen on ``end``. A task
+    created on Friday is 1 working day old on Monday. Years without official data count Monday
+    to Friday (see :func:`is_working_day`)."""
+    count, day = 0, start
+    while day < end:
+        day += timedelta(days=1)
+        count += is_working_day(day)[0]
+    return count
+
+
+def working_days_before(end: date, working_days: int) -> date:
+    """The latest day whose age on ``end`` is ``working_days`` (the inverse of
+    :func:`working_days_after`): everything that arrived on or before it is at least that old."""
+    day, counted = end, 0
+    while counted < working_days:
+        counted += is_working_day(day)[0]
+        day -= timedelta(days=1)
+    return day

@@ -7,7 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.claims.workdays import is_working_day, title_deadline
+from libs.common.workdays import (
+    is_working_day,
+    title_deadline,
+    working_days_after,
+    working_days_before,
+)
 
 # 2026 per the chinesecalendar data: Mid-autumn 09-25..27, National Day 10-01..07,
 # adjusted working days Sun 09-20 and Sat 10-10 (also Sun 01-04, Sat 02-14, Sat 02-28, Sat 05-09).
@@ -83,3 +88,30 @@ def test_exactly_n_working_days_from_deadline_to_the_day_before(application: dat
     assert is_working_day(deadline)[0]
     days = [deadline + timedelta(days=i) for i in range((application - deadline).days)]
     assert sum(is_working_day(d)[0] for d in days) == n
+
+
+@pytest.mark.parametrize(
+    ("arrived", "seen", "age"),
+    [
+        (date(2026, 11, 27), date(2026, 11, 27), 0),
+        (date(2026, 11, 27), date(2026, 11, 30), 1),  # Friday → Monday
+        (date(2026, 11, 1), date(2026, 11, 27), 20),  # from a Sunday
+        # Golden Week: 10-01..07 off, so Wednesday 09-30 is 2 days old on Friday 10-09
+        (date(2026, 9, 30), date(2026, 10, 9), 2),
+        # the adjusted working Saturday 10-10 counts
+        (date(2026, 10, 9), date(2026, 10, 10), 1),
+        (date(2026, 11, 27), date(2026, 11, 20), 0),  # seen before it arrived
+    ],
+)
+def test_working_days_after(arrived: date, seen: date, age: int) -> None:
+    assert working_days_after(arrived, seen) == age
+
+
+@given(
+    end=st.dates(min_value=date(2025, 1, 1), max_value=date(2027, 12, 31)),
+    age=st.integers(min_value=0, max_value=40),
+)
+def test_working_days_before_is_the_latest_day_of_that_age(end: date, age: int) -> None:
+    day = working_days_before(end, age)
+    assert working_days_after(day, end) == age
+    assert working_days_after(day + timedelta(days=1), end) < age or age == 0
