@@ -1,11 +1,12 @@
 """Run the benchmarks and print each figure beside its baseline, measured in the same run.
 
-    .venv/bin/python -m bench.run            # full run, under a minute
-    .venv/bin/python -m bench.run --quick    # smoke run, about ten seconds
+    .venv/bin/python -m bench.run            # full run, a few minutes (the system case)
+    .venv/bin/python -m bench.run --quick    # smoke run, about twenty seconds
     .venv/bin/python -m bench.run --only eventlog,rules
 
-Results are printed as a table and written to ``bench/results/latest.json``. Everything runs
-in this process on temp directories: no network, no broker, no database server.
+Results are printed as a table and written to ``bench/results/latest.json``. The eventlog,
+rules and http cases run in this process on temp directories; the system case starts the
+stack with ``ce run`` on 127.0.0.1 (temp data directory, free ports) and stops it.
 See bench/README.md for what each case measures and how to read the ratios.
 """
 
@@ -34,6 +35,10 @@ PARAMS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
     "eventlog": ({"messages": 100, "rounds": 30}, {"messages": 30, "rounds": 12}),
     "rules": ({"ops": 8000, "rounds": 15}, {"ops": 2000, "rounds": 5}),
     "http": ({"per_round": 40, "rounds": 10}, {"per_round": 15, "rounds": 4}),
+    "system": (
+        {"persons": 20000, "records": 50000, "claims": 640, "steady_per_s": 40, "steady_s": 10},
+        {"persons": 1000, "records": 1000, "claims": 64, "steady_per_s": 10, "steady_s": 1},
+    ),
 }
 CASES = tuple(PARAMS)
 
@@ -51,6 +56,10 @@ async def _run_case(name: str, params: dict[str, int], workdir: Path) -> list[Re
         from bench import case_http
 
         return await case_http.run(workdir, **params)
+    if name == "system":
+        from bench import case_system
+
+        return await case_system.run(workdir, **params)
     raise ValueError(f"unknown case {name}")
 
 

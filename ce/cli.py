@@ -14,6 +14,7 @@ import httpx
 import typer
 
 from ce.topology import DEFAULT_PORTS, SERVICES, app_module, port_of, run_ports
+from libs.common.errors import DomainError
 from libs.common.settings import Settings
 
 app = typer.Typer(help="Zaozhuang continuing-education hours platform", no_args_is_help=True)
@@ -52,6 +53,8 @@ def serve(
         log_config=None,
         access_log=False,  # it would carry ID numbers (the province's person-hours path has them)
         timeout_graceful_shutdown=10,
+        loop=settings.server_loop,
+        http=settings.server_http,
     )
 
 
@@ -182,41 +185,62 @@ def _bearer(token: str | None, role: str = "city_admin") -> dict[str, str]:
 
 @app.command("import-persons")
 def import_persons(
-    file: Annotated[Path, typer.Argument(help="CSV: id_number,name,phone,affiliation_kind,org_id")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV or XLSX: id_number,name,phone,affiliation_kind,org_id"),
+    ],
     url: Annotated[str, typer.Option(help="the claims service")] = "http://127.0.0.1:8001",
     token: Annotated[str | None, typer.Option(envvar="CE_TOKEN", help="bearer token")] = None,
 ) -> None:
-    """Register many persons from a CSV file (UTF-8, header row). Safe to run again: each row
-    carries an Idempotency-Key, so a row registered before is not registered twice."""
-    import csv
-    import hashlib
+    """Register many persons from a CSV or XLSX file (header row), 1,000 a request, with
+    progress on stderr. Safe to run again: a person registered before is not registered twice."""
+    from ce.imports import import_persons as run_import
 
-    headers = _bearer(token)
-    ok = failed = 0
-    with file.open(encoding="utf-8-sig", newline="") as fh, httpx.Client(timeout=30) as http:
-        for line_no, row in enumerate(csv.DictReader(fh), start=2):
-            body = {
-                "id_number": (row.get("id_number") or "").strip(),
-                "name": (row.get("name") or "").strip(),
-                "phone": (row.get("phone") or "").strip() or None,
-                "affiliation": {
-                    "kind": (row.get("affiliation_kind") or "unit").strip(),
-                    "org_id": (row.get("org_id") or "").strip(),
-                },
-            }
-            key = "import-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-            r = http.post(
-                f"{url}/v1/persons", json=body, headers={**headers, "Idempotency-Key": key}
-            )
-            if r.status_code == 201:
-                ok += 1
-                continue
-            failed += 1
-            problem = r.json() if r.headers.get("content-type", "").endswith("json") else {}
-            detail = problem.get("detail") or r.text[:200]
-            typer.echo(f"line {line_no}: {r.status_code} {problem.get('code', '')}: {detail}")
+    try:
+        with httpx.Client(timeout=120) as http:
+            ok, failed = run_import(http, file, url, _bearer(token), typer.echo)
+    except (RuntimeError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except DomainError as exc:  # the file itself: encoding, header
+        typer.echo(f"error: {exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(json.dumps({"registered": ok, "failed": failed}))
     if failed:
+        raise typer.Exit(1)
+
+
+@app.command("import-learning")
+def import_learning(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or XLSX: record_id,id_number,year,subject,hours,course,completed_at"
+        ),
+    ],
+    report: Annotated[
+        Path | None,
+        typer.Option(help="where refused rows go (CSV); default FILE.errors.csv"),
+    ] = None,
+    url: Annotated[str, typer.Option(help="the sync service")] = "http://127.0.0.1:8004",
+    token: Annotated[str | None, typer.Option(envvar="CE_TOKEN", help="bearer token")] = None,
+) -> None:
+    """Send the city e-learning platform's export to sync, 1,000 records a request. Refused
+    rows go to the report file; safe to run again (records seen before count as duplicates)."""
+    from ce.imports import import_learning as run_import
+
+    report = report or file.with_name(file.name + ".errors.csv")
+    try:
+        with httpx.Client(timeout=120) as http:
+            totals = run_import(http, file, url, _bearer(token, role="system"), report)
+    except (RuntimeError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except DomainError as exc:
+        typer.echo(f"error: {exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps({**totals, "report": str(report)}))
+    if totals["rejected"]:
         raise typer.Exit(1)
 
 

@@ -23,5 +23,12 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "out.json").exists()
-    for case in ("eventlog.publish", "rules.assess", "http.submit_claim"):
+    for case in (
+        "eventlog.publish",
+        "rules.assess",
+        "http.submit_claim",
+        "system.learning_ingest",
+        "system.submit_claim_32.p99",
+        "system.report_csv",
+    ):
         assert case in result.stdout

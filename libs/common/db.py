@@ -153,7 +153,20 @@ def _sqlite_begin_immediate(conn: Connection) -> None:
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 15})
+        # One connection per process: SQLite has one writer at a time anyway, and every
+        # transaction here takes the write lock up front (BEGIN IMMEDIATE). With a pool of many,
+        # concurrent requests each hold a connection and wait in SQLite's busy handler, which
+        # sleeps and polls (up to 100 ms a try): throughput drops and p99 reaches seconds. With
+        # one, they wait in the pool's asyncio queue, first come first served, and each gets the
+        # lock the moment the previous transaction ends.
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": 15},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -162,3 +175,17 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+def insert_ignoring_duplicates(table: Any, dialect: str, *, index_elements: Any = None) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on PostgreSQL and SQLite: a set-based insert that skips
+    rows whose unique key exists already (add ``.values(rows)`` and ``.returning(...)``)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")  # pragma: no cover

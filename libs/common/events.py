@@ -227,6 +227,14 @@ class LearningRecorded(Payload):
     completed_at: datetime
 
 
+class LearningRecordedBatch(Payload):
+    """A chunk of city-platform records accepted in one ingest (each one as ``learning.recorded``
+    would carry it): consumers apply the chunk in one transaction, deduplicated per record id."""
+
+    TYPE: ClassVar[str] = "learning.recorded_batch"
+    records: list[LearningRecorded] = Field(min_length=1)
+
+
 class SyncRecordRegistered(Payload):
     TYPE: ClassVar[str] = "sync.record_registered"
     record_id: str

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.bus import Message
 from libs.common.context import correlation_id
-from libs.common.db import InfraTables
+from libs.common.db import InfraTables, insert_ignoring_duplicates
 from libs.common.events import Envelope, Payload
 from libs.common.uow import UnitOfWork
 
@@ -32,13 +29,7 @@ async def record_once(session: AsyncSession, infra: InfraTables, envelope: Envel
     """Insert the event id into the inbox; False if it was already there (a redelivery)."""
     values = {"event_id": str(envelope.id), "event_type": envelope.type}
     dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = pg_insert(infra.inbox).values(values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite_insert(infra.inbox).values(values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two dialects above are supported
-        stmt = insert(infra.inbox).values(values)
+    stmt = insert_ignoring_duplicates(infra.inbox, dialect).values(values)
     result = await session.execute(stmt)
     return bool(getattr(result, "rowcount", 0))
 

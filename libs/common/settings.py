@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     consumer_max_backoff_s: float = 30.0
     consumer_poison_attempts: int = 5
 
+    # the HTTP server of `ce serve`: "auto" takes uvloop and httptools when installed
+    server_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    server_http: Literal["auto", "h11", "httptools"] = "auto"
+
     outbox_poll_s: float = 1.0
     # review: a task open longer than this many Chinese working days is overdue
     review_sla_working_days: int = 10

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Header, Query, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 
@@ -105,6 +105,82 @@ async def register_person(
         state.uow, principal.sub, idempotency_key, body.model_dump(), create
     )
     return PersonView.model_validate(view)
+
+
+class PersonsBatchIn(BaseModel):
+    persons: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=1000,
+        description="bodies of POST /v1/persons; each validated on its own (a bad row is its "
+        "own 422 validation_error result, never the batch's)",
+    )
+
+
+class PersonRowResult(BaseModel):
+    """One row's outcome: 201 registered, 200 registered before (same name and org; a re-run),
+    or the status and ``code`` that ``POST /v1/persons`` would have answered for it."""
+
+    row: int = Field(description="0-based position in the request")
+    status: int
+    person: PersonView | None = None
+    code: str | None = None
+    detail: str | None = None
+
+
+class PersonsBatchOut(BaseModel):
+    registered: int
+    existing: int
+    refused: int
+    results: list[PersonRowResult]
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+
+
+@router.post("/persons/batch")
+async def register_persons(
+    body: PersonsBatchIn, state: State, principal: CurrentPrincipal
+) -> PersonsBatchOut:
+    """Register up to 1,000 persons in one transaction, each row on its own (per-row results,
+    never all or nothing); re-sending a row that went in before answers 200 with its person."""
+    invalid: dict[int, str] = {}
+    rows: list[persons.PersonRow | None] = []
+    for raw in body.persons:
+        try:
+            p = PersonIn.model_validate(raw)
+        except ValidationError as exc:
+            rows.append(None)
+            invalid[len(rows) - 1] = _first_error(exc)
+            continue
+        rows.append(persons.PersonRow(p.id_number, p.name, p.phone, p.affiliation))
+    async with state.uow() as uow:
+        valid = [r for r in rows if r is not None]
+        done = iter(await persons.register_persons(uow, principal, valid, today=state.today()))
+        await uow.commit()
+    outcomes = [
+        persons.RowOutcome(422, code="validation_error", detail=invalid[i])
+        if row is None
+        else next(done)
+        for i, row in enumerate(rows)
+    ]
+    results = [
+        PersonRowResult(
+            row=i,
+            status=o.status,
+            person=person_view(o.person) if o.person is not None else None,
+            code=o.code,
+            detail=o.detail,
+        )
+        for i, o in enumerate(outcomes)
+    ]
+    return PersonsBatchOut(
+        registered=sum(r.status == 201 for r in results),
+        existing=sum(r.status == 200 for r in results),
+        refused=sum(r.status >= 400 for r in results),
+        results=results,
+    )
 
 
 @router.get("/persons/{person_id}")

@@ -13,6 +13,7 @@ from libs.common.events import (
     ClaimStagePassed,
     ExamCardIssued,
     LearningRecorded,
+    LearningRecordedBatch,
     OrgUpserted,
     ProjectApproved,
     SyncRecordFailed,
@@ -56,6 +57,7 @@ events.route(CertificateRevoked, _certificate_revoked)
 events.route(ExamCardIssued, replicas.exam_card_issued)
 events.route(ProjectApproved, replicas.project_approved)
 events.route(LearningRecorded, ledger.learning_recorded)
+events.route(LearningRecordedBatch, ledger.learning_recorded_batch)
 # the province
 events.route(SyncRecordRegistered, _registered)
 events.route(SyncRecordFailed, _failed)

@@ -8,12 +8,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from libs.common.events import (
-    LearningRecorded,
-)
+from libs.common.db import insert_ignoring_duplicates, new_id, utcnow
+from libs.common.events import LearningRecorded, LearningRecordedBatch
 from libs.common.uow import UnitOfWork
 from services.claims import compliance, rules
 from services.claims.models import (
@@ -110,78 +110,128 @@ async def _leave_kinds(uow: UnitOfWork, claim_ids: list[str]) -> dict[str, str]:
 
 async def learning_recorded(uow: UnitOfWork, event: LearningRecorded) -> None:
     """City-platform hours count without any declaration (and outside every claim cap)."""
-    person = await uow.session.scalar(select(Person).where(Person.id_number == event.id_number))
-    if person is None:
-        if await uow.session.get(PendingLearning, event.record_id) is None:
-            uow.session.add(
-                PendingLearning(
-                    record_id=event.record_id,
-                    id_number=event.id_number,
-                    year=event.year,
-                    subject=event.subject,
-                    hours=Decimal(str(event.hours)),
-                    course=event.course,
-                    completed_at=event.completed_at,
-                )
-            )
+    await book_learning(uow, [event])
+
+
+async def learning_recorded_batch(uow: UnitOfWork, event: LearningRecordedBatch) -> None:
+    """A chunk of city-platform records, applied in this one transaction."""
+    await book_learning(uow, event.records)
+
+
+async def book_learning(uow: UnitOfWork, records: Sequence[LearningRecorded]) -> None:
+    """Book each record on its person's ledger, or keep it pending until the person registers;
+    set-based (one lookup, two multi-row inserts) and deduplicated per record id."""
+    if not records:
         return
-    await _book_learning(
-        uow,
-        person,
-        event.record_id,
-        event.year,
-        event.subject,
-        Decimal(str(event.hours)),
-        event.course,
-        event.completed_at,
+    found = await uow.session.execute(
+        select(Person.id_number, Person.id).where(
+            Person.id_number.in_({r.id_number for r in records})
+        )
     )
+    persons = {row.id_number: row.id for row in found}
+    dialect = uow.session.get_bind().dialect.name
+    now = utcnow()
+    booked = [
+        _ledger_row(
+            persons[r.id_number],
+            r.record_id,
+            r.year,
+            r.subject,
+            r.hours,
+            r.course,
+            now,
+            r.completed_at,
+        )
+        for r in records
+        if r.id_number in persons
+    ]
+    if booked:
+        await uow.session.execute(_insert_ledger(dialect), booked)
+    waiting = [
+        {
+            "record_id": r.record_id,
+            "id_number": r.id_number,
+            "year": r.year,
+            "subject": r.subject,
+            "hours": Decimal(str(r.hours)),
+            "course": r.course,
+            "completed_at": r.completed_at,
+        }
+        for r in records
+        if r.id_number not in persons
+    ]
+    if waiting:
+        await uow.session.execute(
+            insert_ignoring_duplicates(
+                PendingLearning.__table__, dialect, index_elements=["record_id"]
+            ),
+            waiting,
+        )
 
 
 async def book_pending_learning(uow: UnitOfWork, person: Person) -> None:
+    await book_pending_learning_of(uow, {person.id_number: person.id})
+
+
+async def book_pending_learning_of(uow: UnitOfWork, persons: dict[str, str]) -> None:
+    """Book the waiting city-platform records of newly registered persons (ID number -> id)."""
+    if not persons:
+        return
     pending = (
         await uow.session.scalars(
-            select(PendingLearning).where(PendingLearning.id_number == person.id_number)
+            select(PendingLearning).where(PendingLearning.id_number.in_(list(persons)))
         )
     ).all()
-    for record in pending:
-        await _book_learning(
-            uow,
-            person,
-            record.record_id,
-            record.year,
-            record.subject,
-            record.hours,
-            record.course,
-            record.completed_at,
-        )
-        await uow.session.delete(record)
+    if not pending:
+        return
+    now = utcnow()
+    await uow.session.execute(
+        _insert_ledger(uow.session.get_bind().dialect.name),
+        [
+            _ledger_row(
+                persons[p.id_number],
+                p.record_id,
+                p.year,
+                p.subject,
+                p.hours,
+                p.course,
+                now,
+                p.completed_at,
+            )
+            for p in pending
+        ],
+    )
+    await uow.session.execute(
+        delete(PendingLearning).where(PendingLearning.record_id.in_([p.record_id for p in pending]))
+    )
 
 
-async def _book_learning(
-    uow: UnitOfWork,
-    person: Person,
+def _insert_ledger(dialect: str) -> Any:
+    return insert_ignoring_duplicates(
+        LedgerEntry.__table__, dialect, index_elements=["source", "ref", "subject"]
+    )
+
+
+def _ledger_row(
+    person_id: str,
     record_id: str,
     year: int,
     subject: str,
-    hours: Decimal,
+    hours: float | Decimal,
     course: str,
+    now: datetime,
     completed_at: datetime,
-) -> None:
-    exists = await uow.session.scalar(
-        select(LedgerEntry.id).where(
-            LedgerEntry.source == LedgerSource.CITY_PLATFORM, LedgerEntry.ref == record_id
-        )
-    )
-    if exists is None:
-        uow.session.add(
-            LedgerEntry(
-                person_id=person.id,
-                year=year,
-                subject=subject,
-                hours=hours,
-                source=LedgerSource.CITY_PLATFORM,
-                ref=record_id,
-                title=course,
-                completed_at=completed_at,
-            )
-        )
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "person_id": person_id,
+        "year": year,
+        "subject": subject,
+        "hours": Decimal(str(hours)),
+        "source": LedgerSource.CITY_PLATFORM,
+        "ref": record_id,
+        "title": course,
+        "completed_at": completed_at,
+        "created_at": now,
+        "updated_at": now,
+    }

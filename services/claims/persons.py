@@ -3,13 +3,15 @@ decided by :mod:`services.claims.scope`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import Principal
-from libs.common.errors import Conflict, Forbidden, NotFound, RuleViolation
+from libs.common.db import insert_ignoring_duplicates, new_id, utcnow
+from libs.common.errors import Conflict, DomainError, Forbidden, NotFound, RuleViolation
 from libs.common.events import (
     Affiliation,
     PersonRegistered,
@@ -17,7 +19,7 @@ from libs.common.events import (
 )
 from libs.common.idnumber import validate_id_number
 from libs.common.uow import UnitOfWork
-from services.claims.ledger import book_pending_learning
+from services.claims.ledger import book_pending_learning, book_pending_learning_of
 from services.claims.models import (
     OrgReplica,
     Person,
@@ -117,7 +119,10 @@ async def register_person(
 
 
 async def _affiliation_org(uow: UnitOfWork, affiliation: Affiliation) -> OrgReplica:
-    org = await uow.session.get(OrgReplica, affiliation.org_id)
+    return _checked_org(await uow.session.get(OrgReplica, affiliation.org_id), affiliation)
+
+
+def _checked_org(org: OrgReplica | None, affiliation: Affiliation) -> OrgReplica:
     if org is None:
         raise RuleViolation(
             f"org {affiliation.org_id} is unknown here (if it was just created, retry shortly)",
@@ -159,3 +164,131 @@ async def transfer_person(
         subject=person.id,
     )
     return person
+
+
+# --- persons in bulk ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """One row of a bulk registration (the body of ``POST /v1/persons``)."""
+
+    id_number: str
+    name: str
+    phone: str | None
+    affiliation: Affiliation
+
+
+@dataclass(slots=True)
+class RowOutcome:
+    """201 registered now, 200 registered before with the same name and org (a re-run), or the
+    problem that refused the row (its status and code, as ``POST /v1/persons`` would answer)."""
+
+    status: int
+    person: Person | None = None
+    code: str | None = None
+    detail: str | None = None
+
+    @classmethod
+    def refused(cls, exc: DomainError) -> RowOutcome:
+        return cls(exc.status, code=exc.code, detail=exc.detail)
+
+
+async def register_persons(
+    uow: UnitOfWork, principal: Principal, rows: list[PersonRow], *, today: date
+) -> list[RowOutcome]:
+    """Register many persons at once, each row on its own (per-row outcome, never all or
+    nothing) and idempotent per row: a row whose person is registered already with the same
+    name and org answers 200 with that person. Set-based: one query for the orgs, one for the
+    persons there already, one multi-row insert; the scope is checked once per org."""
+    if principal.role == "personnel":
+        raise Forbidden("only admins register persons in bulk", code="outside_scope")
+    orgs = {
+        o.id: o
+        for o in await uow.session.scalars(
+            select(OrgReplica).where(OrgReplica.id.in_({r.affiliation.org_id for r in rows}))
+        )
+    }
+    in_scope: dict[str, bool] = {}
+    outcomes: list[RowOutcome | None] = [None] * len(rows)
+    normalised: dict[int, str] = {}
+    for i, row in enumerate(rows):
+        try:
+            normalised[i] = validate_id_number(row.id_number, today=today)
+            org = _checked_org(orgs.get(row.affiliation.org_id), row.affiliation)
+            if org.id not in in_scope:
+                in_scope[org.id] = await may_see_org(uow.session, principal, org.id)
+            if not in_scope[org.id]:
+                raise Forbidden(
+                    "only the unit or agency, its authority, or the city bureau may register",
+                    code="outside_scope",
+                )
+        except DomainError as exc:
+            outcomes[i] = RowOutcome.refused(exc)
+            normalised.pop(i, None)
+    known = {
+        p.id_number: p
+        for p in await uow.session.scalars(
+            select(Person).where(Person.id_number.in_(set(normalised.values())))
+        )
+    }
+    now = utcnow()
+    new: dict[str, Person] = {}
+    for i, id_number in normalised.items():
+        row = rows[i]
+        if id_number in known or id_number in new:
+            continue
+        new[id_number] = Person(
+            id=new_id(),
+            id_number=id_number,
+            name=row.name.strip(),
+            phone=row.phone,
+            affiliation_kind=row.affiliation.kind,
+            org_id=row.affiliation.org_id,
+            account_sub=None,
+            created_at=now,
+            updated_at=now,
+        )
+    created = await _insert_persons(uow, list(new.values()))
+    first_of: dict[str, int] = {}
+    for i, id_number in normalised.items():
+        row = rows[i]
+        person = known.get(id_number) or new[id_number]
+        same = (person.name, person.org_id) == (row.name.strip(), row.affiliation.org_id)
+        fresh = id_number in created and id_number not in first_of
+        first_of.setdefault(id_number, i)
+        if fresh:
+            outcomes[i] = RowOutcome(201, person)
+        elif same and (id_number in known or id_number in created):
+            outcomes[i] = RowOutcome(200, person)
+        else:
+            outcomes[i] = RowOutcome.refused(
+                Conflict(
+                    "a person with this ID number is registered already", code="duplicate_person"
+                )
+            )
+    for person in (new[n] for n in created):
+        uow.emit(
+            PersonRegistered(
+                person_id=person.id,
+                id_number=person.id_number,
+                name=person.name,
+                affiliation=Affiliation(kind=person.affiliation_kind, org_id=person.org_id),  # type: ignore[arg-type]
+            ),
+            subject=person.id,
+        )
+    await book_pending_learning_of(uow, {n: new[n].id for n in created})
+    return [o for o in outcomes if o is not None]
+
+
+async def _insert_persons(uow: UnitOfWork, persons: list[Person]) -> set[str]:
+    """Insert the persons (multi-row batches of one cached statement); the ID numbers that went
+    in (one registered by a concurrent request in the meantime does not)."""
+    if not persons:
+        return set()
+    table = Person.__table__
+    stmt = insert_ignoring_duplicates(
+        table, uow.session.get_bind().dialect.name, index_elements=["id_number"]
+    ).returning(table.c.id_number)
+    rows = [{c.name: getattr(p, c.key) for c in table.columns} for p in persons]
+    return set((await uow.session.execute(stmt, rows)).scalars().all())

@@ -75,9 +75,12 @@ class ProvinceSender:
             return 0
         outcome, failures, error = await self._register(records)
         async with self.state.uow() as uow:
+            loaded = await uow.session.scalars(
+                select(OutboundRecord).where(OutboundRecord.id.in_([r.id for r in records]))
+            )
+            by_id = {r.id: r for r in loaded}  # one query for the batch, not one a record
             for record in records:
-                fresh = await uow.session.get(OutboundRecord, record.id)
-                assert fresh is not None
+                fresh = by_id[record.id]
                 fresh.attempts += 1
                 if record.id in outcome:
                     fresh.status, fresh.receipt, fresh.registered_at = (
@@ -85,6 +88,11 @@ class ProvinceSender:
                         outcome[record.id],
                         utcnow(),
                     )
+                    if fresh.claim_id is None:
+                        # a city-platform record: no claim waits for its receipt, and nobody
+                        # consumes the event of one (a million of them would cost claims a
+                        # transaction each); the receipt is on the record
+                        continue
                     uow.emit(
                         SyncRecordRegistered(
                             record_id=fresh.id,

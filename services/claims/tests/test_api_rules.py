@@ -19,6 +19,7 @@ from libs.common.events import (
     CertificateRevoked,
     ExamCardIssued,
     LearningRecorded,
+    LearningRecordedBatch,
     ProjectApproved,
     topic_of,
 )
@@ -806,6 +807,44 @@ class TestLifecycle:
         assert [(e["source"], e["ref"], e["hours"]) for e in transcript["entries"]] == [
             ("city_platform", record.record_id, 3.5)
         ]
+
+    async def test_a_batch_of_city_records_is_booked_once_per_record(
+        self, stack: Stack, person: Person
+    ) -> None:
+        later = new_id_number()
+
+        def record(n: int, id_number: str, hours: float) -> LearningRecorded:
+            return LearningRecorded(
+                record_id=f"city-{uuid.uuid4().hex[:8]}-{n}",
+                id_number=id_number,
+                year=2026,
+                subject="public" if n % 2 else "professional",
+                hours=hours,
+                course=f"课程{n}",
+                completed_at=datetime(2026, 4, n + 1, tzinfo=UTC),
+            )
+
+        mine = [record(n, person.id_number, 1.5) for n in range(1, 5)]
+        theirs = record(9, later, 2)
+        first = LearningRecordedBatch(records=[*mine[:3], theirs])
+        await stack.publish(SYNC, first, subject="batch-1")
+        # a later chunk repeats a record (a resend upstream): it is booked once
+        await stack.publish(SYNC, LearningRecordedBatch(records=mine[2:]), subject="batch-2")
+        transcript = await stack.transcript(person.id)
+        assert sorted(e["ref"] for e in transcript["entries"]) == sorted(r.record_id for r in mine)
+        assert transcript["credited"]["public"] == 3 and transcript["credited"]["professional"] == 3
+        r = await stack.http.post(
+            "/v1/persons",
+            json={
+                "id_number": later,
+                "name": "孙七",
+                "affiliation": {"kind": "unit", "org_id": org(stack, "unit")},
+            },
+            headers=stack.city,
+        )
+        assert r.status_code == 201, r.text
+        entries = (await stack.transcript(r.json()["id"]))["entries"]
+        assert [(e["ref"], e["hours"]) for e in entries] == [(theirs.record_id, 2)]
 
     async def test_idempotency_key_replay_returns_the_first_result(
         self, stack: Stack, person: Person

@@ -34,7 +34,7 @@ def test_city_platform_records_fold_full_width_ids_and_refuse_other_digits() -> 
         {"record_id": "zzzj-١"},
         {"record_id": "r" * 129},
         {"id_number": number.translate(ARABIC_INDIC_DIGITS)},
-        {"course": "课" * 201},
+        {"course": "课" * 301},
     ):
         with pytest.raises(ValueError):
             _valid_learning({**raw, **bad})

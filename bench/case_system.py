@@ -1,0 +1,627 @@
+"""Case 4: the whole system as ``ce run`` starts it (embedded: four services, the province
+simulator, SQLite files and the embedded log), driven over real HTTP from this process.
+
+Every figure is set beside a baseline measured in the same run on the same machine:
+
+* ``system.persons_import`` — ``POST /v1/persons/batch`` (1,000 rows a request) in persons/s,
+  against a raw multi-row insert of the same rows into a scratch table of the claims database;
+* ``system.learning_ingest`` — ``POST /v1/learning-records`` (1,000 records a request) in rows/s,
+  against a raw multi-row insert into a scratch table of the sync database;
+  ``system.learning_settled`` — from the first POST until every record is on a transcript
+  (claims ledger) and registered at the province simulator, in rows/s, against the same raw
+  insert;
+* ``system.submit_claim_32`` — claim submissions/s with 32 concurrent clients (evidence uploaded
+  beforehand, untimed), against ``GET /healthz`` with 32 concurrent clients; ``.p50``/``.p99``
+  latencies against the healthz ones;
+* ``system.event_latency`` — p50/p99 from a claim's 201 to its review task being stored by the
+  review service, at a steady offered rate, against the p50/p99 of the 201s themselves;
+* ``system.report_csv`` / ``system.report_json`` — the city compliance report of every person
+  (CSV in one request; JSON, all pages), against one SQL aggregate over the same rows;
+* ``system.rss.<service>`` — peak RSS (VmHWM) of each process at the end, against the
+  province simulator's (the smallest process: a FastAPI app with one table).
+
+The load generator runs in this process, on the same cores as the services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import Result, percentile, rate
+from libs.common.auth import TokenService
+from libs.common.idnumber import check_character
+from libs.common.settings import Settings
+
+SERVICES = ("claims", "review", "registry", "sync", "province")
+CLIENTS = 32
+FIRST_DAY = date(2026, 1, 5)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _id_number(n: int) -> str:
+    born = date(1960, 1, 1) + timedelta(days=n // 1000)
+    first17 = f"370402{born:%Y%m%d}{n % 1000:03d}"
+    return first17 + check_character(first17)
+
+
+class Stack:
+    """``python -m ce run`` on a temp data directory and free ports; stopped with SIGINT."""
+
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = workdir / "data"
+        self.ports = {name: free_port() for name in SERVICES}
+        env = {
+            **os.environ,
+            "CE_DATA_DIR": str(self.data_dir),
+            "CE_LOG_LEVEL": "WARNING",
+            # the bench measures the services, not the rate limiter
+            "CE_RATE_LIMIT_WRITE_PER_S": "0",
+            "CE_RATE_LIMIT_ANONYMOUS_PER_S": "0",
+            **{f"CE_{n.upper()}_PORT": str(p) for n, p in self.ports.items()},
+            **(env or {}),
+        }
+        env.pop("CE_DATABASE_URL", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ce", "run"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        if '"healthy"' not in line:
+            self.stop()
+            raise RuntimeError(f"ce run did not come up: {line!r}")
+        self.tokens = TokenService(Settings(data_dir=self.data_dir))
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def auth(self, role: str, **claims: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.mint(role=role, **claims)}"}
+
+    def db(self, name: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.data_dir / f"{name}.db", timeout=30)
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def pids(self) -> dict[str, int]:
+        """The child processes of ``ce run`` by the service name on their command line."""
+        out: dict[str, int] = {}
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        for pid in children.split():
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            except OSError:
+                continue
+            out[cmd[-1].decode()] = int(pid)
+        return out
+
+    def cpu_s(self, name: str) -> float:
+        """CPU seconds (user + system) the process of ``name`` has used so far."""
+        fields = Path(f"/proc/{self.pids()[name]}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """VmHWM of every child of ``ce run``."""
+        out: dict[str, float] = {}
+        for name, pid in self.pids().items():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    out[name] = int(line.split()[1]) / 1024
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+async def _ok(response: httpx.Response, status: int) -> dict[str, Any]:
+    if response.status_code != status:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}: {response.text[:500]}"
+        )
+    body: dict[str, Any] = response.json() if response.content else {}
+    return body
+
+
+async def _orgs(stack: Stack, http: httpx.AsyncClient) -> str:
+    """A city, a district and a unit through the review API; the unit id once claims knows it."""
+    city = stack.auth("city_admin")
+    ids: list[str] = []
+    for code, type_ in (("ZZ", "city"), ("370402", "district"), ("U-BENCH", "unit")):
+        body: dict[str, Any] = {"code": code, "name": f"bench {code}", "type": type_}
+        if ids:
+            body["parent_id"] = ids[-1]
+        r = await http.post(f"{stack.url('review')}/v1/orgs", json=body, headers=city)
+        ids.append((await _ok(r, 201))["id"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        conn = stack.db("claims")
+        known = conn.execute("SELECT count(*) FROM org_replica WHERE id = ?", (ids[-1],)).fetchone()
+        conn.close()
+        if known[0]:
+            return ids[-1]
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the org tree did not reach claims")
+
+
+def _raw_insert(conn: sqlite3.Connection, columns: list[str], rows: list[tuple[Any, ...]]) -> float:
+    """Seconds to insert ``rows`` into a scratch table in chunks of 1,000, one multi-row INSERT
+    and one transaction each (the floor a set-based ingest can reach on this database)."""
+    table = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"CREATE TABLE {table} ({', '.join(columns)})")
+    started = time.perf_counter()
+    for start in range(0, len(rows), 1000):
+        chunk = rows[start : start + 1000]
+        values = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(chunk))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(f"INSERT INTO {table} VALUES {values}", [v for row in chunk for v in row])
+        conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.execute(f"DROP TABLE {table}")
+    return seconds
+
+
+async def _persons(
+    stack: Stack, http: httpx.AsyncClient, unit: str, count: int
+) -> tuple[list[Result], list[str]]:
+    city = stack.auth("city_admin")
+    rows = [
+        {
+            "id_number": _id_number(n),
+            "name": f"职工{n}",
+            "affiliation": {"kind": "unit", "org_id": unit},
+        }
+        for n in range(count)
+    ]
+    ids: list[str] = []
+    started = time.perf_counter()
+    for start in range(0, count, 1000):
+        r = await http.post(
+            f"{stack.url('claims')}/v1/persons/batch",
+            json={"persons": rows[start : start + 1000]},
+            headers=city,
+        )
+        if r.status_code in (404, 405):  # a build without the batch: one request a person
+            ids = [await _person_one_by_one(stack, http, row, city) for row in rows]
+            break
+        body = await _ok(r, 200)
+        if body["registered"] != len(body["results"]):
+            raise RuntimeError(f"persons refused: {body['results'][:3]}")
+        ids += [x["person"]["id"] for x in body["results"]]
+    seconds = time.perf_counter() - started
+    conn = stack.db("claims")
+    raw = _raw_insert(
+        conn,
+        ["id", "id_number", "name", "phone", "affiliation_kind", "org_id", "created_at"],
+        [
+            (str(uuid.uuid4()), f"X{r['id_number']}", r["name"], None, "unit", unit, "2026")
+            for r in rows
+        ],
+    )
+    conn.close()
+    result = Result(
+        case="system.persons_import",
+        metric="POST /v1/persons/batch, 1,000 a request",
+        unit="rows/s",
+        figure=rate(count, seconds),
+        baseline=rate(count, raw),
+        baseline_label="raw multi-row INSERT, claims db",
+        better="higher",
+        details={"persons": count, "seconds": round(seconds, 2)},
+    )
+    return [result], ids
+
+
+async def _person_one_by_one(
+    stack: Stack, http: httpx.AsyncClient, row: dict[str, Any], headers: dict[str, str]
+) -> str:
+    r = await http.post(f"{stack.url('claims')}/v1/persons", json=row, headers=headers)
+    return str((await _ok(r, 201))["id"])
+
+
+async def _learning(
+    stack: Stack, http: httpx.AsyncClient, persons: int, count: int
+) -> list[Result]:
+    system = stack.auth("system")
+    records = [
+        {
+            "record_id": f"zzzj-bench-{n:08d}",
+            "id_number": _id_number(n % persons),
+            "year": 2026,
+            "subject": "public" if n % 2 else "professional",
+            "hours": 0.5,
+            "course": f"公需课 {n % 50}",
+            "completed_at": "2026-06-01T10:00:00+08:00",
+        }
+        for n in range(count)
+    ]
+    started = time.perf_counter()
+    for start in range(0, count, 1000):
+        r = await http.post(
+            f"{stack.url('sync')}/v1/learning-records",
+            json={"records": records[start : start + 1000]},
+            headers=system,
+        )
+        body = await _ok(r, 202)
+        if body["rejected"]:
+            raise RuntimeError(f"records refused: {body['rejected'][:3]}")
+    posted = time.perf_counter() - started
+    deadline = time.monotonic() + max(120, count / 50)
+    booked = registered = 0
+    while time.monotonic() < deadline:
+        claims, sync = stack.db("claims"), stack.db("sync")
+        (booked,) = claims.execute(
+            "SELECT count(*) FROM ledger WHERE source = 'city_platform'"
+        ).fetchone()
+        (registered,) = sync.execute(
+            "SELECT count(*) FROM outbound_records WHERE status = 'registered'"
+        ).fetchone()
+        claims.close()
+        sync.close()
+        if booked >= count and registered >= count:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise RuntimeError(f"learning records not settled: {booked} booked, {registered} sent")
+    settled = time.perf_counter() - started
+    conn = stack.db("sync")
+    raw = _raw_insert(
+        conn,
+        ["id", "record_id", "id_number", "year", "subject", "hours", "course", "completed_at"],
+        [
+            (
+                str(uuid.uuid4()),
+                f"X{r['record_id']}",
+                r["id_number"],
+                2026,
+                r["subject"],
+                0.5,
+                r["course"],
+                r["completed_at"],
+            )
+            for r in records
+        ],
+    )
+    conn.close()
+    details = {
+        "records": count,
+        "post_seconds": round(posted, 2),
+        "settled_seconds": round(settled, 2),
+        "one_million_settled_minutes_extrapolated": round(settled / count * 1e6 / 60, 1),
+    }
+    return [
+        Result(
+            case="system.learning_ingest",
+            metric="POST /v1/learning-records, 1,000 a request",
+            unit="rows/s",
+            figure=rate(count, posted),
+            baseline=rate(count, raw),
+            baseline_label="raw multi-row INSERT, sync db",
+            better="higher",
+            details=details,
+        ),
+        Result(
+            case="system.learning_settled",
+            metric="first POST -> on transcripts and at the province",
+            unit="rows/s",
+            figure=rate(count, settled),
+            baseline=rate(count, raw),
+            baseline_label="raw multi-row INSERT, sync db",
+            better="higher",
+            details=details,
+        ),
+    ]
+
+
+class Claims:
+    """Claims of the registered persons, each backed by an evidence file uploaded untimed."""
+
+    def __init__(self, stack: Stack, http: httpx.AsyncClient, person_ids: list[str]) -> None:
+        self.stack, self.http = stack, http
+        self.people = [(pid, stack.auth("personnel", person_id=pid)) for pid in person_ids[:64]]
+        self.n = 0
+
+    async def prepare(self, count: int) -> list[tuple[int, str]]:
+        """Upload ``count`` evidence files (concurrently, untimed): (claim number, evidence id)."""
+        numbers = list(range(self.n, self.n + count))
+        self.n += count
+        out: list[tuple[int, str]] = []
+
+        async def upload(chunk: list[int]) -> None:
+            for n in chunk:
+                _, headers = self.people[n % len(self.people)]
+                pdf = b"%PDF-1.4\n% bench " + str(n).encode() + b"\n%%EOF\n"
+                r = await self.http.post(
+                    f"{self.stack.url('claims')}/v1/evidence",
+                    headers=headers,
+                    files={"file": (f"c{n}.pdf", pdf, "application/pdf")},
+                )
+                out.append((n, (await _ok(r, 201))["id"]))
+
+        await asyncio.gather(*(upload(numbers[i::8]) for i in range(8)))
+        return out
+
+    async def submit(self, n: int, evidence_id: str) -> str:
+        person_id, headers = self.people[n % len(self.people)]
+        day = FIRST_DAY + timedelta(days=(n // len(self.people)) % 300)
+        r = await self.http.post(
+            f"{self.stack.url('claims')}/v1/claims",
+            headers={**headers, "Idempotency-Key": f"bench-{n}"},
+            json={
+                "person_id": person_id,
+                "year": 2026,
+                "category": "training",
+                "subject": "professional",
+                "title": f"Training course {n}",
+                "hours": 1 + n % 4,
+                "start_date": day.isoformat(),
+                "end_date": day.isoformat(),
+                "reference_no": f"鲁人社备〔2026〕{n % 40 + 1}号",
+                "evidence_ids": [evidence_id],
+            },
+        )
+        return str((await _ok(r, 201))["id"])
+
+
+async def _concurrent(jobs: list[Any], clients: int) -> tuple[list[float], float]:
+    """Run the jobs (coroutine factories) with ``clients`` workers; latencies and wall time."""
+    latencies: list[float] = []
+    queue = list(reversed(jobs))
+
+    async def worker() -> None:
+        while queue:
+            job = queue.pop()
+            t = time.perf_counter()
+            await job()
+            latencies.append(time.perf_counter() - t)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return latencies, time.perf_counter() - started
+
+
+async def _claims_load(
+    stack: Stack, http: httpx.AsyncClient, claims: Claims, count: int
+) -> list[Result]:
+    prepared = await claims.prepare(count)
+    healthz = stack.url("claims") + "/healthz"
+
+    async def ping() -> None:
+        await _ok(await http.get(healthz), 200)
+
+    cpu = stack.cpu_s("claims")
+    base_lat, base_wall = await _concurrent([ping] * count, CLIENTS)
+    base_cpu, cpu = stack.cpu_s("claims") - cpu, stack.cpu_s("claims")
+    jobs = [lambda n=n, e=e: claims.submit(n, e) for n, e in prepared]
+    lat, wall = await _concurrent(jobs, CLIENTS)
+    await asyncio.sleep(1.0)  # the relay publishes the last events: part of a claim's cost
+    claim_cpu = stack.cpu_s("claims") - cpu
+    details = {"claims": count, "clients": CLIENTS, "seconds": round(wall, 2)}
+    results = [
+        Result(
+            case="system.submit_claim.cpu",
+            metric="claims-process CPU per POST /v1/claims (with its outbox relay)",
+            unit="ms",
+            figure=claim_cpu / count * 1000,
+            baseline=base_cpu / count * 1000,
+            baseline_label="claims-process CPU per GET /healthz",
+            better="lower",
+            details=details,
+        ),
+        Result(
+            case="system.submit_claim_32",
+            metric=f"POST /v1/claims, {CLIENTS} clients",
+            unit="req/s",
+            figure=rate(count, wall),
+            baseline=rate(count, base_wall),
+            baseline_label=f"GET /healthz, {CLIENTS} clients",
+            better="higher",
+            details=details,
+        ),
+    ]
+    for pct in (50, 99):
+        results.append(
+            Result(
+                case=f"system.submit_claim_32.p{pct}",
+                metric=f"POST /v1/claims p{pct}, {CLIENTS} clients",
+                unit="ms",
+                figure=percentile(lat, pct) * 1000,
+                baseline=percentile(base_lat, pct) * 1000,
+                baseline_label=f"GET /healthz p{pct}, {CLIENTS} clients",
+                better="lower",
+                details=details,
+            )
+        )
+    return results
+
+
+async def _event_latency(
+    stack: Stack, http: httpx.AsyncClient, claims: Claims, per_s: float, seconds: float
+) -> list[Result]:
+    """Claims offered at a steady rate; from each 201 to its review task stored in review."""
+    count = int(per_s * seconds)
+    prepared = await claims.prepare(count)
+    answered: dict[str, float] = {}
+    latencies: list[float] = []
+
+    async def one(n: int, evidence: str) -> None:
+        t = time.perf_counter()
+        claim_id = await claims.submit(n, evidence)
+        latencies.append(time.perf_counter() - t)
+        answered[claim_id] = time.time()
+
+    started = time.perf_counter()
+    tasks = []
+    for i, (n, evidence) in enumerate(prepared):
+        delay = started + i / per_s - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n, evidence)))
+    await asyncio.gather(*tasks)
+    achieved = count / (time.perf_counter() - started)
+    visible: dict[str, float] = {}
+    deadline = time.monotonic() + 60
+    while len(visible) < count and time.monotonic() < deadline:
+        conn = stack.db("review")
+        marks = ",".join("?" * len(answered))
+        for claim_id, created in conn.execute(
+            f"SELECT claim_id, created_at FROM review_tasks WHERE claim_id IN ({marks})",
+            list(answered),
+        ):
+            at = datetime.fromisoformat(created)
+            visible[claim_id] = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+        conn.close()
+        await asyncio.sleep(0.2)
+    if len(visible) < count:
+        raise RuntimeError(f"only {len(visible)} of {count} review tasks appeared")
+    delays = [max(visible[c] - answered[c], 0.0) for c in answered]
+    details = {"offered_per_s": per_s, "achieved_per_s": round(achieved, 1), "claims": count}
+    return [
+        Result(
+            case=f"system.event_latency.p{pct}",
+            metric=f"201 -> review task stored, p{pct}",
+            unit="ms",
+            figure=percentile(delays, pct) * 1000,
+            baseline=percentile(latencies, pct) * 1000,
+            baseline_label=f"the POST /v1/claims itself, p{pct}",
+            better="lower",
+            details=details,
+        )
+        for pct in (50, 99)
+    ]
+
+
+async def _reports(stack: Stack, http: httpx.AsyncClient, persons: int) -> list[Result]:
+    city = stack.auth("city_admin")
+    url = f"{stack.url('claims')}/v1/reports/compliance"
+    conn = stack.db("claims")
+    started = time.perf_counter()
+    rows = conn.execute(
+        "SELECT p.id, p.name, "
+        "SUM(CASE WHEN l.subject = 'public' THEN l.hours ELSE 0 END), "
+        "SUM(CASE WHEN l.subject = 'professional' THEN l.hours ELSE 0 END) "
+        "FROM persons p LEFT JOIN ledger l ON l.person_id = p.id AND l.year = 2026 "
+        "AND l.revoked_at IS NULL GROUP BY p.id, p.name"
+    ).fetchall()
+    sql = time.perf_counter() - started
+    conn.close()
+    started = time.perf_counter()
+    r = await http.get(url, params={"year": 2026, "format": "csv"}, headers=city, timeout=600)
+    if r.status_code != 200:
+        raise RuntimeError(f"CSV report: {r.status_code} {r.text[:300]}")
+    csv_s = time.perf_counter() - started
+    csv_rows = r.text.count("\n") - 1
+    started = time.perf_counter()
+    cursor: str | None = None
+    json_rows = 0
+    while True:
+        params: dict[str, Any] = {"year": 2026, "limit": 1000}
+        if cursor:
+            params["cursor"] = cursor
+        body = await _ok(await http.get(url, params=params, headers=city, timeout=600), 200)
+        json_rows += len(body["items"])
+        cursor = body.get("next_cursor")
+        if not cursor:
+            break
+    json_s = time.perf_counter() - started
+    if not (csv_rows == json_rows == len(rows) >= persons):
+        raise RuntimeError(f"report rows: csv {csv_rows}, json {json_rows}, sql {len(rows)}")
+    return [
+        Result(
+            case=f"system.report_{kind}",
+            metric=f"city compliance report, {len(rows):,} people, {kind}",
+            unit="ms",
+            figure=seconds * 1000,
+            baseline=sql * 1000,
+            baseline_label="one SQL aggregate over the same rows",
+            better="lower",
+            details={"people": len(rows)},
+        )
+        for kind, seconds in (("csv", csv_s), ("json", json_s))
+    ]
+
+
+async def run(
+    workdir: Path,
+    *,
+    persons: int,
+    records: int,
+    claims: int,
+    steady_per_s: int,
+    steady_s: int,
+    plain_server: int = 0,
+) -> list[Result]:
+    """``plain_server=1`` runs the services on asyncio and h11 instead of uvloop and httptools
+    (to measure what those buy)."""
+    env = {"CE_SERVER_LOOP": "asyncio", "CE_SERVER_HTTP": "h11"} if plain_server else {}
+    stack = await asyncio.to_thread(Stack, workdir, env)
+    try:
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+            unit = await _orgs(stack, http)
+            results, person_ids = await _persons(stack, http, unit, persons)
+            results += await _learning(stack, http, persons, records)
+            load = Claims(stack, http, person_ids)
+            results += await _claims_load(stack, http, load, claims)
+            results += await _event_latency(stack, http, load, steady_per_s, steady_s)
+            results += await _reports(stack, http, persons)
+        rss = stack.peak_rss_mb()
+        base = rss.get("province", float("nan"))
+        for name in ("claims", "review", "registry", "sync"):
+            results.append(
+                Result(
+                    case=f"system.rss.{name}",
+                    metric=f"peak RSS of {name}",
+                    unit="MB",
+                    figure=rss.get(name, float("nan")),
+                    baseline=base,
+                    baseline_label="peak RSS of the province simulator",
+                    better="lower",
+                    details={"all_mb": {k: round(v, 1) for k, v in rss.items()}},
+                )
+            )
+        return results
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
+if __name__ == "__main__":  # a quick look without the runner
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = asyncio.run(
+            run(Path(tmp), persons=2000, records=2000, claims=128, steady_per_s=20, steady_s=2)
+        )
+        print(json.dumps([r.as_json() for r in out], indent=1, ensure_ascii=False))
