@@ -33,8 +33,8 @@ NO_DATA = {401, 403, 404, 405, 409, 422}
 ROLE_GATED: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/orgs"): {"city_admin"},
     ("get", "/v1/admin/dead-letters"): {"city_admin", "ops"},
-    ("post", "/v1/reconciliations"): {"city_admin", "ops", "system"},
-    ("get", "/v1/sync/summary"): {"city_admin", "ops", "system"},
+    ("post", "/v1/reconciliations"): {"city_admin", "ops"},
+    ("get", "/v1/sync/summary"): {"city_admin", "ops"},
     ("get", "/v1/sync/records"): {"city_admin", "ops", "system"},
     ("post", "/v1/learning-records"): {"system"},
 }
@@ -214,6 +214,7 @@ async def _seed(apps: dict[str, FastAPI], http: dict[str, httpx.AsyncClient]) ->
             {"own"},
         ),
         Principal("system", "system", mint(role="system"), set()),
+        Principal("ops", "ops", mint(role="ops"), set()),
     ]
     return world
 
@@ -387,11 +388,6 @@ async def test_every_route_every_role_every_org_relation_out_of_scope_is_never_d
     assert matrix.routes > 30 and matrix.cells > 300
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 7 item 6: the `system` role still reads everything the city can; narrowed by "
-    "the libs/common hardening (remove this marker when it lands: strict, so it will tell)",
-)
 async def test_the_city_platform_integration_token_sees_no_person_data(world: World) -> None:
     [system] = [p for p in world.principals if p.role == "system"]
     matrix = await run_matrix(world, [system])
