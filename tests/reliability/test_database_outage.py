@@ -51,8 +51,7 @@ def test_a_database_outage_under_load_loses_and_duplicates_nothing(
         try:
             ledger = workload.converge(timeout_s=60)
         except AssertionError as exc:
-            _dead_lettered_by_the_outage(cluster, str(exc))
-            raise
+            raise AssertionError(f"{exc}; dead letters: {no_dead_letters(cluster)}") from exc
         letters = no_dead_letters(cluster)
         ledger.report(
             "database outage",
@@ -60,20 +59,8 @@ def test_a_database_outage_under_load_loses_and_duplicates_nothing(
             f"(TCP proxy); dead letters after: {letters}",
         )
         ledger.assert_exact()
-        _dead_lettered_by_the_outage(cluster, "")
+        assert letters == dict.fromkeys(("claims", "review", "registry", "sync"), 0), letters
     finally:
         workload.close()
         cluster.stop()
         proxy.stop()
-
-
-def _dead_lettered_by_the_outage(cluster: Cluster, failure: str) -> None:
-    """Until transient failures are told from poison events (issue 7 item 2, the libs/common
-    hardening), a lost database connection can dead-letter a good event: that is an expected
-    failure, reported as xfail (never a pass). Remove this escape when item 2 lands, so that a
-    dead letter fails the test."""
-    letters = no_dead_letters(cluster)
-    if any(letters.values()):
-        pytest.xfail(
-            f"issue 7 item 2 (transient errors dead-lettered) not fixed yet: {letters} {failure}"
-        )
