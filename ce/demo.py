@@ -75,8 +75,73 @@ def load_demo(urls: dict[str, str], settings: Settings) -> None:
                 time.sleep(0.2)
             r.raise_for_status()
             people.append((r.json()["id"], name))
-    print("demo: loaded orgs and people. Try:")
+        certificates = load_registry_demo(http, urls, tokens, ids)
+    print("demo: loaded orgs, people, a filed project, certificates and an exam card. Try:")
     print(f"  unit admin of 枣庄市立医院:  ce token --role unit_admin --org {ids['U-SZ-HOSP']}")
     print(f"  district admin of 市中区:     ce token --role district_admin --org {ids['370402']}")
     for person_id, name in people:
         print(f"  {name}: ce token --role personnel --person {person_id}")
+    print(f"  provider 枣庄学院继续教育基地: ce token --role provider --org {ids['P-ZZU']}")
+    print(f"  exam centre:                ce token --role exam_center --org {ids['EXAM-ZZ']}")
+    for code, name in certificates:
+        print(f"  {name}'s certificate: curl {urls['registry']}/v1/certificates/{code}")
+
+
+DEMO_PROJECT = {
+    "year": 2026,
+    "address": "枣庄市薛城区复元三路1号",
+    "name": "数字化管理师（初级）培训班",
+    "person_in_charge": "王主任",
+    "contact_name": "李老师",
+    "contact_phone": "0632-3786666",
+    "advanced_seminar": False,
+    "plan": "第一天：数字化管理概论；第二天：数字化转型实务与考核",
+    "target_trainees": "全市企事业单位专业技术人员",
+    "planned_participants": 120,
+    "start_date": "2026-11-02",
+    "end_date": "2026-11-03",
+    "days": 2,
+    "planned_hours": 16,
+    "venue": "枣庄学院继续教育基地",
+    "form": "offline",
+    "kind": "digital_manager",
+    "level": "junior",
+}
+
+
+def load_registry_demo(
+    http: httpx.Client, urls: dict[str, str], tokens: TokenService, ids: dict[str, str]
+) -> list[tuple[str, str]]:
+    """The provider files a project, the city approves it, the provider uploads completions of
+    two demo people (each gets an e-certificate) and the exam centre issues one exam card."""
+    registry = urls["registry"]
+    provider = {"Authorization": f"Bearer {tokens.mint(role='provider', org_id=ids['P-ZZU'])}"}
+    city = {"Authorization": f"Bearer {tokens.mint(role='city_admin')}"}
+    body = {**DEMO_PROJECT, "applicant_org_id": ids["P-ZZU"]}
+    for _ in range(50):  # the provider org reaches the registry as an event
+        r = http.post(f"{registry}/v1/projects", json=body, headers=provider)
+        if r.status_code != 422 or r.json().get("code") != "unknown_org":
+            break
+        time.sleep(0.2)
+    r.raise_for_status()
+    project_id = r.json()["id"]
+    http.post(f"{registry}/v1/projects/{project_id}/submit", headers=provider).raise_for_status()
+    http.post(
+        f"{registry}/v1/projects/{project_id}/decision",
+        json={"decision": "approve", "opinion": "同意备案"},
+        headers=city,
+    ).raise_for_status()
+    roster = [
+        {"id_number": id_number, "name": name, "hours": 16, "passed": True}
+        for id_number, name, _ in PEOPLE[:2]
+    ]
+    r = http.post(f"{registry}/v1/projects/{project_id}/completions", json=roster, headers=provider)
+    r.raise_for_status()
+    exam = {"Authorization": f"Bearer {tokens.mint(role='exam_center', org_id=ids['EXAM-ZZ'])}"}
+    id_number, name, _ = PEOPLE[2]
+    http.post(
+        f"{registry}/v1/exam-cards",
+        json={"id_number": id_number, "name": name, "year": 2026, "hours": 12},
+        headers=exam,
+    ).raise_for_status()
+    return [(row["certificate_code"], row["name"]) for row in r.json()["results"]]

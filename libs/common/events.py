@@ -259,6 +259,38 @@ class ProjectApproved(Payload):
     applicant_org_id: str
 
 
+class ProjectSubmitted(Payload):
+    """A training project's filing (附件2) submitted to the city bureau for 备案."""
+
+    TYPE: ClassVar[str] = "project.submitted"
+    project_id: str
+    name: str
+    year: int
+    applicant_org_id: str
+
+
+class ProjectRejected(Payload):
+    """The city bureau refused the filing: trainings under it earn no hours."""
+
+    TYPE: ClassVar[str] = "project.rejected"
+    project_id: str
+    name: str
+    year: int
+    applicant_org_id: str
+    opinion: str
+
+
+class ProjectReturned(Payload):
+    """The city bureau returned the filing for amendment; the applicant may resubmit it."""
+
+    TYPE: ClassVar[str] = "project.returned"
+    project_id: str
+    name: str
+    year: int
+    applicant_org_id: str
+    opinion: str
+
+
 class ComplianceReminderDue(Payload):
     """For the mobile app's push service: this person has not met the year's requirement."""
 

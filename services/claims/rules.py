@@ -225,7 +225,6 @@ class RuleSet(_Frozen):
     requirement: Requirement
     claim_window: ClaimWindow
     reminder_dates: tuple[date, ...]
-    city_direct_project_filing_deadline: date
     title_application_working_days: int
     cap_groups: dict[str, CapGroup]
     categories: dict[str, CategoryRules]

@@ -1,8 +1,5 @@
-"""The registry service: training-project filings, e-certificates, exam-staff cards.
-
-The walk-through of the platform foundation needs none of it yet; this is the running shell
-(database, outbox, health, metrics) that the registry issue fills in.
-"""
+"""The registry service: training-project filings (附件2) and their approval (备案), rosters of
+completions and the e-certificates they earn, exam-staff cards (学时登记卡)."""
 
 from __future__ import annotations
 
@@ -10,16 +7,23 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from libs.common.events import topic_of
 from libs.common.service import ServiceSpec, create_service_app
 from libs.common.settings import Settings
+from services.registry.api import router
+from services.registry.handlers import events
 from services.registry.models import infra
+from services.registry.state import registry_state
 
 SPEC = ServiceSpec(
     name="registry",
     title="Registry: training projects, certificates, exam cards",
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=[],
+    routers=[router],
+    events=events,
+    subscribes=[topic_of("review"), topic_of("claims")],
+    extension=registry_state,
 )
 
 

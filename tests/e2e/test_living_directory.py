@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from services.review.tests.support import csv_bytes, directory_of
@@ -77,11 +78,16 @@ def living_directory(stack: Stack, forge: Callable[[str], None]) -> float:
         old_task = open_task(stack, http, old_admin, claim["id"], "unit")
         open_task(stack, http, old_admin, waiting["id"], "unit")
 
-        moved = http.post(
-            f"{claims}/v1/persons/{person_id}/transfer",
-            headers=city,
-            json={"affiliation": {"kind": "unit", "org_id": new_unit}},
-        )
+        def transfer() -> httpx.Response | None:
+            # claims learns of the imported unit from org.upserted, asynchronously
+            r = http.post(
+                f"{claims}/v1/persons/{person_id}/transfer",
+                headers=city,
+                json={"affiliation": {"kind": "unit", "org_id": new_unit}},
+            )
+            return None if r.status_code == 422 and r.json().get("code") == "unknown_org" else r
+
+        moved = eventually(transfer, what="claims knows the new unit")
         assert moved.status_code == 200, moved.text
         new_task = open_task(stack, http, new_admin, claim["id"], "unit")
         assert new_task == old_task  # the same task, moved

@@ -71,7 +71,6 @@ def test_2026_numbers_from_the_notice(rs: RuleSet) -> None:
     )
     assert rs.claim_window.closes == datetime(2026, 12, 31, 23, 59, 59, tzinfo=BEIJING)
     assert date(2026, 10, 1) in rs.reminder_dates
-    assert rs.city_direct_project_filing_deadline == date(2026, 5, 20)
     assert rs.title_application_working_days == 5
     limits = {name: group.limit for name, group in rs.cap_groups.items()}
     assert limits == {
