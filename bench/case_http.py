@@ -127,6 +127,8 @@ async def run(workdir: Path, *, per_round: int, rounds: int) -> list[Result]:
         jwt_secret=SecretStr("bench-secret-" + uuid.uuid4().hex),
         jwt_public_key=None,
         log_level="WARNING",
+        rate_limit_write_per_s=0,  # the bench measures the service, not the limiter
+        rate_limit_anonymous_per_s=0,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

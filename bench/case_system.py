@@ -73,6 +73,9 @@ class Stack:
             **os.environ,
             "CE_DATA_DIR": str(self.data_dir),
             "CE_LOG_LEVEL": "WARNING",
+            # the bench measures the services, not the rate limiter
+            "CE_RATE_LIMIT_WRITE_PER_S": "0",
+            "CE_RATE_LIMIT_ANONYMOUS_PER_S": "0",
             **{f"CE_{n.upper()}_PORT": str(p) for n, p in self.ports.items()},
             **(env or {}),
         }

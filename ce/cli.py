@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from ce.topology import SERVICES, app_module, port_of, run_ports
+from ce.topology import DEFAULT_PORTS, SERVICES, app_module, port_of, run_ports
 from libs.common.errors import DomainError
 from libs.common.settings import Settings
 
@@ -97,10 +97,14 @@ def make_migration(service: str, message: str) -> None:
 
 @app.command()
 def token(
-    role: Annotated[str, typer.Option(help="personnel, unit_admin, ..., city_admin, system")],
+    role: Annotated[str, typer.Option(help="personnel, unit_admin, …, city_admin, system, ops")],
     org: Annotated[str | None, typer.Option(help="org id (org-scoped roles)")] = None,
     person: Annotated[str | None, typer.Option(help="person id (personnel)")] = None,
     sub: Annotated[str | None, typer.Option(help="subject; defaults from role and org")] = None,
+    id_number: Annotated[
+        str | None,
+        typer.Option(help="(personnel --sub) the ID number the identity provider verified"),
+    ] = None,
     ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
 ) -> None:
     """Print a bearer token the running stack accepts (dev key of CE_DATA_DIR)."""
@@ -108,7 +112,7 @@ def token(
 
     try:
         value = TokenService(Settings()).mint(
-            role=role, sub=sub, org_id=org, person_id=person, ttl_s=ttl
+            role=role, sub=sub, org_id=org, person_id=person, id_number=id_number, ttl_s=ttl
         )
     except (ValueError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -300,6 +304,82 @@ def report(
             raise typer.Exit(2)
         else:
             sys.stdout.buffer.write(r.content)
+
+
+dead_letters = typer.Typer(
+    help="Events a service could not handle: list them, replay them after a fix",
+    no_args_is_help=True,
+)
+app.add_typer(dead_letters, name="dead-letters")
+
+
+def _service_url(service: str, url: str | None) -> str:
+    if url:
+        return url.rstrip("/")
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    return f"http://127.0.0.1:{DEFAULT_PORTS[service]}"
+
+
+def _dead_letter_ids(http: httpx.Client, base: str) -> list[str]:
+    r = http.get(f"{base}/v1/admin/dead-letters")
+    if r.status_code != 200:
+        typer.echo(f"error {r.status_code}: {r.text[:500]}", err=True)
+        raise typer.Exit(1)
+    return [str(item["id"]) for item in r.json()["items"]]
+
+
+@dead_letters.command("list")
+def dead_letters_list(
+    service: Annotated[str, typer.Argument(help="claims, review, registry or sync")],
+    url: Annotated[str | None, typer.Option(help="the service's URL")] = None,
+    token: Annotated[str | None, typer.Option(envvar="CE_TOKEN", help="bearer token")] = None,
+) -> None:
+    """Print the service's dead letters, newest first, one JSON object a line."""
+    base = _service_url(service, url)
+    r = httpx.get(f"{base}/v1/admin/dead-letters", headers=_bearer(token, "ops"), timeout=30)
+    if r.status_code != 200:
+        typer.echo(f"error {r.status_code}: {r.text[:500]}", err=True)
+        raise typer.Exit(1)
+    for item in r.json()["items"]:
+        typer.echo(json.dumps(item, ensure_ascii=False))
+
+
+@dead_letters.command("replay")
+def dead_letters_replay(
+    args: Annotated[list[str], typer.Argument(help="ID SERVICE, or SERVICE with --all")],
+    every: Annotated[bool, typer.Option("--all", help="replay every dead letter")] = False,
+    url: Annotated[str | None, typer.Option(help="the service's URL")] = None,
+    token: Annotated[str | None, typer.Option(envvar="CE_TOKEN", help="bearer token")] = None,
+) -> None:
+    """Handle dead letters again through the service's inbox (never a second effect):
+    ``replay ID SERVICE`` one, ``replay --all SERVICE`` every one. Exits 1 if any failed again."""
+    if every and len(args) == 1:
+        service, chosen = args[0], None
+    elif not every and len(args) == 2:
+        service, chosen = args[1], [args[0]]
+    else:
+        raise typer.BadParameter("give ID SERVICE, or --all SERVICE")
+    base = _service_url(service, url)
+    failed: set[str] = set()
+    tried: set[str] = set()
+    with httpx.Client(timeout=60, headers=_bearer(token, "ops")) as http:
+        while True:  # the list shows 200 at a time: go on while there are untried ones
+            ids = chosen or [i for i in _dead_letter_ids(http, base) if i not in tried]
+            if not ids:
+                break
+            for letter_id in ids:
+                tried.add(letter_id)
+                r = http.post(f"{base}/v1/admin/dead-letters/{letter_id}/replay")
+                if r.status_code == 200:
+                    typer.echo(json.dumps(r.json(), ensure_ascii=False))
+                else:
+                    failed.add(letter_id)
+                    typer.echo(f"{letter_id}: error {r.status_code}: {r.text[:500]}", err=True)
+            if chosen:
+                break
+    if failed:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

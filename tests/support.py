@@ -102,3 +102,54 @@ class OpenApiResponses:
     async def hook(self, response: httpx.Response) -> None:
         await response.aread()
         self.check(response)
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:``port`` to ``target`` ("host:port") while up: a way to take a real
+    server (PostgreSQL, the broker) away from a client and give it back. :meth:`down` closes the
+    listener and every open connection, as a server restart does."""
+
+    def __init__(self, target: str, port: int | None = None) -> None:
+        host, target_port = target.rsplit(":", 1)
+        self.target = (host, int(target_port))
+        self.port = port or free_port()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def down(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        self._pipes.clear()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_w.close()
+            return
+        for reader, writer in ((client_r, server_w), (server_r, client_w)):
+            task = asyncio.create_task(self._pipe(reader, writer))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()

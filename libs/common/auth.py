@@ -10,6 +10,8 @@ cannot choose a weaker one, and never HS256 with a public key as its secret.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -26,7 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, Request
 
-from libs.common.errors import Forbidden, Unauthorized
+from libs.common.asciitext import fold_width
+from libs.common.errors import Forbidden, RuleViolation, Unauthorized
+from libs.common.idnumber import validate_id_number
 from libs.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ Role = Literal[
     "provider",
     "exam_center",
     "system",
+    "ops",
 ]
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 # the admin role that acts for each kind of reviewing org (分级审验)
@@ -61,16 +66,45 @@ ORG_ROLES = {
 }
 
 
+# the operations endpoints every service has (dead letters), and sync's summary and
+# reconciliations: the operators, and the city bureau
+OPS_ROLES = ("ops", "city_admin")
+
+
 @dataclass(frozen=True)
 class Principal:
     sub: str
     role: str
     org_id: str | None = None
     person_id: str | None = None
+    # the resident ID number the identity provider verified for this login (self-registration):
+    # the number itself (claim ``id_number``) or its keyed hash (claim ``id_number_hmac``,
+    # HMAC-SHA256 under the key shared with the identity provider, CE_IDENTITY_HMAC_KEY)
+    id_number: str | None = None
+    id_number_hmac: str | None = None
+
+    @property
+    def has_verified_identity(self) -> bool:
+        return self.id_number is not None or self.id_number_hmac is not None
+
+    def is_identity(self, id_number: str, hmac_key: str | None) -> bool:
+        """Whether ``id_number`` (normalised) is the one the identity provider verified."""
+        if self.id_number is not None:
+            return hmac.compare_digest(self.id_number, id_number)
+        if self.id_number_hmac is not None and hmac_key:
+            return hmac.compare_digest(self.id_number_hmac, id_number_digest(id_number, hmac_key))
+        return False
 
     @property
     def is_city(self) -> bool:
-        return self.role in {"city_admin", "system"}
+        """The city bureau, which oversees every org. Not ``system`` (the e-learning platform's
+        integration pushes records and reads their status, nothing else) nor ``ops``."""
+        return self.role == "city_admin"
+
+
+def id_number_digest(id_number: str, key: str) -> str:
+    """The keyed hash of a normalised ID number an identity provider may send instead of it."""
+    return hmac.new(key.encode(), id_number.encode(), hashlib.sha256).hexdigest()
 
 
 def dev_key_path(data_dir: Path) -> Path:
@@ -92,9 +126,29 @@ def load_or_create_dev_key(data_dir: Path) -> str:
     return key
 
 
+SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
+
+
+def algorithm_for(settings: Settings) -> str:
+    """The one algorithm tokens are verified with, tied to the kind of key configured: a public
+    key never verifies an HMAC token (whose "secret" would be that public key), a secret never
+    an RSA/EC one, and ``none`` never."""
+    if settings.jwt_public_key or settings.jwt_jwks_url:
+        algorithm = settings.jwt_algorithm or "RS256"
+        allowed, kind = ASYMMETRIC_ALGORITHMS, "a public key"
+    else:
+        algorithm = settings.jwt_algorithm or "HS256"
+        allowed, kind = SYMMETRIC_ALGORITHMS, "a shared secret"
+    if algorithm not in allowed:
+        raise ValueError(
+            f"CE_JWT_ALGORITHM={algorithm} does not fit {kind}; one of {', '.join(sorted(allowed))}"
+        )
+    return algorithm
+
+
 _EC_ALGORITHM = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 
@@ -169,7 +223,8 @@ class JwksKeys:
 
 class TokenService:
     def __init__(self, settings: Settings) -> None:
-        self.algorithm = settings.jwt_algorithm
+        self.algorithm = algorithm_for(settings)
+        self.leeway_s = settings.jwt_leeway_s
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self._jwks: JwksKeys | None = None
@@ -199,6 +254,7 @@ class TokenService:
         sub: str | None = None,
         org_id: str | None = None,
         person_id: str | None = None,
+        id_number: str | None = None,
         ttl_s: int = 8 * 3600,
     ) -> str:
         if self._sign_key is None:
@@ -221,6 +277,13 @@ class TokenService:
             claims["org_id"] = org_id
         if person_id:
             claims["person_id"] = person_id
+        if id_number:
+            if role != "personnel":
+                raise ValueError("only a personnel token carries a verified ID number")
+            try:
+                claims["id_number"] = validate_id_number(id_number)
+            except RuleViolation as exc:
+                raise ValueError(exc.detail) from exc
         return jwt.encode(claims, self._sign_key, algorithm=self.algorithm)
 
     def _key_and_algorithm(self, token: str) -> tuple[Any, str]:
@@ -243,9 +306,10 @@ class TokenService:
                 key,
                 algorithms=[algorithm],
                 issuer=self.issuer,
+                leeway=self.leeway_s,  # clocks of the issuer and this host differ a little
                 audience=self.audience,
                 options={
-                    "require": ["exp", "sub", "role", *(["aud"] if self.audience else [])],
+                    "require": ["exp", "iat", "sub", "role", *(["aud"] if self.audience else [])],
                     "verify_aud": self.audience is not None,
                 },
             )
@@ -253,11 +317,15 @@ class TokenService:
             raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc
         if claims["role"] not in ROLES:
             raise Unauthorized("unknown role in token", code="invalid_token")
+        verified = claims.get("id_number")
+        digest = claims.get("id_number_hmac")
         return Principal(
             sub=str(claims["sub"]),
             role=str(claims["role"]),
             org_id=claims.get("org_id"),
             person_id=claims.get("person_id"),
+            id_number=fold_width(str(verified)).strip().upper() if verified else None,
+            id_number_hmac=str(digest).lower() if digest else None,
         )
 
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from libs.common.faults import is_transient
 from libs.common.tasks import LoopTask
 
 log = logging.getLogger(__name__)
@@ -85,8 +87,14 @@ class EventBus(abc.ABC):
 class Consumer:
     """Runs a subscription: hand each message to ``handler``, commit after it returns.
 
-    A handler that keeps failing is retried ``max_attempts`` times with backoff; then
-    ``dead_letter`` stores the message (so nothing is dropped silently) and the offset moves on.
+    Failures are told apart (``transient``, by default :func:`libs.common.faults.is_transient`):
+
+    * a *transient* one (the database or broker unreachable, a lock timeout, a serialization
+      failure) is retried with capped exponential backoff for as long as it takes; consumption is
+      paused meanwhile (the next message waits) and :attr:`stuck_since` says so (``/readyz``);
+    * anything else is *poison*: retried ``max_attempts`` times, then ``dead_letter`` stores the
+      message (nothing dropped silently, re-drivable later) and the offset moves on.
+
     Messages of one partition are handled one after another, preserving per-key order.
     """
 
@@ -98,6 +106,8 @@ class Consumer:
         dead_letter: Callable[[Message, str], Awaitable[None]] | None = None,
         max_attempts: int = 5,
         backoff_s: float = 0.2,
+        max_backoff_s: float = 30.0,
+        transient: Callable[[BaseException], bool] = is_transient,
         name: str = "consumer",
     ) -> None:
         self.subscription = subscription
@@ -105,12 +115,18 @@ class Consumer:
         self.dead_letter = dead_letter
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.transient = transient
         self.name = name
+        # set while a transient failure holds the consumer up: (monotonic start, error type)
+        self.stuck_since: float | None = None
+        self.stuck_on: str | None = None
         self._loop = LoopTask(name)
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
-        await self.subscription.start()
+        """Start consuming in the background; a broker that is not there yet is waited for
+        (not ready meanwhile), so a service starts whatever the broker's state."""
         self._loop.spawn(self._run())
 
     async def stop(self) -> None:
@@ -118,7 +134,28 @@ class Consumer:
         await self._loop.cancel()
         await self.subscription.stop()
 
+    async def _connect(self) -> None:
+        delay = self.backoff_s
+        while True:
+            try:
+                await self.subscription.start()
+                self.stuck_since = self.stuck_on = None
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.stuck_since is None:
+                    self.stuck_since = time.monotonic()
+                    log.warning(
+                        "cannot join the consumer group yet; retrying",
+                        extra={"consumer": self.name, "error": type(exc).__name__},
+                    )
+                self.stuck_on = f"{type(exc).__name__} (joining)"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+
     async def _run(self) -> None:
+        await self._connect()
         while not self._stopping.is_set():
             try:
                 batch = await self.subscription.fetch()
@@ -148,22 +185,38 @@ class Consumer:
                     return
 
     async def _handle(self, message: Message) -> None:
-        for attempt in range(1, self.max_attempts + 1):
+        failures = 0  # poison attempts; transient failures do not count
+        waits = 0
+        while True:
             try:
                 await self.handler(message)
+                self.stuck_since = self.stuck_on = None
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if attempt == self.max_attempts:
-                    log.exception(
-                        "handler gave up; dead-lettering",
-                        extra={"consumer": self.name, "topic": message.topic},
-                    )
-                    if self.dead_letter is not None:
-                        await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
-                    return
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                if self.transient(exc):
+                    if self.stuck_since is None:
+                        self.stuck_since = time.monotonic()
+                        log.warning(
+                            "transient failure; retrying until it passes (consumption paused)",
+                            extra={"consumer": self.name, "error": type(exc).__name__},
+                        )
+                    self.stuck_on = type(exc).__name__
+                    failures = 0
+                else:
+                    self.stuck_since = self.stuck_on = None
+                    failures += 1
+                    if failures >= self.max_attempts:
+                        log.exception(
+                            "handler gave up; dead-lettering",
+                            extra={"consumer": self.name, "topic": message.topic},
+                        )
+                        if self.dead_letter is not None:
+                            await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
+                        return
+                await asyncio.sleep(min(self.backoff_s * 2**waits, self.max_backoff_s))
+                waits += 1
 
     async def _dead_letter(self, message: Message, reason: str) -> None:
         # A failing dead-letter store must neither end the consumer task (it would stop consuming

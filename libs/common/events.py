@@ -69,7 +69,7 @@ class Payload(BaseModel):
 
 class Affiliation(BaseModel):
     kind: Literal["unit", "agency"]
-    org_id: str
+    org_id: str = Field(min_length=1, max_length=64)
 
 
 class PersonRegistered(Payload):

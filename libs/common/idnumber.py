@@ -11,9 +11,11 @@ import re
 from datetime import date
 from typing import NoReturn
 
+from libs.common.asciitext import fold_width
 from libs.common.errors import RuleViolation
 
-_SHAPE = re.compile(r"^\d{17}[\dX]$")
+# ASCII only: ``\d`` would let Arabic-Indic, Devanagari and other Unicode digits through
+_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$", re.ASCII)
 # An ID number inside free text (a log line, a URL): not glued to other letters or digits.
 _IN_TEXT = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
@@ -34,11 +36,13 @@ def check_character(first17: str) -> str:
 
 
 def validate_id_number(value: str, *, today: date | None = None) -> str:
-    """The normalised ID number (spaces trimmed, upper-case ``X``), or ``invalid_id_number``.
+    """The normalised ID number (full-width forms folded to ASCII, spaces trimmed, upper-case
+    ``X``), or ``invalid_id_number``.
 
-    Checks the length and characters, the shape of the region code, a real birth date between
-    1900-01-01 and ``today`` (default: the current date), and the check character."""
-    normalised = value.strip().upper()
+    Only ASCII digits are accepted after folding. Checks the length and characters, the shape
+    of the region code, a real birth date between 1900-01-01 and ``today`` (default: the
+    current date), and the check character."""
+    normalised = fold_width(value).strip().upper()
     _check_shape(normalised)
     _check_region(normalised[:6])
     _check_birth_date(normalised[6:14], today or date.today())
@@ -50,7 +54,7 @@ def validate_id_number(value: str, *, today: date | None = None) -> str:
 
 def mask_id_number(value: str) -> str:
     """The ID number with the birth date and sequence hidden: first 6, 8 stars, last 4."""
-    normalised = value.strip().upper()
+    normalised = fold_width(value).strip().upper()
     if len(normalised) <= 10:
         return "*" * len(normalised)
     return normalised[:6] + "*" * (len(normalised) - 10) + normalised[-4:]
@@ -65,7 +69,7 @@ def mask_id_numbers_in(text: str) -> str:
 def _check_shape(value: str) -> None:
     if len(value) != 18:
         _refuse(f"it has {len(value)} characters instead of 18")
-    if not _SHAPE.match(value):
+    if not _SHAPE.fullmatch(value):
         _refuse("only digits are allowed, except a final check character X")
 
 

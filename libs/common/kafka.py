@@ -183,8 +183,8 @@ class KafkaBus(EventBus):
         """Return once all in-sync replicas have the message; raise :class:`PublishError` if
         that is not confirmed within ``send_timeout_s`` (the message may still arrive)."""
         producer = self._producer
-        if producer is None:
-            raise RuntimeError("KafkaBus not started")
+        if producer is None:  # not connected (yet): the caller retries, as after a timeout
+            raise PublishError(f"publish to {topic}: not connected to the broker")
         kafka_headers = [(k, v.encode()) for k, v in (headers or {}).items()]
 
         async def _send() -> None:

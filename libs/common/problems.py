@@ -46,7 +46,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _described("The caller's role may not do this"),
     404: _described("Not found, or outside the caller's scope (the two are not told apart)"),
     409: _described("Conflicts with the current state (duplicate, already decided, …)"),
+    413: _described("The request body is larger than this endpoint accepts"),
     422: _described("A rule refuses the request, or the body does not match the schema"),
+    429: _described("Too many requests: wait for Retry-After seconds"),
 }
 
 
@@ -90,7 +92,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+    codes = {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }
     code = codes.get(exc.status_code, f"http_{exc.status_code}")
     return problem(exc.status_code, code, str(exc.detail), instance=request.url.path)
 

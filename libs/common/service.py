@@ -3,8 +3,10 @@ bus, the outbox relay, the event consumer and any background workers, and stops 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -14,21 +16,33 @@ from typing import Annotated, Literal, Protocol, TypeVar
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import insert, select, text
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
-from libs.common.auth import CurrentPrincipal, TokenService, require_role
+from libs.common.auth import OPS_ROLES, CurrentPrincipal, TokenService, require_role
 from libs.common.bus import Consumer, EventBus, Message
 from libs.common.clock import BEIJING, Clock
 from libs.common.db import InfraTables, create_engine, create_sessionmaker, utcnow
+from libs.common.errors import Conflict, DomainError, NotFound, Unauthorized
 from libs.common.eventlog import EmbeddedLog
 from libs.common.events import Envelope, topic_of
+from libs.common.faults import is_transient
 from libs.common.inbox import EventRouter
+from libs.common.limits import (
+    BodyLimitMiddleware,
+    BodyTooLarge,
+    RateBuckets,
+    RateLimitMiddleware,
+    body_too_large_handler,
+)
 from libs.common.migrations import upgrade_async
 from libs.common.observability import Metrics, RequestContextMiddleware, configure_logging
 from libs.common.outbox import OutboxRelay
 from libs.common.problems import PROBLEM_RESPONSES, install_problem_handlers
 from libs.common.settings import Settings
+from libs.common.tasks import LoopTask
 from libs.common.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -50,6 +64,8 @@ class ServiceSpec:
     events: EventRouter | None = None
     subscribes: Sequence[str] = ()
     workers: Sequence[Callable[[ServiceState], Worker]] = ()
+    # request body limits beyond the default 1 MiB: ``{"POST /v1/persons/batch": bytes}``
+    body_limits: Mapping[str, int] = field(default_factory=dict)
     # the service's own state (``ServiceState.ext``): entered after the engine and the bus start,
     # before the workers; exited after they stop, so whatever it opens it also closes
     extension: Callable[[ServiceState], AbstractAsyncContextManager[object]] | None = None
@@ -65,6 +81,7 @@ class ServiceState:
     relay: OutboxRelay
     metrics: Metrics
     clock: Clock = field(default=utcnow)  # injectable: tests stand on any day
+    consumer: Consumer | None = None  # the event consumer, if the service subscribes
     ext: object = None  # the service's own typed state, read through ``ext_as``
 
     def ext_as(self, kind: type[E]) -> E:
@@ -115,6 +132,48 @@ def build_bus(settings: Settings, metrics: Metrics | None = None) -> EventBus:
     return EmbeddedLog(settings.event_log_path, partitions=settings.embedded_partitions)
 
 
+class BusConnector:
+    """Starts the bus without letting a missing broker stop the service: the first attempt is
+    bounded, then it keeps trying in the background (capped backoff) until the broker answers.
+    Meanwhile ``/readyz`` says the bus is down, the outbox keeps the events and the consumer
+    waits to join its group."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+        self._loop = LoopTask("bus-connect")
+
+    @classmethod
+    async def start(cls, bus: EventBus, first_attempt_s: float) -> BusConnector:
+        connector = cls(bus)
+        try:
+            await asyncio.wait_for(bus.start(), first_attempt_s)
+        except Exception as exc:
+            log.warning(
+                "the broker is not reachable; starting without it and connecting later",
+                extra={"error": type(exc).__name__},
+            )
+            connector._loop.spawn(connector._keep_trying())
+        return connector
+
+    async def _keep_trying(self) -> None:
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.bus.start()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("broker still unreachable", extra={"error": type(exc).__name__})
+                delay = min(delay * 2, 15.0)
+                continue
+            log.info("connected to the broker")
+            return
+
+    async def stop(self) -> None:
+        await self._loop.cancel()
+
+
 def state_of(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
@@ -143,7 +202,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         engine = create_engine(url)
         sessionmaker = create_sessionmaker(engine)
         bus = build_bus(settings, metrics)
-        await bus.start()
+        connector = await BusConnector.start(bus, settings.kafka_connect_timeout_s)
         relay = OutboxRelay(
             engine, sessionmaker, spec.infra, bus, name=spec.name, poll_s=settings.outbox_poll_s
         )
@@ -157,6 +216,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         if spec.events is not None and spec.subscribes:
             consumer = _consumer(state, spec.events, spec.subscribes)
             await consumer.start()
+            state.consumer = consumer
             started.append(consumer)
         for make in spec.workers:
             worker = make(state)
@@ -172,6 +232,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                 except Exception:
                     log.exception("worker did not stop cleanly")
             await extension.aclose()
+            await connector.stop()
             await bus.stop()
             await engine.dispose()
             log.info("service stopped")
@@ -179,20 +240,54 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     app = FastAPI(title=spec.title, version="1.0", lifespan=lifespan)
     app.state.tokens = TokenService(settings)
     app.state.settings = settings
+    # outermost last: correlation id and metrics, then rate limits, then body limits
+    app.add_middleware(BodyLimitMiddleware, limits=spec.body_limits)
+    app.add_middleware(
+        RateLimitMiddleware,
+        identify=_caller_of,
+        per_token=_buckets(settings.rate_limit_write_per_s, settings.rate_limit_write_burst),
+        per_address=_buckets(
+            settings.rate_limit_anonymous_per_s, settings.rate_limit_anonymous_burst
+        ),
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_problem_handlers(app)
+    app.add_exception_handler(BodyTooLarge, body_too_large_handler)
     app.include_router(_ops_router(metrics))
     for router in spec.routers:
         app.include_router(router, responses=PROBLEM_RESPONSES)
     return app
 
 
+def _buckets(rate: float, burst: float) -> RateBuckets | None:
+    return RateBuckets(rate, burst) if rate > 0 else None
+
+
+async def _caller_of(scope: Scope) -> str | None:
+    """The role and subject of a valid bearer token (the rate-limit key), else None."""
+    scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    tokens: TokenService = scope["app"].state.tokens
+    try:
+        principal = tokens.verify(token.strip())
+    except Unauthorized:
+        return None
+    return f"{principal.role}:{principal.sub}"
+
+
+async def handle_message(state: ServiceState, events: EventRouter, message: Message) -> bool:
+    """Handle one message through the inbox (no second effect); whether it had an effect."""
+    event_type = message.headers.get("event_type", "unknown")
+    applied = await events.dispatch(state.uow, message)
+    outcome = "applied" if applied else "skipped"
+    state.metrics.events_handled.labels(state.spec.name, event_type, outcome).inc()
+    return applied
+
+
 def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -> Consumer:
     async def handle(message: Message) -> None:
-        event_type = message.headers.get("event_type", "unknown")
-        applied = await events.dispatch(state.uow, message)
-        outcome = "applied" if applied else "skipped"
-        state.metrics.events_handled.labels(state.spec.name, event_type, outcome).inc()
+        await handle_message(state, events, message)
 
     async def dead_letter(message: Message, error: str) -> None:
         event_type: str | None
@@ -216,7 +311,16 @@ def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -
         state.metrics.events_handled.labels(state.spec.name, event_type or "?", "dead").inc()
 
     subscription = state.bus.subscribe(state.spec.name, list(topics))
-    return Consumer(subscription, handle, dead_letter=dead_letter, name=f"{state.spec.name}-events")
+    settings = state.settings
+    return Consumer(
+        subscription,
+        handle,
+        dead_letter=dead_letter,
+        max_attempts=settings.consumer_poison_attempts,
+        backoff_s=settings.consumer_backoff_s,
+        max_backoff_s=settings.consumer_max_backoff_s,
+        name=f"{state.spec.name}-events",
+    )
 
 
 class Health(BaseModel):
@@ -261,6 +365,10 @@ def _ops_router(metrics: Metrics) -> APIRouter:
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
         checks["bus"] = "ok" if await state.bus.healthy() else "error"
+        consumer = state.consumer
+        if consumer is not None and consumer.stuck_since is not None:
+            stuck_s = time.monotonic() - consumer.stuck_since
+            checks["consumer"] = f"error: {consumer.stuck_on} for {stuck_s:.0f} s, retrying"
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ok else "not_ready", "checks": checks},
@@ -273,7 +381,7 @@ def _ops_router(metrics: Metrics) -> APIRouter:
 
     @router.get("/v1/admin/dead-letters")
     async def dead_letters(request: Request, principal: CurrentPrincipal) -> DeadLetters:
-        require_role(principal, "city_admin", "system")
+        require_role(principal, *OPS_ROLES)
         state = state_of(request)
         table = state.spec.infra.dead_letters
         async with state.sessionmaker() as session:
@@ -296,4 +404,66 @@ def _ops_router(metrics: Metrics) -> APIRouter:
             outbox_pending=await state.relay.pending(),
         )
 
+    @router.post("/v1/admin/dead-letters/{letter_id}/replay")
+    async def replay_dead_letter(
+        letter_id: str, request: Request, principal: CurrentPrincipal
+    ) -> ReplayOut:
+        """Handle a dead letter again (after the handler was fixed), through the inbox: an
+        event that had its effect already has none again. On success the letter is removed."""
+        require_role(principal, *OPS_ROLES)
+        return await replay(state_of(request), letter_id)
+
     return router
+
+
+class ReplayOut(BaseModel):
+    id: str
+    event_type: str | None
+    # applied: it had its effect now; skipped: it had it before (the inbox knew the event id)
+    # or this service no longer handles its type
+    outcome: Literal["applied", "skipped"]
+
+
+async def replay(state: ServiceState, letter_id: str) -> ReplayOut:
+    """Re-drive one dead letter through the service's handlers and inbox."""
+    table = state.spec.infra.dead_letters
+    async with state.sessionmaker() as session:
+        row = (await session.execute(select(table).where(table.c.id == letter_id))).first()
+    if row is None:
+        raise NotFound(f"dead letter {letter_id} not found", code="dead_letter_not_found")
+    if state.spec.events is None:
+        raise Conflict("this service handles no events", code="no_event_handlers")
+    message = Message(
+        topic=row.topic,
+        partition=row.partition,
+        offset=row.offset,
+        key=row.key,
+        value=bytes(row.payload),
+        headers={"event_type": row.event_type or "unknown"},
+    )
+    try:
+        applied = await handle_message(state, state.spec.events, message)
+    except Exception as exc:
+        if is_transient(exc):
+            raise DomainError(
+                f"a transient failure stopped the replay ({type(exc).__name__}); try again",
+                code="temporarily_unavailable",
+                status=503,
+                title="Temporarily unavailable",
+            ) from exc
+        error = f"{type(exc).__name__}: {exc}"
+        async with state.sessionmaker() as session:
+            await session.execute(
+                update(table).where(table.c.id == letter_id).values(error=error[:4000])
+            )
+            await session.commit()
+        raise Conflict(
+            f"the event failed again: {error[:500]}", code="replay_failed", error=error[:500]
+        ) from exc
+    async with state.sessionmaker() as session:
+        await session.execute(delete(table).where(table.c.id == letter_id))
+        await session.commit()
+    log.info("dead letter replayed", extra={"dead_letter": letter_id, "applied": applied})
+    return ReplayOut(
+        id=letter_id, event_type=row.event_type, outcome="applied" if applied else "skipped"
+    )

@@ -82,11 +82,15 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = 1
     kafka_min_insync_replicas: int = 1
     kafka_retention_ms: int = 7 * 24 * 3600 * 1000
+    # how long the start waits for the broker before going on without it (connecting later)
+    kafka_connect_timeout_s: float = 5.0
     embedded_partitions: int = 4
 
     jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = None
-    jwt_algorithm: str = "HS256"
+    # tied to the key: HS* for a secret (default HS256), an asymmetric one for a public key
+    # (default RS256); any other pairing refuses to start (no algorithm confusion)
+    jwt_algorithm: str | None = None
     jwt_issuer: str = "zz-ce"
     # An OIDC issuer's key set (its ``jwks_uri``); when set, tokens are verified against it only.
     jwt_jwks_url: str | None = None
@@ -107,6 +111,23 @@ class Settings(BaseSettings):
     province_url: str = "http://127.0.0.1:8009"
     province_timeout_s: float = 5.0
     province_rate_limit_per_s: float = 50.0
+
+    # incoming rate limits (0 turns one off): writes per token, any request without a valid
+    # token per client address; ``*_burst`` is how many may come at once
+    rate_limit_write_per_s: float = 50.0
+    rate_limit_write_burst: float = 200.0
+    rate_limit_anonymous_per_s: float = 20.0
+    rate_limit_anonymous_burst: float = 100.0
+    # the most a token's iat may lie in the future (clocks of issuer and service differ)
+    jwt_leeway_s: float = 30.0
+    # the key an identity provider hashes verified ID numbers with (claim ``id_number_hmac``)
+    identity_hmac_key: SecretStr | None = None
+
+    # the event consumer: transient failures are retried with backoff up to the cap, for as
+    # long as they last; other failures this many times, then dead-lettered
+    consumer_backoff_s: float = 0.2
+    consumer_max_backoff_s: float = 30.0
+    consumer_poison_attempts: int = 5
 
     # the HTTP server of `ce serve`: "auto" takes uvloop and httptools when installed
     server_loop: Literal["auto", "asyncio", "uvloop"] = "auto"

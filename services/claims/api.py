@@ -19,6 +19,7 @@ from sqlalchemy import select
 from starlette.background import BackgroundTask
 
 from libs.common import idempotency, workdays
+from libs.common.asciitext import Phone
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import NotFound, RuleViolation
 from libs.common.events import Affiliation
@@ -62,7 +63,7 @@ router = APIRouter(prefix="/v1")
 class PersonIn(BaseModel):
     id_number: str = Field(min_length=1, max_length=32)
     name: str = Field(min_length=1, max_length=100)
-    phone: str | None = Field(default=None, max_length=30)
+    phone: Phone | None = None
     affiliation: Affiliation
 
 
@@ -95,6 +96,9 @@ async def register_person(
             **body.model_dump(exclude={"affiliation"}),
             affiliation=body.affiliation,
             today=state.today(),
+            identity_key=key.get_secret_value()
+            if (key := state.settings.identity_hmac_key)
+            else None,
         )
         return dump(person_view(person))
 

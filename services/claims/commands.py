@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from libs.common.asciitext import AsciiId, EntityId, FoldedText
+
 Subject = Literal["public", "professional"]
 # the fields that name a record of the registry or another HR department
 REFERENCE_FIELDS = ("certificate_code", "exam_card_no", "reference_no")
@@ -16,24 +18,25 @@ REFERENCE_FIELDS = ("certificate_code", "exam_card_no", "reference_no")
 
 class CreditIn(BaseModel):
     subject: Subject
-    hours: float
+    hours: float = Field(ge=-10_000, le=10_000)
 
 
 class ClaimCommand(BaseModel):
-    person_id: str
+    person_id: EntityId
     year: int = Field(ge=2000, le=2100)
-    category: str
+    category: str = Field(max_length=40)
     subject: Subject | None = None
     title: str = Field(min_length=1, max_length=300)
     hours: float | None = None
     start_date: date | None = None
     end_date: date | None = None
     months: int | None = None
-    reference_no: str | None = Field(default=None, max_length=200)
-    certificate_code: str | None = Field(default=None, max_length=200)
-    exam_card_no: str | None = Field(default=None, max_length=200)
-    project_id: str | None = Field(
-        default=None, max_length=64, description="a training project filed with the city (备案)"
+    # full-width forms folded to ASCII; the codes of other systems are ASCII only after that
+    reference_no: FoldedText | None = Field(default=None, max_length=200)
+    certificate_code: AsciiId | None = None
+    exam_card_no: AsciiId | None = None
+    project_id: EntityId | None = Field(
+        default=None, description="a training project filed with the city (备案)"
     )
     leave_kind: str | None = Field(
         default=None,
@@ -43,8 +46,8 @@ class ClaimCommand(BaseModel):
     leave_reason: str | None = Field(
         default=None, max_length=500, description="special_leave of kind other: why it counts"
     )
-    credits: list[CreditIn] | None = None
-    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+    credits: list[CreditIn] | None = Field(default=None, max_length=10)
+    evidence_ids: list[EntityId] = Field(default_factory=list, max_length=50)
 
     @classmethod
     def of_claim(cls, body: dict[str, Any]) -> ClaimCommand:

@@ -21,7 +21,7 @@ import filetype
 from sqlalchemy import select
 
 from libs.common.auth import Principal
-from libs.common.errors import NotFound, RuleViolation
+from libs.common.errors import DomainError, NotFound, RuleViolation
 from libs.common.settings import Settings
 from libs.common.uow import UnitOfWork
 from services.claims.models import Claim, ClaimReference, Evidence, Person
@@ -209,9 +209,11 @@ async def store_evidence(
     if not data:
         raise RuleViolation("the file is empty", code="empty_evidence")
     if len(data) > max_bytes:
-        raise RuleViolation(
+        raise DomainError(
             f"evidence files may be at most {max_bytes // (1024 * 1024)} MiB",
             code="evidence_too_large",
+            status=413,
+            title="The evidence file is too large",
             max_bytes=max_bytes,
         )
     kind = filetype.guess(data)

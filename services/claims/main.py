@@ -7,10 +7,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from libs.common.events import topic_of
+from libs.common.limits import MULTIPART_OVERHEAD
 from libs.common.service import ServiceSpec, create_service_app
 from libs.common.settings import Settings
 from services.claims import notifications, reminders
-from services.claims.api import router
+from services.claims.api import MAX_EVIDENCE_BYTES, router
 from services.claims.handlers import events
 from services.claims.models import infra
 from services.claims.state import claims_state
@@ -25,6 +26,8 @@ SPEC = ServiceSpec(
     subscribes=[topic_of("review"), topic_of("registry"), topic_of("sync")],
     workers=[reminders.reminder_worker],
     extension=claims_state,
+    # an evidence file may be 10 MiB (API.md); the multipart framing comes on top
+    body_limits={"POST /v1/evidence": MAX_EVIDENCE_BYTES + MULTIPART_OVERHEAD},
 )
 
 

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
 
+from libs.common.asciitext import EntityId
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import DomainError
 from libs.common.pagination import decode_cursor, encode_cursor
@@ -91,7 +92,7 @@ class NotificationPage(BaseModel):
 
 
 class MarkReadIn(BaseModel):
-    ids: list[str] | None = Field(
+    ids: list[EntityId] | None = Field(
         default=None, max_length=500, description="the lines to mark read; omitted: all of them"
     )
 

@@ -59,7 +59,10 @@ async def register_person(
     phone: str | None,
     affiliation: Affiliation,
     today: date,
+    identity_key: str | None = None,
 ) -> Person:
+    """Register a person. A personnel token registers itself only: its login must carry the ID
+    number the identity provider verified (or its keyed hash under ``identity_key``)."""
     normalised = validate_id_number(id_number, today=today)
     org = await _affiliation_org(uow, affiliation)
     account_sub: str | None = None
@@ -69,6 +72,17 @@ async def register_person(
             select(Person.id).where(Person.account_sub == principal.sub)
         ):
             raise Conflict("this login has a registered person already", code="account_has_person")
+        # bound to the identity the identity provider verified: a login registers only itself
+        if not principal.has_verified_identity:
+            raise Forbidden(
+                "self-registration needs a login whose ID number the identity provider verified",
+                code="identity_not_verified",
+            )
+        if not principal.is_identity(normalised, identity_key):
+            raise Forbidden(
+                "a login may register only the ID number its identity provider verified",
+                code="identity_mismatch",
+            )
         account_sub = principal.sub
     elif not await may_see_org(uow.session, principal, org.id):
         raise Forbidden(

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.auth import CurrentPrincipal, require_role
+from libs.common.auth import OPS_ROLES, CurrentPrincipal, require_role
 from libs.common.clock import BEIJING
 from libs.common.errors import RuleViolation
 from libs.common.events import ComplianceReminderDue
@@ -233,7 +233,7 @@ async def run_reminders(
 ) -> ReminderRunView:
     """Send the reminders of ``{year, date?}`` now (date: today, Beijing). Any date inside the
     year's claim window is accepted; a person is reminded once per (year, date)."""
-    require_role(principal, "city_admin", "system")
+    require_role(principal, *OPS_ROLES)
     ruleset = rules.load_ruleset(body.year)
     on = body.reminder_date or state.today()
     window = ruleset.claim_window

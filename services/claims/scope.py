@@ -4,7 +4,8 @@ readiness).
 
 Scope follows the replica of review's org tree:
 
-- ``city_admin`` and ``system`` see everything;
+- ``city_admin`` sees everything (``system``, the e-learning platform's integration, and
+  ``ops`` see no person);
 - an admin (``district_admin``, ``department_admin``, ``unit_admin``, ``agency_admin``) sees its
   own org and everything under it — but only if its role matches the type of the org its token
   names (a ``unit_admin`` token naming a district grants nothing, not the district);
@@ -27,7 +28,7 @@ from services.claims.models import OrgReplica, Person
 
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
-REPORT_ROLES = ("city_admin", "system", *sorted(ADMIN_ROLES))
+REPORT_ROLES = ("city_admin", *sorted(ADMIN_ROLES))
 
 
 async def org_chain(session: AsyncSession, org_id: str) -> list[str]:

@@ -8,9 +8,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from libs.common.events import topic_of
+from libs.common.limits import MULTIPART_OVERHEAD
 from libs.common.service import ServiceSpec, create_service_app
 from libs.common.settings import Settings
-from services.registry.api import router
+from services.registry.api import MAX_FILE_BYTES, router
 from services.registry.handlers import events
 from services.registry.models import infra
 from services.registry.state import registry_state
@@ -24,6 +25,8 @@ SPEC = ServiceSpec(
     events=events,
     subscribes=[topic_of("review"), topic_of("claims")],
     extension=registry_state,
+    # a roster file may be 10 MiB (JSON rosters keep the default 1 MiB, checked by the route)
+    body_limits={"POST /v1/projects/{project_id}/completions": MAX_FILE_BYTES + MULTIPART_OVERHEAD},
 )
 
 

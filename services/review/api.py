@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from libs.common import idempotency
+from libs.common.asciitext import EntityId, FoldedText
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import DomainError, NotFound
 from libs.common.pagination import page, paginate
@@ -37,10 +38,10 @@ router = APIRouter(prefix="/v1")
 
 
 class OrgIn(BaseModel):
-    code: str = Field(min_length=1, max_length=64)
+    code: FoldedText = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
-    type: str
-    parent_id: str | None = None
+    type: str = Field(max_length=20)
+    parent_id: EntityId | None = None
 
 
 def org_view(org: Org) -> OrgOut:
@@ -61,7 +62,7 @@ async def create_org(
     principal: CurrentPrincipal,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> OrgOut:
-    require_role(principal, "city_admin", "system")
+    require_role(principal, "city_admin")
 
     async def create(uow: UnitOfWork) -> dict[str, object]:
         return org_view(await service.create_org(uow, **body.model_dump())).model_dump()
@@ -153,7 +154,7 @@ async def decide(
 
 
 class BulkDecisionIn(DecisionIn):
-    task_ids: list[str] = Field(min_length=1, max_length=500)
+    task_ids: list[EntityId] = Field(min_length=1, max_length=500)
     only_verified: bool = Field(
         default=False,
         description="refuse (422 evidence_not_verified) tasks without verified evidence",

@@ -16,12 +16,13 @@ import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
+from libs.common.asciitext import AsciiId, fold_width
 from libs.common.db import insert_ignoring_duplicates, new_id, utcnow
 from libs.common.errors import RuleViolation
-from libs.common.events import LearningRecorded, LearningRecordedBatch
+from libs.common.events import LearningRecorded, LearningRecordedBatch, Subject
 from libs.common.idnumber import validate_id_number
 from libs.common.uow import UnitOfWork
 from services.sync.models import LearningRecord, OutboundRecord, PersonReplica
@@ -43,7 +44,8 @@ async def ingest_learning_records(uow: UnitOfWork, records: list[dict[str, Any]]
         try:
             record = _valid_learning(raw)
         except ValueError as exc:
-            rejected.append({"record_id": str(raw.get("record_id") or ""), "reason": str(exc)})
+            record_id = fold_width(str(raw.get("record_id") or ""))[:128]
+            rejected.append({"record_id": record_id, "reason": str(exc)})
             continue
         if record.record_id in valid:
             duplicates += 1
@@ -134,9 +136,22 @@ def _batch_key(records: list[LearningRecorded]) -> str:
     return _person_key(records[0].id_number)
 
 
+class LearningRecordIn(BaseModel):
+    """One pushed record as the city platform must send it: bounded, ids ASCII after folding
+    full-width forms (the ID number is checked by GB 11643 below)."""
+
+    record_id: AsciiId
+    id_number: str = Field(max_length=32)
+    year: int = Field(ge=2000, le=2100)
+    subject: Subject
+    hours: float
+    course: str = Field(min_length=1, max_length=300)
+    completed_at: datetime
+
+
 def _valid_learning(raw: dict[str, Any]) -> LearningRecorded:
     try:
-        record = LearningRecorded.model_validate(raw)
+        record = LearningRecorded.model_validate(LearningRecordIn.model_validate(raw).model_dump())
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from libs.common.events import topic_of
 from libs.common.service import ServiceSpec, ServiceState, Worker, create_service_app
 from libs.common.settings import Settings
-from services.sync.api import router
+from services.sync.api import LEARNING_RECORDS_BODY_LIMIT, router
 from services.sync.handlers import events
 from services.sync.models import infra
 from services.sync.sender import ProvinceSender
@@ -30,6 +30,7 @@ SPEC = ServiceSpec(
     subscribes=[topic_of("claims")],
     workers=[_sender],
     extension=sync_state,
+    body_limits={"POST /v1/learning-records": LEARNING_RECORDS_BODY_LIMIT},
 )
 
 

@@ -328,6 +328,11 @@ def reconcile(stack: Stack, http: httpx.Client) -> None:
     assert mismatch["ours"] == {"public": 0.0, "professional": 0.0}
     assert mismatch["province"] == {"public": 4.0, "professional": 0.0}
     denied = http.post(
-        f"{sync}/v1/reconciliations", headers=bearer(stack.token("system")), json={"year": 1999}
+        f"{sync}/v1/reconciliations", headers=bearer(stack.token("ops")), json={"year": 1999}
     )
     assert denied.status_code == 422
+    # the e-learning platform's integration pushes records; operations are not its business
+    refused = http.post(
+        f"{sync}/v1/reconciliations", headers=bearer(stack.token("system")), json={"year": 2026}
+    )
+    assert refused.status_code == 403

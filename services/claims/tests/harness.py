@@ -105,6 +105,7 @@ class Stack:
         person: str | None = None,
         sub: str | None = None,
         ttl_s: int = 3600,
+        id_number: str | None = None,
     ) -> str:
         """A token for ``role``; ``org`` and ``person`` are labels of this stack or plain ids."""
         return str(
@@ -114,6 +115,7 @@ class Stack:
                 person_id=self.persons.get(person, person) if person else None,
                 sub=sub,
                 ttl_s=ttl_s,
+                id_number=id_number,
             )
         )
 
@@ -123,8 +125,10 @@ class Stack:
         org: str | None = None,
         person: str | None = None,
         sub: str | None = None,
+        id_number: str | None = None,
     ) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(role, org, person, sub)}"}
+        token = self.token(role, org, person, sub, id_number=id_number)
+        return {"Authorization": f"Bearer {token}"}
 
     @property
     def city(self) -> dict[str, str]:

@@ -233,7 +233,7 @@ class TestEvidenceProblems:
             files={"file": ("big.pdf", data, "application/pdf")},
             headers=person.auth,
         )
-        problem = assert_problem(r, 422, "evidence_too_large")
+        problem = assert_problem(r, 413, "evidence_too_large")
         assert "10 MiB" in problem["detail"]
         assert problem["max_bytes"] == 10 * 1024 * 1024
         assert self.stored_files(stack) == before

@@ -91,3 +91,29 @@ def test_any_valid_number_passes_and_any_other_check_character_fails(
         if wrong != number[-1]:
             with pytest.raises(RuleViolation):
                 validate_id_number(first17 + wrong, today=TODAY)
+
+
+# --- full-width and other Unicode digits (issue 7, item 4) -----------------------------------
+
+FULL_WIDTH = str.maketrans("0123456789Xx", "０１２３４５６７８９Ｘｘ")
+valid_numbers = st.sampled_from(
+    ["11010519491231002X", "370402198506121234"[:17], "370681199912314560"[:17]]
+).map(lambda n: n if len(n) == 18 else with_check(n))
+other_digits = st.characters(categories=["Nd"]).filter(
+    lambda c: not ("0" <= c <= "9") and not ("０" <= c <= "９")
+)
+
+
+@given(valid_numbers)
+def test_full_width_forms_are_the_same_number(number: str) -> None:
+    assert validate_id_number(number.translate(FULL_WIDTH), today=TODAY) == number
+    assert validate_id_number("\u3000" + number.translate(FULL_WIDTH), today=TODAY) == number
+
+
+@given(valid_numbers, st.integers(0, 16), other_digits)
+def test_other_unicode_digits_are_refused(number: str, at: int, digit: str) -> None:
+    assert int(digit) in range(10)  # what `\d` and int() would have let through
+    bad = number[:at] + digit + number[at + 1 :]
+    with pytest.raises(RuleViolation) as refused:
+        validate_id_number(bad, today=TODAY)
+    assert refused.value.code == "invalid_id_number"

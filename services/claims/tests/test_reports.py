@@ -101,7 +101,7 @@ async def test_city_report_covers_everybody(city: Stack) -> None:
     compliant = {i["id"] for i in body["items"] if i["compliant"]}
     assert compliant == {city.persons[p] for p in EVERYONE - NON_COMPLIANT}
     # the city org itself means the whole city too
-    by_city_org = await report(city, city.auth("system"), org_id=city.orgs["city"])
+    by_city_org = await report(city, city.auth("city_admin"), org_id=city.orgs["city"])
     assert by_city_org.json()["summary"]["persons"] == 7
 
 
@@ -386,7 +386,7 @@ async def test_admin_endpoint_runs_reminders_now(city: Stack) -> None:
         "emitted": 4,
         "already_sent": 0,
     }
-    second = await city.http.post("/v1/reminders/run", json=body, headers=city.auth("system"))
+    second = await city.http.post("/v1/reminders/run", json=body, headers=city.auth("ops"))
     assert (second.json()["emitted"], second.json()["already_sent"]) == (0, 4)
     assert len(await reminder_events(city, date(2026, 11, 15))) == 4
     # no date: today in Beijing by the service clock (2026-12-20)

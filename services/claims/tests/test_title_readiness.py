@@ -158,13 +158,14 @@ async def test_scope_is_that_of_the_person(applicant: Stack) -> None:
         applicant.auth("personnel", person="p1"),
         applicant.auth("unit_admin", org="unit_hosp"),
         applicant.auth("district_admin", org="tz"),
-        applicant.auth("system"),
     ):
         assert (await readiness(applicant, "p1", allowed, **params)).status_code == 200
     for refused in (
         applicant.auth("personnel", person="p2"),
         applicant.auth("unit_admin", org="unit_school"),
         applicant.auth("provider", org="unit_hosp"),
+        applicant.auth("system"),  # the e-learning platform's integration reads no person
+        applicant.auth("ops"),
     ):
         response = await readiness(applicant, "p1", refused, **params)
         assert response.status_code == 404

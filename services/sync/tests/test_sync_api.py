@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 
 from libs.common.settings import Settings
 from services.sync.main import create_app
+from services.sync.models import OutboundRecord
 from services.sync.state import sync_of
 from services.sync.tests.test_province import RunningSimulator, StartSimulator
 from services.sync.tests.test_province import start_simulator as start_simulator
@@ -102,8 +104,34 @@ async def test_city_records_reach_the_province_and_reconcile(sync: Sync) -> None
     )
     assert record["receipt"] and record["registered_at"]
 
-    summary = await sync.http.get("/v1/sync/summary", headers=sync.auth("city_admin"))
+    summary = await sync.http.get("/v1/sync/summary", headers=sync.auth("ops"))
     assert summary.json() == {"records": {"registered": 1}}
+    # the e-learning platform's integration reads the status of its records, and nothing else
+    async with sync.app.state.service.sessionmaker() as session:
+        session.add(
+            OutboundRecord(
+                id="claim-c1-r1-public",
+                source="claim",
+                claim_id="c1",
+                year=2026,
+                subject="public",
+                hours=2,
+                category="training",
+                title="t",
+                completed_at=datetime(2026, 5, 1, tzinfo=UTC),
+                status="voided",
+            )
+        )
+        await session.commit()
+    everything = await sync.http.get("/v1/sync/records", headers=sync.auth("ops"))
+    assert len(everything.json()["items"]) == 2
+    system = sync.auth("system")
+    mine = await sync.http.get("/v1/sync/records", headers=system)
+    assert [r["record_id"] for r in mine.json()["items"]] == ["city-zzzj-2026-000001"]
+    for path in ("/v1/sync/summary", "/v1/admin/dead-letters"):
+        assert (await sync.http.get(path, headers=system)).status_code == 403
+    refused = await sync.http.post("/v1/reconciliations", json={"year": 2026}, headers=system)
+    assert refused.status_code == 403
 
     clean = await sync.reconcile()
     assert clean == {"year": 2026, "checked": 1, "matched": 1, "mismatched": []}

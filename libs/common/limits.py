@@ -1,0 +1,189 @@
+"""Limits enforced in the ASGI layer, before a route parses anything or checks a token.
+
+* :class:`BodyLimitMiddleware`: a request body larger than its route's limit is refused with a
+  413 problem (``payload_too_large``). A ``Content-Length`` over the limit is refused before one
+  byte is read; a body without one (chunked) is counted as it streams and cut off at the limit, so
+  neither a JSON parser nor the multipart spooler ever holds more than the limit.
+* :class:`RateLimitMiddleware`: writes (POST, PUT, PATCH, DELETE) are limited per token, and every
+  request without a valid token per client address; over the limit → 429 problem
+  (``rate_limited``) with ``Retry-After`` in seconds. Buckets are in-process
+  (:class:`~libs.common.resilience.TokenBucket`): each replica limits on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from libs.common.problems import problem
+from libs.common.resilience import TokenBucket
+
+MiB = 1024 * 1024
+DEFAULT_BODY_LIMIT = 1 * MiB
+# a multipart body carries the file plus boundaries and part headers
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class BodyTooLarge(HTTPException):
+    """The body passed its limit while streaming; FastAPI re-raises it from body parsing, and the
+    problem handlers (or :class:`BodyLimitMiddleware`) answer 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+        self.limit = limit
+
+
+def too_large(limit: int) -> JSONResponse:
+    """The 413 problem of a body over ``limit`` bytes."""
+    return problem(
+        413,
+        "payload_too_large",
+        "The request body is too large",
+        f"at most {limit} bytes may be sent to this endpoint",
+        max_bytes=limit,
+    )
+
+
+async def body_too_large_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The exception handler for :class:`BodyTooLarge` raised while a route reads its body."""
+    assert isinstance(exc, BodyTooLarge)
+    return too_large(exc.limit)
+
+
+def _pattern(route: str) -> tuple[str, re.Pattern[str]]:
+    method, _, path = route.partition(" ")
+    regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))
+    return method.upper(), re.compile(f"^{regex}$")
+
+
+class BodyLimitMiddleware:
+    """Per-route body limits: ``limits`` maps ``"POST /v1/persons/batch"`` (path parameters as
+    ``{name}``) to bytes; every other request may send ``default`` bytes."""
+
+    def __init__(
+        self, app: ASGIApp, *, default: int = DEFAULT_BODY_LIMIT, limits: Mapping[str, int] = {}
+    ) -> None:
+        self.app = app
+        self.default = default
+        self.routes = [(*_pattern(route), limit) for route, limit in limits.items()]
+
+    def limit_of(self, method: str, path: str) -> int:
+        for route_method, regex, limit in self.routes:
+            if route_method == method and regex.match(path):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_of(scope["method"], scope["path"])
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            # answered before one byte is read; the server closes the connection after it
+            await too_large(limit)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except BodyTooLarge:
+            if started:
+                raise
+            await too_large(limit)(scope, receive, send)
+
+
+# --- rate limits -----------------------------------------------------------------------------
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RateBuckets:
+    """One :class:`TokenBucket` per key, the least recently used dropped beyond ``max_keys``."""
+
+    def __init__(self, rate: float, burst: float, *, max_keys: int = 10_000) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive (leave the buckets out to turn limits off)")
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def take(self, key: str) -> float:
+        """0.0 if ``key`` may go on now, else the seconds until it may."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst)
+            if len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.wait_s()
+
+
+class RateLimitMiddleware:
+    """429 with ``Retry-After`` once a caller spends its bucket.
+
+    ``identify(scope)`` names the caller of a request: the token's subject if the bearer token
+    is valid, else ``None`` — then the client address is the key (and reads count too)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        identify: Callable[[Scope], Awaitable[str | None]],
+        per_token: RateBuckets | None,
+        per_address: RateBuckets | None,
+    ) -> None:
+        self.app = app
+        self.identify = identify
+        self.per_token = per_token
+        self.per_address = per_address
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        caller = await self.identify(scope)
+        wait = 0.0
+        if caller is not None:
+            if scope["method"] in WRITE_METHODS and self.per_token is not None:
+                wait = self.per_token.take(caller)
+        elif self.per_address is not None:
+            client = scope.get("client")
+            wait = self.per_address.take(client[0] if client else "unknown")
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            response = problem(
+                429,
+                "rate_limited",
+                "Too many requests",
+                f"slow down: try again in {retry_after} s",
+                retry_after_s=retry_after,
+            )
+            response.headers["Retry-After"] = str(retry_after)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
