@@ -14,9 +14,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.common.context import correlation_id
 from libs.common.idnumber import mask_id_numbers_in
@@ -102,29 +101,54 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-class RequestContextMiddleware(BaseHTTPMiddleware):
-    """Sets the correlation id (``X-Correlation-ID`` in, echoed out) and records metrics."""
+class RequestContextMiddleware:
+    """Sets the correlation id (``X-Correlation-ID`` in, echoed out) and records metrics.
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        super().__init__(app)
+    Plain ASGI: the request runs in the server's task, with no extra task, stream or copy of
+    the body as Starlette's ``BaseHTTPMiddleware`` makes per request. The correlation id is set
+    for the whole request, the streamed body of a response included; the latency metric spans
+    the request until its last body chunk is sent. An exception that escapes the app counts as
+    a 500 and goes on to the server-error handler.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
         self.metrics = metrics
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        incoming = request.headers.get("x-correlation-id")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-correlation-id")
         cid = incoming if incoming and len(incoming) <= 64 else uuid.uuid4().hex
+        echoed = (b"x-correlation-id", cid.encode("latin-1"))
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), echoed]
+            await send(message)
+
         token = correlation_id.set(cid)
         start = time.perf_counter()
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_with_id)
         finally:
             correlation_id.reset(token)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        self.metrics.requests.labels(
-            self.metrics.service, request.method, path, str(response.status_code)
-        ).inc()
-        self.metrics.latency.labels(self.metrics.service, request.method, path).observe(
-            time.perf_counter() - start
-        )
-        response.headers["X-Correlation-ID"] = cid
-        return response
+            self._record(scope, status, time.perf_counter() - start)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        path = getattr(scope.get("route"), "path", "unmatched")
+        method = scope["method"]
+        metrics = self.metrics
+        metrics.requests.labels(metrics.service, method, path, str(status)).inc()
+        metrics.latency.labels(metrics.service, method, path).observe(elapsed)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None

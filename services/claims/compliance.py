@@ -21,7 +21,10 @@ How the report is read:
   its own short transaction: memory stays flat, and on SQLite (where every transaction takes the
   write lock) writers are never held up for the length of a whole export. A file export is
   therefore not one snapshot: a claim approved mid-export may show up in a later chunk only.
-- The ``summary`` of the whole scope is one SQL aggregate.
+- A chunk is two statements: the page of persons with their org names and credited sums (the
+  ledger aggregated over that page only), and the in-review claims of the page.
+- The ``summary`` of the whole scope is one SQL aggregate, made once per report (JSON: on the
+  first page, or when asked for), not once per page.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common import workdays
@@ -110,6 +113,20 @@ class Standing:
     def compliant(self) -> bool:
         """The one definition: each subject's credited hours reach its requirement."""
         return self.gap_public == 0 and self.gap_professional == 0
+
+    def figures(self) -> tuple[float, float, float, float, float, float, float]:
+        """credited public, professional, total; pending public, professional; gap public,
+        professional, as the views and files show them. Credited hours are rounded already and
+        the requirements are on the one-decimal grid, so only the pending sums need rounding."""
+        return (
+            float(self.credited_public),
+            float(self.credited_professional),
+            float(self.credited_total),
+            hours(self.pending_public) if self.pending_public else 0.0,
+            hours(self.pending_professional) if self.pending_professional else 0.0,
+            float(self.gap_public),
+            float(self.gap_professional),
+        )
 
     def credited_view(self) -> CreditedHours:
         return CreditedHours(
@@ -233,26 +250,30 @@ class PersonCompliance:
     def compliant(self) -> bool:
         return self.standing.compliant
 
+    def item(self) -> dict[str, Any]:
+        """The :class:`ReportItem` as plain data (a page validates all its items in one go)."""
+        cp, cf, ct, pp, pf, gp, gf = self.standing.figures()
+        return {
+            "id": self.id,
+            "name": self.name,
+            "id_number_masked": self.id_number_masked,
+            "org_id": self.org_id,
+            "org_name": self.org_name,
+            "credited": {"public": cp, "professional": cf, "total": ct},
+            "pending": {"public": pp, "professional": pf},
+            "gaps": {"public": gp, "professional": gf},
+            "compliant": gp == 0 and gf == 0,
+        }
+
     def view(self) -> ReportItem:
-        s = self.standing
-        return ReportItem(
-            id=self.id,
-            name=self.name,
-            id_number_masked=self.id_number_masked,
-            org_id=self.org_id,
-            org_name=self.org_name,
-            credited=s.credited_view(),
-            pending=s.pending_view(),
-            gaps=s.gaps_view(),
-            compliant=s.compliant,
-        )
+        return ReportItem.model_validate(self.item())
 
 
 def _after(cursor: tuple[str, ...] | None) -> ColumnElement[bool] | None:
     if cursor is None:
         return None
     org_id, person_id = cursor
-    return or_(Person.org_id > org_id, and_(Person.org_id == org_id, Person.id > person_id))
+    return tuple_(Person.org_id, Person.id) > tuple_(org_id, person_id)
 
 
 async def compliance_chunk(
@@ -262,34 +283,71 @@ async def compliance_chunk(
     after: tuple[str, ...] | None,
     limit: int,
 ) -> list[PersonCompliance]:
-    """Up to ``limit`` persons of the scope after the keyset ``after``, with their year's totals."""
-    stmt = scope.where(select(Person.id, Person.name, Person.id_number, Person.org_id))
+    """Up to ``limit`` persons of the scope after the keyset ``after``, with their year's totals.
+
+    One statement reads the page of persons with their org's name and their credited sums (each
+    person's ledger rows found through the index), a second the expected credits of their
+    in-review claims."""
+    page_stmt = scope.where(select(Person.id, Person.name, Person.id_number, Person.org_id))
     condition = _after(after)
     if condition is not None:
-        stmt = stmt.where(condition)
-    persons = (await session.execute(stmt.order_by(Person.org_id, Person.id).limit(limit))).all()
-    if not persons:
-        return []
-    ids = [p.id for p in persons]
-    credited = await credited_sums(session, ids, ruleset.year)
-    pending = await pending_sums(session, ids, ruleset.year)
-    names_of_orgs = await session.execute(
-        select(OrgReplica.id, OrgReplica.name).where(OrgReplica.id.in_({p.org_id for p in persons}))
-    )
-    names = {org_id: name for org_id, name in names_of_orgs}
-    return [
-        PersonCompliance(
-            id=p.id,
-            name=p.name,
-            id_number_masked=mask_id_number(p.id_number),
-            org_id=p.org_id,
-            org_name=names.get(p.org_id),
-            standing=Standing.of(
-                ruleset.requirement, by_subject(credited, p.id), by_subject(pending, p.id)
+        page_stmt = page_stmt.where(condition)
+    page = page_stmt.order_by(Person.org_id, Person.id).limit(limit).cte("page")
+    # the page drives the join: an index lookup of each person's ledger rows of the year
+    ledger = LedgerEntry.__table__
+    stmt = (
+        select(
+            page.c.id,
+            page.c.name,
+            page.c.id_number,
+            page.c.org_id,
+            OrgReplica.name.label("org_name"),
+            _subject_sum("public"),
+            _subject_sum("professional"),
+        )
+        .select_from(page)
+        .outerjoin(
+            ledger,
+            and_(
+                LedgerEntry.person_id == page.c.id,
+                LedgerEntry.year == ruleset.year,
+                LedgerEntry.revoked_at.is_(None),
             ),
         )
-        for p in persons
+        .outerjoin(OrgReplica, OrgReplica.id == page.c.org_id)
+        .group_by(page.c.id, page.c.name, page.c.id_number, page.c.org_id, OrgReplica.name)
+        .order_by(page.c.org_id, page.c.id)
+    )
+    rows = (await session.execute(stmt)).all()
+    if not rows:
+        return []
+    pending = await pending_sums(session, [r.id for r in rows], ruleset.year)
+    requirement = ruleset.requirement
+    return [
+        PersonCompliance(
+            id=r.id,
+            name=r.name,
+            id_number_masked=mask_id_number(r.id_number),
+            org_id=r.org_id,
+            org_name=r.org_name,
+            standing=Standing.of(
+                requirement,
+                {"public": _decimal(r.public), "professional": _decimal(r.professional)},
+                by_subject(pending, r.id) if pending else None,
+            ),
+        )
+        for r in rows
     ]
+
+
+def _subject_sum(subject: str) -> Any:
+    return func.sum(case((LedgerEntry.subject == subject, LedgerEntry.hours), else_=0)).label(
+        subject
+    )
+
+
+def _decimal(value: Any) -> Decimal:
+    return ZERO if value is None else Decimal(str(value))
 
 
 async def iter_compliance(
@@ -318,12 +376,8 @@ async def compliance_summary(
     """Persons and compliant persons of the whole scope, by org: one SQL aggregate."""
     ledger = select(
         LedgerEntry.person_id.label("person_id"),
-        func.sum(case((LedgerEntry.subject == "public", LedgerEntry.hours), else_=0)).label(
-            "public"
-        ),
-        func.sum(case((LedgerEntry.subject == "professional", LedgerEntry.hours), else_=0)).label(
-            "professional"
-        ),
+        _subject_sum("public"),
+        _subject_sum("professional"),
     ).where(LedgerEntry.year == ruleset.year, LedgerEntry.revoked_at.is_(None))
     condition = scope.person_condition()
     if condition is not None:

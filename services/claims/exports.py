@@ -21,7 +21,6 @@ from services.claims import rules
 from services.claims.compliance import (
     PersonCompliance,
     compliance_summary,
-    hours,
     iter_compliance,
     report_head,
 )
@@ -48,22 +47,19 @@ XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.s
 
 def row(person: PersonCompliance) -> list[Any]:
     """The values of :data:`COLUMNS`."""
-    s = person.standing
-    return [
-        person.id,
-        person.name,
-        person.id_number_masked,
-        person.org_id,
-        person.org_name or "",
-        hours(s.credited_public),
-        hours(s.credited_professional),
-        hours(s.credited_total),
-        hours(s.pending_public),
-        hours(s.pending_professional),
-        hours(s.gap_public),
-        hours(s.gap_professional),
-        s.compliant,
-    ]
+    figures = person.standing.figures()  # credited, pending and gaps, in the order of COLUMNS
+    compliant = figures[5] == 0 and figures[6] == 0
+    p = person
+    return [p.id, p.name, p.id_number_masked, p.org_id, p.org_name or "", *figures, compliant]
+
+
+def csv_row(person: PersonCompliance) -> list[Any]:
+    """:func:`row` for a CSV file: text that a spreadsheet would read as a formula is quoted,
+    the flag spelled out (``csv_safe``; the hours are numbers, safe as they are)."""
+    values = row(person)
+    for i in (0, 1, 2, 3, 4, 12):
+        values[i] = csv_safe(values[i])
+    return values
 
 
 def attachment(ruleset: rules.RuleSet, scope: OrgScope, ext: str) -> str:
@@ -81,7 +77,7 @@ async def csv_stream(
     async for chunk in iter_compliance(state, ruleset, scope):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows([csv_safe(v) for v in row(person)] for person in chunk)
+        writer.writerows(csv_row(person) for person in chunk)
         yield buffer.getvalue().encode("utf-8")
 
 

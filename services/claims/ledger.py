@@ -39,12 +39,29 @@ async def ledger(
 
 
 async def credited_so_far(uow: UnitOfWork, person_id: str, year: int) -> rules.CreditedSoFar:
+    """What the live ledger entries of the year credit, by approved claim and from elsewhere
+    (the columns the rules need, no ORM objects: every submission and approval reads them)."""
     by_claim: dict[str, tuple[str, list[rules.Credit]]] = {}
     outside: dict[str, Decimal] = defaultdict(Decimal)
-    for entry in await ledger(uow, person_id, year):
+    entries = await uow.session.execute(
+        select(
+            LedgerEntry.source,
+            LedgerEntry.category,
+            LedgerEntry.ref,
+            LedgerEntry.subject,
+            LedgerEntry.hours,
+        )
+        .where(
+            LedgerEntry.person_id == person_id,
+            LedgerEntry.year == year,
+            LedgerEntry.revoked_at.is_(None),
+        )
+        .order_by(LedgerEntry.created_at, LedgerEntry.id)
+    )
+    for entry in entries:
         if entry.source == LedgerSource.CLAIM and entry.category:
             _, credits = by_claim.setdefault(entry.ref, (entry.category, []))
-            credits.append(rules.Credit(entry.subject, Decimal(entry.hours)))  # type: ignore[arg-type]
+            credits.append(rules.Credit(entry.subject, Decimal(entry.hours)))
         else:
             outside[entry.subject] += Decimal(entry.hours)
     return rules.CreditedSoFar.from_approved(by_claim.values(), outside)

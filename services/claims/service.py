@@ -12,10 +12,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import Principal
+from libs.common.db import new_id
 from libs.common.errors import Conflict, Forbidden, NotFound, RuleViolation
 from libs.common.events import (
     Affiliation,
@@ -200,33 +201,52 @@ async def _check_evidence_ids(
 
 
 async def _bind_references(
-    uow: UnitOfWork, claim: Claim, command: ClaimCommand, evidence: list[Evidence]
+    uow: UnitOfWork,
+    claim: Claim,
+    command: ClaimCommand,
+    evidence: list[Evidence],
+    *,
+    new: bool = False,
 ) -> None:
-    """Each reference and each evidence file backs at most one live claim of the person."""
-    await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim.id))
+    """Each reference and each evidence file backs at most one live claim of the person.
+
+    One query finds which of the claim's references back another claim; a new claim has no
+    references of its own to release (a revision first releases those of its last revision).
+    """
+    if not new:
+        await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim.id))
     unique = rules.load_ruleset(claim.year).category(claim.category).evidence.unique
     refs: list[tuple[str, str]] = [
         (f, normalise_code(value)) for f in unique if (value := command.reference(f))
     ]
     refs += [("file_sha256", e.sha256) for e in evidence]
-    for kind, value in refs:
-        taken = await uow.session.scalar(
-            select(ClaimReference.claim_id).where(
+    refs = list(dict.fromkeys(refs))
+    if refs:
+        taken = await uow.session.execute(
+            select(ClaimReference.kind, ClaimReference.value, ClaimReference.claim_id).where(
                 ClaimReference.person_id == claim.person_id,
-                ClaimReference.kind == kind,
-                ClaimReference.value == value,
+                or_(
+                    *(
+                        and_(ClaimReference.kind == kind, ClaimReference.value == value)
+                        for kind, value in refs
+                    )
+                ),
             )
         )
-        if taken is not None and taken != claim.id:
-            raise RuleViolation(
-                f"this {kind.replace('_', ' ')} already backs claim {taken}; "
-                "the same evidence can back only one claim",
-                code="duplicate_evidence",
-                claim_id=taken,
-            )
-        uow.session.add(
-            ClaimReference(person_id=claim.person_id, kind=kind, value=value, claim_id=claim.id)
-        )
+        holders = {(row.kind, row.value): row.claim_id for row in taken}
+        for kind, value in refs:
+            holder = holders.get((kind, value))
+            if holder is not None and holder != claim.id:
+                raise RuleViolation(
+                    f"this {kind.replace('_', ' ')} already backs claim {holder}; "
+                    "the same evidence can back only one claim",
+                    code="duplicate_evidence",
+                    claim_id=holder,
+                )
+    uow.session.add_all(
+        ClaimReference(person_id=claim.person_id, kind=kind, value=value, claim_id=claim.id)
+        for kind, value in refs
+    )
     try:
         await uow.session.flush()
     except IntegrityError as exc:
@@ -253,8 +273,8 @@ async def _assess(
 
 async def pending_claims(uow: UnitOfWork, person_id: str, year: int) -> list[rules.PendingClaim]:
     """The person's claims of the year in review, in the order they were submitted."""
-    rows = await uow.session.scalars(
-        select(Claim)
+    rows = await uow.session.execute(
+        select(Claim.id, Claim.title, Claim.category, Claim.expected_credits)
         .where(
             Claim.person_id == person_id,
             Claim.year == year,
@@ -290,6 +310,7 @@ async def submit_claim(
     evidence = await _check_evidence_ids(uow, principal, command.evidence_ids)
     assessment, verified = await _assess(uow, person, command, len(evidence), now)
     claim = Claim(
+        id=new_id(),  # known before the insert: one flush writes the claim and its references
         person_id=person.id,
         year=command.year,
         category=command.category,
@@ -303,8 +324,7 @@ async def submit_claim(
     )
     _apply_assessment(claim, assessment, verified)
     uow.session.add(claim)
-    await uow.session.flush()
-    await _bind_references(uow, claim, command, evidence)
+    await _bind_references(uow, claim, command, evidence, new=True)
     _emit_submitted(uow, claim, person, command)
     return claim
 

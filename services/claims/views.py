@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from libs.common.events import Affiliation
 from services.claims.models import ClaimStatus, LedgerSource, ReviewStage, SyncStatus
@@ -173,7 +173,9 @@ class ComplianceReport(BaseModel):
     org: OrgRef | None
     required: Required
     generated_at: str
-    summary: ReportSummary
+    summary: ReportSummary | None = Field(
+        description="the whole scope: on the first page (no cursor), or with summary=true"
+    )
     items: list[ReportItem]
     next_cursor: str | None
 
