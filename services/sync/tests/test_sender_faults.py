@@ -221,7 +221,13 @@ async def test_two_replicas_on_one_postgresql_database_split_the_work(
         for start in range(0, total, 100):  # in waves, so both replicas find work
             await add(app_a, [outbound(n) for n in range(start, start + 100)])
         await until(lambda: _all_in(app_a, {"registered"}), timeout_s=60)
-        metrics = (await http_b.get("/metrics")).text
+
+        async def scraped() -> str | None:
+            # the gauges follow the sender's loop (refreshed after each pass), not the scrape
+            text = (await http_b.get("/metrics")).text
+            return text if 'sync_records{status="registered"} 600.0' in text else None
+
+        metrics = await until(scraped, timeout_s=10)
     assert sent["a"] and sent["b"], "both replicas must have sent records"
     assert not set(sent["a"]) & set(sent["b"]), "a record was sent by both replicas"
     assert len(sent["a"]) + len(sent["b"]) == total  # each record sent exactly once
