@@ -4,6 +4,7 @@ the use case, shape the response."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -303,8 +304,9 @@ async def verify_certificate(code: str, request: Request) -> Any:
     """Public verification by code, no token: the ID number is masked; rate limited per address."""
     state = state_of(request)
     limiter = registry_of(state).verify_limiter
-    retry = limiter.check(request.client.host if request.client else "unknown")
-    if retry is not None:
+    wait_s = limiter.take(request.client.host if request.client else "unknown")
+    if wait_s:
+        retry = max(1, math.ceil(wait_s))
         response = problem(
             429,
             "rate_limited",

@@ -4,15 +4,13 @@ lifespan (``ServiceSpec.extension``), read through :func:`registry_of`."""
 
 from __future__ import annotations
 
-import math
-import time
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from libs.common.limits import RateBuckets
 from libs.common.service import ServiceState
 
 
@@ -26,33 +24,16 @@ class RegistrySettings(BaseSettings):
     verify_window_s: float = 60.0
 
 
-class SlidingWindowLimiter:
-    """At most ``limit`` requests per ``window_s`` seconds per client address (in memory, per
-    process): the public lookup is cheap to guess at, so guessing is made slow."""
-
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit, self.window_s = limit, window_s
-        self._hits: dict[str, deque[float]] = {}
-
-    def check(self, client: str) -> int | None:
-        """None if the request may go on, else the seconds until it may (``Retry-After``)."""
-        now = time.monotonic()
-        hits = self._hits.setdefault(client, deque())
-        while hits and hits[0] <= now - self.window_s:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return max(1, math.ceil(hits[0] + self.window_s - now))
-        hits.append(now)
-        if len(self._hits) > 10_000:  # forget idle clients, bounded memory
-            for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window_s]:
-                del self._hits[key]
-        return None
+def verify_buckets(limit: int, window_s: float) -> RateBuckets:
+    """``limit`` public lookups per ``window_s`` per client address (a burst of ``limit``, then
+    refilled at that rate): the public lookup is cheap to guess at, so guessing is made slow."""
+    return RateBuckets(rate=limit / window_s, burst=limit)
 
 
 @dataclass
 class RegistryState:
     public_url: str | None  # where the public verification is reached (no trailing slash)
-    verify_limiter: SlidingWindowLimiter
+    verify_limiter: RateBuckets
 
     def verification_url(self, base_url: str, code: str) -> str:
         """The public lookup of ``code``, at ``public_url`` or else at ``base_url`` (the
@@ -65,7 +46,7 @@ async def registry_state(state: ServiceState) -> AsyncIterator[RegistryState]:
     own = RegistrySettings()
     yield RegistryState(
         own.public_url.rstrip("/") if own.public_url else None,
-        SlidingWindowLimiter(own.verify_limit, own.verify_window_s),
+        verify_buckets(own.verify_limit, own.verify_window_s),
     )
 
 

@@ -30,7 +30,7 @@ from libs.common.events import (
 from libs.common.idnumber import check_character
 from libs.common.settings import Settings
 from services.registry.main import create_app
-from services.registry.state import SlidingWindowLimiter, registry_of
+from services.registry.state import registry_of, verify_buckets
 from tests.support import OpenApiResponses, until
 
 # a fixed "now" in the 2026 filing season, before the 20 May deadline
@@ -231,7 +231,7 @@ async def registry_app(
             registry.set_clock(CLOCK)
             own = registry_of(app.state.service)
             own.public_url = PUBLIC_URL
-            own.verify_limiter = SlidingWindowLimiter(verify_limit, 60.0)
+            own.verify_limiter = verify_buckets(verify_limit, 60.0)
             await registry.add_org("C", "city")
             await registry.add_org("D", "district", "C")
             await registry.add_org("Dept", "department", "C")

@@ -263,7 +263,7 @@ async def test_public_lookup_is_rate_limited_per_address(tmp_path: Path) -> None
         assert 1 <= int(r.headers["Retry-After"]) <= 60
         # another address is not held back by the first one's guessing
         limiter = registry_of(registry.app.state.service).verify_limiter
-        assert limiter.check("10.0.0.8") is None
+        assert limiter.take("10.0.0.8") == 0.0
 
 
 async def test_the_trainee_lists_and_prints_their_certificates(registry: Registry) -> None:
@@ -407,7 +407,7 @@ async def test_settings_come_from_the_environment(
     )
     async with app.router.lifespan_context(app):
         own = registry_of(app.state.service)
-        assert own.verify_limiter.limit == 7
+        assert own.verify_limiter.burst == 7
         assert own.verification_url("http://127.0.0.1:8003/", "C-1") == (
             "https://ce.zaozhuang.example/v1/certificates/C-1"
         )
