@@ -49,17 +49,16 @@ Interpretations (where DOMAIN.md or the notice leaves room):
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from importlib.resources import files
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from libs.common.errors import RuleViolation
+from libs.common.rulesets import load_year_data
 
 Subject = Literal["public", "professional"]
 SUBJECTS: tuple[Subject, ...] = ("public", "professional")
@@ -268,18 +267,12 @@ def load_ruleset(year: int) -> RuleSet:
     """The rule set of ``year`` from the packaged ``rulesets/<year>.json`` (cached).
 
     An unknown year is refused with ``unknown_rule_year``."""
-    resource = files("services.claims.rulesets").joinpath(f"{int(year)}.json")
-    if not resource.is_file():
-        raise RuleViolation(
-            f"There are no continuing-education rules for {year}: "
-            "claims can only be made for a year whose notice has been loaded.",
-            code="unknown_rule_year",
-            year=year,
-        )
-    ruleset = RuleSet.model_validate(json.loads(resource.read_text(encoding="utf-8")))
-    if ruleset.year != year:
-        raise ValueError(f"rulesets/{year}.json declares year {ruleset.year}")
-    return ruleset
+    return load_year_data(
+        "services.claims.rulesets",
+        year,
+        RuleSet,
+        refused="claims can only be made for a year whose notice has been loaded.",
+    )
 
 
 # --- inputs and results ---------------------------------------------------------------------

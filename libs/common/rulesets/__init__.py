@@ -15,6 +15,7 @@ import functools
 import json
 from datetime import date
 from importlib.resources import files
+from typing import Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -36,18 +37,37 @@ class SharedRuleSet(_Frozen):
     project_filing: ProjectFilingRules
 
 
-@functools.cache
-def load_shared_rules(year: int) -> SharedRuleSet:
-    """The shared rule data of ``year`` (cached); an unknown year is ``unknown_rule_year``."""
-    resource = files("libs.common.rulesets").joinpath(f"{int(year)}.json")
+class _YearData(Protocol):
+    year: int
+
+
+Y = TypeVar("Y", bound=BaseModel)
+
+
+def load_year_data(package: str, year: int, model: type[Y], *, refused: str) -> Y:
+    """``<package>/<year>.json`` validated as ``model``. An unknown year is 422
+    ``unknown_rule_year`` (``refused`` says what cannot be done without it); a file that names
+    another year is a packaging error."""
+    resource = files(package).joinpath(f"{int(year)}.json")
     if not resource.is_file():
         raise RuleViolation(
-            f"There are no continuing-education rules for {year}: nothing can be filed for a "
-            "year whose notice has not been loaded.",
+            f"There are no continuing-education rules for {year}: {refused}",
             code="unknown_rule_year",
             year=year,
         )
-    rules = SharedRuleSet.model_validate(json.loads(resource.read_text(encoding="utf-8")))
-    if rules.year != year:
-        raise ValueError(f"libs/common/rulesets/{year}.json declares year {rules.year}")
-    return rules
+    data = model.model_validate(json.loads(resource.read_text(encoding="utf-8")))
+    declared = cast(_YearData, data).year
+    if declared != year:
+        raise ValueError(f"{package}: {year}.json declares year {declared}")
+    return data
+
+
+@functools.cache
+def load_shared_rules(year: int) -> SharedRuleSet:
+    """The shared rule data of ``year`` (cached); an unknown year is ``unknown_rule_year``."""
+    return load_year_data(
+        "libs.common.rulesets",
+        year,
+        SharedRuleSet,
+        refused="nothing can be filed for a year whose notice has not been loaded.",
+    )
