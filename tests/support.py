@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 import jsonschema
 
+from libs.common.events import Affiliation, ClaimSubmitted, Envelope
 from libs.common.problems import PROBLEM_MEDIA_TYPE
 
 T = TypeVar("T")
@@ -153,3 +154,21 @@ class TcpProxy:
             pass
         finally:
             writer.close()
+
+
+def submitted(claim_id: str) -> Envelope:
+    """A minimal ``claim.submitted`` as claims would publish it (for review-side consumers)."""
+    return ClaimSubmitted(
+        claim_id=claim_id,
+        revision=1,
+        person_id="p1",
+        person_name="张三",
+        id_number_masked="110105********002X",
+        affiliation=Affiliation(kind="unit", org_id="u1"),
+        year=2026,
+        category="training",
+        subject="professional",
+        title="t",
+        requested_hours=8,
+        expected_credits=[],
+    ).envelope(source="claims", subject=claim_id, correlation_id="c1")

@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from libs.common.events import Affiliation, ClaimSubmitted, Envelope, topic_of
+from libs.common.events import topic_of
 from libs.common.kafka import KafkaBus
 from libs.common.outbox import OutboxRelay
 from libs.common.settings import Settings
 from services.review.main import create_app
 from tests.fixtures.broker import Broker
-from tests.support import TcpProxy, free_port, until
+from tests.support import TcpProxy, free_port, submitted, until
 
 pytestmark = [pytest.mark.kafka]
 
@@ -99,20 +99,3 @@ def _drained(relay: OutboxRelay) -> Callable[[], Awaitable[bool]]:
         return await relay.pending() == 0
 
     return probe
-
-
-def submitted(claim_id: str) -> Envelope:
-    return ClaimSubmitted(
-        claim_id=claim_id,
-        revision=1,
-        person_id="p1",
-        person_name="张三",
-        id_number_masked="110105********002X",
-        affiliation=Affiliation(kind="unit", org_id="u1"),
-        year=2026,
-        category="training",
-        subject="professional",
-        title="t",
-        requested_hours=8,
-        expected_credits=[],
-    ).envelope(source="claims", subject=claim_id, correlation_id="c1")

@@ -30,13 +30,13 @@ from typer.testing import CliRunner, Result
 
 from ce.cli import app as cli
 from libs.common.eventlog import EmbeddedLog
-from libs.common.events import Affiliation, ClaimSubmitted, Envelope, topic_of
+from libs.common.events import Envelope, topic_of
 from libs.common.faults import is_transient
 from libs.common.settings import Settings
 from libs.common.uow import UnitOfWork
 from services.review.handlers import events
 from services.review.main import create_app
-from tests.support import TcpProxy, assert_problem, free_port, until
+from tests.support import TcpProxy, assert_problem, free_port, submitted, until
 
 
 class SerializationFailure(Exception):
@@ -148,23 +148,6 @@ async def review(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app
-
-
-def submitted(claim_id: str) -> Envelope:
-    return ClaimSubmitted(
-        claim_id=claim_id,
-        revision=1,
-        person_id="p1",
-        person_name="张三",
-        id_number_masked="110105********002X",
-        affiliation=Affiliation(kind="unit", org_id="u1"),
-        year=2026,
-        category="training",
-        subject="professional",
-        title="t",
-        requested_hours=8,
-        expected_credits=[],
-    ).envelope(source="claims", subject=claim_id, correlation_id="c1")
 
 
 async def publish(tmp_path: Path, *envelopes: Envelope, key: str = "same-partition") -> None:

@@ -19,11 +19,11 @@ from fastapi import FastAPI
 
 from libs.common.bus import Message, PublishError
 from libs.common.eventlog import EmbeddedLog
-from libs.common.events import Affiliation, ClaimSubmitted, Envelope, topic_of
+from libs.common.events import Envelope, topic_of
 from libs.common.settings import Settings
 from services.review import service
 from services.review.main import create_app
-from tests.support import until
+from tests.support import submitted, until
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -40,23 +40,6 @@ async def review(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app
-
-
-def submitted(claim_id: str) -> Envelope:
-    return ClaimSubmitted(
-        claim_id=claim_id,
-        revision=1,
-        person_id="p1",
-        person_name="张三",
-        id_number_masked="110105********002X",
-        affiliation=Affiliation(kind="unit", org_id="u1"),
-        year=2026,
-        category="training",
-        subject="professional",
-        title="t",
-        requested_hours=8,
-        expected_credits=[],
-    ).envelope(source="claims", subject=claim_id, correlation_id="c1")
 
 
 async def test_same_event_twice_has_one_effect(review: FastAPI, tmp_path: Path) -> None:
