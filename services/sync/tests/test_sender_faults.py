@@ -4,6 +4,7 @@ province simulator under uvicorn, on SQLite and, for two replicas, on one Postgr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -188,12 +189,17 @@ async def _all_in(app: FastAPI, wanted: set[str]) -> bool:
     return bool(rows) and all(r.status in wanted for r in rows.values())
 
 
-def _spy(client: ProvinceClient, sent: list[str]) -> None:
-    """Record every record id this replica's client sends."""
+def _spy(client: ProvinceClient, sent: list[str], meet: asyncio.Barrier | None = None) -> None:
+    """Record every record id this replica's client sends; with ``meet``, the replica's first send
+    waits (bounded) until the other replica has a batch in hand too."""
     original = client.register
 
     async def register(records: Sequence[ProvinceRecord]) -> list[Receipt]:
+        first = not sent
         sent.extend(r.record_id for r in records)
+        if first and meet is not None:
+            async with asyncio.timeout(30):
+                await meet.wait()
         return await original(records)
 
     client.register = register  # type: ignore[method-assign]
@@ -209,14 +215,17 @@ async def test_two_replicas_on_one_postgresql_database_split_the_work(
     pg_url: str, start_simulator: StartSimulator
 ) -> None:
     province = start_simulator()
-    await province.set_faults(latency_ms=30)  # so both replicas are busy at once
     url = pg_url
     sent: dict[str, list[str]] = {"a": [], "b": []}
+    # Each replica holds its first batch until the other holds one as well: with the claim
+    # (SKIP LOCKED and a lease) working, they meet on two different batches; without it, they
+    # would take the same rows (caught below). No timing luck needed.
+    meet = asyncio.Barrier(2)
     async with AsyncExitStack() as stack:
         app_a, _ = await stack.enter_async_context(running(settings_for(url, province.url)))
         app_b, http_b = await stack.enter_async_context(running(settings_for(url, province.url)))
-        _spy(sync_of(state_of(app_a)).province_client, sent["a"])
-        _spy(sync_of(state_of(app_b)).province_client, sent["b"])
+        _spy(sync_of(state_of(app_a)).province_client, sent["a"], meet)
+        _spy(sync_of(state_of(app_b)).province_client, sent["b"], meet)
         total = 600
         for start in range(0, total, 100):  # in waves, so both replicas find work
             await add(app_a, [outbound(n) for n in range(start, start + 100)])
