@@ -116,6 +116,10 @@ class ClaimSubmitted(Payload):
     # the reviewers (None on every other category and on events written before they existed)
     leave_kind: str | None = None
     leave_reason: str | None = None
+    # optional likewise: the filed training project (备案) the claim cites, given as project_id
+    # or through its e-certificate; None when it cites none (or a filing number of another
+    # department) and on events written before it existed
+    project_id: str | None = None
 
 
 class ClaimWithdrawn(Payload):

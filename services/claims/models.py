@@ -4,7 +4,17 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.common.db import (
@@ -75,6 +85,8 @@ class OrgReplica(Base):
     name: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(20))
     parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # deactivated in review: no one is registered into it or transferred to it any more
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class Evidence(IdMixin, TimestampMixin, Base):

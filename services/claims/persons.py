@@ -133,6 +133,11 @@ def _checked_org(org: OrgReplica | None, affiliation: Affiliation) -> OrgReplica
             f"affiliation kind {affiliation.kind} does not match org type {org.type}",
             code="affiliation_mismatch",
         )
+    if not org.active:
+        raise RuleViolation(
+            f"org {org.code} was deactivated: no one is registered into it or transferred to it",
+            code="org_inactive",
+        )
     return org
 
 

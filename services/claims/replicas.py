@@ -43,14 +43,16 @@ async def upsert_org(uow: UnitOfWork, event: OrgUpserted) -> None:
                 name=event.name,
                 type=event.type,
                 parent_id=event.parent_id,
+                active=event.active,
             )
         )
     else:
-        org.code, org.name, org.type, org.parent_id = (
+        org.code, org.name, org.type, org.parent_id, org.active = (
             event.code,
             event.name,
             event.type,
             event.parent_id,
+            event.active,
         )
 
 

@@ -63,6 +63,8 @@ class Verified:
     certificate_subject: str | None = None
     any: bool = False
     notes: tuple[str, ...] = ()
+    # the filed project the claim cites (project_id, or its e-certificate's), for the reviewers
+    project_id: str | None = None
 
 
 def normalise_code(value: object) -> str:
@@ -154,6 +156,7 @@ async def _verify_training(
             certificate_hours=Decimal(cert.hours),
             certificate_subject=cert.subject,
             any=True,
+            project_id=cert.project_id,
         )
     project_id = command.project_id
     if project_id:
@@ -169,7 +172,7 @@ async def _verify_training(
                 f"this training project was filed for {project.year}, not {year}",
                 code="unfiled_training",
             )
-        return Verified(notes=(f"filed project: {project.name}",))
+        return Verified(notes=(f"filed project: {project.name}",), project_id=project.id)
     if command.reference_no:
         return Verified(
             notes=("the filing number will be checked by your unit and the HR authority",)
@@ -325,7 +328,7 @@ async def submit_claim(
     _apply_assessment(claim, assessment, verified)
     uow.session.add(claim)
     await _bind_references(uow, claim, command, evidence, new=True)
-    _emit_submitted(uow, claim, person, command)
+    _emit_submitted(uow, claim, person, command, verified)
     return claim
 
 
@@ -337,7 +340,9 @@ def _apply_assessment(claim: Claim, assessment: rules.Assessment, verified: Veri
     claim.credits = []
 
 
-def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person, command: ClaimCommand) -> None:
+def _emit_submitted(
+    uow: UnitOfWork, claim: Claim, person: Person, command: ClaimCommand, verified: Verified
+) -> None:
     notify(
         uow,
         person.id,
@@ -366,6 +371,7 @@ def _emit_submitted(uow: UnitOfWork, claim: Claim, person: Person, command: Clai
             references=command.references(),
             leave_kind=command.leave_kind,
             leave_reason=command.leave_reason,
+            project_id=verified.project_id,
         ),
         subject=claim.id,
     )
@@ -429,7 +435,7 @@ async def revise_claim(
     claim.submitted_at = now
     _apply_assessment(claim, assessment, verified)
     await _bind_references(uow, claim, command, evidence)
-    _emit_submitted(uow, claim, person, command)
+    _emit_submitted(uow, claim, person, command, verified)
     return claim
 
 

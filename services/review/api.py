@@ -116,9 +116,13 @@ async def list_tasks(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> TaskPage:
-    """Oldest first. Filters: ``category``, ``person`` (a name or part of it, or a masked ID
-    number or its end), ``verified_evidence``, ``min_age`` (working days), ``org_id`` (the city's
-    unrouted queue is ``org_id=unrouted``)."""
+    """Oldest first. Each task shows what the reviewer checks: evidence ids, the references
+    cited, the cited training project with its filing status at the registry (``project``:
+    ``{id, name, year, status, opinion}``, ``status`` submitted / approved / returned / rejected,
+    or unknown until the filing reaches review; null if the claim cites no project) and, for
+    special leave, ``leave_kind`` and ``leave_reason``. Filters: ``category``, ``person`` (a
+    name or part of it, or a masked ID number or its end), ``verified_evidence``, ``min_age``
+    (working days), ``org_id`` (the city's unrouted queue is ``org_id=unrouted``)."""
     async with state.uow() as uow:
         scope = await service.scope_org_ids(uow, principal)
         stmt = select(ReviewTask)
@@ -133,8 +137,18 @@ async def list_tasks(
         stmt = stmt.where(*filters.clauses(state.today()))
         stmt = paginate(stmt, ReviewTask.created_at, ReviewTask.id, cursor, limit)
         rows = list((await uow.session.scalars(stmt)).all())
-    items, next_cursor = page(rows, limit)
-    return TaskPage(items=[service.task_view(t) for t in items], next_cursor=next_cursor)
+        items, next_cursor = page(rows, limit)
+        views = await service.task_views(uow, items)
+    return TaskPage(items=views, next_cursor=next_cursor)
+
+
+@router.get("/review-tasks/{task_id}")
+async def get_task(task_id: str, uow: UowDep, principal: CurrentPrincipal) -> TaskOut:
+    """One task in the caller's scope (404 ``task_not_found`` otherwise), as the list shows it:
+    the claim, its evidence and references, the cited project's filing status (``project``) and,
+    for special leave, ``leave_kind`` and ``leave_reason``."""
+    async with uow:
+        return await service.one_task_view(uow, await service.visible_task(uow, principal, task_id))
 
 
 class DecisionIn(BaseModel):
@@ -148,7 +162,7 @@ async def decide(
 ) -> TaskOut:
     async with uow:
         task = await service.decide(uow, principal, task_id, body.decision, body.reason)
-        view = service.task_view(task)
+        view = await service.one_task_view(uow, task)
         await uow.commit()
         return view
 
@@ -178,7 +192,7 @@ async def decide_many(
                     body.reason,
                     only_verified=body.only_verified,
                 )
-                view = service.task_view(task)
+                view = await service.one_task_view(uow, task)
                 await uow.commit()
             results.append(BulkDecided(task_id=task_id, status=200, task=view))
         except DomainError as exc:

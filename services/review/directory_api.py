@@ -145,7 +145,7 @@ async def assign_task(
     require_role(principal, "city_admin")
     async with uow:
         task = await routing.assign(uow, task_id, body.org_id, actor=principal.sub)
-        view = service.task_view(task)
+        view = await service.one_task_view(uow, task)
         await uow.commit()
     return view
 

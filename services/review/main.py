@@ -23,7 +23,7 @@ SPEC = ServiceSpec(
     migrations_dir=Path(__file__).parent / "migrations",
     routers=[router, directory_router],
     events=events,
-    subscribes=[topic_of("claims")],
+    subscribes=[topic_of("claims"), topic_of("registry")],  # registry: project filings
     # an org directory file may be 5 MiB
     body_limits={"POST /v1/orgs/import": MAX_IMPORT_BYTES + MULTIPART_OVERHEAD},
 )

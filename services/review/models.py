@@ -70,6 +70,12 @@ class ReviewTask(IdMixin, TimestampMixin, Base):
     # what the reviewer checks: evidence files (readable from claims) and cited references
     evidence_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     references: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # the filed training project (备案) the claim cites, directly or through its e-certificate;
+    # its filing status is read from ``ReviewProject`` when the task is shown
+    project_id: Mapped[str | None] = mapped_column(String(36))
+    # special leave (special_leave claims): the kind and the reason the person gave
+    leave_kind: Mapped[str | None] = mapped_column(String(20))
+    leave_reason: Mapped[str | None] = mapped_column(Text)
     decision: Mapped[TaskDecision | None] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(100))
@@ -117,3 +123,21 @@ class ReviewPerson(Base):
     __tablename__ = "review_persons"
     person_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(36))
+
+
+ProjectStatus = Literal["submitted", "approved", "returned", "rejected"]
+
+
+class ReviewProject(Base):
+    """Read model of the registry's training-project filings (``project.submitted`` /
+    ``approved`` / ``returned`` / ``rejected``): reviewers see the filing status of the project
+    a claim cites. Each event carries the whole state a reviewer needs, so it overwrites."""
+
+    __tablename__ = "review_projects"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    year: Mapped[int] = mapped_column(Integer)
+    applicant_org_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[ProjectStatus] = mapped_column(String(20))
+    opinion: Mapped[str | None] = mapped_column(Text)  # the city bureau's, on return or rejection
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

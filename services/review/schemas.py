@@ -6,9 +6,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from services.review.models import HistoryDecision, TaskDecision, TaskStage, TaskStatus
+from services.review.models import (
+    HistoryDecision,
+    ProjectStatus,
+    TaskDecision,
+    TaskStage,
+    TaskStatus,
+)
 
 
 class OrgOut(BaseModel):
@@ -31,6 +37,20 @@ class TaskPerson(BaseModel):
     id_number_masked: str
 
 
+class TaskProject(BaseModel):
+    """The filed training project (备案) a claim cites, as the registry last reported it."""
+
+    id: str
+    name: str | None = Field(description="null while the registry's filing has not reached review")
+    year: int | None
+    status: ProjectStatus | Literal["unknown"] = Field(
+        description="the filing status at the registry: submitted (awaiting the city bureau), "
+        "approved (filed: the training counts), returned (sent back for amendment), rejected; "
+        "unknown while the registry's filing has not reached review"
+    )
+    opinion: str | None = Field(description="the city bureau's opinion on a return or rejection")
+
+
 class TaskOut(BaseModel):
     id: str
     claim_id: str
@@ -47,6 +67,16 @@ class TaskOut(BaseModel):
     verified_evidence: bool
     evidence_ids: list[str]
     references: dict[str, str]
+    project: TaskProject | None = Field(
+        description="the training project the claim cites (by project_id or through its "
+        "e-certificate) with its filing status; null when it cites none"
+    )
+    leave_kind: str | None = Field(
+        description="special_leave claims: abroad, sick, maternity or other; null otherwise"
+    )
+    leave_reason: str | None = Field(
+        description="special_leave claims: the reason the person gave (required for other)"
+    )
     decision: TaskDecision | None
     reason: str | None
     decided_by: str | None

@@ -23,8 +23,9 @@ from libs.common.events import (
 from libs.common.uow import UnitOfWork
 from services.review import history, routing
 from services.review.directory import ORG_TYPES, check_parent, org_upserted
-from services.review.models import Org, ReviewPerson, ReviewTask, TaskDecision
-from services.review.schemas import TaskOut, TaskPerson
+from services.review.models import Org, ReviewPerson, ReviewProject, ReviewTask, TaskDecision
+from services.review.projects import projects_by_id
+from services.review.schemas import TaskOut, TaskPerson, TaskProject
 
 
 async def create_org(
@@ -67,6 +68,9 @@ async def open_task(uow: UnitOfWork, event: ClaimSubmitted) -> None:
         verified_evidence=event.verified_evidence,
         evidence_ids=list(event.evidence_ids),
         references=dict(event.references),
+        project_id=event.project_id,
+        leave_kind=event.leave_kind,
+        leave_reason=event.leave_reason,
     )
     uow.session.add(task)
     await history.append(
@@ -205,6 +209,9 @@ async def decide(
                         "verified_evidence",
                         "evidence_ids",
                         "references",
+                        "project_id",
+                        "leave_kind",
+                        "leave_reason",
                     ]
                 },
                 stage="authority",
@@ -236,7 +243,41 @@ async def decide(
     return task
 
 
-def task_view(task: ReviewTask) -> TaskOut:
+async def task_views(uow: UnitOfWork, tasks: Sequence[ReviewTask]) -> list[TaskOut]:
+    """The tasks as reviewers see them, each with its cited project's filing status (one query
+    for the projects of all of them)."""
+    known = await projects_by_id(uow, (t.project_id for t in tasks))
+    return [task_view(t, known.get(t.project_id or "")) for t in tasks]
+
+
+async def one_task_view(uow: UnitOfWork, task: ReviewTask) -> TaskOut:
+    [view] = await task_views(uow, [task])
+    return view
+
+
+async def visible_task(uow: UnitOfWork, principal: Principal, task_id: str) -> ReviewTask:
+    """A task the caller may see (its org in the caller's scope; the city sees every task)."""
+    task = await uow.session.get(ReviewTask, task_id)
+    scope = await scope_org_ids(uow, principal)
+    if task is None or (scope is not None and task.org_id not in scope):
+        raise NotFound(f"review task {task_id} not found in your scope", code="task_not_found")
+    return task
+
+
+def project_view(project_id: str, project: ReviewProject | None) -> TaskProject:
+    if project is None:  # cited, but the registry's filing has not reached review (yet)
+        return TaskProject(id=project_id, name=None, year=None, status="unknown", opinion=None)
+    return TaskProject(
+        id=project.id,
+        name=project.name,
+        year=project.year,
+        status=project.status,
+        opinion=project.opinion,
+    )
+
+
+def task_view(task: ReviewTask, project: ReviewProject | None = None) -> TaskOut:
+    """One task; ``project`` is the replica of the project it cites (if it cites one)."""
     return TaskOut(
         id=task.id,
         claim_id=task.claim_id,
@@ -255,6 +296,9 @@ def task_view(task: ReviewTask) -> TaskOut:
         verified_evidence=task.verified_evidence,
         evidence_ids=task.evidence_ids or [],
         references=task.references or {},
+        project=project_view(task.project_id, project) if task.project_id else None,
+        leave_kind=task.leave_kind,
+        leave_reason=task.leave_reason,
         decision=task.decision,
         reason=task.reason,
         decided_by=task.decided_by,

@@ -574,6 +574,8 @@ class TestCategories:
         assert claim["expected_credits"] == [{"subject": "professional", "hours": 12}]
         [event] = await stack.outbox(claim["id"])
         assert event.data["verified_evidence"] is True
+        # the reviewers are told which filed project the certificate comes from
+        assert event.data["project_id"] == "project-1"
         more = training([], certificate_code=code, hours=14)
         await refused(
             stack, await stack.register(org(stack, "unit")), more, "certificate_holder_mismatch"
@@ -593,6 +595,16 @@ class TestCategories:
         claim = await stack.submit(person, body)
         assert claim["expected_credits"] == [{"subject": "professional", "hours": 16}]
         assert any("数字化管理师" in w for w in claim["warnings"])
+        # claim.submitted names the project, so review can show its filing status
+        [event] = await stack.outbox(claim["id"])
+        assert event.type == "claim.submitted" and event.data["project_id"] == project_id
+        # a training cited by another department's filing number names no project
+        other = await stack.submit(
+            person,
+            training(await files(stack, person), start_date="2026-10-12", end_date="2026-10-13"),
+        )
+        [event] = await stack.outbox(other["id"])
+        assert event.data["project_id"] is None
 
     async def test_study_is_cut_to_the_40_hour_cap_with_a_warning(
         self, stack: Stack, person: Person
