@@ -135,6 +135,22 @@ def certificate_path(stack: Stack, suffix: str = "") -> None:
         ).json()["items"]
         assert item["verified_evidence"] is True
         assert item["references"]["certificate_code"] == code
+
+        # the reviewers see the certificate's project and its filing status (from the registry)
+        def project_shown() -> dict[str, Any] | None:
+            r = http.get(
+                f"{stack.url('review')}/v1/review-tasks/{item['id']}",
+                headers=bearer(world.unit_admin),
+            )
+            shown = r.json()["project"]
+            return dict(shown) if shown["status"] != "unknown" else None
+
+        shown = eventually(project_shown, what="project replica in review")
+        assert (shown["id"], shown["name"], shown["status"]) == (
+            project["id"],
+            project["name"],
+            "approved",
+        )
         decide(stack, http, world.unit_admin, task, "approve")
         decide(
             stack,

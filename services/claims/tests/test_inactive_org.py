@@ -27,7 +27,9 @@ async def set_active(stack: Stack, org_id: str, active: bool) -> None:
     code = f"UNI-{org_id[:8]}"
     await stack.publish(
         topic_of("review"),
-        OrgUpserted(org_id=org_id, code=code, name=code, type="unit", parent_id=None, active=active),
+        OrgUpserted(
+            org_id=org_id, code=code, name=code, type="unit", parent_id=None, active=active
+        ),
         subject=org_id,
     )
 

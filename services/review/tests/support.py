@@ -21,6 +21,7 @@ from libs.common.events import (
     Affiliation,
     ClaimSubmitted,
     Envelope,
+    Payload,
     PersonRegistered,
     PersonUpdated,
     topic_of,
@@ -114,8 +115,10 @@ class Review:
         category: str = "training",
         person_name: str = "张三",
         id_number_masked: str = "370402********0012",
+        **fields: Any,
     ) -> str:
-        """A ``claim.submitted`` from claims for a person of ``org``; returns once routed."""
+        """A ``claim.submitted`` from claims for a person of ``org``; returns once routed.
+        ``fields``: more of the event's fields (``project_id``, ``leave_kind``, …)."""
         claim_id = claim_id or str(uuid.uuid4())
         envelope = ClaimSubmitted(
             claim_id=claim_id,
@@ -131,6 +134,7 @@ class Review:
             requested_hours=16,
             expected_credits=[],
             verified_evidence=revision == 1 if verified is None else verified,
+            **fields,
         ).envelope(source="claims", subject=claim_id, correlation_id=None)
         await self.publish(envelope)
 
@@ -154,6 +158,16 @@ class Review:
         )
         envelope = payload.envelope(source="claims", subject=person_id, correlation_id=None)
         await self.publish(envelope)
+        await self.until_handled(envelope)
+
+    async def registry_event(self, payload: Payload, subject: str) -> None:
+        """An event of the registry (``project.approved``, …) on ``registry.events``, as the
+        registry publishes it; returns once review has handled it."""
+        envelope = payload.envelope(source="registry", subject=subject, correlation_id=None)
+        await self.publish(envelope, topic_of("registry"))
+        await self.until_handled(envelope)
+
+    async def until_handled(self, envelope: Envelope) -> None:
         state = self.app.state.service
 
         async def handled() -> bool:
@@ -167,9 +181,9 @@ class Review:
 
         await until(handled)
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelope: Envelope, topic: str = topic_of("claims")) -> None:
         await self.app.state.service.bus.publish(
-            topic_of("claims"), envelope.subject, envelope.to_bytes(), {"event_type": envelope.type}
+            topic, envelope.subject, envelope.to_bytes(), {"event_type": envelope.type}
         )
 
     async def skipped(self, event_type: str) -> float:
