@@ -6,8 +6,11 @@
   neither a JSON parser nor the multipart spooler ever holds more than the limit.
 * :class:`RateLimitMiddleware`: writes (POST, PUT, PATCH, DELETE) are limited per token, and every
   request without a valid token per client address; over the limit → 429 problem
-  (``rate_limited``) with ``Retry-After`` in seconds. Buckets are in-process
-  (:class:`~libs.common.resilience.TokenBucket`): each replica limits on its own.
+  (``rate_limited``) with ``Retry-After`` in seconds. A route may have a rate of its own
+  (:class:`RouteRate`, ``ServiceSpec.route_rates``): requests to it are limited per client
+  address as well, token or not (the registry's public certificate lookup, cheap to guess at).
+  Buckets are in-process (:class:`~libs.common.resilience.TokenBucket`): each replica limits
+  on its own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -143,11 +147,26 @@ class RateBuckets:
         return bucket.wait_s()
 
 
+@dataclass(frozen=True)
+class RouteRate:
+    """A route's own rate: ``limit`` requests per ``window_s`` per client address (a burst of
+    ``limit``, then refilled at ``limit / window_s`` a second)."""
+
+    limit: int
+    window_s: float = 60.0
+
+    def buckets(self) -> RateBuckets:
+        return RateBuckets(rate=self.limit / self.window_s, burst=self.limit)
+
+
 class RateLimitMiddleware:
     """429 with ``Retry-After`` once a caller spends its bucket.
 
     ``identify(scope)`` names the caller of a request: the token's subject if the bearer token
-    is valid, else ``None`` — then the client address is the key (and reads count too)."""
+    is valid, else ``None`` — then the client address is the key (and reads count too).
+    ``routes`` maps ``"GET /v1/certificates/{code}"`` (path parameters as ``{name}``, as
+    :class:`BodyLimitMiddleware` takes them) to its own :class:`RouteRate`, per client
+    address, checked after the limits above."""
 
     def __init__(
         self,
@@ -156,24 +175,35 @@ class RateLimitMiddleware:
         identify: Callable[[Scope], Awaitable[str | None]],
         per_token: RateBuckets | None,
         per_address: RateBuckets | None,
+        routes: Mapping[str, RouteRate] = {},
     ) -> None:
         self.app = app
         self.identify = identify
         self.per_token = per_token
         self.per_address = per_address
+        self.routes = [(*_pattern(route), rate.buckets()) for route, rate in routes.items()]
+
+    def _route_buckets(self, method: str, path: str) -> RateBuckets | None:
+        for route_method, regex, buckets in self.routes:
+            if route_method == method and regex.match(path):
+                return buckets
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
         caller = await self.identify(scope)
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
         wait = 0.0
         if caller is not None:
             if scope["method"] in WRITE_METHODS and self.per_token is not None:
                 wait = self.per_token.take(caller)
         elif self.per_address is not None:
-            client = scope.get("client")
-            wait = self.per_address.take(client[0] if client else "unknown")
+            wait = self.per_address.take(address)
+        if wait <= 0 and (route := self._route_buckets(scope["method"], scope["path"])):
+            wait = route.take(address)
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
             response = problem(

@@ -35,6 +35,7 @@ from libs.common.limits import (
     BodyTooLarge,
     RateBuckets,
     RateLimitMiddleware,
+    RouteRate,
     body_too_large_handler,
 )
 from libs.common.migrations import upgrade_async
@@ -66,6 +67,9 @@ class ServiceSpec:
     workers: Sequence[Callable[[ServiceState], Worker]] = ()
     # request body limits beyond the default 1 MiB: ``{"POST /v1/persons/batch": bytes}``
     body_limits: Mapping[str, int] = field(default_factory=dict)
+    # routes with a rate of their own, per client address, beside the service-wide limits:
+    # ``{"GET /v1/certificates/{code}": RouteRate(60, 60.0)}`` → 429 with Retry-After beyond it
+    route_rates: Mapping[str, RouteRate] = field(default_factory=dict)
     # the service's own state (``ServiceState.ext``): entered after the engine and the bus start,
     # before the workers; exited after they stop, so whatever it opens it also closes
     extension: Callable[[ServiceState], AbstractAsyncContextManager[object]] | None = None
@@ -249,6 +253,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         per_address=_buckets(
             settings.rate_limit_anonymous_per_s, settings.rate_limit_anonymous_burst
         ),
+        routes=spec.route_rates,
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_problem_handlers(app)

@@ -1,16 +1,17 @@
 """The registry's own state beside the shared ``ServiceState``: its settings (prefix
-``CE_REGISTRY_``) and the per-address limiter of the public certificate lookup, built by the app's
-lifespan (``ServiceSpec.extension``), read through :func:`registry_of`."""
+``CE_REGISTRY_``, read by the app factory), built by the app's lifespan (``ServiceSpec.extension``),
+read through :func:`registry_of`. The public lookup's per-address limit is a route rate of the
+service spec (``ServiceSpec.route_rates``), set from these settings."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.common.limits import RateBuckets
+from libs.common.limits import RouteRate
 from libs.common.service import ServiceState
 
 
@@ -23,17 +24,16 @@ class RegistrySettings(BaseSettings):
     verify_limit: int = 60
     verify_window_s: float = 60.0
 
-
-def verify_buckets(limit: int, window_s: float) -> RateBuckets:
-    """``limit`` public lookups per ``window_s`` per client address (a burst of ``limit``, then
-    refilled at that rate): the public lookup is cheap to guess at, so guessing is made slow."""
-    return RateBuckets(rate=limit / window_s, burst=limit)
+    def verify_rate(self) -> RouteRate:
+        """``verify_limit`` public lookups per ``verify_window_s`` per client address (a burst
+        of ``verify_limit``, then refilled at that rate): the public lookup is cheap to guess
+        at, so guessing is made slow."""
+        return RouteRate(self.verify_limit, self.verify_window_s)
 
 
 @dataclass
 class RegistryState:
     public_url: str | None  # where the public verification is reached (no trailing slash)
-    verify_limiter: RateBuckets
 
     def verification_url(self, base_url: str, code: str) -> str:
         """The public lookup of ``code``, at ``public_url`` or else at ``base_url`` (the
@@ -41,13 +41,16 @@ class RegistryState:
         return f"{(self.public_url or base_url).rstrip('/')}/v1/certificates/{code}"
 
 
-@asynccontextmanager
-async def registry_state(state: ServiceState) -> AsyncIterator[RegistryState]:
-    own = RegistrySettings()
-    yield RegistryState(
-        own.public_url.rstrip("/") if own.public_url else None,
-        verify_buckets(own.verify_limit, own.verify_window_s),
-    )
+def registry_state(
+    own: RegistrySettings,
+) -> Callable[[ServiceState], AbstractAsyncContextManager[RegistryState]]:
+    """The spec's ``extension``: the registry's state from its settings ``own``."""
+
+    @asynccontextmanager
+    async def enter(state: ServiceState) -> AsyncIterator[RegistryState]:
+        yield RegistryState(own.public_url.rstrip("/") if own.public_url else None)
+
+    return enter
 
 
 def registry_of(state: ServiceState) -> RegistryState:

@@ -30,7 +30,7 @@ from libs.common.events import (
 from libs.common.idnumber import check_character
 from libs.common.settings import Settings
 from services.registry.main import create_app
-from services.registry.state import registry_of, verify_buckets
+from services.registry.state import RegistrySettings
 from tests.support import OpenApiResponses, until
 
 # a fixed "now" in the 2026 filing season, before the 20 May deadline
@@ -217,7 +217,9 @@ async def registry_app(
         database_url=database_url or f"sqlite+aiosqlite:///{data_dir / 'registry.db'}",
         outbox_poll_s=0.2,
     )
-    app = create_app(settings)
+    app = create_app(
+        settings, RegistrySettings.model_construct(public_url=PUBLIC_URL, verify_limit=verify_limit)
+    )
     # every 2xx JSON response is checked against the registry's own OpenAPI document
     responses = OpenApiResponses(app.openapi())
     async with app.router.lifespan_context(app):
@@ -229,9 +231,6 @@ async def registry_app(
         ) as http:
             registry = Registry(app, http)
             registry.set_clock(CLOCK)
-            own = registry_of(app.state.service)
-            own.public_url = PUBLIC_URL
-            own.verify_limiter = verify_buckets(verify_limit, 60.0)
             await registry.add_org("C", "city")
             await registry.add_org("D", "district", "C")
             await registry.add_org("Dept", "department", "C")

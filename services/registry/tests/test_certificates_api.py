@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openpyxl
 import pypdf
 import pytest
@@ -261,9 +262,16 @@ async def test_public_lookup_is_rate_limited_per_address(tmp_path: Path) -> None
         r = await registry.http.get("/v1/certificates/ZZCE2026-AAAA-BBBB-CCCC-DDDD")
         assert_problem(r, 429, "rate_limited")
         assert 1 <= int(r.headers["Retry-After"]) <= 60
+        problem = r.json()
+        assert problem["retry_after_s"] == int(r.headers["Retry-After"])
         # another address is not held back by the first one's guessing
-        limiter = registry_of(registry.app.state.service).verify_limiter
-        assert limiter.take("10.0.0.8") == 0.0
+        elsewhere = httpx.ASGITransport(app=registry.app, client=("127.0.0.2", 50000))
+        async with httpx.AsyncClient(transport=elsewhere, base_url="http://registry") as other:
+            r = await other.get("/v1/certificates/ZZCE2026-AAAA-BBBB-CCCC-DDDD")
+            assert r.status_code == 404
+        # the limit is the lookup's own: other routes, with a token, go on
+        r = await registry.http.get("/v1/projects", headers=registry.auth("city_admin"))
+        assert r.status_code == 200, r.text
 
 
 async def test_the_trainee_lists_and_prints_their_certificates(registry: Registry) -> None:
@@ -407,7 +415,13 @@ async def test_settings_come_from_the_environment(
     )
     async with app.router.lifespan_context(app):
         own = registry_of(app.state.service)
-        assert own.verify_limiter.burst == 7
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
+            codes = [
+                (await http.get("/v1/certificates/ZZCE2026-AAAA-BBBB-CCCC-DDDD")).status_code
+                for _ in range(8)
+            ]
+        assert codes == [404] * 7 + [429]  # CE_REGISTRY_VERIFY_LIMIT lookups, then 429
         assert own.verification_url("http://127.0.0.1:8003/", "C-1") == (
             "https://ce.zaozhuang.example/v1/certificates/C-1"
         )
