@@ -95,6 +95,14 @@ class Metrics:
             ["service", "topic", "partition"],
             registry=self.registry,
         )
+        # a service's scrape-time refresh (``ServiceSpec.metrics_refresh``) that failed or
+        # timed out: that scrape showed the values of the refresh before
+        self.refresh_failures = Counter(
+            "metrics_refresh_failures_total",
+            "Scrape-time gauge refreshes that failed or timed out",
+            ["service", "reason"],
+            registry=self.registry,
+        )
         self.service = service
 
     def render(self) -> Response:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -70,6 +70,9 @@ class ServiceSpec:
     # routes with a rate of their own, per client address, beside the service-wide limits:
     # ``{"GET /v1/certificates/{code}": RouteRate(60, 60.0)}`` → 429 with Retry-After beyond it
     route_rates: Mapping[str, RouteRate] = field(default_factory=dict)
+    # refreshes the service's own gauges just before ``GET /metrics`` renders them (one query,
+    # bounded by ``Settings.metrics_refresh_timeout_s``), so a scrape shows the state of now
+    metrics_refresh: Callable[[ServiceState], Awaitable[None]] | None = None
     # the service's own state (``ServiceState.ext``): entered after the engine and the bus start,
     # before the workers; exited after they stop, so whatever it opens it also closes
     extension: Callable[[ServiceState], AbstractAsyncContextManager[object]] | None = None
@@ -381,7 +384,10 @@ def _ops_router(metrics: Metrics) -> APIRouter:
         )
 
     @router.get("/metrics", response_class=PlainTextResponse)
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        """Prometheus metrics; a service's own gauges are refreshed first (see
+        ``ServiceSpec.metrics_refresh``), within ``metrics_refresh_timeout_s``."""
+        await refresh_gauges(state_of(request))
         return metrics.render()
 
     @router.get("/v1/admin/dead-letters")
@@ -419,6 +425,24 @@ def _ops_router(metrics: Metrics) -> APIRouter:
         return await replay(state_of(request), letter_id)
 
     return router
+
+
+async def refresh_gauges(state: ServiceState) -> None:
+    """Run the spec's scrape-time refresh, bounded in time; a failure or a timeout is counted
+    (``metrics_refresh_failures_total``) and logged, and the scrape goes on with the values
+    the gauges had."""
+    refresh = state.spec.metrics_refresh
+    if refresh is None:
+        return
+    timeout_s = state.settings.metrics_refresh_timeout_s
+    try:
+        await asyncio.wait_for(refresh(state), timeout_s)
+    except TimeoutError:
+        state.metrics.refresh_failures.labels(state.metrics.service, "timeout").inc()
+        log.warning("gauges not refreshed in time for a scrape", extra={"timeout_s": timeout_s})
+    except Exception as exc:
+        state.metrics.refresh_failures.labels(state.metrics.service, "error").inc()
+        log.warning("gauges not refreshed for a scrape", extra={"error": type(exc).__name__})
 
 
 class ReplayOut(BaseModel):

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     server_http: Literal["auto", "h11", "httptools"] = "auto"
 
     outbox_poll_s: float = 1.0
+    # GET /metrics: the most a service's scrape-time gauge refresh (ServiceSpec.metrics_refresh)
+    # may take; past it the scrape answers with the values of the last refresh
+    metrics_refresh_timeout_s: float = 1.0
     # review: a task open longer than this many Chinese working days is overdue
     review_sla_working_days: int = 10
     log_level: str = "INFO"

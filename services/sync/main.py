@@ -11,6 +11,7 @@ from libs.common.service import ServiceSpec, ServiceState, Worker, create_servic
 from libs.common.settings import Settings
 from services.sync.api import LEARNING_RECORDS_BODY_LIMIT, router
 from services.sync.handlers import events
+from services.sync.metrics import refresh_gauges
 from services.sync.models import infra
 from services.sync.reconciliation import ScheduledReconciliation
 from services.sync.sender import ProvinceSender
@@ -35,6 +36,7 @@ SPEC = ServiceSpec(
     subscribes=[topic_of("claims")],
     workers=[_sender, _reconciliation],
     extension=sync_state,
+    metrics_refresh=refresh_gauges,  # the queue's gauges, as they are at the scrape
     body_limits={"POST /v1/learning-records": LEARNING_RECORDS_BODY_LIMIT},
 )
 

@@ -18,7 +18,7 @@ from libs.common.service import ServiceState
 from libs.common.tasks import LoopTask
 from libs.common.uow import UnitOfWork
 from libs.contracts.province import ProvinceRecord
-from services.sync.metrics import SyncGauges, queue_state
+from services.sync.metrics import queue_state
 from services.sync.models import OutboundRecord, RecordStatus
 from services.sync.province import ProvinceClient, ProvinceRejected, ProvinceUnavailable
 
@@ -48,7 +48,6 @@ class ProvinceSender:
         self.poll_s = poll_s
         self.lease = lease or timedelta(seconds=state.settings.sync_lease_s)
         self.max_backoff = timedelta(seconds=state.settings.sync_retry_max_s)
-        self.gauges = SyncGauges.of(state)
         self._loop = LoopTask("province-sender")
 
     async def start(self) -> None:
@@ -66,12 +65,6 @@ class ProvinceSender:
             except Exception:
                 log.exception("province sender failed; will retry")
                 sent = 0
-            try:
-                await self.gauges.refresh(self.state)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sync gauges not refreshed")
             if not sent:
                 await asyncio.sleep(self.poll_s)
 

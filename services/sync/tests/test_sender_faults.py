@@ -232,7 +232,7 @@ async def test_two_replicas_on_one_postgresql_database_split_the_work(
         await until(lambda: _all_in(app_a, {"registered"}), timeout_s=60)
 
         async def scraped() -> str | None:
-            # the gauges follow the sender's loop (refreshed after each pass), not the scrape
+            # the gauges are refreshed by the scrape itself; the records registered meanwhile
             text = (await http_b.get("/metrics")).text
             return text if 'sync_records{status="registered"} 600.0' in text else None
 
@@ -269,6 +269,30 @@ async def test_metrics_show_old_pending_records_and_their_age(
         assert 3500 < age < 3700
         summary = (await http.get("/v1/sync/summary", headers=city(app))).json()
         assert summary["pending"] == 1 and 3500 < summary["oldest_pending_age_s"] < 3700
+
+
+def gauge_of(metrics: str, series: str) -> float | None:
+    for line in metrics.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return None
+
+
+async def test_a_scrape_shows_the_queue_as_it_is_at_the_scrape(
+    tmp_path: Path, start_simulator: StartSimulator
+) -> None:
+    """Each scrape refreshes the gauges first (one query): a record queued just before the
+    scrape is counted by it, not one sender pass later."""
+    province = start_simulator()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'sync.db'}"
+    later = datetime.now(UTC) + timedelta(hours=1)  # queued, not due: the sender leaves them
+    async with running(settings_for(url, province.url)) as (app, http):
+        for n in (1, 2, 3):
+            await add(app, [outbound(n, next_attempt_at=later)])
+            text = (await http.get("/metrics")).text  # once, right after: no waiting
+            assert gauge_of(text, 'sync_records{status="pending"}') == n, text
+        assert gauge_of(text, "sync_records_in_flight") == 0
+        assert "metrics_refresh_failures_total{" not in text
 
 
 async def _drift(app: FastAPI, province_url: str) -> tuple[str, str]:
