@@ -89,6 +89,10 @@ async def register_person(
     principal: CurrentPrincipal,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> PersonView:
+    """Register a person in a unit or an agency. 422 problems: ``invalid_id_number``,
+    ``unknown_org``, ``affiliation_mismatch``, ``org_inactive`` (the org was deactivated in
+    review: it takes no one); 409 ``duplicate_person``."""
+
     async def create(uow: UnitOfWork) -> dict[str, Any]:
         person = await persons.register_person(
             uow,
@@ -145,7 +149,8 @@ async def register_persons(
     body: PersonsBatchIn, state: State, principal: CurrentPrincipal
 ) -> PersonsBatchOut:
     """Register up to 1,000 persons in one transaction, each row on its own (per-row results,
-    never all or nothing); re-sending a row that went in before answers 200 with its person."""
+    never all or nothing); re-sending a row that went in before answers 200 with its person. A
+    row is refused as ``POST /v1/persons`` would refuse it (e.g. 422 ``org_inactive``)."""
     invalid: dict[int, str] = {}
     rows: list[persons.PersonRow | None] = []
     for raw in body.persons:
@@ -197,6 +202,9 @@ class TransferIn(BaseModel):
 async def transfer_person(
     person_id: str, body: TransferIn, uow: Uow, principal: CurrentPrincipal
 ) -> PersonView:
+    """Transfer a person to another unit or agency (调动); their open review tasks follow.
+    Into a deactivated org → 422 ``org_inactive``; to the org they are in → 409
+    ``same_affiliation``."""
     person = await persons.transfer_person(uow, principal, person_id, body.affiliation)
     view = person_view(person)
     await uow.commit()
