@@ -1,0 +1,86 @@
+"""What claims tells the reviewers reaches them: a real claims app and a real review app (each on
+its own SQLite database and event log), the ``claim.submitted`` bytes claims wrote to its outbox
+handed to review's bus as the relay would, the registry's ``project.approved`` to both. The
+reviewers' task list and task detail show the special leave's kind and reason and the filing
+status of the project a training cites."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from libs.common.events import Envelope, OrgUpserted, ProjectApproved, topic_of
+from services.claims.tests.harness import Stack, claims_stack, pdf_bytes
+from services.review.tests.support import Review, review_app
+
+
+async def handed_to_review(claims: Stack, review: Review, claim_id: str) -> None:
+    """The claim's ``claim.submitted``, as claims wrote it, onto review's log; returns once
+    review has routed it."""
+    [envelope] = [e for e in await claims.outbox(claim_id) if e.type == "claim.submitted"]
+    raw = Envelope.from_bytes(envelope.to_bytes())
+    await review.publish(raw, topic_of("claims"))
+    await review.until_handled(raw)
+
+
+async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -> None:
+    async with (
+        review_app(tmp_path / "review") as review,
+        claims_stack(tmp_path / "claims") as claims,
+    ):
+        unit = review.orgs["U1"]
+        [org_event] = [e for e in await review.outbox(unit) if e.type == "org.upserted"]
+        await claims.publish(
+            topic_of("review"), OrgUpserted.model_validate(org_event.data), subject=unit
+        )
+        person = await claims.register(unit)
+
+        reason = "省卫健委认定：援外医疗队轮休"
+        leave = await claims.submit(
+            person,
+            {
+                "year": 2026,
+                "category": "special_leave",
+                "title": "援外医疗",
+                "leave_kind": "other",
+                "leave_reason": reason,
+                "months": 4,
+                "evidence_ids": [await claims.upload(person, pdf_bytes("leave"))],
+            },
+        )
+        await handed_to_review(claims, review, leave["id"])
+        [task] = await review.tasks(leave["id"], "open")
+        assert (task["leave_kind"], task["leave_reason"]) == ("other", reason)
+        assert task["project"] is None
+
+        project_id = str(uuid.uuid4())
+        name = "数字化管理师（初级）培训班"
+        filed = ProjectApproved(project_id=project_id, name=name, year=2026, applicant_org_id="P")
+        await claims.publish(topic_of("registry"), filed, subject=project_id)
+        training = await claims.submit(
+            person,
+            {
+                "year": 2026,
+                "category": "training",
+                "title": "数字化管理师（初级）培训班",
+                "hours": 16,
+                "start_date": "2026-11-09",
+                "end_date": "2026-11-10",
+                "project_id": project_id,
+                "evidence_ids": [await claims.upload(person, pdf_bytes("training"))],
+            },
+        )
+        await handed_to_review(claims, review, training["id"])
+        [task] = await review.tasks(training["id"], "open")
+        assert task["project"]["status"] == "unknown"  # the filing has not reached review yet
+        await review.registry_event(filed, project_id)
+        r = await review.http.get(f"/v1/review-tasks/{task['id']}", headers=review.reviewer("U1"))
+        assert r.status_code == 200, r.text
+        assert r.json()["project"] == {
+            "id": project_id,
+            "name": "数字化管理师（初级）培训班",
+            "year": 2026,
+            "status": "approved",
+            "opinion": None,
+        }
+        assert r.json()["leave_kind"] is None
