@@ -585,3 +585,80 @@ async def _fetch_in_process_then_kill(case: BusCase, expected: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
+
+
+async def test_a_consumer_held_up_while_its_partitions_move_loses_nothing_and_applies_once(
+    case: BusCase,
+) -> None:
+    """A transient failure holds member A on one message for longer than the group waits for it
+    (the embedded log's session; on Kafka, ``max.poll.interval``), and member B joins meanwhile,
+    so the partition may move to B while A still holds the message. When the failure passes, every
+    message is applied exactly once (the handler dedupes by message, as the inbox does), none is
+    dead-lettered, A's late commit does not move B's position back, and the group's committed
+    offsets end after the last message."""
+    bus: EventBus = case.bus
+    if case.kind == "kafka":
+        # its own client, so the poll limit can be short
+        bus = make_kafka_bus(str(case.config["bootstrap"]), max_poll_interval_ms=1500)
+        await bus.start()
+    held_s = 4.0
+    items = [("claim-7", f"m-{i}".encode()) for i in range(5)]
+    for key, value in items:
+        await bus.publish(case.topic, key, value, {})
+    calls: dict[bytes, int] = defaultdict(int)
+    applied: list[bytes] = []
+    dead: list[bytes] = []
+    first_call: float | None = None
+    held = asyncio.Event()
+
+    async def handler(message: Message) -> None:
+        nonlocal first_call
+        calls[message.value] += 1
+        if message.value == b"m-1":
+            first_call = first_call or time.monotonic()
+            held.set()
+            if time.monotonic() - first_call < held_s:
+                raise ConnectionRefusedError("database unreachable")
+        if message.value not in applied:  # the inbox's dedupe, by event
+            applied.append(message.value)
+
+    async def dead_letter(message: Message, reason: str) -> None:
+        dead.append(message.value)
+
+    def member() -> Consumer:
+        return Consumer(
+            bus.subscribe(case.group, [case.topic]),
+            handler,
+            dead_letter=dead_letter,
+            max_attempts=2,
+            backoff_s=0.05,
+            max_backoff_s=0.5,
+        )
+
+    a, b = member(), member()
+    await a.start()
+    try:
+        await asyncio.wait_for(held.wait(), WAIT_S)
+        await b.start()  # joins while A is held
+        deadline = time.monotonic() + WAIT_S + held_s
+        while b"m-4" not in applied or a.stuck_since is not None:
+            assert time.monotonic() < deadline, f"not all applied: {applied}"
+            await asyncio.sleep(0.1)
+    finally:
+        await a.stop()
+        await b.stop()
+    try:
+        assert applied == [value for _, value in items]  # in order, each once
+        assert dead == []
+        assert calls[b"m-1"] > 2  # retried past max_attempts, not dead-lettered
+        after = bus.subscribe(case.group, [case.topic])
+        await after.start()
+        try:
+            redelivered = await settle(case, [after])
+            redelivered += await fetch_for(after, 0.5)
+            assert [m.value for m in redelivered] == []
+        finally:
+            await after.stop()
+    finally:
+        if bus is not case.bus:
+            await bus.stop()

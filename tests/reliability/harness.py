@@ -47,6 +47,7 @@ class Cluster:
         data_dir: Path,
         env: Mapping[str, str] | None = None,
         per_service: Mapping[str, Mapping[str, str]] | None = None,
+        start_timeout_s: float = 60.0,
     ) -> Cluster:
         """Every process with ``env``, and the one named in ``per_service`` with its own too."""
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -56,9 +57,13 @@ class Cluster:
             dict(env or {}),
             {name: dict(extra) for name, extra in (per_service or {}).items()},
         )
-        for name in PROCESSES:
-            cluster.launch(name)
-        cluster.wait_healthy(*PROCESSES)
+        try:
+            for name in PROCESSES:
+                cluster.launch(name)
+            cluster.wait_healthy(*PROCESSES, timeout_s=start_timeout_s)
+        except BaseException:
+            cluster.stop()  # no process outlives a failed start
+            raise
         return cluster
 
     def launch(self, name: str) -> None:
