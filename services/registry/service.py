@@ -455,8 +455,11 @@ def _record(
                 if same
                 else "this person's completion is recorded already with other values",
             )
+        before.name, before.hours, before.passed = row.name, row.hours, row.passed
+        if not row.passed:
+            # a recorded fail corrected, still failed: recorded again, no certificate
+            return RowResult(number, "recorded", masked, row.name, None)
         # a recorded fail that is now passed (a make-up exam) earns its certificate
-        before.name, before.hours, before.passed = row.name, row.hours, True
         before.certificate_code = _issue(batch, row)
         return RowResult(number, "issued", masked, row.name, before.certificate_code)
     code = _issue(batch, row) if row.passed else None

@@ -126,6 +126,12 @@ async def test_mixed_rows_uploaded_twice(registry: Registry) -> None:
     ]
     assert await certificates_of(registry, project["id"]) == 2
     assert len(await registry.outbox()) == outbox_before
+    # a recorded fail corrected but still failed stays without a certificate
+    corrected = (await upload_json(registry, project, rows((c, "王五", 10, False)))).json()
+    assert [(x["status"], x["certificate_code"]) for x in corrected["results"]] == [
+        ("recorded", None)
+    ]
+    assert await certificates_of(registry, project["id"]) == 2
     # a recorded fail later passed (make-up exam) earns its one certificate
     later = (await upload_json(registry, project, rows((c, "王五", 12, True)))).json()
     assert later["issued"] == 1 and await certificates_of(registry, project["id"]) == 3
