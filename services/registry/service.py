@@ -102,12 +102,23 @@ async def upsert_org(uow: UnitOfWork, event: OrgUpserted) -> None:
     if org is None:
         org = OrgReplica(id=event.org_id)
         uow.session.add(org)
-    org.code, org.name, org.type, org.parent_id = (
+    org.code, org.name, org.type, org.parent_id, org.active = (
         event.code,
         event.name,
         event.type,
         event.parent_id,
+        event.active,
     )
+
+
+def _refuse_inactive(org: OrgReplica | None) -> None:
+    if org is not None and not org.active:
+        raise RuleViolation(
+            f"org {org.code} was deactivated: it files no projects, uploads no completions and "
+            "issues no exam cards",
+            code="org_inactive",
+            org_id=org.id,
+        )
 
 
 async def upsert_person(uow: UnitOfWork, event: PersonRegistered | PersonUpdated) -> None:
@@ -161,6 +172,7 @@ async def _applicant_org(uow: UnitOfWork, principal: Principal, org_id: str) -> 
             f"an org of type {org.type} does not file projects as {principal.role}",
             code="role_not_allowed",
         )
+    _refuse_inactive(org)
     return org
 
 
@@ -373,6 +385,7 @@ async def record_completions(
             "(approved) project",
             code="project_not_approved",
         )
+    _refuse_inactive(await uow.session.get(OrgReplica, project.applicant_org_id))
     existing = {
         c.id_number: c
         for c in (
@@ -571,6 +584,7 @@ async def issue_exam_card(
     """The city exam centre issues one 学时登记卡 per person and year."""
     if principal.role != "exam_center" or principal.org_id is None:
         raise Forbidden("only the city exam centre issues exam cards", code="role_not_allowed")
+    _refuse_inactive(await uow.session.get(OrgReplica, principal.org_id))
     load_shared_rules(fields.year)
     id_number = validate_id_number(fields.id_number, today=_today(uow))
     rules.check_hours(fields.hours, "hours")

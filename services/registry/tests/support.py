@@ -122,8 +122,10 @@ class Registry:
         await until(handled)
         return envelope
 
-    async def add_org(self, label: str, type_: str, parent: str | None = None) -> str:
-        org_id = str(uuid.uuid4())
+    async def add_org(
+        self, label: str, type_: str, parent: str | None = None, *, active: bool = True
+    ) -> str:
+        org_id = self.orgs.get(label) or str(uuid.uuid4())
         code = f"{type_[:3].upper()}-{org_id[:8]}"
         await self.publish(
             topic_of("review"),
@@ -133,6 +135,7 @@ class Registry:
                 name=f"{label}单位",
                 type=type_,
                 parent_id=self.orgs[parent] if parent else None,
+                active=active,
             ),
             subject=org_id,
         )

@@ -24,6 +24,7 @@ from services.registry.state import registry_of
 from services.registry.tests.support import (
     Registry,
     new_id_number,
+    project_body,
     registry_app,
     with_bad_checksum,
 )
@@ -462,3 +463,34 @@ async def test_mine_follows_the_persons_replica(registry: Registry) -> None:
     )
     r = await registry.http.get("/v1/certificates", params={"mine": "true"}, headers=me)
     assert [c["code"] for c in r.json()["items"]] == [body["results"][0]["certificate_code"]]
+
+
+async def test_a_deactivated_org_files_uploads_and_issues_nothing(registry: Registry) -> None:
+    await registry.add_org("P3", "provider", "C")
+    await registry.add_org("X3", "exam_center", "C")
+    project = await registry.file("P3")
+    assert (await registry.submit(project, "P3")).status_code == 200
+    assert (await registry.decide(project, "approve", "同意备案")).status_code == 200
+    roster = rows((new_id_number(), "张三", 16, True))
+    card = {"id_number": new_id_number(), "name": "周九", "year": 2026, "hours": 12}
+    # review deactivates both orgs (a later org.upserted of the same orgs)
+    await registry.add_org("P3", "provider", "C", active=False)
+    await registry.add_org("X3", "exam_center", "C", active=False)
+    provider, centre = registry.auth("provider", "P3"), registry.auth("exam_center", "X3")
+    refused = [
+        await registry.http.post(
+            "/v1/projects", json=project_body(registry.orgs["P3"]), headers=provider
+        ),
+        await upload_json(registry, project, roster, org="P3"),
+        await registry.http.post("/v1/exam-cards", json=card, headers=centre),
+    ]
+    for r in refused:
+        assert_problem(r, 422, "org_inactive")
+    assert await certificates_of(registry, project["id"]) == 0
+    # reactivated, the same requests go through
+    await registry.add_org("P3", "provider", "C")
+    await registry.add_org("X3", "exam_center", "C")
+    uploaded = await upload_json(registry, project, roster, org="P3")
+    assert uploaded.json()["issued"] == 1
+    r = await registry.http.post("/v1/exam-cards", json=card, headers=centre)
+    assert r.status_code == 201, r.text
