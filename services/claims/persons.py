@@ -4,13 +4,13 @@ decided by :mod:`services.claims.scope`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import Principal
-from libs.common.db import insert_ignoring_duplicates, new_id, utcnow
+from libs.common.db import insert_ignoring_duplicates, new_id
 from libs.common.errors import Conflict, DomainError, Forbidden, NotFound, RuleViolation
 from libs.common.events import (
     Affiliation,
@@ -237,7 +237,7 @@ async def register_persons(
             select(Person).where(Person.id_number.in_(set(normalised.values())))
         )
     }
-    now = utcnow()
+    now = uow.now().astimezone(UTC)
     new: dict[str, Person] = {}
     for i, id_number in normalised.items():
         row = rows[i]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Literal, cast
 
@@ -18,7 +18,6 @@ from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, Principal
 from libs.common.clock import BEIJING
-from libs.common.db import utcnow
 from libs.common.errors import Conflict, Forbidden, NotFound, RuleViolation
 from libs.common.events import (
     CertificateIssued,
@@ -492,7 +491,7 @@ def _record(
 def _issue(batch: _Batch, row: rules.CompletionRow) -> str:
     project = batch.project
     code = rules.new_code(f"ZZCE{project.year}")
-    now = utcnow()
+    now = batch.uow.now().astimezone(UTC)
     batch.certificates.append(
         {
             "code": code,

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from libs.common.events import Envelope, LearningRecorded, topic_of
-from services.claims.tests.harness import Stack, claims_stack, id_number, with_bad_checksum
+from services.claims.tests.harness import (
+    CLOCK,
+    Stack,
+    claims_stack,
+    id_number,
+    with_bad_checksum,
+)
 from tests.support import assert_problem
 
 
@@ -69,6 +76,10 @@ async def _scenario(stack: Stack) -> None:
     }
     assert [r["row"] for r in body["results"]] == list(range(len(rows)))
     twice = body["results"][10]["person"]
+    # registered at the service's clock (pinned), not the machine's
+    assert {datetime.fromisoformat(r["person"]["created_at"]) for r in body["results"][:3]} == {
+        CLOCK
+    }
     assert body["results"][998] == {**body["results"][998], "status": 200, "person": twice}
 
     # the person with a waiting city-platform record has it on the transcript now

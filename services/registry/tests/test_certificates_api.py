@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from services.registry.main import create_app
 from services.registry.models import Certificate
 from services.registry.state import registry_of
 from services.registry.tests.support import (
+    CLOCK,
     Registry,
     new_id_number,
     project_body,
@@ -492,5 +494,9 @@ async def test_a_deactivated_org_files_uploads_and_issues_nothing(registry: Regi
     await registry.add_org("X3", "exam_center", "C")
     uploaded = await upload_json(registry, project, roster, org="P3")
     assert uploaded.json()["issued"] == 1
+    # issued at the service's clock (pinned), not the machine's
+    code = uploaded.json()["results"][0]["certificate_code"]
+    view = (await registry.http.get(f"/v1/certificates/{code}")).json()
+    assert datetime.fromisoformat(view["issued_at"]) == CLOCK
     r = await registry.http.post("/v1/exam-cards", json=card, headers=centre)
     assert r.status_code == 201, r.text
