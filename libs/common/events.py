@@ -261,6 +261,9 @@ class ProjectApproved(Payload):
     name: str
     year: int
     applicant_org_id: str
+    # 公需 (public) or 专业 (professional) per the filing; absent from producers before it was
+    # added, read as "not said" (only a certificate can then say public)
+    subject: str | None = None
 
 
 class ProjectSubmitted(Payload):

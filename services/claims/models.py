@@ -198,6 +198,8 @@ class ProjectReplica(Base):
     name: Mapped[str] = mapped_column(String(300))
     year: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
+    # the subject the filing certifies (public for a 公需 course); None when the event said none
+    subject: Mapped[str | None] = mapped_column(String(20))
 
 
 class ReminderLog(Base):

@@ -145,7 +145,13 @@ async def project_approved(uow: UnitOfWork, event: ProjectApproved) -> None:
     project = await uow.session.get(ProjectReplica, event.project_id)
     if project is None:
         uow.session.add(
-            ProjectReplica(id=event.project_id, name=event.name, year=event.year, status="approved")
+            ProjectReplica(
+                id=event.project_id,
+                name=event.name,
+                year=event.year,
+                status="approved",
+                subject=event.subject,
+            )
         )
     else:
-        project.status = "approved"
+        project.status, project.subject = "approved", event.subject

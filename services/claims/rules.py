@@ -21,11 +21,13 @@ Interpretations (where DOMAIN.md or the notice leaves room):
   (``leave_reason_required``). A missing or unknown kind → ``invalid_leave_kind``. Checked at
   submission only: a claim accepted before this rule is still credited at approval.
 - Public-subject training (公需) counts as public only "when so certified" (DOMAIN.md): the
-  category's ``certified_subjects`` need a verified e-certificate of that subject. A training
-  claimed as ``public`` without one is *refused* (``public_subject_unverified``) rather than
-  quietly taken as professional: the person chooses (claim it as professional, or cite the
-  certificate), and nothing is credited to a subject the person did not ask for. A filed
-  project (附件2) names no subject, so only the e-certificate can say so. Submission only.
+  category's ``certified_subjects`` need a verified e-certificate of that subject, or a cited
+  city-filed project (``project_id``) whose filing names that subject. A training claimed as
+  ``public`` without either is *refused* (``public_subject_unverified``) rather than quietly
+  taken as professional: the person chooses (claim it as professional, or cite the certificate
+  or project), and nothing is credited to a subject the person did not ask for. Another HR
+  department's filing number (``reference_no``) is not verifiable here, so it cannot certify a
+  subject. Submission only.
 - Both prorated categories credit both subjects, so their claims name no subject.
 - ``exam_staff`` credits the hours on the exam card; once the card is verified its hours win,
   and a claim naming other hours is refused (``hours_mismatch``).
@@ -291,8 +293,9 @@ class ClaimInput:
     """What a person claims, plus what the service verified against replicas.
 
     ``card_hours``: the hours on the exam card, when the card number was found in the exam
-    centre's issued cards; ``certificate_hours`` / ``certificate_subject``: the hours and subject
-    of a verified e-certificate."""
+    centre's issued cards; ``certificate_hours``: the hours of a verified e-certificate;
+    ``certificate_subject``: the subject that certificate, or else the cited filed project
+    (``project_id``), certifies."""
 
     category: str
     subject: str | None = None
@@ -541,8 +544,9 @@ def _check_certified_subject(
         ):
             raise RuleViolation(
                 f"A {claim.category} counts as {credit.subject} hours only when its "
-                f"e-certificate says so: cite a verified {credit.subject} certificate "
-                "(certificate_code), or claim the hours as professional.",
+                f"e-certificate or filed project says so: cite a verified {credit.subject} "
+                "certificate (certificate_code) or a city-filed project of that subject "
+                "(project_id), or claim the hours as professional.",
                 code=f"{credit.subject}_subject_unverified",
                 subject=credit.subject,
             )
@@ -601,7 +605,8 @@ def _subject(claim: ClaimInput, category: CategoryRules) -> Subject:
     certified = claim.certificate_subject
     if certified and named != certified:
         raise RuleViolation(
-            f"The certificate is for {certified} hours, so the claim cannot be for {named} hours.",
+            f"The certificate or filed project is for {certified} hours, so the claim cannot be "
+            f"for {named} hours.",
             code="invalid_subject",
         )
     return _allowed_subject(named, category, claim.category)

@@ -60,6 +60,7 @@ class Verified:
 
     card_hours: Decimal | None = None
     certificate_hours: Decimal | None = None
+    # the subject the e-certificate, or else the cited filed project, certifies
     certificate_subject: str | None = None
     any: bool = False
     notes: tuple[str, ...] = ()
@@ -172,7 +173,11 @@ async def _verify_training(
                 f"this training project was filed for {project.year}, not {year}",
                 code="unfiled_training",
             )
-        return Verified(notes=(f"filed project: {project.name}",), project_id=project.id)
+        return Verified(
+            certificate_subject=project.subject,
+            notes=(f"filed project: {project.name}",),
+            project_id=project.id,
+        )
     if command.reference_no:
         return Verified(
             notes=("the filing number will be checked by your unit and the HR authority",)

@@ -311,6 +311,7 @@ def _decision_event(project: Project, decision: Decision, opinion: str) -> Paylo
             name=project.name,
             year=project.year,
             applicant_org_id=project.applicant_org_id,
+            subject=project.subject,
         )
     event = ProjectRejected if decision == "reject" else ProjectReturned
     return event(

@@ -563,6 +563,30 @@ class TestCategories:
         unverified = training(await files(stack, person), subject="public", hours=12)
         problem = await refused(stack, person, unverified, "public_subject_unverified")
         assert "professional" in problem["detail"] and problem["subject"] == "public"
+        # a city-filed project says so when its filing names the public subject, not otherwise
+        for subject in ("public", "professional", None):
+            project_id = str(uuid.uuid4())
+            await stack.publish(
+                REGISTRY,
+                ProjectApproved(
+                    project_id=project_id,
+                    name="公需科目：数字经济",
+                    year=2026,
+                    applicant_org_id="x",
+                    subject=subject,
+                ),
+                subject=project_id,
+            )
+            body = training(await files(stack, person), subject="public", hours=6)
+            body["project_id"] = project_id
+            del body["reference_no"]
+            if subject == "public":
+                claim = await stack.submit(person, body)
+                assert claim["expected_credits"] == [{"subject": "public", "hours": 6}]
+            elif subject == "professional":  # the filing says otherwise
+                await refused(stack, person, body, "invalid_subject")
+            else:  # the filing says nothing (an event from before subjects were carried)
+                await refused(stack, person, body, "public_subject_unverified")
 
     async def test_training_with_an_e_certificate_is_verified(
         self, stack: Stack, person: Person

@@ -59,6 +59,7 @@ async def test_file_submit_and_approve(registry: Registry) -> None:
         "name": project["name"],
         "year": 2026,
         "applicant_org_id": registry.orgs["P"],
+        "subject": "professional",
     }
     # decided once: a second decision is a conflict
     assert_problem(await registry.decide(project, "reject", "重复"), 409, "project_not_submitted")
