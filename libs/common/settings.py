@@ -23,6 +23,10 @@ from pydantic_settings import (
 )
 from sqlalchemy.engine import make_url
 
+# a production cluster's topics, unless set: three copies, a write acknowledged by two
+PRODUCTION_REPLICATION_FACTOR = 3
+PRODUCTION_MIN_INSYNC_REPLICAS = 2
+
 
 class FileSettingsSource(PydanticBaseSettingsSource):
     """``CE_<NAME>_FILE=/run/secrets/x``: the setting's value is the file's content (stripped)."""
@@ -77,7 +81,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_idempotence: bool = True
     kafka_send_timeout_s: float = 10.0
-    # Topics the services create (a cluster: replication 3, min in-sync 2; see deploy/README.md).
+    # Topics the services create. Unset, production takes a cluster's 3 replicas with 2 in sync
+    # (see deploy/README.md); other environments (one broker) take 1 / 1.
     kafka_partitions: int = 4
     kafka_replication_factor: int = 1
     kafka_min_insync_replicas: int = 1
@@ -158,6 +163,10 @@ class Settings(BaseSettings):
                 )
             if self.database_url is None or self.database_url.startswith("sqlite"):
                 raise ValueError("production needs CE_DATABASE_URL on PostgreSQL")
+            if "kafka_replication_factor" not in self.model_fields_set:
+                self.kafka_replication_factor = PRODUCTION_REPLICATION_FACTOR
+            if "kafka_min_insync_replicas" not in self.model_fields_set:
+                self.kafka_min_insync_replicas = PRODUCTION_MIN_INSYNC_REPLICAS
         return self
 
     @property

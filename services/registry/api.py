@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, Principal
-from libs.common.errors import DomainError, Forbidden, NotFound, RuleViolation
+from libs.common.errors import Forbidden, NotFound, RuleViolation
 from libs.common.idnumber import mask_id_number
+from libs.common.limits import BodyTooLarge
 from libs.common.pagination import page, paginate
 from libs.common.problems import PROBLEM_RESPONSES
 from libs.common.service import state_of
@@ -211,20 +212,11 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused (413) when it is larger than ``limit``."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise BodyTooLarge(limit)
     body = await request.body()
     if len(body) > limit:
-        raise _too_large(limit)
+        raise BodyTooLarge(limit)
     return body
-
-
-def _too_large(limit: int) -> DomainError:
-    return DomainError(
-        f"the request body is larger than {limit // 1024} KiB",
-        code="body_too_large",
-        status=413,
-        title="Payload too large",
-    )
 
 
 async def _roster_rows(request: Request) -> list[service.RawRow]:

@@ -500,3 +500,15 @@ async def test_a_deactivated_org_files_uploads_and_issues_nothing(registry: Regi
     assert datetime.fromisoformat(view["issued_at"]) == CLOCK
     r = await registry.http.post("/v1/exam-cards", json=card, headers=centre)
     assert r.status_code == 201, r.text
+
+
+async def test_a_completions_body_over_its_limit_is_the_shared_413(registry: Registry) -> None:
+    from services.registry.api import MAX_JSON_BYTES
+
+    project = await registry.approved_project()
+    row = {"id_number": new_id_number(), "name": "张" * 40, "hours": 16, "passed": True}
+    body = [row] * (MAX_JSON_BYTES // len(str(row)) + 10)
+    r = await upload_json(registry, project, body)
+    problem = assert_problem(r, 413, "payload_too_large")
+    assert problem["max_bytes"] == MAX_JSON_BYTES
+    assert await certificates_of(registry, project["id"]) == 0
