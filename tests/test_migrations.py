@@ -194,7 +194,7 @@ def test_each_service_logs_in_with_its_own_password(
     assert review["CE_DATABASE_URL"] == environ["CE_REVIEW_DATABASE_URL"]
     assert service_process_env("sync", environ)["CE_DATABASE_PASSWORD"] == "shared"
     missing = {"CE_CLAIMS_DATABASE_PASSWORD_FILE": str(tmp_path / "nope")}
-    with pytest.raises(ValueError, match="CE_CLAIMS_DATABASE_PASSWORD_FILE=.*nope"):
+    with pytest.raises(ValueError, match=r"CE_CLAIMS_DATABASE_PASSWORD_FILE=.*nope"):
         migration_settings(["claims"], missing)
 
 
