@@ -14,13 +14,15 @@ from pathlib import Path
 import httpx
 
 from ce.topology import PROCESSES, SIMULATOR
+from libs.common.settings import service_process_env
 
 
 class Supervisor:
     """Starts, health-checks and stops the processes of ``ce run``.
 
-    Each child gets ``CE_SERVICE``, ``CE_PORT``, its own database (``CE_<NAME>_DATABASE_URL``, else
-    SQLite under the data directory) and the simulator's URL; its output goes to
+    Each child gets ``CE_SERVICE``, ``CE_PORT``, its own database (``CE_<NAME>_DATABASE_URL`` and
+    ``CE_<NAME>_DATABASE_PASSWORD[_FILE]``, else SQLite under the data directory) and the
+    simulator's URL; its output goes to
     ``<log_dir>/<name>.log``, or to this terminal when ``log_dir`` is ``None``."""
 
     def __init__(self, ports: dict[str, int], log_dir: Path | None) -> None:
@@ -35,10 +37,8 @@ class Supervisor:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in PROCESSES:
-            env = {**os.environ, "CE_SERVICE": name, "CE_PORT": str(self.ports[name])}
-            own_db = os.environ.get(f"CE_{name.upper()}_DATABASE_URL")
-            if own_db:
-                env["CE_DATABASE_URL"] = own_db
+            env = service_process_env(name, os.environ)
+            env.update({"CE_SERVICE": name, "CE_PORT": str(self.ports[name])})
             env.setdefault("CE_PROVINCE_URL", f"http://127.0.0.1:{self.ports[SIMULATOR]}")
             out = None if self.log_dir is None else (self.log_dir / f"{name}.log").open("ab")
             self.procs[name] = subprocess.Popen(

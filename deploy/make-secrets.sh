@@ -5,7 +5,8 @@
 # host can reach them); the files themselves are 644 because Compose bind-mounts them as they are and
 # the services run as the image's non-root user (uid 10001). To rotate one, delete it and run
 # this again, then recreate the containers that use it (PostgreSQL and MinIO keep the credentials
-# of their first start in their volumes: change those with ALTER ROLE / `mc admin user` too).
+# of their first start in their volumes: change those with `mc admin user`, and for PostgreSQL run
+# deploy/postgres/init-databases.sh again, which resets every service role's password).
 set -eu
 dir=${1:-${CE_SECRETS_DIR:-./secrets}}
 mkdir -p "$dir"
@@ -20,7 +21,12 @@ write() {
   fi
 }
 write jwt_secret "$(random 48)"
-write postgres_password "$(random 32)"
+write postgres_password "$(random 32)"  # the superuser's, for the operator
+# each service's own PostgreSQL role (deploy/postgres/init-databases.sh)
+write postgres_claims_password "$(random 32)"
+write postgres_review_password "$(random 32)"
+write postgres_registry_password "$(random 32)"
+write postgres_sync_password "$(random 32)"
 write minio_root_user "ce-root-$(random 6)"
 write minio_root_password "$(random 32)"
 write s3_access_key "ce-claims-$(random 6)"

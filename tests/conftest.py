@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.postgres",
+    "tests.fixtures.private_postgres",
     "tests.fixtures.object_store",
 ]

@@ -6,7 +6,8 @@
 2. Against this project's own invariants: healthchecks everywhere, ``depends_on`` only on healthy
    services (or finished one-shot jobs), one database per service, one reverse proxy as the only
    published port (so ``--scale`` works) that never routes ``/metrics`` or the simulator, the
-   simulator in the ``dev`` profile, secrets only as Docker secret files, a ``migrate`` job instead
+   simulator in the ``dev`` profile, secrets only as Docker secret files, each service on its own
+   PostgreSQL role with its own password (never the superuser), a ``migrate`` job instead
    of services migrating on start, MinIO for evidence, Kafka topic settings passed through.
 
 Compose variable interpolation (``${VAR:?err}``, ``${VAR:-default}``, ``$$``) is reimplemented here
@@ -32,7 +33,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 SCHEMA_FILE = REPO / "deploy" / "schema" / "compose-spec.json"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 ENV_EXAMPLE = REPO / "deploy" / ".env.example"
-INIT_SQL = REPO / "deploy" / "postgres" / "init-databases.sql"
+INIT_SCRIPT = REPO / "deploy" / "postgres" / "init-databases.sh"
 
 NGINX_CONF = REPO / "deploy" / "nginx" / "nginx.conf"
 MAKE_SECRETS = REPO / "deploy" / "make-secrets.sh"
@@ -422,21 +423,48 @@ def test_the_proxy_routes_each_service_by_path_and_hides_metrics(compose: dict[s
     assert "listen 8080;" in conf
 
 
-def test_each_app_service_gets_its_own_database(resolved: dict[str, Any]) -> None:
-    migrate_env = _environment(_services(resolved)["migrate"])
+def _postgres_superuser(resolved: dict[str, Any]) -> str:
+    return str(_environment(_services(resolved)["postgres"])["POSTGRES_USER"])
+
+
+def test_each_app_service_gets_its_own_database_role_and_password(
+    resolved: dict[str, Any],
+) -> None:
+    """One database per service, reached as that service's own role with its own password
+    secret, never as the PostgreSQL superuser; the `migrate` job migrates each as its role."""
+    superuser = _postgres_superuser(resolved)
+    migrate = _services(resolved)["migrate"]
+    migrate_env = _environment(migrate)
     seen = set()
     for name in APP_PORTS:
-        env = _environment(_services(resolved)[name])
-        for value in (env["CE_DATABASE_URL"], migrate_env[f"CE_{name.upper()}_DATABASE_URL"]):
-            url = urlsplit(value)
+        service = _services(resolved)[name]
+        env = _environment(service)
+        own_secret = f"postgres_{name}_password"
+        for url_key, password_key in (
+            ("CE_DATABASE_URL", "CE_DATABASE_PASSWORD_FILE"),
+            (f"CE_{name.upper()}_DATABASE_URL", f"CE_{name.upper()}_DATABASE_PASSWORD_FILE"),
+        ):
+            values = env if url_key == "CE_DATABASE_URL" else migrate_env
+            url = urlsplit(values[url_key])
             assert url.scheme == "postgresql+asyncpg", name
             assert (url.hostname, url.port) == ("postgres", 5432), name
             assert url.path == f"/{name}", f"{name} must use database {name}, not {url.path}"
-            assert url.username == "ce"
-        assert env["CE_DATABASE_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+            assert url.username == name, f"{url_key} of {name} must log in as role {name}"
+            assert url.username != superuser, f"{name} must not use the superuser"
+            assert values[password_key] == f"/run/secrets/{own_secret}", (name, password_key)
+        # the service holds its own database password and no other one
+        postgres_secrets = {s for s in service["secrets"] if s.startswith("postgres_")}
+        assert postgres_secrets == {own_secret}, name
         seen.add(env["CE_DATABASE_URL"])
     assert len(seen) == len(APP_PORTS)
     assert "CE_DATABASE_URL" not in migrate_env, "`ce migrate` uses each service's own URL"
+    assert "CE_DATABASE_PASSWORD_FILE" not in migrate_env, "each service has its own password"
+    assert {s for s in migrate["secrets"] if s.startswith("postgres_")} == {
+        f"postgres_{name}_password" for name in APP_PORTS
+    }, "the migrate job holds the services' passwords, not the superuser's"
+    for name, service in _services(resolved).items():
+        if name != "postgres":
+            assert "postgres_password" not in (service.get("secrets") or []), name
 
 
 def test_app_service_settings(resolved: dict[str, Any]) -> None:
@@ -519,14 +547,24 @@ def test_named_volumes_are_declared_and_bind_mounts_exist(compose: dict[str, Any
         assert any(not str(m).startswith((".", "/")) for m in mounts), f"{name}: no named volume"
 
 
-def test_postgres_creates_one_database_per_service(compose: dict[str, Any]) -> None:
+def test_postgres_creates_one_database_and_one_role_per_service(compose: dict[str, Any]) -> None:
     postgres = _services(compose)["postgres"]
     assert str(postgres["image"]).split(":")[1].startswith("16")
     assert "pg_isready" in _healthcheck_text(postgres)
-    assert any("/docker-entrypoint-initdb.d/" in str(m) for m in postgres["volumes"])
+    init = "./deploy/postgres/init-databases.sh:/docker-entrypoint-initdb.d/10-init-databases.sh:ro"
+    assert init in postgres["volumes"]
+    assert os.access(INIT_SCRIPT, os.X_OK), "the image's entrypoint runs executable .sh files"
     assert _environment(postgres)["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
-    created = set(re.findall(r"CREATE DATABASE\s+(\w+)", INIT_SQL.read_text(), re.I))
-    assert created == set(APP_PORTS)
+    script = INIT_SCRIPT.read_text(encoding="utf-8")
+    (services,) = re.findall(r"^for service in ([\w ]+); do$", script, re.M)
+    assert services.split() == list(APP_PORTS)
+    # the script reads each role's password from the secret mounted here
+    assert 'secret="$secrets_dir/postgres_${service}_password"' in script
+    assert "${CE_PG_SECRETS_DIR:-/run/secrets}" in script
+    assert set(postgres["secrets"]) == {
+        "postgres_password",
+        *(f"postgres_{name}_password" for name in APP_PORTS),
+    }
 
 
 def test_kafka_runs_kraft_single_node(compose: dict[str, Any]) -> None:
@@ -613,8 +651,8 @@ def test_the_settings_accept_each_service_environment(
         assert settings.bus == "kafka"
         assert settings.migrate_on_start is False
         url = make_url(settings.effective_database_url)
-        assert (url.host, url.database) == ("postgres", name)
-        assert url.password == "sample-postgres_password-value-long-enough-for-hs256-keys"
+        assert (url.host, url.database, url.username) == ("postgres", name, name)
+        assert url.password == f"sample-postgres_{name}_password-value-long-enough-for-hs256-keys"
         assert settings.jwt_secret is not None
         assert settings.jwt_jwks_url is None and settings.jwt_audience is None
         assert settings.evidence_store == ("s3" if name == "claims" else "local")
@@ -639,8 +677,8 @@ def test_the_migrate_job_migrates_each_service_on_its_own_database(
     chosen = migration_settings(list(APP_PORTS), env)  # what `ce migrate` (no name) runs
     for name, settings in chosen.items():
         url = make_url(settings.effective_database_url)
-        assert (url.host, url.database, url.username) == ("postgres", name, "ce")
-        assert url.password == "sample-postgres_password-value-long-enough-for-hs256-keys"
+        assert (url.host, url.database, url.username) == ("postgres", name, name)
+        assert url.password == f"sample-postgres_{name}_password-value-long-enough-for-hs256-keys"
         assert settings.env == "production"
 
 

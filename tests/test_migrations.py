@@ -162,6 +162,42 @@ def test_each_service_migrates_its_own_database_url(monkeypatch: pytest.MonkeyPa
     assert all(s.effective_database_url.endswith(f"/{n}.db") for n, s in embedded.items())
 
 
+def test_each_service_logs_in_with_its_own_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each service's own role and password: ``CE_<SERVICE>_DATABASE_PASSWORD[_FILE]`` beats the
+    shared one, for ``ce migrate`` and for the processes ``ce run`` starts."""
+    from libs.common.migrations import migration_settings
+    from libs.common.settings import service_process_env
+
+    for key in [k for k in os.environ if k.startswith("CE_")]:
+        monkeypatch.delenv(key)
+    (tmp_path / "review").write_text("review-secret\n")
+    monkeypatch.setenv("CE_DATABASE_PASSWORD", "shared")
+    environ = {
+        "CE_DATABASE_PASSWORD": "shared",
+        "CE_CLAIMS_DATABASE_URL": "postgresql+asyncpg://claims@db/claims",
+        "CE_CLAIMS_DATABASE_PASSWORD": "claims-secret",
+        "CE_REVIEW_DATABASE_URL": "postgresql+asyncpg://review@db/review",
+        "CE_REVIEW_DATABASE_PASSWORD_FILE": str(tmp_path / "review"),
+        "CE_SYNC_DATABASE_URL": "postgresql+asyncpg://ce@db/sync",
+    }
+    chosen = migration_settings(["claims", "review", "sync"], environ)
+    assert {n: s.effective_database_url for n, s in chosen.items()} == {
+        "claims": "postgresql+asyncpg://claims:claims-secret@db/claims",
+        "review": "postgresql+asyncpg://review:review-secret@db/review",
+        "sync": "postgresql+asyncpg://ce:shared@db/sync",  # no own password: the shared one
+    }
+    review = service_process_env("review", environ)
+    assert "CE_DATABASE_PASSWORD" not in review, "a shared value would beat the own file"
+    assert review["CE_DATABASE_PASSWORD_FILE"] == str(tmp_path / "review")
+    assert review["CE_DATABASE_URL"] == environ["CE_REVIEW_DATABASE_URL"]
+    assert service_process_env("sync", environ)["CE_DATABASE_PASSWORD"] == "shared"
+    missing = {"CE_CLAIMS_DATABASE_PASSWORD_FILE": str(tmp_path / "nope")}
+    with pytest.raises(ValueError, match=r"CE_CLAIMS_DATABASE_PASSWORD_FILE=.*nope"):
+        migration_settings(["claims"], missing)
+
+
 def _ce_migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CE_")}
     return subprocess.run(

@@ -11,6 +11,7 @@ import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -18,7 +19,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from libs.common.db import create_engine
-from libs.common.settings import Settings
+from libs.common.settings import Settings, own_database_env, read_setting_file
 
 # pg_advisory_xact_lock key of every migration run; advisory locks are scoped to one database, so
 # services on their own databases never wait for each other.
@@ -40,16 +41,27 @@ class AmbiguousDatabase(ValueError):
 def migration_settings(
     services: Sequence[str], environ: Mapping[str, str] | None = None
 ) -> dict[str, Settings]:
-    """The settings each service migrates with: its own ``CE_<SERVICE>_DATABASE_URL`` when set
-    (as ``ce run`` and compose's ``migrate`` job give them), else ``CE_DATABASE_URL`` for a single
+    """The settings each service migrates with: its own ``CE_<SERVICE>_DATABASE_URL`` and
+    ``CE_<SERVICE>_DATABASE_PASSWORD[_FILE]`` when set (as ``ce run`` and compose's ``migrate`` job
+    give them: each service connects as a role of its own), else ``CE_DATABASE_URL`` for a single
     service, else the embedded SQLite file of each. ``CE_DATABASE_URL`` alone names one database,
     and every service has its own: migrating several services onto it is refused."""
     environ = os.environ if environ is None else environ
     out: dict[str, Settings] = {}
     for name in services:
-        own = environ.get(f"CE_{name.upper()}_DATABASE_URL")
-        settings = Settings(service=name, database_url=own) if own else Settings(service=name)
-        if not own and settings.database_url and len(services) > 1:
+        own_env = own_database_env(name, environ)
+        own: dict[str, Any] = {}
+        if "CE_DATABASE_URL" in own_env:
+            own["database_url"] = own_env["CE_DATABASE_URL"]
+        if "CE_DATABASE_PASSWORD" in own_env:
+            own["database_password"] = own_env["CE_DATABASE_PASSWORD"]
+        elif "CE_DATABASE_PASSWORD_FILE" in own_env:
+            variable = f"CE_{name.upper()}_DATABASE_PASSWORD_FILE"
+            own["database_password"] = read_setting_file(
+                variable, own_env["CE_DATABASE_PASSWORD_FILE"]
+            )
+        settings = Settings(service=name, **own)
+        if "database_url" not in own and settings.database_url and len(services) > 1:
             missing = [
                 f"CE_{n.upper()}_DATABASE_URL"
                 for n in services

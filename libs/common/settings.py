@@ -11,6 +11,7 @@ Any setting can also be read from a file named by ``CE_<NAME>_FILE`` (Docker sec
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,17 +29,52 @@ PRODUCTION_REPLICATION_FACTOR = 3
 PRODUCTION_MIN_INSYNC_REPLICAS = 2
 
 
+def read_setting_file(variable: str, path: str) -> str:
+    """The content (stripped) of the file a ``CE_*_FILE`` variable names."""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{variable}={path}: {exc.strerror}") from exc
+
+
+# What one service's database is named by among several (``ce run``, the ``migrate`` job):
+# ``CE_<SERVICE>_<NAME>`` stands for that service's ``CE_<NAME>``.
+OWN_DATABASE_SETTINGS = ("DATABASE_URL", "DATABASE_PASSWORD", "DATABASE_PASSWORD_FILE")
+
+
+def own_database_env(service: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """One service's own database settings, as the variables its process reads: for claims,
+    ``CE_CLAIMS_DATABASE_URL`` becomes ``CE_DATABASE_URL``, ``CE_CLAIMS_DATABASE_PASSWORD`` (or
+    ``..._FILE``) becomes ``CE_DATABASE_PASSWORD`` (or ``..._FILE``). Each service connects as a
+    role of its own (deploy/postgres/init-databases.sh), so each has a password of its own."""
+    prefix = f"CE_{service.upper()}_"
+    return {
+        f"CE_{name}": environ[prefix + name]
+        for name in OWN_DATABASE_SETTINGS
+        if environ.get(prefix + name)
+    }
+
+
+def service_process_env(service: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` for the process of one service: its own database settings replace the shared
+    ones (an own password file replaces a shared password, which would otherwise win)."""
+    own = own_database_env(service, environ)
+    env = dict(environ)
+    if "CE_DATABASE_PASSWORD" in own or "CE_DATABASE_PASSWORD_FILE" in own:
+        env.pop("CE_DATABASE_PASSWORD", None)
+        env.pop("CE_DATABASE_PASSWORD_FILE", None)
+    return {**env, **own}
+
+
 class FileSettingsSource(PydanticBaseSettingsSource):
     """``CE_<NAME>_FILE=/run/secrets/x``: the setting's value is the file's content (stripped)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        path = os.environ.get(f"CE_{field_name.upper()}_FILE")
+        variable = f"CE_{field_name.upper()}_FILE"
+        path = os.environ.get(variable)
         if not path:
             return None, field_name, False
-        try:
-            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
-        except OSError as exc:
-            raise ValueError(f"CE_{field_name.upper()}_FILE={path}: {exc.strerror}") from exc
+        return read_setting_file(variable, path), field_name, False
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
