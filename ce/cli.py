@@ -55,6 +55,8 @@ def serve(
         timeout_graceful_shutdown=10,
         loop=settings.server_loop,
         http=settings.server_http,
+        # the client address (per-address rate limits, logs) from X-Forwarded-For of these peers
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

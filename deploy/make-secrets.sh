@@ -31,3 +31,7 @@ write minio_root_user "ce-root-$(random 6)"
 write minio_root_password "$(random 32)"
 write s3_access_key "ce-claims-$(random 6)"
 write s3_secret_key "$(random 32)"
+# shared with the identity provider, which hashes verified ID numbers with it (id_number_hmac)
+write identity_hmac_key "$(random 32)"
+# the province platform issues this one: replace the file with its key (the dev simulator checks it)
+write province_api_key "$(random 32)"

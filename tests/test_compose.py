@@ -656,9 +656,18 @@ def test_the_settings_accept_each_service_environment(
         assert settings.jwt_secret is not None
         assert settings.jwt_jwks_url is None and settings.jwt_audience is None
         assert settings.evidence_store == ("s3" if name == "claims" else "local")
+        # behind nginx: the client address is the one X-Forwarded-For names (per-address limits)
+        assert settings.forwarded_allow_ips == "*"
+        # the topics of one broker, said explicitly (production's default is 3 / 2)
+        assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (1, 1)
     if name == "claims":
         assert settings.s3_secret_access_key is not None
         assert settings.s3_secret_access_key.get_secret_value().startswith("sample-s3_secret_key")
+        assert settings.identity_hmac_key is not None
+        assert settings.identity_hmac_key.get_secret_value().startswith("sample-identity_hmac")
+    if name in ("sync", "province"):  # the key sync sends is the one the simulator checks
+        assert settings.province_api_key is not None
+        assert settings.province_api_key.get_secret_value().startswith("sample-province_api_key")
 
 
 def test_the_migrate_job_migrates_each_service_on_its_own_database(

@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     # the HTTP server of `ce serve`: "auto" takes uvloop and httptools when installed
     server_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     server_http: Literal["auto", "h11", "httptools"] = "auto"
+    # peers whose X-Forwarded-For names the client (the reverse proxy; "*" behind compose's
+    # nginx, where the services publish no port of their own)
+    forwarded_allow_ips: str = "127.0.0.1"
 
     outbox_poll_s: float = 1.0
     # GET /metrics: the most a service's scrape-time gauge refresh (ServiceSpec.metrics_refresh)
