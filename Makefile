@@ -19,7 +19,7 @@ test-fast: setup  ## the quick tier while working: no process stacks, no broker 
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy libs services simulators ce tests bench
-	.venv/bin/pytest -q -m "not e2e and not kafka and not subprocess"
+	.venv/bin/pytest -q -m "not e2e and not kafka and not subprocess and not slow"
 
 bench: setup
 	.venv/bin/python -m bench.run

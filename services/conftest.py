@@ -2,6 +2,7 @@
 ``tests/conftest.py`` loads when the whole suite runs; pytest registers each plugin once."""
 
 pytest_plugins = [
+    "tests.fixtures.hypothesis_profile",
     "tests.fixtures.broker",
     "tests.fixtures.postgres",
     "tests.fixtures.object_store",

@@ -38,6 +38,9 @@ from services.review.handlers import events
 from services.review.main import create_app
 from tests.support import TcpProxy, assert_problem, free_port, submitted, until
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 
 class SerializationFailure(Exception):
     """What asyncpg raises for SQLSTATE 40001 (SQLAlchemy wraps it)."""

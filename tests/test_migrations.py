@@ -21,6 +21,9 @@ from ce.topology import SERVICES
 from libs.common.db import create_engine
 from libs.common.migrations import alembic_config, upgrade
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 
 def _url(kind: str, service: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if kind == "sqlite":

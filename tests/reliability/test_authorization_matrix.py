@@ -27,6 +27,9 @@ from libs.common.settings import Settings
 from tests.reliability.harness import id_number_of, pdf_of
 from tests.support import until
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 YEAR = 2026
 NO_DATA = {401, 403, 404, 405, 409, 422}
 # routes only some roles may call at all; everyone else gets 401/403 (or 422)

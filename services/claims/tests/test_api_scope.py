@@ -32,6 +32,9 @@ from services.claims.tests.harness import (
 )
 from tests.support import assert_problem
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 PERSONS = ("a", "b", "f", "c", "d")
 # who sees whom: principal label -> person labels in scope
 VISIBLE: dict[str, set[str]] = {

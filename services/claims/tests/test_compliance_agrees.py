@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 
 from services.claims.tests.harness import Stack, claims_stack
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 REQUIRED = {"public": Decimal(30), "professional": Decimal(60)}
 _examples = itertools.count(1)
 

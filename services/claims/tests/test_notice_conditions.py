@@ -23,6 +23,9 @@ from services.claims.tests.harness import (
 )
 from tests.support import assert_problem
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(
     scope="module",

@@ -20,6 +20,9 @@ from libs.common.events import (
 from services.claims.tests.harness import Person, Stack, claims_stack
 from tests.support import assert_problem
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 CODE = "role_not_allowed"
 REVIEW, REGISTRY, SYNC = topic_of("review"), topic_of("registry"), topic_of("sync")
 

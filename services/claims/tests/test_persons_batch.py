@@ -22,6 +22,9 @@ from services.claims.tests.harness import (
 )
 from tests.support import assert_problem
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 
 def _row(n: int, org_id: str, **overrides: Any) -> dict[str, Any]:
     return {

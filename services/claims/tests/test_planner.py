@@ -17,6 +17,9 @@ from services.claims.rules import Credit, CreditedSoFar, PendingClaim
 from services.claims.tests.harness import Person, Stack, claims_stack
 from tests.support import assert_problem
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 RS = rules.load_ruleset(2026)
 D = Decimal
 TODAY = date(2026, 12, 20)

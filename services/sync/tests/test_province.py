@@ -24,6 +24,9 @@ from services.sync.province import ProvinceClient, ProvinceRejected, ProvinceUna
 from simulators.province.app import create_simulator_app
 from simulators.province.faults import Faults
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 YEAR = 2024
 
 

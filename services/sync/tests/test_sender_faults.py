@@ -29,6 +29,9 @@ from services.sync.tests.test_province import start_simulator as start_simulator
 from simulators.province.app import create_simulator_app
 from tests.support import until
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 YEAR = 2026
 
 

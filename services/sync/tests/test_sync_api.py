@@ -22,6 +22,9 @@ from services.sync.tests.test_province import RunningSimulator, StartSimulator
 from services.sync.tests.test_province import start_simulator as start_simulator
 from tests.support import OpenApiResponses, until
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 ID_NUMBER = "11010519491231002X"
 RECORD = {
     "record_id": "zzzj-2026-000001",
