@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.common.errors import DomainError
+from libs.common.faults import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _described("The request body is larger than this endpoint accepts"),
     422: _described("A rule refuses the request, or the body does not match the schema"),
     429: _described("Too many requests: wait for Retry-After seconds"),
+    503: _described(
+        "The database or event broker is unreachable for a moment: nothing was changed, "
+        "retry after Retry-After seconds"
+    ),
 }
 
 
@@ -103,7 +108,29 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, code, str(exc.detail), instance=request.url.path)
 
 
+# what a client is told to wait when the database or broker is away for a moment
+UNAVAILABLE_RETRY_AFTER_S = 2
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    if is_transient(exc):
+        # the database or broker is restarting or unreachable: nothing was done, try again
+        log.warning(
+            "infrastructure unavailable: %s",
+            type(exc).__name__,
+            extra={"path": request.url.path},
+        )
+        response = problem(
+            503,
+            "service_unavailable",
+            "Service temporarily unavailable",
+            "the database or the event broker cannot be reached just now; nothing was changed, "
+            "retry shortly",
+            instance=request.url.path,
+            retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
+        )
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+        return response
     log.exception("unhandled error", extra={"path": request.url.path})
     return problem(500, "internal_error", "Internal server error", instance=request.url.path)
 
