@@ -51,6 +51,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: _described("Too many requests: wait for Retry-After seconds"),
 }
 
+# documented on the routes that depend on something that can be down for a while
+UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: _described("A dependency (the database, the bus, the province) is down: try again later"),
+}
+
 
 def problem(
     status: int, code: str, title: str, detail: str | None = None, **extra: Any

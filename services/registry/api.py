@@ -78,7 +78,7 @@ async def list_projects(
     request: Request,
     principal: CurrentPrincipal,
     status: Literal["draft", "submitted", "approved", "rejected", "returned"] | None = None,
-    year: int | None = None,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     applicant_org_id: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
