@@ -56,6 +56,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
 }
 
+# documented on the routes that depend on something that can be down for a while
+UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: _described("A dependency (the database, the bus, the province) is down: try again later"),
+}
+
 
 def problem(
     status: int, code: str, title: str, detail: str | None = None, **extra: Any

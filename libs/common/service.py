@@ -41,7 +41,11 @@ from libs.common.limits import (
 from libs.common.migrations import upgrade_async
 from libs.common.observability import Metrics, RequestContextMiddleware, configure_logging
 from libs.common.outbox import OutboxRelay
-from libs.common.problems import PROBLEM_RESPONSES, install_problem_handlers
+from libs.common.problems import (
+    PROBLEM_RESPONSES,
+    UNAVAILABLE_RESPONSES,
+    install_problem_handlers,
+)
 from libs.common.settings import Settings
 from libs.common.tasks import LoopTask
 from libs.common.uow import UnitOfWork
@@ -390,7 +394,7 @@ def _ops_router(metrics: Metrics) -> APIRouter:
         await refresh_gauges(state_of(request))
         return metrics.render()
 
-    @router.get("/v1/admin/dead-letters")
+    @router.get("/v1/admin/dead-letters", responses=PROBLEM_RESPONSES)
     async def dead_letters(request: Request, principal: CurrentPrincipal) -> DeadLetters:
         require_role(principal, *OPS_ROLES)
         state = state_of(request)
@@ -415,7 +419,10 @@ def _ops_router(metrics: Metrics) -> APIRouter:
             outbox_pending=await state.relay.pending(),
         )
 
-    @router.post("/v1/admin/dead-letters/{letter_id}/replay")
+    @router.post(
+        "/v1/admin/dead-letters/{letter_id}/replay",
+        responses={**PROBLEM_RESPONSES, **UNAVAILABLE_RESPONSES},
+    )
     async def replay_dead_letter(
         letter_id: str, request: Request, principal: CurrentPrincipal
     ) -> ReplayOut:

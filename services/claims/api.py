@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import pydantic_core
-from fastapi import APIRouter, File, Header, Query, UploadFile
+from fastapi import APIRouter, File, Header, Path, Query, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
@@ -231,7 +231,10 @@ async def me(state: State, uow: Uow, principal: CurrentPrincipal) -> MeView:
 
 @router.get("/persons/{person_id}/transcripts/{year}")
 async def get_transcript(
-    person_id: str, year: int, uow: Uow, principal: CurrentPrincipal
+    person_id: str,
+    year: Annotated[int, Path(ge=2000, le=2100)],
+    uow: Uow,
+    principal: CurrentPrincipal,
 ) -> Transcript:
     person = await persons.get_person(uow, principal, person_id)
     return await ledger.transcript(uow, person, year)
@@ -367,7 +370,7 @@ async def list_claims(
     uow: Uow,
     principal: CurrentPrincipal,
     person_id: str,
-    year: int | None = None,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     status: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -481,14 +484,19 @@ async def compliance_report(
 
 
 def _parse_date(value: str, name: str) -> date:
+    """An ISO date in the years rule sets can name (2000-2100): the working-day arithmetic
+    from it stays within the calendar."""
     try:
-        return date.fromisoformat(value.strip())
+        parsed = date.fromisoformat(value.strip())
     except ValueError:
+        parsed = None
+    if parsed is None or not 2000 <= parsed.year <= 2100:
         raise RuleViolation(
-            f"{name} must be a date like 2026-10-09 (got {value!r})",
+            f"{name} must be a date like 2026-10-09, in 2000-2100 (got {value!r})",
             code="invalid_date",
             field=name,
-        ) from None
+        )
+    return parsed
 
 
 @router.get("/persons/{person_id}/title-readiness", tags=["reports"])
@@ -497,7 +505,7 @@ async def title_readiness(
     state: State,
     principal: CurrentPrincipal,
     application_date: str,
-    year: int | None = None,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> TitleReadiness:
     """Whether the person had completed the year's learning, and submitted the claims for
     converted hours, 5 Chinese working days (per the rule set) before a title application

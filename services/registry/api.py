@@ -79,7 +79,7 @@ async def list_projects(
     request: Request,
     principal: CurrentPrincipal,
     status: Literal["draft", "submitted", "approved", "rejected", "returned"] | None = None,
-    year: int | None = None,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     applicant_org_id: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -405,13 +405,14 @@ async def issue_exam_card(
 
 @router.get("/exam-cards/{card_no}")
 async def get_exam_card(card_no: str, request: Request, principal: CurrentPrincipal) -> ExamCardOut:
-    """A card, for the exam centre and the city bureau."""
+    """A card, for the exam centre that issued it and the city bureau; to any other exam centre
+    it does not exist (the card carries the holder's identity)."""
     _exam_centre_or_city(principal)
     async with state_of(request).uow() as uow:
         card = await uow.session.scalar(
             select(ExamCard).where(ExamCard.card_no == normalise_code(card_no))
         )
-    if card is None:
+    if card is None or not (principal.is_city or card.issued_by_org_id == principal.org_id):
         raise NotFound("no exam card has this number", code="exam_card_not_found")
     return card_view(card)
 

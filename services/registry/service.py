@@ -64,7 +64,7 @@ DECIDED_STATUS = {"approve": "approved", "reject": "rejected", "return": "return
 class ProjectFields(BaseModel):
     """The fields of 附件2 (API.md), plus the programme kind and the applicant unit's opinion."""
 
-    year: int
+    year: int = Field(ge=2000, le=2100)
     applicant_org_id: str = Field(min_length=1, max_length=36)
     address: str = Field(min_length=1, max_length=300)
     name: str = Field(min_length=1, max_length=300)
@@ -74,10 +74,11 @@ class ProjectFields(BaseModel):
     advanced_seminar: bool = False
     plan: str = Field(min_length=1, max_length=20000)
     target_trainees: str = Field(min_length=1, max_length=2000)
-    planned_participants: int
+    # the rule refuses ≤ 0; the bound keeps it within the column
+    planned_participants: int = Field(le=1_000_000)
     start_date: date
     end_date: date
-    days: int
+    days: int = Field(le=1_000_000)  # the rule holds it to the dates' span
     planned_hours: Decimal = Field(max_digits=7)
     venue: str = Field(min_length=1, max_length=300)
     form: Literal["online", "offline", "mixed"]
@@ -574,7 +575,7 @@ async def revoke_certificate(
 class ExamCardFields(BaseModel):
     id_number: str = Field(min_length=1, max_length=30)
     name: str = Field(min_length=1, max_length=100)
-    year: int
+    year: int = Field(ge=2000, le=2100)
     hours: Decimal = Field(max_digits=6)
 
 

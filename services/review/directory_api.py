@@ -84,9 +84,10 @@ class RefusedRow(BaseModel):
 
 
 class ImportRejected(Problem):
-    """``import_rejected``: nothing was imported; every bad row of the file and why."""
+    """Nothing was imported: a bad file, or (``import_rejected``) every bad row of the file and
+    why; ``rows`` is present only then."""
 
-    rows: list[RefusedRow]
+    rows: list[RefusedRow] = Field(default_factory=list)
 
 
 @router.post(

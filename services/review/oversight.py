@@ -185,6 +185,8 @@ async def decisions(
     Beijing dates (inclusive), oldest first."""
     if until < since:
         raise RuleViolation("'to' is before 'from'", code="invalid_period")
+    if not (since.year >= 2000 and until.year <= 2100):
+        raise RuleViolation("a period lies within the years 2000-2100", code="invalid_period")
     if (until - since).days > 366:
         raise RuleViolation("a period is at most one year long", code="invalid_period")
     orgs = {authority.id: authority}

@@ -84,15 +84,16 @@ class World:
     orgs: dict[str, str]
     parties: dict[str, Party]
     principals: list[Principal] = field(default_factory=list)
+    tokens: Any = None  # the services' token minter
 
 
 async def _start(
-    stack: AsyncExitStack, data_dir: Path
+    stack: AsyncExitStack, data_dir: Path, **overrides: Any
 ) -> tuple[dict[str, FastAPI], dict[str, httpx.AsyncClient]]:
     apps: dict[str, FastAPI] = {}
     clients: dict[str, httpx.AsyncClient] = {}
     for name in SERVICES:
-        settings = Settings(service=name, data_dir=data_dir, outbox_poll_s=0.1)
+        settings = Settings(service=name, data_dir=data_dir, outbox_poll_s=0.1, **overrides)
         app: FastAPI = app_module(name).create_app(settings)
         await stack.enter_async_context(app.router.lifespan_context(app))
         transport = httpx.ASGITransport(app=app)
@@ -179,7 +180,7 @@ async def _seed(apps: dict[str, FastAPI], http: dict[str, httpx.AsyncClient]) ->
             return items[0]["id"] if items else None
 
         party.task_id = await until(task, timeout_s=20)
-    world = World(http, orgs, parties)
+    world = World(http, orgs, parties, tokens=tokens)
     mint = tokens.mint
     world.principals = [
         Principal("city_admin", "city_admin", mint(role="city_admin"), set(parties)),

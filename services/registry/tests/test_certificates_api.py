@@ -512,3 +512,21 @@ async def test_a_completions_body_over_its_limit_is_the_shared_413(registry: Reg
     problem = assert_problem(r, 413, "payload_too_large")
     assert problem["max_bytes"] == MAX_JSON_BYTES
     assert await certificates_of(registry, project["id"]) == 0
+
+
+async def test_an_exam_card_is_read_only_by_the_exam_centre_that_issued_it_and_the_city(
+    registry: Registry,
+) -> None:
+    body = {"id_number": new_id_number(), "name": "吴十", "year": 2026, "hours": 6}
+    issuer = registry.auth("exam_center", "X")
+    r = await registry.http.post("/v1/exam-cards", json=body, headers=issuer)
+    assert r.status_code == 201, r.text
+    url = f"/v1/exam-cards/{r.json()['card_no']}"
+    assert (await registry.http.get(url, headers=issuer)).json() == r.json()
+    assert (await registry.http.get(url, headers=registry.city)).json() == r.json()
+    # another exam centre learns nothing, not even that the card exists
+    assert_problem(
+        await registry.http.get(url, headers=registry.auth("exam_center", "Y")),
+        404,
+        "exam_card_not_found",
+    )
