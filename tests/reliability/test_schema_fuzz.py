@@ -35,6 +35,9 @@ from tests.reliability.harness import id_number_of
 from tests.reliability.test_authorization_matrix import World, _seed, _start, bearer
 from tests.support import until
 
+# the fast tier (`make test-fast`) leaves this module out: CI runs it
+pytestmark = pytest.mark.slow
+
 YEAR = 2026
 EXAMPLES_PER_OPERATION = 3
 CHECKS = [status_code_conformance, response_schema_conformance]
