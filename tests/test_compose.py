@@ -706,3 +706,9 @@ def test_production_sync_needs_the_province_url(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("CE_PROVINCE_URL", "https://province.example.test/api")
     settings = Settings(service="sync", env="production", jwt_secret=secret, database_url=url)
     assert create_app(settings).state.settings.province_url.startswith("https://province")
+
+
+def test_the_build_context_leaves_out_secrets_and_local_state() -> None:
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    # make-secrets.sh writes ./secrets; .env holds settings; neither belongs in an image layer
+    assert {"secrets", ".env", ".git", ".venv", "var"} <= ignored
