@@ -1,10 +1,10 @@
 """Printable documents: the e-certificate (with a QR code of its public verification URL) and the
 附件2 filing form.
 
-The Chinese text is set in ReportLab's built-in CID font ``STSong-Light`` (Adobe-GB1): ReportLab
-ships its metrics, so nothing is downloaded or bundled, and the text stays extractable (the PDF
-carries the Unicode mapping). PDF readers render it with their own Song/Ming typeface, as they do
-for every non-embedded standard CJK font.
+The Chinese text is set in WenQuanYi Micro Hei (文泉驿微米黑, a TrueType collection that the
+``paperang-p2-fonts-cjk`` package installs with the project), embedded as a subset of the glyphs
+used: every PDF reader shows the same characters on a fresh machine, with or without CJK fonts of
+its own, and the text stays extractable (the PDF carries the Unicode mapping).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import io
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from importlib.resources import files
 
 from reportlab.graphics import renderPDF
 from reportlab.graphics.barcode.qr import QrCodeWidget
@@ -22,7 +23,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
@@ -30,7 +31,8 @@ from libs.common.clock import BEIJING
 from services.registry.models import Certificate, Project
 from services.registry.rules import KIND_LABELS, LEVEL_LABELS
 
-FONT = "STSong-Light"
+FONT = "WenQuanYiMicroHei"
+FONT_FILE = files("paperang_p2_fonts_cjk") / "fonts" / "wqy-microhei.ttc"
 SUBJECT_LABELS = {"professional": "专业科目", "public": "公需科目"}
 FORMS = {"online": "线上", "offline": "线下", "mixed": "线上线下结合"}
 STATUS_LABELS = {
@@ -46,7 +48,7 @@ STATUS_LABELS = {
 
 def _font() -> str:
     if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+        pdfmetrics.registerFont(TTFont(FONT, str(FONT_FILE), subfontIndex=0))
     return FONT
 
 

@@ -5,7 +5,9 @@ published onto the app's embedded log; :meth:`Registry.publish` returns once the
 
 from __future__ import annotations
 
+import io
 import itertools
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pypdf
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -243,3 +246,22 @@ async def registry_app(
             await registry.add_org("P2", "provider", "C")
             await registry.add_org("X", "exam_center", "C")
             yield registry
+
+
+def embedded_fonts(pdf: bytes) -> set[str]:
+    """The fonts whose glyphs the PDF itself carries (an embedded font file), by base name: a
+    reader without any CJK font still shows these."""
+    found: set[str] = set()
+    for page in pypdf.PdfReader(io.BytesIO(pdf)).pages:
+        fonts = page["/Resources"].get_object().get("/Font", {}).get_object()
+        for ref in fonts.values():
+            font = ref.get_object()
+            for part in [font, *[d.get_object() for d in font.get("/DescendantFonts", [])]]:
+                descriptor = part.get("/FontDescriptor")
+                if descriptor is None:
+                    continue
+                descriptor = descriptor.get_object()
+                if any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3")):
+                    # "ABCDEF+Name-0": a subset's tag and ReportLab's subset number dropped
+                    found.add(re.sub(r"-\d+$", "", str(part["/BaseFont"]).split("+")[-1]))
+    return found

@@ -25,6 +25,7 @@ from services.registry.state import registry_of
 from services.registry.tests.support import (
     CLOCK,
     Registry,
+    embedded_fonts,
     new_id_number,
     project_body,
     registry_app,
@@ -305,6 +306,7 @@ async def test_the_trainee_lists_and_prints_their_certificates(registry: Registr
     assert a not in text and (a[:6] + "********" + a[-4:]) in text
     url = f"https://ce.zaozhuang.example/v1/certificates/{code_a}"
     assert url in text  # printed under the QR code, which encodes the same URL
+    assert "WenQuanYiMicroHei" in embedded_fonts(r.content)  # the glyphs are in the file
     # someone else's certificate: not found for them; the organiser and the city may print it
     other = registry.auth("personnel", person_id=person_b)
     assert_problem(

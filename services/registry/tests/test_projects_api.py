@@ -14,7 +14,13 @@ import pypdf
 import pytest
 
 from libs.common.clock import BEIJING
-from services.registry.tests.support import CLOCK, Registry, project_body, registry_app
+from services.registry.tests.support import (
+    CLOCK,
+    Registry,
+    embedded_fonts,
+    project_body,
+    registry_app,
+)
 from tests.support import assert_problem
 
 
@@ -251,6 +257,8 @@ async def test_the_form_pdf_carries_the_chinese_text(registry: Registry) -> None
         "已备案",
     ):
         assert expected in text, (expected, text)
+    # the glyphs travel with the file: no reader-side CJK font is needed
+    assert "WenQuanYiMicroHei" in embedded_fonts(r.content)
     other = await registry.http.get(
         f"/v1/projects/{project['id']}/form.pdf", headers=registry.auth("provider", "P2")
     )
