@@ -253,7 +253,8 @@ def embedded_fonts(pdf: bytes) -> set[str]:
     reader without any CJK font still shows these."""
     found: set[str] = set()
     for page in pypdf.PdfReader(io.BytesIO(pdf)).pages:
-        fonts = page["/Resources"].get_object().get("/Font", {}).get_object()
+        resources: Any = page["/Resources"].get_object()
+        fonts: Any = resources.get("/Font", {}).get_object()
         for ref in fonts.values():
             font = ref.get_object()
             for part in [font, *[d.get_object() for d in font.get("/DescendantFonts", [])]]:
