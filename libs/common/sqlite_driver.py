@@ -18,7 +18,9 @@ wait, so the statements up to its end run on the event loop's thread (the connec
 with ``check_same_thread=False``; SQLAlchemy runs one statement at a time on a connection). They
 cost tens of microseconds of CPU and a page-cache read or a WAL write, less than a thread hop.
 What can wait still runs in the thread: the ``BEGIN`` itself (on the lock), reads outside a write
-transaction, and ``COMMIT`` (a WAL checkpoint fsyncs).
+transaction, and ``COMMIT`` (a WAL checkpoint fsyncs). A ``commit()`` or ``rollback()`` with no
+transaction open (the pool's reset of a connection after its commit) is a no-op in ``sqlite3``
+and costs no round trip here.
 
 Pass :func:`dbapi` as ``module=`` to ``create_async_engine`` for a ``sqlite+aiosqlite`` URL.
 """
@@ -115,8 +117,8 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             else:
                 outcome = await_(self._locked(operation, parameters, many))
                 if not adapt._write_locked:
-                    adapt._write_locked = str(operation).lstrip().upper().startswith(
-                        _TAKES_WRITE_LOCK
+                    adapt._write_locked = (
+                        str(operation).lstrip().upper().startswith(_TAKES_WRITE_LOCK)
                     )
         except Exception as error:
             adapt._write_locked = adapt._write_locked and self._connection._conn.in_transaction
@@ -156,11 +158,21 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     def commit(self) -> None:
         self._write_locked = False
+        if self._idle():
+            return  # sqlite3 would do nothing either; no round trip to find that out
         super().commit()
 
     def rollback(self) -> None:
+        # the pool's reset of a connection returned after its commit lands here
         self._write_locked = False
+        if self._idle():
+            return
         super().rollback()
+
+    def _idle(self) -> bool:
+        """No transaction open, and no statement on its way in the thread."""
+        conn = self._connection._connection
+        return conn is not None and not conn.in_transaction and not self._execute_mutex.locked()
 
 
 class OneHopDbapi(AsyncAdapt_aiosqlite_dbapi):
