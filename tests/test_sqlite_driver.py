@@ -4,10 +4,26 @@ every service uses (``libs.common.db.create_engine``)."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from libs.common import sqlite_driver
@@ -54,5 +70,59 @@ async def test_one_hop_statements_behave_like_the_stock_driver(tmp_path: Path) -
         async with engine.connect() as conn:
             names = (await conn.execute(select(items.c.name))).scalars().all()
             assert "z" not in names and len(names) == 7
+    finally:
+        await engine.dispose()
+
+
+async def test_statements_holding_the_write_lock_run_on_the_loop_thread(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _thread_id_function(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.create_function("thread_id", 0, threading.get_ident)
+
+    loop_thread = threading.get_ident()
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            # inside BEGIN IMMEDIATE: no thread hop, and the statements still work as statements
+            assert (await conn.execute(text("SELECT thread_id()"))).scalar() == loop_thread
+            await conn.execute(insert(items).values(name="a"))
+            assert (await conn.execute(select(func.count()).select_from(items))).scalar() == 1
+        # what may wait runs in aiosqlite's thread: here the BEGIN waits for another process's
+        # write lock, and the event loop goes on meanwhile
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+
+        async def write() -> str | None:
+            async with engine.begin() as conn:
+                await conn.execute(insert(items).values(name="b"))
+                return (await conn.execute(text("SELECT thread_id()"))).scalar()  # type: ignore[no-any-return]
+
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.2)
+        assert not writing.done() and ticks >= 5  # waiting on the lock, not blocking the loop
+        other.execute("COMMIT")
+        other.close()
+        assert await asyncio.wait_for(writing, 10) == loop_thread
+        ticker.cancel()
+        # a failed statement inside the transaction rolls back and the next one starts afresh
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.execute(insert(items).values(name="c"))
+                await conn.execute(insert(items).values(name="a"))
+        async with engine.connect() as conn:
+            names = (await conn.execute(select(items.c.name).order_by(items.c.id))).scalars()
+            assert list(names) == ["a", "b"]
     finally:
         await engine.dispose()

@@ -10,6 +10,7 @@ cannot choose a weaker one, and never HS256 with a public key as its secret.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -27,6 +28,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, Request
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from libs.common.asciitext import fold_width
 from libs.common.errors import Forbidden, RuleViolation, Unauthorized
@@ -170,8 +173,8 @@ class JwksKeys:
 
     A token whose ``kid`` is not in the cache refetches the set (key rotation), at most once per
     ``min_refresh_s``. When the issuer cannot be reached, the keys already fetched stay in use
-    (an identity provider's outage must not log everyone out). Called from the threadpool
-    (``current_principal`` is a sync dependency)."""
+    (an identity provider's outage must not log everyone out). A fetch blocks: verification
+    with a key set runs in a worker thread (:meth:`TokenService.verify_async`)."""
 
     def __init__(self, url: str, *, cache_s: float, min_refresh_s: float) -> None:
         self.url = url
@@ -328,14 +331,50 @@ class TokenService:
             id_number_hmac=str(digest).lower() if digest else None,
         )
 
+    async def verify_async(self, token: str) -> Principal:
+        """:meth:`verify` without blocking the event loop: a shared secret or a public key is
+        checked inline (tens of microseconds of CPU, a thread hop would cost more); a key set may
+        have to be fetched from the issuer, so that check runs in a worker thread."""
+        if self._jwks is None:
+            return self.verify(token)
+        return await asyncio.to_thread(self.verify, token)
 
-def current_principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+
+_VERIFIED = "ce.verified_bearer"  # scope key: (token, Principal | Unauthorized) of this request
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The bearer token of a request, if it sends one."""
+    scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def verified_principal(scope: Scope) -> Principal:
+    """The principal of the request's bearer token, verified once per request: the rate limiter
+    (which keys writes by caller) and the route's ``CurrentPrincipal`` share the outcome through
+    the ASGI scope, a valid principal or the ``Unauthorized`` of an invalid token."""
+    token = bearer_token(scope)
+    if token is None:
         raise Unauthorized("send 'Authorization: Bearer <token>'", code="missing_token")
-    tokens: TokenService = request.app.state.tokens
-    return tokens.verify(token.strip())
+    cached = scope.get(_VERIFIED)
+    if cached is not None and cached[0] == token:
+        outcome: Principal | Unauthorized = cached[1]
+    else:
+        tokens: TokenService = scope["app"].state.tokens
+        try:
+            outcome = await tokens.verify_async(token)
+        except Unauthorized as exc:
+            outcome = exc
+        scope[_VERIFIED] = (token, outcome)
+    if isinstance(outcome, Unauthorized):
+        raise outcome
+    return outcome
+
+
+async def current_principal(request: Request) -> Principal:
+    # async: a sync dependency would cost a threadpool hop on every request
+    return await verified_principal(request.scope)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

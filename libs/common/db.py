@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    insert,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -134,6 +135,9 @@ class InfraTables:
             Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
             UniqueConstraint("caller", "key", name="uq_idempotency_keys_caller_key"),
         )
+        # the inserts of every write request, built once (run with a dict or a list of them)
+        self.insert_outbox = insert(self.outbox)
+        self.insert_idempotency_key = insert(self.idempotency_keys)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.errors import Conflict, RuleViolation
@@ -23,18 +23,24 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+_lookups: dict[Table, Any] = {}  # per table, built once (building costs more than running it)
+
+
+def _lookup(table: Table) -> Any:
+    statement = _lookups.get(table)
+    if statement is None:
+        statement = _lookups[table] = select(table.c.request_hash, table.c.response).where(
+            table.c.caller == bindparam("caller"), table.c.key == bindparam("key")
+        )
+    return statement
+
+
 async def replay(uow: UnitOfWork, caller: str, key: str | None, body_hash: str) -> Any | None:
     """The stored response of an earlier request with this key, or None if there was none."""
     if not key:
         return None
-    table = uow.infra.idempotency_keys
-    row = (
-        await uow.session.execute(
-            select(table.c.request_hash, table.c.response).where(
-                table.c.caller == caller, table.c.key == key
-            )
-        )
-    ).first()
+    lookup = _lookup(uow.infra.idempotency_keys)
+    row = (await uow.session.execute(lookup, {"caller": caller, "key": key})).first()
     if row is None:
         return None
     if row.request_hash != body_hash:
@@ -52,9 +58,14 @@ async def remember(
     if not key:
         return
     await uow.session.execute(
-        insert(uow.infra.idempotency_keys).values(
-            caller=caller, key=key, request_hash=body_hash, status_code=status, response=response
-        )
+        uow.infra.insert_idempotency_key,
+        {
+            "caller": caller,
+            "key": key,
+            "request_hash": body_hash,
+            "status_code": status,
+            "response": response,
+        },
     )
 
 

@@ -18,10 +18,16 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from libs.common.auth import OPS_ROLES, CurrentPrincipal, TokenService, require_role
+from libs.common.auth import (
+    OPS_ROLES,
+    CurrentPrincipal,
+    TokenService,
+    bearer_token,
+    require_role,
+    verified_principal,
+)
 from libs.common.bus import Consumer, EventBus, Message
 from libs.common.clock import BEIJING, Clock
 from libs.common.db import InfraTables, create_engine, create_sessionmaker, utcnow
@@ -190,12 +196,18 @@ def state_of(request: Request) -> ServiceState:
     return state
 
 
-def uow_of(state: Annotated[ServiceState, Depends(state_of)]) -> UnitOfWork:
+# The dependencies are ``async def`` (they do no blocking I/O): a sync one costs every request a
+# hop to the threadpool and back.
+async def _state_dependency(request: Request) -> ServiceState:
+    return state_of(request)
+
+
+async def uow_of(state: Annotated[ServiceState, Depends(_state_dependency)]) -> UnitOfWork:
     """A fresh, not yet entered unit of work: the route opens it with ``async with uow:``."""
     return state.uow()
 
 
-StateDep = Annotated[ServiceState, Depends(state_of)]
+StateDep = Annotated[ServiceState, Depends(_state_dependency)]
 UowDep = Annotated[UnitOfWork, Depends(uow_of)]
 
 
@@ -276,13 +288,12 @@ def _buckets(rate: float, burst: float) -> RateBuckets | None:
 
 
 async def _caller_of(scope: Scope) -> str | None:
-    """The role and subject of a valid bearer token (the rate-limit key), else None."""
-    scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    """The role and subject of a valid bearer token (the rate-limit key), else None; the route's
+    ``CurrentPrincipal`` reuses this verification (:func:`verified_principal`)."""
+    if bearer_token(scope) is None:
         return None
-    tokens: TokenService = scope["app"].state.tokens
     try:
-        principal = tokens.verify(token.strip())
+        principal = await verified_principal(scope)
     except Unauthorized:
         return None
     return f"{principal.role}:{principal.sub}"

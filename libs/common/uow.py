@@ -11,7 +11,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.clock import Clock
@@ -86,7 +85,7 @@ class UnitOfWork:
                 }
                 for e in self._events
             ]
-            await self.session.execute(insert(self.infra.outbox), rows)
+            await self.session.execute(self.infra.insert_outbox, rows)
         await self.session.commit()
         had_events = bool(self._events)
         self._events = []
