@@ -665,15 +665,17 @@ async def test_a_consumer_held_up_while_its_partitions_move_loses_nothing_and_ap
 
 
 def test_production_topics_default_to_three_replicas_two_in_sync() -> None:
+    from pydantic import SecretStr
+
     from libs.common.settings import Settings
 
     url = "postgresql+asyncpg://claims@db/claims"
-    production = Settings(env="production", jwt_secret="s" * 32, database_url=url)
+    production = Settings(env="production", jwt_secret=SecretStr("s" * 32), database_url=url)
     assert (production.kafka_replication_factor, production.kafka_min_insync_replicas) == (3, 2)
     # one broker (compose, a test) says so; development defaults to one broker
     single = Settings(
         env="production",
-        jwt_secret="s" * 32,
+        jwt_secret=SecretStr("s" * 32),
         database_url=url,
         kafka_replication_factor=1,
         kafka_min_insync_replicas=1,
