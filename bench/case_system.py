@@ -361,14 +361,14 @@ async def _claims_load(
     return results
 
 
-def _epoch(value: str | datetime) -> float:
+def epoch(value: str | datetime) -> float:
     """A stored timestamp (ISO text on SQLite, a datetime on PostgreSQL) as epoch seconds;
     naive ones are UTC."""
     at = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
-async def _paced(jobs: Sequence[Callable[[], Coroutine[Any, Any, None]]], per_s: float) -> float:
+async def paced(jobs: Sequence[Callable[[], Coroutine[Any, Any, None]]], per_s: float) -> float:
     """Start the jobs at a steady ``per_s`` (each in its own task, not waiting for the one
     before) and wait for all; the rate achieved."""
     started = time.perf_counter()
@@ -380,6 +380,12 @@ async def _paced(jobs: Sequence[Callable[[], Coroutine[Any, Any, None]]], per_s:
         tasks.append(asyncio.create_task(job()))
     await asyncio.gather(*tasks)
     return len(jobs) / (time.perf_counter() - started)
+
+
+def claim_of_record(record_id: str) -> str:
+    """The claim id in the province record id sync gives a claim's credit
+    (``claim-<claim id>-r<revision>-<subject>``)."""
+    return record_id.removeprefix("claim-").rsplit("-", 2)[0]
 
 
 async def _open_tasks(stack: Stack, stage: str, claim_ids: set[str]) -> dict[str, str]:
@@ -442,14 +448,14 @@ async def _event_latency(
         steady.latencies.append(time.perf_counter() - t)
         steady.answered[claim_id] = time.time()
 
-    achieved = await _paced([partial(one, n, e) for n, e in prepared], per_s)
+    achieved = await paced([partial(one, n, e) for n, e in prepared], per_s)
     visible: dict[str, float] = {}
     deadline = time.monotonic() + 120
     while len(visible) < count and time.monotonic() < deadline:
         rows = await stack.fetch(
             "review", "SELECT claim_id, created_at FROM review_tasks WHERE stage = 'unit'"
         )
-        visible.update((c, _epoch(at)) for c, at in rows if c in steady.answered)
+        visible.update((c, epoch(at)) for c, at in rows if c in steady.answered)
         await asyncio.sleep(0.2)
     if len(visible) < count:
         raise RuntimeError(f"only {len(visible)} of {count} review tasks appeared")
@@ -514,7 +520,7 @@ async def _approval_latency(
         approved[claim_id] = time.time()
 
     jobs = [partial(approve, c, t) for c, t in final.items()]
-    achieved = await _paced(jobs, steady.offered_per_s)
+    achieved = await paced(jobs, steady.offered_per_s)
     held: dict[str, float] = {}
     deadline = time.monotonic() + 120
     while len(held) < len(approved) and time.monotonic() < deadline:
@@ -523,10 +529,9 @@ async def _approval_latency(
             "SELECT record_id, registered_at FROM records WHERE record_id LIKE 'claim-%'",
         )
         for record_id, registered_at in rows:
-            # claim-<claim id>-r<revision>-<subject>
-            claim_id = record_id.removeprefix("claim-").rsplit("-", 2)[0]
+            claim_id = claim_of_record(record_id)
             if claim_id in approved:
-                at = _epoch(registered_at)
+                at = epoch(registered_at)
                 held[claim_id] = min(held.get(claim_id, at), at)
         await asyncio.sleep(0.2)
     if len(held) < len(approved):

@@ -49,6 +49,15 @@ CASES = tuple(PARAMS)
 DEFAULT_CASES = ("eventlog", "rules", "http", "system")
 
 
+def selected_cases(only: str | None, *, pg: bool) -> list[str]:
+    """The cases to run: ``--only``'s list or the default ones; with ``--pg`` the system case
+    runs on PostgreSQL + the broker (``system-pg``) instead of embedded."""
+    selected = [c.strip() for c in only.split(",")] if only else list(DEFAULT_CASES)
+    if pg:
+        selected = ["system-pg" if c == "system" else c for c in selected]
+    return list(dict.fromkeys(selected))
+
+
 def case_params(name: str, quick: bool, people: int | None) -> dict[str, int]:
     """The sizes of case ``name`` for this run (``people`` overrides the system case's
     population: persons registered, and so the report's size)."""
@@ -152,13 +161,11 @@ def _table(results: list[Result]) -> str:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    selected = [c.strip() for c in args.only.split(",")] if args.only else list(DEFAULT_CASES)
+    selected = selected_cases(args.only, pg=args.pg)
     unknown = [c for c in selected if c not in PARAMS]
     if unknown:
         print(f"unknown case(s): {', '.join(unknown)}; known: {', '.join(CASES)}", file=sys.stderr)
         return 2
-    if args.pg:  # the system case on PostgreSQL + the broker instead of embedded
-        selected = list(dict.fromkeys("system-pg" if c == "system" else c for c in selected))
     tmp_root = Path(args.tmpdir) if args.tmpdir else Path(tempfile.gettempdir())
     started = time.perf_counter()
     meta: dict[str, Any] = {
