@@ -27,122 +27,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import sqlite3
-import subprocess
-import sys
 import time
 import uuid
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench import runtime
 from bench.common import Result, percentile, rate
-from libs.common.auth import TokenService
+from bench.runtime import Mode, Stack
+from libs.common.events import PersonRegistered
 from libs.common.idnumber import check_character
-from libs.common.settings import Settings
 
-SERVICES = ("claims", "review", "registry", "sync", "province")
 CLIENTS = 32
 FIRST_DAY = date(2026, 1, 5)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _id_number(n: int) -> str:
     born = date(1960, 1, 1) + timedelta(days=n // 1000)
     first17 = f"370402{born:%Y%m%d}{n % 1000:03d}"
     return first17 + check_character(first17)
-
-
-class Stack:
-    """``python -m ce run`` on a temp data directory and free ports; stopped with SIGINT."""
-
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
-        self.data_dir = workdir / "data"
-        self.ports = {name: free_port() for name in SERVICES}
-        env = {
-            **os.environ,
-            "CE_DATA_DIR": str(self.data_dir),
-            "CE_LOG_LEVEL": "WARNING",
-            # the bench measures the services, not the rate limiter
-            "CE_RATE_LIMIT_WRITE_PER_S": "0",
-            "CE_RATE_LIMIT_ANONYMOUS_PER_S": "0",
-            **{f"CE_{n.upper()}_PORT": str(p) for n, p in self.ports.items()},
-            **(env or {}),
-        }
-        env.pop("CE_DATABASE_URL", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ce", "run"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        if '"healthy"' not in line:
-            self.stop()
-            raise RuntimeError(f"ce run did not come up: {line!r}")
-        self.tokens = TokenService(Settings(data_dir=self.data_dir))
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
-
-    def auth(self, role: str, **claims: Any) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens.mint(role=role, **claims)}"}
-
-    def db(self, name: str) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.data_dir / f"{name}.db", timeout=30)
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-
-    def pids(self) -> dict[str, int]:
-        """The child processes of ``ce run`` by the service name on their command line."""
-        out: dict[str, int] = {}
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        for pid in children.split():
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-            except OSError:
-                continue
-            out[cmd[-1].decode()] = int(pid)
-        return out
-
-    def cpu_s(self, name: str) -> float:
-        """CPU seconds (user + system) the process of ``name`` has used so far."""
-        fields = Path(f"/proc/{self.pids()[name]}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def peak_rss_mb(self) -> dict[str, float]:
-        """VmHWM of every child of ``ce run``."""
-        out: dict[str, float] = {}
-        for name, pid in self.pids().items():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    out[name] = int(line.split()[1]) / 1024
-        return out
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 async def _ok(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -155,8 +63,9 @@ async def _ok(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-async def _orgs(stack: Stack, http: httpx.AsyncClient) -> str:
-    """A city, a district and a unit through the review API; the unit id once claims knows it."""
+async def _orgs(stack: Stack, http: httpx.AsyncClient) -> tuple[str, str]:
+    """A city, a district and a unit through the review API: (district id, unit id), once claims
+    knows the unit."""
     city = stack.auth("city_admin")
     ids: list[str] = []
     for code, type_ in (("ZZ", "city"), ("370402", "district"), ("U-BENCH", "unit")):
@@ -165,32 +74,15 @@ async def _orgs(stack: Stack, http: httpx.AsyncClient) -> str:
             body["parent_id"] = ids[-1]
         r = await http.post(f"{stack.url('review')}/v1/orgs", json=body, headers=city)
         ids.append((await _ok(r, 201))["id"])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        conn = stack.db("claims")
-        known = conn.execute("SELECT count(*) FROM org_replica WHERE id = ?", (ids[-1],)).fetchone()
-        conn.close()
-        if known[0]:
-            return ids[-1]
+        known = await stack.fetch(
+            "claims", "SELECT count(*) FROM org_replica WHERE id = ?", ids[-1]
+        )
+        if known[0][0]:
+            return ids[1], ids[2]
         await asyncio.sleep(0.1)
     raise RuntimeError("the org tree did not reach claims")
-
-
-def _raw_insert(conn: sqlite3.Connection, columns: list[str], rows: list[tuple[Any, ...]]) -> float:
-    """Seconds to insert ``rows`` into a scratch table in chunks of 1,000, one multi-row INSERT
-    and one transaction each (the floor a set-based ingest can reach on this database)."""
-    table = f"bench_raw_{uuid.uuid4().hex[:8]}"
-    conn.execute(f"CREATE TABLE {table} ({', '.join(columns)})")
-    started = time.perf_counter()
-    for start in range(0, len(rows), 1000):
-        chunk = rows[start : start + 1000]
-        values = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(chunk))
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(f"INSERT INTO {table} VALUES {values}", [v for row in chunk for v in row])
-        conn.execute("COMMIT")
-    seconds = time.perf_counter() - started
-    conn.execute(f"DROP TABLE {table}")
-    return seconds
 
 
 async def _persons(
@@ -221,16 +113,14 @@ async def _persons(
             raise RuntimeError(f"persons refused: {body['results'][:3]}")
         ids += [x["person"]["id"] for x in body["results"]]
     seconds = time.perf_counter() - started
-    conn = stack.db("claims")
-    raw = _raw_insert(
-        conn,
-        ["id", "id_number", "name", "phone", "affiliation_kind", "org_id", "created_at"],
+    raw = await stack.raw_insert(
+        "claims",
+        [f"{c} text" for c in ("id", "id_number", "name", "phone", "kind", "org_id", "created_at")],
         [
             (str(uuid.uuid4()), f"X{r['id_number']}", r["name"], None, "unit", unit, "2026")
             for r in rows
         ],
     )
-    conn.close()
     result = Result(
         case="system.persons_import",
         metric="POST /v1/persons/batch, 1,000 a request",
@@ -281,25 +171,30 @@ async def _learning(
     deadline = time.monotonic() + max(120, count / 50)
     booked = registered = 0
     while time.monotonic() < deadline:
-        claims, sync = stack.db("claims"), stack.db("sync")
-        (booked,) = claims.execute(
-            "SELECT count(*) FROM ledger WHERE source = 'city_platform'"
-        ).fetchone()
-        (registered,) = sync.execute(
-            "SELECT count(*) FROM outbound_records WHERE status = 'registered'"
-        ).fetchone()
-        claims.close()
-        sync.close()
+        [(booked,)] = await stack.fetch(
+            "claims", "SELECT count(*) FROM ledger WHERE source = 'city_platform'"
+        )
+        [(registered,)] = await stack.fetch(
+            "sync", "SELECT count(*) FROM outbound_records WHERE status = 'registered'"
+        )
         if booked >= count and registered >= count:
             break
         await asyncio.sleep(0.2)
     else:
         raise RuntimeError(f"learning records not settled: {booked} booked, {registered} sent")
     settled = time.perf_counter() - started
-    conn = stack.db("sync")
-    raw = _raw_insert(
-        conn,
-        ["id", "record_id", "id_number", "year", "subject", "hours", "course", "completed_at"],
+    raw = await stack.raw_insert(
+        "sync",
+        [
+            "id text",
+            "record_id text",
+            "id_number text",
+            "year integer",
+            "subject text",
+            "hours real",
+            "course text",
+            "completed_at text",
+        ],
         [
             (
                 str(uuid.uuid4()),
@@ -314,7 +209,6 @@ async def _learning(
             for r in records
         ],
     )
-    conn.close()
     details = {
         "records": count,
         "post_seconds": round(posted, 2),
@@ -352,6 +246,7 @@ class Claims:
         self.stack, self.http = stack, http
         self.people = [(pid, stack.auth("personnel", person_id=pid)) for pid in person_ids[:64]]
         self.n = 0
+        self.retries = 0  # submissions sent again after a dropped connection
 
     async def prepare(self, count: int) -> list[tuple[int, str]]:
         """Upload ``count`` evidence files (concurrently, untimed): (claim number, evidence id)."""
@@ -376,7 +271,8 @@ class Claims:
     async def submit(self, n: int, evidence_id: str) -> str:
         person_id, headers = self.people[n % len(self.people)]
         day = FIRST_DAY + timedelta(days=(n // len(self.people)) % 300)
-        r = await self.http.post(
+        request = self.http.build_request(
+            "POST",
             f"{self.stack.url('claims')}/v1/claims",
             headers={**headers, "Idempotency-Key": f"bench-{n}"},
             json={
@@ -392,6 +288,16 @@ class Claims:
                 "evidence_ids": [evidence_id],
             },
         )
+        for attempt in range(3):
+            try:
+                r = await self.http.send(request)
+                break
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                # a connection the server dropped under load (seen at load average ~20); the
+                # Idempotency-Key makes sending the claim again safe
+                self.retries += 1
+                if attempt == 2:
+                    raise
         return str((await _ok(r, 201))["id"])
 
 
@@ -428,7 +334,12 @@ async def _claims_load(
     lat, wall = await _concurrent(jobs, CLIENTS)
     await asyncio.sleep(1.0)  # the relay publishes the last events: part of a claim's cost
     claim_cpu = stack.cpu_s("claims") - cpu
-    details = {"claims": count, "clients": CLIENTS, "seconds": round(wall, 2)}
+    details = {
+        "claims": count,
+        "clients": CLIENTS,
+        "seconds": round(wall, 2),
+        "resent": claims.retries,
+    }
     results = [
         Result(
             case="system.submit_claim.cpu",
@@ -467,76 +378,214 @@ async def _claims_load(
     return results
 
 
+def epoch(value: str | datetime) -> float:
+    """A stored timestamp (ISO text on SQLite, a datetime on PostgreSQL) as epoch seconds;
+    naive ones are UTC."""
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
+async def paced(jobs: Sequence[Callable[[], Coroutine[Any, Any, None]]], per_s: float) -> float:
+    """Start the jobs at a steady ``per_s`` (each in its own task, not waiting for the one
+    before) and wait for all; the rate achieved."""
+    started = time.perf_counter()
+    tasks: list[asyncio.Task[None]] = []
+    for i, job in enumerate(jobs):
+        delay = started + i / per_s - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(job()))
+    await asyncio.gather(*tasks)
+    return len(jobs) / (time.perf_counter() - started)
+
+
+def claim_of_record(record_id: str) -> str:
+    """The claim id in the province record id sync gives a claim's credit
+    (``claim-<claim id>-r<revision>-<subject>``)."""
+    return record_id.removeprefix("claim-").rsplit("-", 2)[0]
+
+
+async def _open_tasks(stack: Stack, stage: str, claim_ids: set[str]) -> dict[str, str]:
+    """The open review tasks at ``stage`` of these claims: claim id -> task id."""
+    rows = await stack.fetch(
+        "review",
+        "SELECT claim_id, id FROM review_tasks WHERE stage = ? AND status = 'open'",
+        stage,
+    )
+    return {claim: task for claim, task in rows if claim in claim_ids}
+
+
+async def _caught_up(stack: Stack, persons: int, claims: int) -> float:
+    """Wait until review and sync have handled every person registered and review has a task
+    for every claim submitted so far; the seconds it took. The bulk phases leave a backlog on
+    the claims topic (a ``person.registered`` event per person, each handled in its own
+    transaction with an offset commit); the steady phase measures latency without it."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + max(300.0, persons / 20)
+    handled = "SELECT count(*) FROM inbox WHERE event_type = ?"
+    while time.monotonic() < deadline:
+        [(review,)] = await stack.fetch("review", handled, PersonRegistered.TYPE)
+        [(sync,)] = await stack.fetch("sync", handled, PersonRegistered.TYPE)
+        [(tasks,)] = await stack.fetch("review", "SELECT count(*) FROM review_tasks")
+        if review >= persons and sync >= persons and tasks >= claims:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"backlog not drained: review {review}, sync {sync}, tasks {tasks}")
+
+
+class Steady:
+    """The claims of the steady phase: when each 201 came, and the latencies of the POSTs (the
+    baseline of both event latencies)."""
+
+    def __init__(self) -> None:
+        self.answered: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.offered_per_s = 0.0
+
+    def against_posts(
+        self, name: str, what: str, delays: list[float], details: dict[str, Any]
+    ) -> list[Result]:
+        """p50 and p99 of ``delays`` (seconds) beside those of the claims' POSTs."""
+        return [
+            Result(
+                case=f"system.{name}.p{pct}",
+                metric=f"{what}, p{pct}",
+                unit="ms",
+                figure=percentile(delays, pct) * 1000,
+                baseline=percentile(self.latencies, pct) * 1000,
+                baseline_label=f"the POST /v1/claims itself, p{pct}",
+                better="lower",
+                details=details,
+            )
+            for pct in (50, 99)
+        ]
+
+
 async def _event_latency(
-    stack: Stack, http: httpx.AsyncClient, claims: Claims, per_s: float, seconds: float
-) -> list[Result]:
-    """Claims offered at a steady rate; from each 201 to its review task stored in review."""
+    stack: Stack,
+    http: httpx.AsyncClient,
+    claims: Claims,
+    per_s: float,
+    seconds: float,
+    persons: int,
+) -> tuple[list[Result], Steady]:
+    """Once the consumers have caught up with the bulk phases: claims offered at a steady rate;
+    from each 201 to its review task stored in review."""
     count = int(per_s * seconds)
     prepared = await claims.prepare(count)
-    answered: dict[str, float] = {}
-    latencies: list[float] = []
+    drain_s = await _caught_up(stack, persons, claims.n - count)
+    steady = Steady()
+    steady.offered_per_s = per_s
 
     async def one(n: int, evidence: str) -> None:
         t = time.perf_counter()
         claim_id = await claims.submit(n, evidence)
-        latencies.append(time.perf_counter() - t)
-        answered[claim_id] = time.time()
+        steady.latencies.append(time.perf_counter() - t)
+        steady.answered[claim_id] = time.time()
 
-    started = time.perf_counter()
-    tasks = []
-    for i, (n, evidence) in enumerate(prepared):
-        delay = started + i / per_s - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(n, evidence)))
-    await asyncio.gather(*tasks)
-    achieved = count / (time.perf_counter() - started)
+    achieved = await paced([partial(one, n, e) for n, e in prepared], per_s)
     visible: dict[str, float] = {}
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + max(120, 2 * count)
     while len(visible) < count and time.monotonic() < deadline:
-        conn = stack.db("review")
-        marks = ",".join("?" * len(answered))
-        for claim_id, created in conn.execute(
-            f"SELECT claim_id, created_at FROM review_tasks WHERE claim_id IN ({marks})",
-            list(answered),
-        ):
-            at = datetime.fromisoformat(created)
-            visible[claim_id] = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
-        conn.close()
+        rows = await stack.fetch(
+            "review", "SELECT claim_id, created_at FROM review_tasks WHERE stage = 'unit'"
+        )
+        visible.update((c, epoch(at)) for c, at in rows if c in steady.answered)
         await asyncio.sleep(0.2)
     if len(visible) < count:
         raise RuntimeError(f"only {len(visible)} of {count} review tasks appeared")
-    delays = [max(visible[c] - answered[c], 0.0) for c in answered]
-    details = {"offered_per_s": per_s, "achieved_per_s": round(achieved, 1), "claims": count}
-    return [
-        Result(
-            case=f"system.event_latency.p{pct}",
-            metric=f"201 -> review task stored, p{pct}",
-            unit="ms",
-            figure=percentile(delays, pct) * 1000,
-            baseline=percentile(latencies, pct) * 1000,
-            baseline_label=f"the POST /v1/claims itself, p{pct}",
-            better="lower",
-            details=details,
+    delays = [max(visible[c] - steady.answered[c], 0.0) for c in steady.answered]
+    details = {
+        "offered_per_s": per_s,
+        "achieved_per_s": round(achieved, 1),
+        "claims": count,
+        "backlog_drain_s": round(drain_s, 1),
+        "resent": claims.retries,
+    }
+    results = steady.against_posts("event_latency", "201 -> review task stored", delays, details)
+    return results, steady
+
+
+async def _approval_latency(
+    stack: Stack, http: httpx.AsyncClient, orgs: tuple[str, str], steady: Steady
+) -> list[Result]:
+    """The steady phase's claims through both review stages: the unit's approvals in bulk
+    (untimed), then the district's final approvals one by one at the same steady rate; from each
+    final approval's 200 to the province simulator holding the claim's record."""
+    district, unit = orgs
+    review = stack.url("review")
+    wanted = set(steady.answered)
+    first = list((await _open_tasks(stack, "unit", wanted)).values())
+    for start in range(0, len(first), 500):
+        r = await http.post(
+            f"{review}/v1/review-tasks/decisions",
+            json={"decision": "approve", "task_ids": first[start : start + 500]},
+            headers=stack.auth("unit_admin", org_id=unit),
         )
-        for pct in (50, 99)
-    ]
+        body = await _ok(r, 200)
+        if body["failed"]:
+            raise RuntimeError(f"unit approvals failed: {body['results'][:3]}")
+    final = await _open_tasks(stack, "authority", wanted)
+    if len(final) < len(wanted):
+        raise RuntimeError(f"only {len(final)} of {len(wanted)} claims reached the district")
+    district_admin = stack.auth("district_admin", org_id=district)
+    approved: dict[str, float] = {}
+    decisions: list[float] = []
+
+    async def approve(claim_id: str, task_id: str) -> None:
+        t = time.perf_counter()
+        r = await http.post(
+            f"{review}/v1/review-tasks/{task_id}/decision",
+            json={"decision": "approve"},
+            headers=district_admin,
+        )
+        await _ok(r, 200)
+        decisions.append(time.perf_counter() - t)
+        approved[claim_id] = time.time()
+
+    count = len(final)
+    jobs = [partial(approve, c, t) for c, t in final.items()]
+    achieved = await paced(jobs, steady.offered_per_s)
+    held: dict[str, float] = {}
+    deadline = time.monotonic() + max(120, 2 * count)
+    while len(held) < len(approved) and time.monotonic() < deadline:
+        rows = await stack.fetch(
+            "province",
+            "SELECT record_id, registered_at FROM records WHERE record_id LIKE 'claim-%'",
+        )
+        for record_id, registered_at in rows:
+            claim_id = claim_of_record(record_id)
+            if claim_id in approved:
+                at = epoch(registered_at)
+                held[claim_id] = min(held.get(claim_id, at), at)
+        await asyncio.sleep(0.2)
+    if len(held) < len(approved):
+        raise RuntimeError(f"only {len(held)} of {len(approved)} records reached the province")
+    delays = [max(held[c] - approved[c], 0.0) for c in approved]
+    details = {
+        "offered_per_s": steady.offered_per_s,
+        "achieved_per_s": round(achieved, 1),
+        "claims": len(approved),
+        "decision_p50_ms": round(percentile(decisions, 50) * 1000, 1),
+        "decision_p99_ms": round(percentile(decisions, 99) * 1000, 1),
+    }
+    what = "final approval -> record at the province"
+    return steady.against_posts("approval_latency", what, delays, details)
 
 
 async def _reports(stack: Stack, http: httpx.AsyncClient, persons: int) -> list[Result]:
     city = stack.auth("city_admin")
     url = f"{stack.url('claims')}/v1/reports/compliance"
-    conn = stack.db("claims")
     started = time.perf_counter()
-    rows = conn.execute(
+    rows = await stack.fetch(
+        "claims",
         "SELECT p.id, p.name, "
         "SUM(CASE WHEN l.subject = 'public' THEN l.hours ELSE 0 END), "
         "SUM(CASE WHEN l.subject = 'professional' THEN l.hours ELSE 0 END) "
         "FROM persons p LEFT JOIN ledger l ON l.person_id = p.id AND l.year = 2026 "
-        "AND l.revoked_at IS NULL GROUP BY p.id, p.name"
-    ).fetchall()
+        "AND l.revoked_at IS NULL GROUP BY p.id, p.name",
+    )
     sql = time.perf_counter() - started
-    conn.close()
     started = time.perf_counter()
     r = await http.get(url, params={"year": 2026, "format": "csv"}, headers=city, timeout=600)
     if r.status_code != 200:
@@ -565,7 +614,7 @@ async def _reports(stack: Stack, http: httpx.AsyncClient, persons: int) -> list[
             unit="ms",
             figure=seconds * 1000,
             baseline=sql * 1000,
-            baseline_label="one SQL aggregate over the same rows",
+            baseline_label=f"one SQL aggregate over the same rows ({stack.mode})",
             better="lower",
             details={"people": len(rows)},
         )
@@ -582,20 +631,30 @@ async def run(
     steady_per_s: int,
     steady_s: int,
     plain_server: int = 0,
+    mode: Mode = "embedded",
 ) -> list[Result]:
-    """``plain_server=1`` runs the services on asyncio and h11 instead of uvloop and httptools
-    (to measure what those buy)."""
+    """The case on the stack of ``mode`` (:mod:`bench.runtime`); on ``pg`` its figures are
+    named ``system-pg.*``. ``plain_server=1`` runs the services on asyncio and h11 instead of
+    uvloop and httptools (to measure what those buy)."""
     env = {"CE_SERVER_LOOP": "asyncio", "CE_SERVER_HTTP": "h11"} if plain_server else {}
-    stack = await asyncio.to_thread(Stack, workdir, env)
+    stack = await runtime.start(mode, workdir, env)
     try:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        # an idle connection is not reused after 1 s: the server closes its own after 5 s, and a
+        # request sent on one it is closing fails with a ReadError (seen on a loaded machine)
+        limits = httpx.Limits(
+            max_connections=64, max_keepalive_connections=64, keepalive_expiry=1.0
+        )
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-            unit = await _orgs(stack, http)
-            results, person_ids = await _persons(stack, http, unit, persons)
+            orgs = await _orgs(stack, http)
+            results, person_ids = await _persons(stack, http, orgs[1], persons)
             results += await _learning(stack, http, persons, records)
             load = Claims(stack, http, person_ids)
             results += await _claims_load(stack, http, load, claims)
-            results += await _event_latency(stack, http, load, steady_per_s, steady_s)
+            latency, steady = await _event_latency(
+                stack, http, load, steady_per_s, steady_s, persons
+            )
+            results += latency
+            results += await _approval_latency(stack, http, orgs, steady)
             results += await _reports(stack, http, persons)
         rss = stack.peak_rss_mb()
         base = rss.get("province", float("nan"))
@@ -612,9 +671,12 @@ async def run(
                     details={"all_mb": {k: round(v, 1) for k, v in rss.items()}},
                 )
             )
+        if mode == "pg":
+            for r in results:
+                r.case = r.case.replace("system.", "system-pg.", 1)
         return results
     finally:
-        await asyncio.to_thread(stack.stop)
+        await runtime.stop(stack)
 
 
 if __name__ == "__main__":  # a quick look without the runner

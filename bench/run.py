@@ -3,10 +3,14 @@
     .venv/bin/python -m bench.run            # full run, a few minutes (the system case)
     .venv/bin/python -m bench.run --quick    # smoke run, about twenty seconds
     .venv/bin/python -m bench.run --only eventlog,rules
+    .venv/bin/python -m bench.run --pg       # the system case on PostgreSQL + Tansu instead
+    .venv/bin/python -m bench.run --only system --people 200000   # the report at city scale
 
 Results are printed as a table and written to ``bench/results/latest.json``. The eventlog,
 rules and http cases run in this process on temp directories; the system case starts the
-stack with ``ce run`` on 127.0.0.1 (temp data directory, free ports) and stops it.
+stack with ``ce run`` on 127.0.0.1 (temp data directory, free ports) and stops it;
+``system-pg`` starts one ``ce serve`` per service on fresh PostgreSQL databases (dropped at the
+end) and an in-memory Tansu broker (bench/runtime.py).
 See bench/README.md for what each case measures and how to read the ratios.
 """
 
@@ -24,7 +28,7 @@ import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench.common import Result
 
@@ -40,7 +44,27 @@ PARAMS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
         {"persons": 1000, "records": 1000, "claims": 64, "steady_per_s": 10, "steady_s": 1},
     ),
 }
+PARAMS["system-pg"] = PARAMS["system"]  # the same sizes on PostgreSQL + the broker
 CASES = tuple(PARAMS)
+DEFAULT_CASES = ("eventlog", "rules", "http", "system")
+
+
+def selected_cases(only: str | None, *, pg: bool) -> list[str]:
+    """The cases to run: ``--only``'s list or the default ones; with ``--pg`` the system case
+    runs on PostgreSQL + the broker (``system-pg``) instead of embedded."""
+    selected = [c.strip() for c in only.split(",")] if only else list(DEFAULT_CASES)
+    if pg:
+        selected = ["system-pg" if c == "system" else c for c in selected]
+    return list(dict.fromkeys(selected))
+
+
+def case_params(name: str, quick: bool, people: int | None) -> dict[str, int]:
+    """The sizes of case ``name`` for this run (``people`` overrides the system case's
+    population: persons registered, and so the report's size)."""
+    params = dict(PARAMS[name][1 if quick else 0])
+    if people is not None and "persons" in params:
+        params["persons"] = people
+    return params
 
 
 async def _run_case(name: str, params: dict[str, int], workdir: Path) -> list[Result]:
@@ -56,10 +80,11 @@ async def _run_case(name: str, params: dict[str, int], workdir: Path) -> list[Re
         from bench import case_http
 
         return await case_http.run(workdir, **params)
-    if name == "system":
+    if name in ("system", "system-pg"):
         from bench import case_system
 
-        return await case_system.run(workdir, **params)
+        mode: Literal["embedded", "pg"] = "pg" if name == "system-pg" else "embedded"
+        return await case_system.run(workdir, mode=mode, **params)
     raise ValueError(f"unknown case {name}")
 
 
@@ -136,7 +161,7 @@ def _table(results: list[Result]) -> str:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    selected = [c.strip() for c in args.only.split(",")] if args.only else list(CASES)
+    selected = selected_cases(args.only, pg=args.pg)
     unknown = [c for c in selected if c not in PARAMS]
     if unknown:
         print(f"unknown case(s): {', '.join(unknown)}; known: {', '.join(CASES)}", file=sys.stderr)
@@ -146,6 +171,7 @@ async def _main(args: argparse.Namespace) -> int:
     meta: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
+        "people": args.people,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -158,7 +184,7 @@ async def _main(args: argparse.Namespace) -> int:
     errors: dict[str, str] = {}
     timings: dict[str, float] = {}
     for name in selected:
-        params = PARAMS[name][1 if args.quick else 0]
+        params = case_params(name, args.quick, args.people)
         print(f"running {name} {params} ...", file=sys.stderr, flush=True)
         case_start = time.perf_counter()
         try:
@@ -193,6 +219,13 @@ async def _main(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run (~10 s)")
@@ -202,6 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--tmpdir", help="where to make the temp directories (default: system temp)"
+    )
+    parser.add_argument(
+        "--pg",
+        action="store_true",
+        help="run the system case on PostgreSQL (127.0.0.1:5432) and the Tansu broker",
+    )
+    parser.add_argument(
+        "--people",
+        type=_positive,
+        help="persons in the system case (the report's population); default 20,000 / 1,000",
     )
     args = parser.parse_args(argv)
     return asyncio.run(_main(args))

@@ -29,6 +29,8 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
         "http.submit_claim",
         "system.learning_ingest",
         "system.submit_claim_32.p99",
+        "system.event_latency.p99",
+        "system.approval_latency.p99",
         "system.report_csv",
     ):
         assert case in result.stdout

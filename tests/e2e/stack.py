@@ -145,8 +145,14 @@ def serve(stack: Stack, name: str, extra_env: Mapping[str, str]) -> subprocess.P
     return proc
 
 
-def start_distributed(data_dir: Path, database_urls: Mapping[str, str], bootstrap: str) -> Stack:
-    """One process per service on PostgreSQL and the Kafka-protocol broker."""
+def start_distributed(
+    data_dir: Path,
+    database_urls: Mapping[str, str],
+    bootstrap: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> Stack:
+    """One process per service on PostgreSQL and the Kafka-protocol broker (producer
+    idempotence off: Tansu does not grant producer ids). The benchmark starts it this way too."""
     stack = Stack(data_dir, {n: free_port() for n in NAMES})
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in NAMES:
@@ -159,6 +165,7 @@ def start_distributed(data_dir: Path, database_urls: Mapping[str, str], bootstra
                 "CE_KAFKA_IDEMPOTENCE": "false",
                 "CE_KAFKA_SEND_TIMEOUT_S": "3",
                 **({"CE_DATABASE_URL": database_urls[name]} if name in database_urls else {}),
+                **(extra_env or {}),
             },
         )
     return stack
