@@ -107,7 +107,8 @@ async def test_statements_holding_the_write_lock_run_on_the_loop_thread(tmp_path
         async def write() -> str | None:
             async with engine.begin() as conn:
                 await conn.execute(insert(items).values(name="b"))
-                return (await conn.execute(text("SELECT thread_id()"))).scalar()  # type: ignore[no-any-return]
+                thread: str | None = (await conn.execute(text("SELECT thread_id()"))).scalar()
+                return thread
 
         writing = asyncio.create_task(write())
         await asyncio.sleep(0.2)

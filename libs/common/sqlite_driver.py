@@ -131,7 +131,8 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     async def _inline(self, operation: Any, parameters: Any, many: bool) -> _Outcome:
         """On the loop's thread, at once; a coroutine still, as SQLAlchemy's ``AsyncConnection``
         checks that a statement went through one (it never suspends, so costs no loop turn)."""
-        return _run(self._connection, operation, parameters, many)
+        connection: Any = self._connection
+        return _run(connection, operation, parameters, many)
 
     async def _locked(self, operation: Any, parameters: Any, many: bool) -> _Outcome:
         async with self._adapt_connection._execute_mutex:
@@ -152,7 +153,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ("_write_locked",)
     _cursor_cls = OneHopCursor  # type: ignore[assignment]
 
-    def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
+    def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._write_locked = False  # a BEGIN IMMEDIATE returned and its transaction is open
 

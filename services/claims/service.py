@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import Principal
@@ -208,9 +208,10 @@ async def _check_evidence_ids(
     return found
 
 
-_INSERT_CLAIM = insert(Claim.__table__)
+# Core inserts of the tables (not ORM-enabled ones of the classes): no flush machinery
+_INSERT_CLAIM = insert(cast(Table, Claim.__table__))
 _CLAIM_COLUMNS = frozenset(Claim.__table__.columns.keys())
-_INSERT_REFERENCES = insert(ClaimReference.__table__)
+_INSERT_REFERENCES = insert(cast(Table, ClaimReference.__table__))
 
 
 async def _bind_references(
