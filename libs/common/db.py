@@ -4,7 +4,9 @@ naming convention for constraints so Alembic migrations are stable."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,12 +22,19 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     event,
     insert,
 )
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import FromClause
 from sqlalchemy.types import TypeDecorator
 
 from libs.common import sqlite_driver
@@ -196,3 +205,140 @@ def insert_ignoring_duplicates(table: Any, dialect: str, *, index_elements: Any 
 
         return sqlite_insert(table).on_conflict_do_nothing(index_elements=index_elements)
     raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")  # pragma: no cover
+
+
+# Bound parameters one statement may carry: SQLite's default limit (32,766 since 3.32, 999
+# before) and PostgreSQL's wire protocol (a 16-bit count).
+MAX_VARIABLES = {
+    "sqlite": 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999,
+    "postgresql": 32767,
+}
+
+
+class BulkInsert:
+    """``INSERT … ON CONFLICT DO NOTHING [RETURNING …]`` of many rows: one multi-row ``VALUES``
+    statement per chunk, on SQLite and PostgreSQL.
+
+    The statement of each chunk size is built with SQLAlchemy Core and compiled once per dialect,
+    then cached: an executemany of one row's statement costs a round of SQLAlchemy's per-row
+    machinery for every row, and a fresh ``.values(rows)`` a compilation of every bind parameter
+    for every chunk; both cost more than the insert itself. Each execution only runs the columns'
+    bind processors (once for a value repeated by identity down a column, like a shared ``now``)
+    and sends one flat parameter list. Chunks stay within the dialect's parameter limit.
+
+    Rows are mappings with exactly ``columns`` (a table column with a Python-side default must be
+    among them: the defaults are not applied here). ``returning`` rows come back as the driver
+    gives them (plain tuples, no result processing): use it for ids and other plain values."""
+
+    def __init__(
+        self,
+        table: FromClause,
+        columns: Sequence[str],
+        *,
+        conflict: Sequence[str] | None = None,
+        returning: Sequence[str] = (),
+        chunk: int = 500,
+    ) -> None:
+        unknown = [c for c in (*columns, *(conflict or ()), *returning) if c not in table.c]
+        if unknown:
+            raise ValueError(f"{table.description} has no column {', '.join(unknown)}")
+        defaulted = [
+            c.name
+            for c in table.c
+            if isinstance(c, Column) and c.default is not None and c.name not in columns
+        ]
+        if defaulted:
+            raise ValueError(
+                f"{table.description}: give {', '.join(defaulted)} (they have a default)"
+            )
+        # the table's column order: the order Core renders a row's values in
+        self.table = table
+        self.columns = [c.name for c in table.c if c.name in set(columns)]
+        self.conflict = list(conflict) if conflict is not None else None
+        self.returning = list(returning)
+        self.chunk = chunk
+        self._compiled: dict[tuple[str, int], tuple[str, list[int]]] = {}
+        self._processors: dict[str, list[Callable[[Any], Any] | None]] = {}
+
+    def rows_per_statement(self, dialect: str) -> int:
+        return max(1, min(self.chunk, MAX_VARIABLES.get(dialect, 999) // len(self.columns)))
+
+    async def execute(
+        self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[Any, ...]]:
+        """Insert ``rows`` (skipping those that conflict); the ``returning`` values of the rows
+        actually inserted, in no particular order."""
+        if not rows:
+            return []
+        conn = await session.connection()
+        dialect = conn.dialect
+        size = self.rows_per_statement(dialect.name)
+        returned: list[tuple[Any, ...]] = []
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            sql, order = self._statement(dialect, len(chunk))
+            params = self._parameters(dialect, chunk)
+            if order:
+                params = [params[i] for i in order]
+            result = await conn.exec_driver_sql(sql, tuple(params))
+            if self.returning:
+                returned += [tuple(r) for r in result.all()]
+        return returned
+
+    def _statement(self, dialect: Dialect, rows: int) -> tuple[str, list[int]]:
+        """The SQL of a ``rows``-row insert and, if Core orders its parameters other than row by
+        row in :attr:`columns` order, the permutation from that order to Core's."""
+        key = (dialect.name, rows)
+        if key not in self._compiled:
+            width = len(self.columns)
+            names = {f"r{i}_{j}": i * width + j for i in range(rows) for j in range(width)}
+            values = [
+                {
+                    name: bindparam(f"r{i}_{j}", type_=self.table.c[name].type)
+                    for j, name in enumerate(self.columns)
+                }
+                for i in range(rows)
+            ]
+            stmt = insert_ignoring_duplicates(
+                self.table, dialect.name, index_elements=self.conflict
+            ).values(values)
+            if self.returning:
+                stmt = stmt.returning(*(self.table.c[name] for name in self.returning))
+            compiled = stmt.compile(dialect=dialect)
+            order = [names[name] for name in compiled.positiontup or ()]
+            if len(order) != len(names):
+                raise RuntimeError(f"{dialect.name}: a positional parameter style is needed")
+            self._compiled[key] = (
+                compiled.string,
+                [] if order == sorted(order) else order,
+            )
+        return self._compiled[key]
+
+    def _parameters(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The rows' values row by row, each through its column's bind processor."""
+        processors = self._processors.get(dialect.name)
+        if processors is None:
+            processors = [
+                self.table.c[name].type._cached_bind_processor(dialect) for name in self.columns
+            ]
+            self._processors[dialect.name] = processors
+        out: list[Any] = []
+        for name, process in zip(self.columns, processors, strict=True):
+            column = [row[name] for row in rows]
+            if process is not None:
+                column = _processed(column, process)
+            out.append(column)
+        # column lists to one row-major list
+        return [value for values in zip(*out, strict=True) for value in values]
+
+
+def _processed(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+    """``process`` of each value, called once for a run of the same object (a shared ``now``)."""
+    out: list[Any] = []
+    last: Any = object()
+    done: Any = None
+    for value in values:
+        if value is not last:
+            last, done = value, process(value)
+        out.append(done)
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from operator import mul
 from typing import NoReturn
 
 from libs.common.asciitext import fold_width
@@ -31,8 +32,10 @@ _EARLIEST_BIRTH = date(1900, 1, 1)
 
 def check_character(first17: str) -> str:
     """The ISO 7064 MOD 11-2 check character of the first seventeen digits."""
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _WEIGHTS, strict=True))
-    return _CHECK_CHARS[total % 11]
+    if len(first17) != len(_WEIGHTS):
+        raise ValueError(f"{len(first17)} digits instead of {len(_WEIGHTS)}")
+    # map over the digits, not a generator: this runs for every record of a bulk ingest
+    return _CHECK_CHARS[sum(map(mul, map(int, first17), _WEIGHTS)) % 11]
 
 
 def validate_id_number(value: str, *, today: date | None = None) -> str:

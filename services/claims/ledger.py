@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 
-from libs.common.db import insert_ignoring_duplicates, new_id, utcnow
+from libs.common.db import BulkInsert, new_id, utcnow
 from libs.common.events import LearningRecorded, LearningRecordedBatch
 from libs.common.uow import UnitOfWork
 from services.claims import compliance, rules
@@ -141,7 +141,8 @@ async def learning_recorded_batch(uow: UnitOfWork, event: LearningRecordedBatch)
 
 async def book_learning(uow: UnitOfWork, records: Sequence[LearningRecorded]) -> None:
     """Book each record on its person's ledger, or keep it pending until the person registers;
-    set-based (one lookup, two multi-row inserts) and deduplicated per record id."""
+    set-based (one lookup, multi-row inserts: :class:`~libs.common.db.BulkInsert`) and
+    deduplicated per record id."""
     if not records:
         return
     found = await uow.session.execute(
@@ -150,7 +151,6 @@ async def book_learning(uow: UnitOfWork, records: Sequence[LearningRecorded]) ->
         )
     )
     persons = {row.id_number: row.id for row in found}
-    dialect = uow.session.get_bind().dialect.name
     now = utcnow()
     booked = [
         _ledger_row(
@@ -166,8 +166,7 @@ async def book_learning(uow: UnitOfWork, records: Sequence[LearningRecorded]) ->
         for r in records
         if r.id_number in persons
     ]
-    if booked:
-        await uow.session.execute(_insert_ledger(dialect), booked)
+    await _book.execute(uow.session, booked)
     waiting = [
         {
             "record_id": r.record_id,
@@ -181,13 +180,7 @@ async def book_learning(uow: UnitOfWork, records: Sequence[LearningRecorded]) ->
         for r in records
         if r.id_number not in persons
     ]
-    if waiting:
-        await uow.session.execute(
-            insert_ignoring_duplicates(
-                PendingLearning.__table__, dialect, index_elements=["record_id"]
-            ),
-            waiting,
-        )
+    await _wait.execute(uow.session, waiting)
 
 
 async def book_pending_learning(uow: UnitOfWork, person: Person) -> None:
@@ -206,8 +199,8 @@ async def book_pending_learning_of(uow: UnitOfWork, persons: dict[str, str]) -> 
     if not pending:
         return
     now = utcnow()
-    await uow.session.execute(
-        _insert_ledger(uow.session.get_bind().dialect.name),
+    await _book.execute(
+        uow.session,
         [
             _ledger_row(
                 persons[p.id_number],
@@ -227,10 +220,29 @@ async def book_pending_learning_of(uow: UnitOfWork, persons: dict[str, str]) -> 
     )
 
 
-def _insert_ledger(dialect: str) -> Any:
-    return insert_ignoring_duplicates(
-        LedgerEntry.__table__, dialect, index_elements=["source", "ref", "subject"]
-    )
+# city-platform records on the ledger (once per record and subject) and waiting for their person
+_book = BulkInsert(
+    LedgerEntry.__table__,
+    [
+        "id",
+        "person_id",
+        "year",
+        "subject",
+        "hours",
+        "source",
+        "ref",
+        "title",
+        "completed_at",
+        "created_at",
+        "updated_at",
+    ],
+    conflict=["source", "ref", "subject"],
+)
+_wait = BulkInsert(
+    PendingLearning.__table__,
+    ["record_id", "id_number", "year", "subject", "hours", "course", "completed_at"],
+    conflict=["record_id"],
+)
 
 
 def _ledger_row(

@@ -71,9 +71,12 @@ class Person(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(30))
     affiliation_kind: Mapped[str] = mapped_column(String(10))  # unit | agency
-    org_id: Mapped[str] = mapped_column(String(36), index=True)
+    org_id: Mapped[str] = mapped_column(String(36))
     # the login (token subject) of a person who registered themselves
     account_sub: Mapped[str | None] = mapped_column(String(100), unique=True)
+
+    # the report's keyset (org_id, id) in index order; serves the queries by org_id too
+    __table_args__ = (Index("ix_persons_org_id_id", "org_id", "id"),)
 
 
 class OrgReplica(Base):

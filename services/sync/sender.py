@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import Row, Table, bindparam, or_, select, update
 
 from libs.common.db import utcnow
 from libs.common.events import SyncRecordFailed, SyncRecordRegistered
@@ -24,6 +24,21 @@ from services.sync.province import ProvinceClient, ProvinceRejected, ProvinceUna
 
 log = logging.getLogger(__name__)
 VOID_MAX_ATTEMPTS = 8
+ROUND = 500  # records leased, sent (in province batches) and booked together
+_outbound = cast(Table, OutboundRecord.__table__)
+# what sending a record needs (read as plain rows: no ORM objects for a round of 500)
+_SENT_COLUMNS = (
+    "id",
+    "id_number",
+    "name",
+    "year",
+    "subject",
+    "hours",
+    "category",
+    "title",
+    "source",
+    "completed_at",
+)
 
 
 class ProvinceSender:
@@ -68,37 +83,39 @@ class ProvinceSender:
             if not sent:
                 await asyncio.sleep(self.poll_s)
 
-    async def _claim(self, status: RecordStatus, limit: int) -> list[OutboundRecord]:
-        """Lease up to ``limit`` due records of ``status`` to this sender (committed at once)."""
+    async def _claim(self, status: RecordStatus, limit: int) -> list[Row[Any]]:
+        """Lease up to ``limit`` due records of ``status`` to this sender (committed at once):
+        their columns as plain rows, the lease set with one ``UPDATE``."""
         now = utcnow()
+        records = _outbound.c
         async with self.state.uow() as uow:
-            records = list(
+            rows = list(
                 (
-                    await uow.session.scalars(
-                        select(OutboundRecord)
+                    await uow.session.execute(
+                        select(*(records[name] for name in _SENT_COLUMNS))
                         .where(
-                            OutboundRecord.status == status,
-                            or_(
-                                OutboundRecord.next_attempt_at.is_(None),
-                                OutboundRecord.next_attempt_at <= now,
-                            ),
-                            or_(
-                                OutboundRecord.leased_until.is_(None),
-                                OutboundRecord.leased_until <= now,
-                            ),
+                            records.status == status,
+                            or_(records.next_attempt_at.is_(None), records.next_attempt_at <= now),
+                            or_(records.leased_until.is_(None), records.leased_until <= now),
                         )
-                        .order_by(OutboundRecord.created_at, OutboundRecord.id)
+                        .order_by(records.created_at, records.id)
                         .limit(limit)
                         .with_for_update(skip_locked=True)
                     )
                 ).all()
             )
-            for record in records:
-                record.leased_until = now + self.lease
+            if rows:
+                await uow.session.execute(
+                    update(_outbound)
+                    .where(records.id.in_([r.id for r in rows]))
+                    .values(leased_until=now + self.lease)
+                )
             await uow.commit()
-        return records
+        return rows
 
-    async def send_due(self, limit: int = 100) -> int:
+    async def send_due(self, limit: int = ROUND) -> int:
+        """Register a round of due records; book the outcome with one statement per kind of
+        outcome (receipts, refusals, retries), not one per record."""
         records = await self._claim("pending", limit)
         if not records:
             return 0
@@ -111,50 +128,88 @@ class ProvinceSender:
                 unfit[record.id] = contract_violation(exc)
         outcome, failures, error = await self._register(payloads) if payloads else ({}, {}, None)
         failures.update(unfit)
+        now = utcnow()
+        c = _outbound.c
         async with self.state.uow() as uow:
-            loaded = await uow.session.scalars(
-                select(OutboundRecord).where(OutboundRecord.id.in_([r.id for r in records]))
-            )
-            by_id = {r.id: r for r in loaded}  # one query for the batch, not one a record
-            for record in records:
-                fresh = by_id[record.id]
-                fresh.leased_until = None
-                if fresh.status != "pending":
-                    continue  # changed meanwhile (revoked): the handler's word stands
-                fresh.attempts += 1
-                if record.id in outcome:
-                    fresh.status, fresh.receipt, fresh.registered_at = (
-                        "registered",
-                        outcome[record.id],
-                        utcnow(),
+            # what is still pending now (a revocation meanwhile has the last word)
+            pending = {
+                row.id: row
+                for row in await uow.session.execute(
+                    select(c.id, c.claim_id, c.attempts).where(
+                        c.id.in_([r.id for r in records]), c.status == "pending"
                     )
-                    fresh.last_error = None
-                    if fresh.claim_id is None:
-                        # a city-platform record: no claim waits for its receipt, and nobody
-                        # consumes the event of one (a million of them would cost claims a
-                        # transaction each); the receipt is on the record
-                        continue
+                )
+            }
+            registered = [{"b_id": i, "b_receipt": outcome[i]} for i in pending if i in outcome]
+            refused = [
+                {"b_id": i, "b_error": failures[i]}
+                for i in pending
+                if i not in outcome and i in failures
+            ]
+            retried = [
+                {
+                    "b_id": i,
+                    "b_next": now + self._backoff(row.attempts + 1),
+                }
+                for i, row in pending.items()
+                if i not in outcome and i not in failures
+            ]
+            leased = [r.id for r in records if r.id not in pending]
+            booked = c.id == bindparam("b_id"), c.status == "pending"
+            done = {"attempts": c.attempts + 1, "leased_until": None, "updated_at": now}
+            if registered:
+                await uow.session.execute(
+                    update(_outbound)
+                    .where(*booked)
+                    .values(
+                        status="registered",
+                        receipt=bindparam("b_receipt"),
+                        registered_at=now,
+                        last_error=None,
+                        **done,
+                    ),
+                    registered,
+                )
+            if refused:
+                await uow.session.execute(
+                    update(_outbound)
+                    .where(*booked)
+                    .values(status="failed", last_error=bindparam("b_error"), **done),
+                    refused,
+                )
+            if retried:
+                await uow.session.execute(
+                    update(_outbound)
+                    .where(*booked)
+                    .values(last_error=error, next_attempt_at=bindparam("b_next"), **done),
+                    retried,
+                )
+            if leased:
+                await uow.session.execute(
+                    update(_outbound).where(c.id.in_(leased)).values(leased_until=None)
+                )
+            for record_id, row in pending.items():
+                # a city-platform record (no claim) has its receipt on the record: nobody
+                # consumes the event of one (a million of them would cost claims a
+                # transaction each)
+                if record_id in outcome and row.claim_id is not None:
                     uow.emit(
                         SyncRecordRegistered(
-                            record_id=fresh.id,
-                            claim_id=fresh.claim_id,
-                            province_receipt=outcome[record.id],
+                            record_id=record_id,
+                            claim_id=row.claim_id,
+                            province_receipt=outcome[record_id],
                         ),
-                        subject=fresh.claim_id or fresh.id,
+                        subject=row.claim_id,
                     )
-                elif record.id in failures:
-                    fresh.status, fresh.last_error = "failed", failures[record.id]
+                elif record_id not in outcome and record_id in failures:
                     uow.emit(
                         SyncRecordFailed(
-                            record_id=fresh.id,
-                            claim_id=fresh.claim_id,
-                            reason=failures[record.id],
+                            record_id=record_id,
+                            claim_id=row.claim_id,
+                            reason=failures[record_id],
                         ),
-                        subject=fresh.claim_id or fresh.id,
+                        subject=row.claim_id or record_id,
                     )
-                else:
-                    fresh.last_error = error
-                    fresh.next_attempt_at = utcnow() + self._backoff(fresh.attempts)
             await uow.commit()
         return len(outcome) + len(failures)
 
@@ -237,13 +292,13 @@ def contract_violation(exc: ValidationError) -> str:
     return f"province_contract: {reasons}"
 
 
-def _to_province(record: OutboundRecord) -> ProvinceRecord:
+def _to_province(record: Row[Any]) -> ProvinceRecord:
     return ProvinceRecord(
         record_id=record.id,
         id_number=record.id_number or "",
         name=record.name or "",
         year=record.year,
-        subject=record.subject,  # type: ignore[arg-type]
+        subject=record.subject,
         hours=record.hours,
         category=record.category,
         title=record.title,

@@ -1,7 +1,7 @@
 """project replica: subject (a filed 公需 project certifies public hours)
 
 Revision ID: b71c4e2a9d05
-Revises: 392f6826608d
+Revises: c4e1a7b2d903
 Create Date: 2026-11-27 00:20:00
 
 Projects replicated before this have no subject (NULL: "not said"), so only an e-certificate
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b71c4e2a9d05"
-down_revision: str | None = "392f6826608d"
+down_revision: str | None = "c4e1a7b2d903"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
