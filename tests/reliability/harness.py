@@ -416,6 +416,22 @@ def no_dead_letters(cluster: Cluster) -> dict[str, int]:
     return counts
 
 
+def settle_exactly_once(
+    cluster: Cluster, workload: Workload, scenario: str, injected: str, timeout_s: float = 60
+) -> Ledger:
+    """The end of a fault scenario: converge, report the counts (with the dead letters), and
+    assert the ledger exact and no dead letter in any service."""
+    try:
+        ledger = workload.converge(timeout_s=timeout_s)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; dead letters: {no_dead_letters(cluster)}") from exc
+    letters = no_dead_letters(cluster)
+    ledger.report(scenario, f"{injected}; dead letters after: {letters}")
+    ledger.assert_exact()
+    assert letters == dict.fromkeys(SERVICES, 0), letters
+    return ledger
+
+
 class Driver:
     """The workload in a background thread: rounds of a claim, decisions and a learning record,
     until stopped. Errors are kept and raised by :meth:`stop`."""
