@@ -51,14 +51,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _described("A rule refuses the request, or the body does not match the schema"),
     429: _described("Too many requests: wait for Retry-After seconds"),
     503: _described(
-        "The database or event broker is unreachable for a moment: nothing was changed, "
-        "retry after Retry-After seconds"
+        "A dependency (the database, the event broker, the province) is unreachable for a "
+        "moment: nothing was changed, retry after Retry-After seconds"
     ),
-}
-
-# documented on the routes that depend on something that can be down for a while
-UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    503: _described("A dependency (the database, the bus, the province) is down: try again later"),
 }
 
 

@@ -49,7 +49,6 @@ from libs.common.observability import Metrics, RequestContextMiddleware, configu
 from libs.common.outbox import OutboxRelay
 from libs.common.problems import (
     PROBLEM_RESPONSES,
-    UNAVAILABLE_RESPONSES,
     install_problem_handlers,
 )
 from libs.common.settings import Settings
@@ -432,7 +431,7 @@ def _ops_router(metrics: Metrics) -> APIRouter:
 
     @router.post(
         "/v1/admin/dead-letters/{letter_id}/replay",
-        responses={**PROBLEM_RESPONSES, **UNAVAILABLE_RESPONSES},
+        responses=PROBLEM_RESPONSES,
     )
     async def replay_dead_letter(
         letter_id: str, request: Request, principal: CurrentPrincipal

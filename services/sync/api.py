@@ -11,7 +11,6 @@ from sqlalchemy import select
 from libs.common.auth import OPS_ROLES, CurrentPrincipal, require_role
 from libs.common.errors import DomainError
 from libs.common.pagination import page, paginate
-from libs.common.problems import UNAVAILABLE_RESPONSES
 from libs.common.service import StateDep, UowDep
 from services.sync.learning import ingest_learning_records
 from services.sync.models import OutboundRecord, RecordStatus
@@ -115,7 +114,7 @@ class ReconciliationIn(BaseModel):
     repair: bool = False  # re-queue what the province lacks, void what it holds beyond ours
 
 
-@router.post("/reconciliations", responses=UNAVAILABLE_RESPONSES)
+@router.post("/reconciliations")
 async def reconciliation(
     body: ReconciliationIn, state: StateDep, principal: CurrentPrincipal
 ) -> ReconciliationOut:
