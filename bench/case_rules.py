@@ -104,7 +104,7 @@ def _verified(body: dict[str, Any]) -> Verified | None:
     if body.get("subject") != "public":
         return None
     return Verified(
-        certificate_hours=Decimal(str(body["hours"])), certificate_subject="public", any=True
+        certificate_hours=Decimal(str(body["hours"])), certified_subject="public", any=True
     )
 
 

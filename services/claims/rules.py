@@ -294,7 +294,7 @@ class ClaimInput:
 
     ``card_hours``: the hours on the exam card, when the card number was found in the exam
     centre's issued cards; ``certificate_hours``: the hours of a verified e-certificate;
-    ``certificate_subject``: the subject that certificate, or else the cited filed project
+    ``certified_subject``: the subject that certificate, or else the cited filed project
     (``project_id``), certifies."""
 
     category: str
@@ -310,7 +310,7 @@ class ClaimInput:
     evidence_count: int = 0
     card_hours: HoursLike | None = None
     certificate_hours: HoursLike | None = None
-    certificate_subject: str | None = None
+    certified_subject: str | None = None
     leave_kind: str | None = None
     leave_reason: str | None = None
 
@@ -540,7 +540,7 @@ def _check_certified_subject(
 ) -> None:
     for credit in requested:
         if credit.subject in category.certified_subjects and (
-            claim.certificate_subject != credit.subject
+            claim.certified_subject != credit.subject
         ):
             raise RuleViolation(
                 f"A {claim.category} counts as {credit.subject} hours only when its "
@@ -601,8 +601,8 @@ def _optional_hours(value: HoursLike | None, what: str) -> Decimal | None:
 
 
 def _subject(claim: ClaimInput, category: CategoryRules) -> Subject:
-    named = claim.subject or claim.certificate_subject or category.default_subject
-    certified = claim.certificate_subject
+    named = claim.subject or claim.certified_subject or category.default_subject
+    certified = claim.certified_subject
     if certified and named != certified:
         raise RuleViolation(
             f"The certificate or filed project is for {certified} hours, so the claim cannot be "

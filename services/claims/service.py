@@ -61,7 +61,7 @@ class Verified:
     card_hours: Decimal | None = None
     certificate_hours: Decimal | None = None
     # the subject the e-certificate, or else the cited filed project, certifies
-    certificate_subject: str | None = None
+    certified_subject: str | None = None
     any: bool = False
     notes: tuple[str, ...] = ()
     # the filed project the claim cites (project_id, or its e-certificate's), for the reviewers
@@ -92,7 +92,7 @@ def claim_input(
         evidence_count=evidence_count,
         card_hours=verified.card_hours,
         certificate_hours=verified.certificate_hours,
-        certificate_subject=verified.certificate_subject,
+        certified_subject=verified.certified_subject,
         leave_kind=command.leave_kind,
         leave_reason=command.leave_reason,
     )
@@ -155,7 +155,7 @@ async def _verify_training(
             )
         return Verified(
             certificate_hours=Decimal(cert.hours),
-            certificate_subject=cert.subject,
+            certified_subject=cert.subject,
             any=True,
             project_id=cert.project_id,
         )
@@ -174,7 +174,7 @@ async def _verify_training(
                 code="unfiled_training",
             )
         return Verified(
-            certificate_subject=project.subject,
+            certified_subject=project.subject,
             notes=(f"filed project: {project.name}",),
             project_id=project.id,
         )

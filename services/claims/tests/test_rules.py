@@ -105,7 +105,7 @@ CATEGORY_TABLE = [
             hours=D("7.5"),
             start_date=date(2026, 5, 11),
             end_date=date(2026, 5, 11),
-            certificate_subject="public",
+            certified_subject="public",
         ),
         credits(("public", "7.5")),
         id="1 training: public when so certified",
@@ -114,7 +114,7 @@ CATEGORY_TABLE = [
         claim(
             "training",
             certificate_hours=24,
-            certificate_subject="professional",
+            certified_subject="professional",
             start_date=date(2026, 6, 1),
             end_date=date(2026, 6, 3),
         ),
@@ -306,7 +306,7 @@ def test_invalid_category(rs: RuleSet) -> None:
         claim(
             "training",
             subject="public",
-            certificate_subject="professional",
+            certified_subject="professional",
             hours=8,
             start_date=date(2026, 3, 2),
             end_date=date(2026, 3, 2),
@@ -477,7 +477,7 @@ def test_requirement_already_met_warns(rs: RuleSet) -> None:
         [("transfer_in", credits(("public", "20")))], outside_claims={"public": D("12")}
     )
     c = claim("training", subject="public", hours=4, start_date=date(2026, 3, 2),
-              end_date=date(2026, 3, 2), certificate_subject="public")  # fmt: skip
+              end_date=date(2026, 3, 2), certified_subject="public")  # fmt: skip
     result = assess(rs, c, ledger, now=NOW)
     assert len(result.warnings) == 1
     assert "public requirement of 30 hours is already met (32 credited)" in result.warnings[0]
