@@ -5,23 +5,12 @@ Several processes may share the file. Each write is one ``BEGIN IMMEDIATE`` tran
 are gap-free and a published message survives a crash once ``publish`` returns. Group members hold
 time-limited leases on partitions: a member that dies stops renewing them and another member takes
 over from the last committed offset (redelivering what was handled but not committed).
-
-Writers of all processes queue on an exclusive ``flock`` of ``<file>.lock`` before they begin:
-the kernel hands the lock to the next waiter the moment it is released, where SQLite's busy
-handler would sleep and retry (up to 100 ms a try). Every append rings a doorbell: it appends a
-byte to ``<file>.bell`` (emptied now and then). A waiting consumer looks at the bell's size and
-time (one ``stat``, no query, no thread hop) every ``doorbell_interval_s`` and reads the log only
-when it changed, or every ``poll_interval_s`` anyway. The longer the log has been quiet, the less
-often it looks (up to every ``doorbell_idle_interval_s``), so an idle service costs little CPU: a
-burst is picked up within milliseconds, the first message after a long quiet within tens.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -60,27 +49,11 @@ def partition_for(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode()) % partitions
 
 
-BELL_MAX_BYTES = 4096  # the doorbell file is emptied when it reaches this size
-
-
-def bell_state(bell: Path) -> tuple[int, int]:
-    """What a consumer compares to see whether the doorbell rang: its modification time and size."""
-    try:
-        st = os.stat(bell)
-    except FileNotFoundError:
-        return (0, -1)
-    return (st.st_mtime_ns, st.st_size)
-
-
 class _Db:
     """One SQLite connection used from worker threads, one statement batch at a time."""
 
     def __init__(self, path: Path, busy_timeout_ms: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # writers of every process queue here (see the module's docstring)
-        self._write_lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        self.bell = Path(f"{path}.bell")
-        self._bell_fd = os.open(self.bell, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._conn = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
         )
@@ -91,28 +64,16 @@ class _Db:
         with self._lock:
             self._conn.executescript(_SCHEMA)
 
-    def write(self, fn: Any, *args: Any, ring: bool = False) -> Any:
+    def write(self, fn: Any, *args: Any) -> Any:
         with self._lock:
-            fcntl.flock(self._write_lock_fd, fcntl.LOCK_EX)
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(self._conn, *args)
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
-                if ring:
-                    self._ring()
-                return result
-            finally:
-                fcntl.flock(self._write_lock_fd, fcntl.LOCK_UN)
-
-    def _ring(self) -> None:
-        """Under the write lock: no two writers empty the bell at once."""
-        if os.fstat(self._bell_fd).st_size >= BELL_MAX_BYTES:
-            os.ftruncate(self._bell_fd, 0)
-        os.write(self._bell_fd, b".")
+                result = fn(self._conn, *args)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            return result
 
     def read(self, fn: Any, *args: Any) -> Any:
         with self._lock:
@@ -121,8 +82,6 @@ class _Db:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-            os.close(self._write_lock_fd)
-            os.close(self._bell_fd)
 
 
 class EmbeddedLog(EventBus):
@@ -132,17 +91,13 @@ class EmbeddedLog(EventBus):
         *,
         partitions: int = 4,
         session_timeout_s: float = 6.0,
-        poll_interval_s: float = 1.0,
-        doorbell_interval_s: float = 0.005,
-        doorbell_idle_interval_s: float = 0.05,
+        poll_interval_s: float = 0.05,
         busy_timeout_ms: int = 10_000,
     ) -> None:
         self.path = Path(path)
         self.partitions = partitions
         self.session_timeout_s = session_timeout_s
-        self.poll_interval_s = poll_interval_s  # a read even when the doorbell did not ring
-        self.doorbell_interval_s = doorbell_interval_s
-        self.doorbell_idle_interval_s = doorbell_idle_interval_s
+        self.poll_interval_s = poll_interval_s
         self.busy_timeout_ms = busy_timeout_ms
         self._db: _Db | None = None
 
@@ -194,7 +149,7 @@ class EmbeddedLog(EventBus):
             )
 
         try:
-            await asyncio.to_thread(self.db.write, _append, ring=True)
+            await asyncio.to_thread(self.db.write, _append)
         except sqlite3.Error as exc:
             raise PublishError(str(exc)) from exc
 
@@ -211,7 +166,6 @@ class _EmbeddedSubscription(Subscription):
         # fetch positions of the partitions this member currently holds a lease on
         self._positions: dict[tuple[str, int], int] = {}
         self._last_rebalance = 0.0
-        self._last_message = time.monotonic()  # when a fetch last returned messages
 
     async def start(self) -> None:
         await self.log.start()
@@ -291,28 +245,12 @@ class _EmbeddedSubscription(Subscription):
         while True:
             if time.time() - self._last_rebalance > self.log.session_timeout_s / 3:
                 await asyncio.to_thread(self.log.db.write, self._rebalance)
-            # the bell's state before the read: an append after it shows as a change
-            rung = bell_state(self.log.db.bell)
             batch: list[Message] = await asyncio.to_thread(
                 self.log.db.read, self._read, max_records
             )
-            if batch:
-                self._last_message = time.monotonic()
+            if batch or time.monotonic() >= deadline:
                 return batch
-            if time.monotonic() >= deadline:
-                return batch
-            await self._doorbell(rung, min(deadline, time.monotonic() + self.log.poll_interval_s))
-
-    async def _doorbell(self, rung: tuple[int, int], until: float) -> None:
-        """Until the doorbell rings after ``rung`` or ``until`` (monotonic) passes."""
-        bell, log = self.log.db.bell, self.log
-        while (now := time.monotonic()) < until:
-            # every 5 ms while messages flow, stretching to 50 ms over a few quiet seconds
-            quiet_s = now - self._last_message
-            interval = min(log.doorbell_idle_interval_s, max(log.doorbell_interval_s, quiet_s / 50))
-            await asyncio.sleep(min(interval, until - now))
-            if bell_state(bell) != rung:
-                return
+            await asyncio.sleep(self.log.poll_interval_s)
 
     async def commit(self, message: Message) -> None:
         def _commit(conn: sqlite3.Connection) -> None:
