@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.bus import Consumer, EventBus, Message, PublishError, Subscription
+from libs.common.bus import Consumer, EventBus, Message, Outgoing, PublishError, Subscription
 from libs.common.eventlog import EmbeddedLog
 from libs.common.kafka import KafkaBus, _KafkaSubscription
 from tests.fixtures.broker import Broker
@@ -149,6 +149,11 @@ class CommitSpy(Subscription):
         await self.inner.commit(message)
         self._committed[message.value].set()
 
+    async def commit_many(self, messages: Sequence[Message]) -> None:
+        await self.inner.commit_many(messages)
+        for message in messages:
+            self._committed[message.value].set()
+
     async def stop(self) -> None:
         await self.inner.stop()
 
@@ -196,6 +201,38 @@ async def test_same_key_same_partition_in_publish_order(case: BusCase) -> None:
         assert [m.offset for m in received] == sorted(m.offset for m in received)
     # the keys spread: otherwise the group test below would prove nothing
     assert len({messages[0].partition for messages in by_key.values()}) >= 2
+
+
+async def test_publish_many_keeps_key_order_and_commit_many_commits_every_partition(
+    case: BusCase,
+) -> None:
+    keys = [f"person-{i}" for i in range(8)]
+    items = [(keys[i % len(keys)], f"{i}".encode()) for i in range(40)]
+    await case.bus.publish_many([Outgoing(case.topic, k, v, {"seq": v.decode()}) for k, v in items])
+    await case.bus.publish_many([])  # nothing to do, no error
+
+    first = case.bus.subscribe(case.group, [case.topic])
+    await first.start()
+    try:
+        got = await collect(first, len(items))
+        await first.commit_many(got)  # one call: the last message of every partition
+    finally:
+        await first.stop()
+    assert len({m.partition for m in got}) >= 2, "the keys spread over partitions"
+    for key in keys:
+        received = [m for m in got if m.key == key]
+        assert [int(m.value) for m in received] == [int(v) for k, v in items if k == key]
+        assert received[0].headers == {"seq": received[0].value.decode()}
+
+    await case.bus.publish(case.topic, keys[0], b"after")
+    second = case.bus.subscribe(case.group, [case.topic])
+    await second.start()
+    try:
+        rest = await collect(second, 1)
+        rest += await fetch_for(second, 0.5)
+    finally:
+        await second.stop()
+    assert [m.value for m in rest] == [b"after"], "every partition's offset was committed"
 
 
 async def test_group_members_share_partitions_and_handle_each_message_once(case: BusCase) -> None:
@@ -360,6 +397,66 @@ async def test_consumer_keeps_running_when_dead_lettering_fails_for_a_while(
         await bus.stop()
     assert stored == [b"poison"]
     assert handled == [b"ok"]
+
+
+async def test_consumer_handles_groups_and_isolates_a_poison_message(tmp_path: Path) -> None:
+    """With a batch handler, the events of a fetch go in groups (one transaction, one commit);
+    a group that fails is handled again one by one, so only the poison message is
+    dead-lettered and every other one takes effect exactly once."""
+    bus = EmbeddedLog(tmp_path / "events.db", partitions=2, poll_interval_s=0.02)
+    await bus.start()
+    values = [f"ok-{i}".encode() for i in range(30)]
+    values.insert(17, b"poison")
+    await bus.publish_many([Outgoing("t", f"k{i % 5}", v) for i, v in enumerate(values)])
+    effects: list[bytes] = []  # what "committed" handling left behind
+    groups: list[int] = []
+    dead: list[bytes] = []
+
+    async def handler(message: Message) -> None:
+        if message.value == b"poison":
+            raise ValueError("cannot parse")
+        effects.append(message.value)
+
+    async def batch_handler(messages: list[Message]) -> None:
+        staged = []  # a transaction: nothing stays unless every message went through
+        for message in messages:
+            if message.value == b"poison":
+                raise ValueError("cannot parse")
+            staged.append(message.value)
+        groups.append(len(messages))
+        effects.extend(staged)
+
+    async def dead_letter(message: Message, reason: str) -> None:
+        dead.append(message.value)
+
+    subscription = CommitSpy(bus.subscribe("g", ["t"]))
+    consumer = Consumer(
+        subscription,
+        handler,
+        dead_letter=dead_letter,
+        max_attempts=2,
+        backoff_s=0.01,
+        batch_handler=batch_handler,
+        batch_max=8,
+    )
+    await consumer.start()
+    try:
+        for value in values:
+            await asyncio.wait_for(subscription.committed_value(value).wait(), WAIT_S)
+    finally:
+        await consumer.stop()
+    assert sorted(effects) == sorted(v for v in values if v != b"poison")
+    assert dead == [b"poison"]
+    assert consumer.batches_failed == 1
+    assert groups and max(groups) <= 8 and sum(groups) < len(values) - 1, groups
+
+    again = bus.subscribe("g", ["t"])
+    await again.start()
+    try:
+        assert await fetch_for(again, 0.5) == [], "every offset was committed"
+    finally:
+        await again.stop()
+        await bus.stop()
 
 
 # --- Kafka only -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from libs.common.bus import Message, PublishError
+from libs.common.bus import Message, Outgoing, PublishError
 from libs.common.eventlog import EmbeddedLog
 from libs.common.events import Envelope, topic_of
 from libs.common.settings import Settings
@@ -82,6 +82,11 @@ class RefusingBus(EmbeddedLog):
         if self.down:
             raise PublishError("broker unavailable (test outage)")
         await super().publish(topic, key, value, headers)
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> None:
+        if self.down:
+            raise PublishError("broker unavailable (test outage)")
+        await super().publish_many(messages)
 
 
 async def test_outbox_keeps_events_through_an_outage_and_publishes_in_order(

@@ -12,6 +12,9 @@ Contract (checked by ``tests/test_bus_contract.py`` against both adapters):
 * Messages with the same key land in the same partition and are delivered in publish order.
 * A consumer group shares the partitions among its members; each message is handled by one member.
 * An offset is committed only after the handler returned; a crash before that redelivers it.
+* ``publish_many`` publishes in order and confirms a prefix: on a failure,
+  :attr:`PublishError.confirmed` says how many leading messages the log has for certain.
+* ``commit_many`` commits, per partition, the last of the given messages.
 """
 
 from __future__ import annotations
@@ -40,10 +43,36 @@ class Message:
 
 
 class PublishError(Exception):
-    """The log did not confirm the message in time: its fate is unknown, so send it again."""
+    """The log did not confirm the message in time: its fate is unknown, so send it again.
+
+    From :meth:`EventBus.publish_many`, ``confirmed`` leading messages are durably in the log;
+    the fate of the others is unknown."""
+
+    def __init__(self, message: str, *, confirmed: int = 0) -> None:
+        super().__init__(message)
+        self.confirmed = confirmed
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to publish: what :meth:`EventBus.publish_many` takes."""
+
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 Handler = Callable[[Message], Awaitable[None]]
+BatchHandler = Callable[[list[Message]], Awaitable[None]]
+
+
+def last_per_partition(messages: Sequence[Message]) -> list[Message]:
+    """The last message of each (topic, partition) among ``messages``: what to commit."""
+    last: dict[tuple[str, int], Message] = {}
+    for message in messages:
+        last[(message.topic, message.partition)] = message
+    return list(last.values())
 
 
 class Subscription(abc.ABC):
@@ -60,6 +89,12 @@ class Subscription(abc.ABC):
     async def commit(self, message: Message) -> None:
         """Record that ``message`` and everything before it in its partition is done."""
 
+    async def commit_many(self, messages: Sequence[Message]) -> None:
+        """Record that ``messages`` (in fetch order) and everything before them are done.
+        Adapters override this to commit every partition in one request or transaction."""
+        for message in last_per_partition(messages):
+            await self.commit(message)
+
     @abc.abstractmethod
     async def stop(self) -> None: ...
 
@@ -75,6 +110,16 @@ class EventBus(abc.ABC):
     async def publish(
         self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
     ) -> None: ...
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> None:
+        """Publish ``messages`` in order; on a failure raise :class:`PublishError` whose
+        ``confirmed`` counts the leading messages the log has. Adapters override this to write
+        many messages at the cost of one (one transaction, one fsync)."""
+        for index, message in enumerate(messages):
+            try:
+                await self.publish(message.topic, message.key, message.value, message.headers)
+            except PublishError as exc:
+                raise PublishError(str(exc), confirmed=index) from exc
 
     @abc.abstractmethod
     def subscribe(self, group: str, topics: Sequence[str]) -> Subscription: ...
@@ -96,6 +141,12 @@ class Consumer:
       message (nothing dropped silently, re-drivable later) and the offset moves on.
 
     Messages of one partition are handled one after another, preserving per-key order.
+
+    With a ``batch_handler``, the messages of a fetch are handed over in groups of up to
+    ``batch_max`` messages and ``batch_bytes`` bytes of payload (one transaction for the group,
+    one offset commit per partition: the per-event transaction and commit are what an event
+    costs). If a group fails for any reason, it is handled again message by message with the
+    rules above, so a poison message is still isolated and dead-lettered alone.
     """
 
     def __init__(
@@ -109,9 +160,16 @@ class Consumer:
         max_backoff_s: float = 30.0,
         transient: Callable[[BaseException], bool] = is_transient,
         name: str = "consumer",
+        batch_handler: BatchHandler | None = None,
+        batch_max: int = 32,
+        batch_bytes: int = 64 << 10,
     ) -> None:
         self.subscription = subscription
         self.handler = handler
+        self.batch_handler = batch_handler
+        self.batch_max = batch_max
+        self.batch_bytes = batch_bytes
+        self.batches_failed = 0  # groups handled again one by one
         self.dead_letter = dead_letter
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -165,14 +223,56 @@ class Consumer:
                 log.exception("fetch failed", extra={"consumer": self.name})
                 await asyncio.sleep(1.0)
                 continue
-            for message in batch:
-                await self._handle(message)
-                await self._commit(message)
+            for group in self._groups(batch):
+                if len(group) > 1 and await self._handle_group(group):
+                    await self._commit(group)
+                    continue
+                for message in group:
+                    await self._handle(message)
+                    await self._commit([message])
 
-    async def _commit(self, message: Message) -> None:
+    def _groups(self, batch: list[Message]) -> list[list[Message]]:
+        """``batch`` cut into what one ``batch_handler`` call takes (singletons without one)."""
+        if self.batch_handler is None:
+            return [[message] for message in batch]
+        groups: list[list[Message]] = []
+        size = 0
+        for message in batch:
+            if (
+                not groups
+                or len(groups[-1]) >= self.batch_max
+                or size + len(message.value) > self.batch_bytes
+            ):
+                groups.append([])
+                size = 0
+            groups[-1].append(message)
+            size += len(message.value)
+        return groups
+
+    async def _handle_group(self, group: list[Message]) -> bool:
+        """One ``batch_handler`` call; False (nothing done) if it raised."""
+        assert self.batch_handler is not None
+        try:
+            await self.batch_handler(group)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.batches_failed += 1
+            log.info(
+                "a group of events failed; handling them one by one",
+                extra={"consumer": self.name, "events": len(group), "error": type(exc).__name__},
+            )
+            return False
+        self.stuck_since = self.stuck_on = None
+        return True
+
+    async def _commit(self, messages: list[Message]) -> None:
         while True:
             try:
-                await self.subscription.commit(message)
+                if len(messages) == 1:
+                    await self.subscription.commit(messages[0])
+                else:
+                    await self.subscription.commit_many(messages)
                 return
             except asyncio.CancelledError:
                 raise

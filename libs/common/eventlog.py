@@ -20,7 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from libs.common.bus import EventBus, Message, PublishError, Subscription
+from libs.common.bus import (
+    EventBus,
+    Message,
+    Outgoing,
+    PublishError,
+    Subscription,
+    last_per_partition,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
@@ -136,18 +143,39 @@ class EmbeddedLog(EventBus):
     async def publish(
         self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None
     ) -> None:
+        await self.publish_many([Outgoing(topic, key, value, headers or {})])
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> None:
+        """All of ``messages`` in one transaction (one fsync): all confirmed, or none."""
+
         def _append(conn: sqlite3.Connection) -> None:
-            partition = partition_for(key, self._partitions_of(conn, topic))
-            (last,) = conn.execute(
-                'SELECT COALESCE(MAX("offset"), -1) FROM messages WHERE topic=? AND partition=?',
-                (topic, partition),
-            ).fetchone()
-            conn.execute(
+            partitions: dict[str, int] = {}
+            next_offsets: dict[tuple[str, int], int] = {}
+            rows = []
+            now = time.time()
+            for m in messages:
+                if m.topic not in partitions:
+                    partitions[m.topic] = self._partitions_of(conn, m.topic)
+                partition = partition_for(m.key, partitions[m.topic])
+                where = (m.topic, partition)
+                if where not in next_offsets:
+                    (last,) = conn.execute(
+                        'SELECT COALESCE(MAX("offset"), -1) FROM messages '
+                        "WHERE topic=? AND partition=?",
+                        where,
+                    ).fetchone()
+                    next_offsets[where] = last + 1
+                offset = next_offsets[where]
+                next_offsets[where] = offset + 1
+                rows.append((*where, offset, m.key, m.value, json.dumps(m.headers), now))
+            conn.executemany(
                 'INSERT INTO messages(topic, partition, "offset", key, value, headers, ts) '
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (topic, partition, last + 1, key, value, json.dumps(headers or {}), time.time()),
+                rows,
             )
 
+        if not messages:
+            return
         try:
             await asyncio.to_thread(self.db.write, _append)
         except sqlite3.Error as exc:
@@ -253,20 +281,28 @@ class _EmbeddedSubscription(Subscription):
             await asyncio.sleep(self.log.poll_interval_s)
 
     async def commit(self, message: Message) -> None:
+        await self.commit_many([message])
+
+    async def commit_many(self, messages: Sequence[Message]) -> None:
+        """The offsets of every partition among ``messages`` in one transaction."""
+
         def _commit(conn: sqlite3.Connection) -> None:
-            owner = conn.execute(
-                "SELECT member FROM leases WHERE grp=? AND topic=? AND partition=?",
-                (self.group, message.topic, message.partition),
-            ).fetchone()
-            if owner is None or owner[0] != self.member:
-                # another member owns the partition now and will redeliver from its committed offset
-                self._positions.pop((message.topic, message.partition), None)
-                return
-            conn.execute(
-                "INSERT INTO group_offsets(grp, topic, partition, next_offset) VALUES (?,?,?,?) "
-                "ON CONFLICT(grp, topic, partition) DO UPDATE SET next_offset=excluded.next_offset",
-                (self.group, message.topic, message.partition, message.offset + 1),
-            )
+            for message in last_per_partition(messages):
+                owner = conn.execute(
+                    "SELECT member FROM leases WHERE grp=? AND topic=? AND partition=?",
+                    (self.group, message.topic, message.partition),
+                ).fetchone()
+                if owner is None or owner[0] != self.member:
+                    # another member owns the partition now and redelivers from its committed
+                    # offset
+                    self._positions.pop((message.topic, message.partition), None)
+                    continue
+                conn.execute(
+                    "INSERT INTO group_offsets(grp, topic, partition, next_offset) "
+                    "VALUES (?,?,?,?) ON CONFLICT(grp, topic, partition) "
+                    "DO UPDATE SET next_offset=excluded.next_offset",
+                    (self.group, message.topic, message.partition, message.offset + 1),
+                )
 
         await asyncio.to_thread(self.log.db.write, _commit)
 

@@ -7,6 +7,7 @@ and has no second effect; the offset is committed only after that transaction.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -47,6 +48,33 @@ class EventRouter:
             await use_case(uow, payload.model_validate(envelope.data))
 
         self._handlers[payload.TYPE] = handle
+
+    async def dispatch_many(
+        self, uow_factory: Callable[[], UnitOfWork], messages: list[Message]
+    ) -> list[bool]:
+        """Handle ``messages`` in order in one transaction, each at most once in effect (an id
+        seen before, or twice in the group, is skipped). Whether each had an effect. Raises if
+        any handler does, and then nothing of the group is kept."""
+        applied: list[bool] = []
+        async with uow_factory() as uow:
+            for message in messages:
+                envelope = Envelope.from_bytes(message.value)
+                handler = self._handlers.get(envelope.type)
+                if handler is None:
+                    applied.append(False)
+                    continue
+                token = correlation_id.set(envelope.correlation_id)
+                try:
+                    if not await record_once(uow.session, uow.infra, envelope):
+                        applied.append(False)
+                        continue
+                    await handler(uow, envelope)
+                    applied.append(True)
+                finally:
+                    correlation_id.reset(token)
+                await asyncio.sleep(0)  # let requests of this process run between events
+            await uow.commit()
+        return applied
 
     async def dispatch(self, uow_factory: Callable[[], UnitOfWork], message: Message) -> bool:
         """Handle one message exactly once in effect. Returns whether it had an effect."""

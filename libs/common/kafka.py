@@ -36,7 +36,7 @@ from aiokafka.errors import (
     for_code,
 )
 
-from libs.common.bus import EventBus, Message, PublishError, Subscription
+from libs.common.bus import EventBus, Message, PublishError, Subscription, last_per_partition
 
 log = logging.getLogger(__name__)
 
@@ -367,6 +367,20 @@ class _KafkaSubscription(Subscription):
             log.info("not committing %s@%s: partition moved", tp, message.offset)
             return
         await self.consumer.commit({tp: message.offset + 1})
+
+    async def commit_many(self, messages: Sequence[Message]) -> None:
+        """One commit request for every owned partition among ``messages`` (the others are
+        skipped as in :meth:`commit`)."""
+        owned = self.consumer.assignment()
+        offsets = {}
+        for message in last_per_partition(messages):
+            tp = TopicPartition(message.topic, message.partition)
+            if tp in owned:
+                offsets[tp] = message.offset + 1
+            else:
+                log.info("not committing %s@%s: partition moved", tp, message.offset)
+        if offsets:
+            await self.consumer.commit(offsets)
 
     async def stop(self) -> None:
         """Leave the group without committing anything further."""

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from libs.common.bus import EventBus, PublishError
+from libs.common.bus import EventBus, Outgoing, PublishError
 from libs.common.db import InfraTables, utcnow
 from libs.common.tasks import LoopTask
 
@@ -131,15 +131,16 @@ class OutboxRelay:
                 return False
 
     async def _publish(self, rows: Sequence[Any]) -> tuple[list[int], str | None]:
-        sent: list[int] = []
-        for row in rows:
-            try:
-                await self._bus.publish(row.topic, row.key, row.payload, dict(row.headers))
-            except PublishError as exc:
-                log.warning("publish failed, outbox keeps the event", extra={"topic": row.topic})
-                return sent, str(exc) or type(exc).__name__
-            sent.append(row.id)
-        return sent, None
+        """Publish ``rows`` in order (the embedded log writes them in one transaction); the ids
+        the bus confirmed, and the error that stopped it, if any."""
+        try:
+            await self._bus.publish_many(
+                [Outgoing(r.topic, r.key, r.payload, dict(r.headers)) for r in rows]
+            )
+        except PublishError as exc:
+            log.warning("publish failed, outbox keeps the event", extra={"topic": rows[0].topic})
+            return [r.id for r in rows[: exc.confirmed]], str(exc) or type(exc).__name__
+        return [r.id for r in rows], None
 
     async def _is_leader(self) -> bool:
         """On PostgreSQL, hold a session advisory lock so one relay per service publishes.

@@ -311,6 +311,13 @@ def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -
     async def handle(message: Message) -> None:
         await handle_message(state, events, message)
 
+    async def handle_group(messages: list[Message]) -> None:
+        applied = await events.dispatch_many(state.uow, messages)
+        counter = state.metrics.events_handled
+        for message, effect in zip(messages, applied, strict=True):
+            event_type = message.headers.get("event_type", "unknown")
+            counter.labels(state.spec.name, event_type, "applied" if effect else "skipped").inc()
+
     async def dead_letter(message: Message, error: str) -> None:
         event_type: str | None
         try:
@@ -342,6 +349,8 @@ def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -
         backoff_s=settings.consumer_backoff_s,
         max_backoff_s=settings.consumer_max_backoff_s,
         name=f"{state.spec.name}-events",
+        batch_handler=handle_group if settings.consumer_batch_max > 1 else None,
+        batch_max=settings.consumer_batch_max,
     )
 
 

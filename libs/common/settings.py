@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -177,6 +177,10 @@ class Settings(BaseSettings):
     consumer_backoff_s: float = 0.2
     consumer_max_backoff_s: float = 30.0
     consumer_poison_attempts: int = 5
+    # events handled in one transaction with one offset commit (1: one by one), at most 64 KiB
+    # of them (a bulk event of 500 learning records goes alone: a long write transaction holds
+    # up the requests that write); a failing group is handled again one by one
+    consumer_batch_max: int = Field(default=32, ge=1, le=500)
 
     # the HTTP server of `ce serve`: "auto" takes uvloop and httptools when installed
     server_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
