@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.auth import Principal
@@ -212,6 +212,12 @@ async def _check_evidence_ids(
 _INSERT_CLAIM = insert(cast(Table, Claim.__table__))
 _CLAIM_COLUMNS = frozenset(Claim.__table__.columns.keys())
 _INSERT_REFERENCES = insert(cast(Table, ClaimReference.__table__))
+# the person's references with any of the values (a statement built once; the kinds are told
+# apart in Python: a value of another kind never matches a wanted (kind, value) pair)
+_TAKEN = select(ClaimReference.kind, ClaimReference.value, ClaimReference.claim_id).where(
+    ClaimReference.person_id == bindparam("person_id"),
+    ClaimReference.value.in_(bindparam("values", expanding=True)),
+)
 
 
 async def _bind_references(
@@ -237,17 +243,9 @@ async def _bind_references(
     refs = list(dict.fromkeys(refs))
     if refs:
         taken = await uow.session.execute(
-            select(ClaimReference.kind, ClaimReference.value, ClaimReference.claim_id).where(
-                ClaimReference.person_id == claim.person_id,
-                or_(
-                    *(
-                        and_(ClaimReference.kind == kind, ClaimReference.value == value)
-                        for kind, value in refs
-                    )
-                ),
-            )
+            _TAKEN, {"person_id": claim.person_id, "values": [value for _, value in refs]}
         )
-        holders = {(row.kind, row.value): row.claim_id for row in taken}
+        holders = {(kind, value): holder for kind, value, holder in taken}
         for kind, value in refs:
             holder = holders.get((kind, value))
             if holder is not None and holder != claim.id:
@@ -277,30 +275,47 @@ async def _assess(
     ruleset = rules.load_ruleset(command.year)
     verified = await verify_references(uow, person, command)
     credited = await credited_so_far(uow, person.id, ruleset.year)
+    # claims in review matter only under a cap shared with this claim's category (they may
+    # use up its room): none to load for an uncapped category such as training
+    category = ruleset.categories.get(command.category)
+    group = category.cap_group if category is not None else None
+    pending = (
+        await pending_claims(uow, person.id, ruleset.year, ruleset.categories_in(group))
+        if group is not None
+        else []
+    )
     assessment = rules.assess(
         ruleset,
         claim_input(command, evidence_count, verified),
         credited,
         now=now,
-        pending=await pending_claims(uow, person.id, ruleset.year),
+        pending=pending,
     )
     return assessment, verified
 
 
-_PENDING = (
-    select(Claim.id, Claim.title, Claim.category, Claim.expected_credits)
-    .where(
-        Claim.person_id == bindparam("person_id"),
-        Claim.year == bindparam("year"),
-        Claim.status == ClaimStatus.IN_REVIEW,
-    )
-    .order_by(func.coalesce(Claim.submitted_at, Claim.created_at), Claim.id)
+_PENDING = select(Claim.id, Claim.title, Claim.category, Claim.expected_credits).where(
+    Claim.person_id == bindparam("person_id"),
+    Claim.year == bindparam("year"),
+    Claim.status == ClaimStatus.IN_REVIEW,
+)
+_PENDING_ORDER = (func.coalesce(Claim.submitted_at, Claim.created_at), Claim.id)
+_PENDING_ALL = _PENDING.order_by(*_PENDING_ORDER)
+_PENDING_OF = _PENDING.where(Claim.category.in_(bindparam("categories", expanding=True))).order_by(
+    *_PENDING_ORDER
 )
 
 
-async def pending_claims(uow: UnitOfWork, person_id: str, year: int) -> list[rules.PendingClaim]:
-    """The person's claims of the year in review, in the order they were submitted."""
-    rows = await uow.session.execute(_PENDING, {"person_id": person_id, "year": year})
+async def pending_claims(
+    uow: UnitOfWork, person_id: str, year: int, categories: Sequence[str] | None = None
+) -> list[rules.PendingClaim]:
+    """The person's claims of the year in review (of ``categories`` only, if given), in the
+    order they were submitted."""
+    params: dict[str, Any] = {"person_id": person_id, "year": year}
+    if categories is None:
+        rows = await uow.session.execute(_PENDING_ALL, params)
+    else:
+        rows = await uow.session.execute(_PENDING_OF, {**params, "categories": list(categories)})
     return [
         rules.PendingClaim(
             claim_id=c.id,
