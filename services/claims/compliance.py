@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common import workdays
@@ -285,40 +285,12 @@ async def compliance_chunk(
 ) -> list[PersonCompliance]:
     """Up to ``limit`` persons of the scope after the keyset ``after``, with their year's totals.
 
-    One statement reads the page of persons with their org's name and their credited sums (each
-    person's ledger rows found through the index), a second the expected credits of their
-    in-review claims."""
-    page_stmt = scope.where(select(Person.id, Person.name, Person.id_number, Person.org_id))
-    condition = _after(after)
-    if condition is not None:
-        page_stmt = page_stmt.where(condition)
-    page = page_stmt.order_by(Person.org_id, Person.id).limit(limit).cte("page")
-    # the page drives the join: an index lookup of each person's ledger rows of the year
-    ledger = LedgerEntry.__table__
-    stmt = (
-        select(
-            page.c.id,
-            page.c.name,
-            page.c.id_number,
-            page.c.org_id,
-            OrgReplica.name.label("org_name"),
-            _subject_sum("public"),
-            _subject_sum("professional"),
-        )
-        .select_from(page)
-        .outerjoin(
-            ledger,
-            and_(
-                LedgerEntry.person_id == page.c.id,
-                LedgerEntry.year == ruleset.year,
-                LedgerEntry.revoked_at.is_(None),
-            ),
-        )
-        .outerjoin(OrgReplica, OrgReplica.id == page.c.org_id)
-        .group_by(page.c.id, page.c.name, page.c.id_number, page.c.org_id, OrgReplica.name)
-        .order_by(page.c.org_id, page.c.id)
-    )
-    rows = (await session.execute(stmt)).all()
+    One statement reads the page of persons with their org's name and their credited sums, a
+    second the expected credits of their in-review claims. The sums are correlated subqueries:
+    an index lookup of each person's ledger rows of the year, whatever the planner believes
+    about the tables (a join let PostgreSQL, without statistics right after a bulk import,
+    scan the whole ledger once per person: 90 s instead of 0.6 s for 20,000 people)."""
+    rows = (await session.execute(chunk_statement(ruleset, scope, after, limit))).all()
     if not rows:
         return []
     pending = await pending_sums(session, [r.id for r in rows], ruleset.year)
@@ -338,6 +310,46 @@ async def compliance_chunk(
         )
         for r in rows
     ]
+
+
+def chunk_statement(
+    ruleset: rules.RuleSet, scope: OrgScope, after: tuple[str, ...] | None, limit: int
+) -> Select[Any]:
+    """The page of persons, their org's name and credited sums (see :func:`compliance_chunk`)."""
+    page_stmt = scope.where(select(Person.id, Person.name, Person.id_number, Person.org_id))
+    condition = _after(after)
+    if condition is not None:
+        page_stmt = page_stmt.where(condition)
+    page = page_stmt.order_by(Person.org_id, Person.id).limit(limit).cte("page")
+    return (
+        select(
+            page.c.id,
+            page.c.name,
+            page.c.id_number,
+            page.c.org_id,
+            OrgReplica.name.label("org_name"),
+            _credited(page.c.id, ruleset.year, "public"),
+            _credited(page.c.id, ruleset.year, "professional"),
+        )
+        .select_from(page)
+        .outerjoin(OrgReplica, OrgReplica.id == page.c.org_id)
+        .order_by(page.c.org_id, page.c.id)
+    )
+
+
+def _credited(person_id: ColumnElement[Any], year: int, subject: str) -> Any:
+    """The person's credited hours of ``subject`` in ``year`` (NULL: none), as a column."""
+    return (
+        select(func.sum(LedgerEntry.hours))
+        .where(
+            LedgerEntry.person_id == person_id,
+            LedgerEntry.year == year,
+            LedgerEntry.revoked_at.is_(None),
+            LedgerEntry.subject == subject,
+        )
+        .scalar_subquery()
+        .label(subject)
+    )
 
 
 def _subject_sum(subject: str) -> Any:
