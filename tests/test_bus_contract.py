@@ -59,6 +59,7 @@ def make_kafka_bus(bootstrap: str, **overrides: object) -> KafkaBus:
         "admin_timeout_s": 2.0,
         "session_timeout_ms": KAFKA_SESSION_MS,
         "heartbeat_interval_ms": KAFKA_SESSION_MS // 10,
+        "fetch_max_wait_ms": 50,  # Tansu holds a fetch for all of it
     }
     options.update(overrides)
     return KafkaBus(bootstrap, **options)  # type: ignore[arg-type]

@@ -70,6 +70,7 @@ class KafkaBus(EventBus):
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         max_poll_interval_ms: int = 300_000,
+        fetch_max_wait_ms: int = 500,
         stale_assignment_s: float = 60.0,
         client_id: str = "zz-ce",
         topic_configs: Mapping[str, str] | None = None,
@@ -87,6 +88,7 @@ class KafkaBus(EventBus):
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.max_poll_interval_ms = max_poll_interval_ms
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.stale_assignment_s = stale_assignment_s
         self.client_id = client_id
         self._producer: AIOKafkaProducer | None = None
@@ -276,6 +278,7 @@ class _KafkaSubscription(Subscription):
             session_timeout_ms=self.bus.session_timeout_ms,
             heartbeat_interval_ms=self.bus.heartbeat_interval_ms,
             max_poll_interval_ms=self.bus.max_poll_interval_ms,
+            fetch_max_wait_ms=self.bus.fetch_max_wait_ms,
         )
         consumer.subscribe(self.topics, listener=self._tracker)
         try:

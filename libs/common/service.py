@@ -137,6 +137,7 @@ def build_bus(settings: Settings, metrics: Metrics | None = None) -> EventBus:
             settings.kafka_bootstrap,
             enable_idempotence=settings.kafka_idempotence,
             send_timeout_s=settings.kafka_send_timeout_s,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             partitions=settings.kafka_partitions,
             replication_factor=settings.kafka_replication_factor,
             topic_configs={

@@ -164,6 +164,7 @@ def start_distributed(
                 "CE_KAFKA_BOOTSTRAP": bootstrap,
                 "CE_KAFKA_IDEMPOTENCE": "false",
                 "CE_KAFKA_SEND_TIMEOUT_S": "3",
+                "CE_KAFKA_FETCH_MAX_WAIT_MS": "50",  # Tansu holds a fetch for all of it
                 **({"CE_DATABASE_URL": database_urls[name]} if name in database_urls else {}),
                 **(extra_env or {}),
             },

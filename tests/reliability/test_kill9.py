@@ -63,6 +63,7 @@ def test_kill_9_on_postgresql_and_kafka_loses_and_duplicates_nothing(
             "CE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
             "CE_KAFKA_IDEMPOTENCE": "false",  # the test broker has no InitProducerId
             "CE_KAFKA_SEND_TIMEOUT_S": "3",
+            "CE_KAFKA_FETCH_MAX_WAIT_MS": "50",  # Tansu holds a fetch for all of it
             # a sender killed between leasing rows and booking them leaves them leased
             "CE_SYNC_LEASE_S": "10",
         },
