@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from libs.common.bus import Message, Outgoing, PublishError
 from libs.common.eventlog import EmbeddedLog
@@ -213,3 +214,36 @@ async def test_a_poison_event_is_dead_lettered_visibly_and_the_rest_flows(
             "/v1/admin/dead-letters", headers={"Authorization": f"Bearer {personnel}"}
         )
         assert refused.status_code == 403
+
+
+async def test_a_group_of_events_is_recorded_in_one_go_and_each_has_one_effect(
+    review: FastAPI,
+) -> None:
+    """``EventRouter.dispatch_many`` (what the consumer runs for a group): an event seen before,
+    a second copy inside the group and an event nobody routes have no effect; the others one
+    each, in order, in one transaction."""
+    from services.review.handlers import events
+
+    state = review.state.service
+    first, second = submitted("claim-g1"), submitted("claim-g2")
+    unrouted = Envelope(type="nobody.listens", source="t", subject="x", data={})
+
+    def message(envelope: Envelope, offset: int) -> Message:
+        return Message(topic_of("claims"), 0, offset, envelope.subject, envelope.to_bytes())
+
+    assert await events.dispatch_many(state.uow, [message(first, 0)]) == [True]
+    group = [message(e, i) for i, e in enumerate([first, first, unrouted, second, second], 1)]
+    assert await events.dispatch_many(state.uow, group) == [False, False, False, True, False]
+    async with state.sessionmaker() as session:
+        tasks = (
+            await session.execute(
+                text("SELECT claim_id FROM review_tasks WHERE claim_id LIKE 'claim-g%'")
+            )
+        ).all()
+        inbox = await session.scalar(
+            text("SELECT count(*) FROM inbox WHERE event_id IN (:a, :b, :c)").bindparams(
+                a=str(first.id), b=str(second.id), c=str(unrouted.id)
+            )
+        )
+    assert sorted(t for (t,) in tasks) == ["claim-g1", "claim-g2"]
+    assert inbox == 2  # an event nobody handles is not recorded

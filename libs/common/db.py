@@ -147,6 +147,13 @@ class InfraTables:
         # the inserts of every write request, built once (run with a dict or a list of them)
         self.insert_outbox = insert(self.outbox)
         self.insert_idempotency_key = insert(self.idempotency_keys)
+        # a consumer's group of events into the inbox in one statement: the ids that were new
+        self.record_events = BulkInsert(
+            self.inbox,
+            ["event_id", "event_type", "processed_at"],
+            conflict=["event_id"],
+            returning=["event_id"],
+        )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

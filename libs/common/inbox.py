@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.bus import Message
 from libs.common.context import correlation_id
-from libs.common.db import InfraTables, insert_ignoring_duplicates
+from libs.common.db import InfraTables, insert_ignoring_duplicates, utcnow
 from libs.common.events import Envelope, Payload
 from libs.common.uow import UnitOfWork
 
@@ -52,26 +52,37 @@ class EventRouter:
     async def dispatch_many(
         self, uow_factory: Callable[[], UnitOfWork], messages: list[Message]
     ) -> list[bool]:
-        """Handle ``messages`` in order in one transaction, each at most once in effect (an id
-        seen before, or twice in the group, is skipped). Whether each had an effect. Raises if
-        any handler does, and then nothing of the group is kept."""
-        applied: list[bool] = []
+        """Handle ``messages`` in order in one transaction, each at most once in effect: one
+        statement records the group's event ids in the inbox and says which were new; an id seen
+        before, or a second copy inside the group, is skipped. Whether each had an effect.
+        Raises if any handler does, and then nothing of the group is kept."""
+        envelopes = [Envelope.from_bytes(message.value) for message in messages]
         async with uow_factory() as uow:
-            for message in messages:
-                envelope = Envelope.from_bytes(message.value)
-                handler = self._handlers.get(envelope.type)
-                if handler is None:
+            now = utcnow()
+            rows = {
+                str(e.id): {"event_id": str(e.id), "event_type": e.type, "processed_at": now}
+                for e in envelopes
+                if e.type in self._handlers
+            }
+            fresh = {
+                event_id
+                for (event_id,) in await uow.infra.record_events.execute(
+                    uow.session, list(rows.values())
+                )
+            }
+            applied: list[bool] = []
+            for envelope in envelopes:
+                event_id = str(envelope.id)
+                if event_id not in fresh:
                     applied.append(False)
                     continue
+                fresh.discard(event_id)  # a second copy in the group has no second effect
                 token = correlation_id.set(envelope.correlation_id)
                 try:
-                    if not await record_once(uow.session, uow.infra, envelope):
-                        applied.append(False)
-                        continue
-                    await handler(uow, envelope)
-                    applied.append(True)
+                    await self._handlers[envelope.type](uow, envelope)
                 finally:
                     correlation_id.reset(token)
+                applied.append(True)
                 await asyncio.sleep(0)  # let requests of this process run between events
             await uow.commit()
         return applied
