@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.bus import Message
 from libs.common.context import correlation_id
-from libs.common.db import InfraTables, insert_ignoring_duplicates, utcnow
+from libs.common.db import InfraTables, utcnow
 from libs.common.events import Envelope, Payload
 from libs.common.uow import UnitOfWork
 
@@ -28,11 +28,8 @@ P = TypeVar("P", bound=Payload)
 
 async def record_once(session: AsyncSession, infra: InfraTables, envelope: Envelope) -> bool:
     """Insert the event id into the inbox; False if it was already there (a redelivery)."""
-    values = {"event_id": str(envelope.id), "event_type": envelope.type}
-    dialect = session.get_bind().dialect.name
-    stmt = insert_ignoring_duplicates(infra.inbox, dialect).values(values)
-    result = await session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0))
+    row = {"event_id": str(envelope.id), "event_type": envelope.type, "processed_at": utcnow()}
+    return bool(await infra.record_events.execute(session, [row]))
 
 
 class EventRouter:
