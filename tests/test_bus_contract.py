@@ -146,10 +146,6 @@ class CommitSpy(Subscription):
     async def fetch(self, max_records: int = 100, timeout_s: float = 1.0) -> list[Message]:
         return await self.inner.fetch(max_records, timeout_s)
 
-    async def commit(self, message: Message) -> None:
-        await self.inner.commit(message)
-        self._committed[message.value].set()
-
     async def commit_many(self, messages: Sequence[Message]) -> None:
         await self.inner.commit_many(messages)
         for message in messages:
@@ -157,6 +153,19 @@ class CommitSpy(Subscription):
 
     async def stop(self) -> None:
         await self.inner.stop()
+
+
+async def delivered_after_commit(case: BusCase, count: int) -> list[Message]:
+    """Everything a new member of ``case.group`` is delivered: ``count`` messages, then whatever
+    else comes within half a second (nothing, when the earlier commits held)."""
+    member = case.bus.subscribe(case.group, [case.topic])
+    await member.start()
+    try:
+        got = await collect(member, count)
+        got += await fetch_for(member, 0.5)
+    finally:
+        await member.stop()
+    return got
 
 
 async def test_round_trip_keeps_key_value_and_headers(case: BusCase) -> None:
@@ -226,13 +235,7 @@ async def test_publish_many_keeps_key_order_and_commit_many_commits_every_partit
         assert received[0].headers == {"seq": received[0].value.decode()}
 
     await case.bus.publish(case.topic, keys[0], b"after")
-    second = case.bus.subscribe(case.group, [case.topic])
-    await second.start()
-    try:
-        rest = await collect(second, 1)
-        rest += await fetch_for(second, 0.5)
-    finally:
-        await second.stop()
+    rest = await delivered_after_commit(case, 1)
     assert [m.value for m in rest] == [b"after"], "every partition's offset was committed"
 
 
@@ -308,13 +311,7 @@ async def test_committed_messages_are_not_redelivered(case: BusCase) -> None:
         await first.stop()
 
     await case.bus.publish(case.topic, "claim-9", b"6")
-    second = case.bus.subscribe(case.group, [case.topic])
-    await second.start()
-    try:
-        rest = await collect(second, 3)
-        rest += await fetch_for(second, 0.5)
-    finally:
-        await second.stop()
+    rest = await delivered_after_commit(case, 3)
     assert [m.value for m in rest] == [b"4", b"5", b"6"]
 
 

@@ -14,7 +14,8 @@ Contract (checked by ``tests/test_bus_contract.py`` against both adapters):
 * An offset is committed only after the handler returned; a crash before that redelivers it.
 * ``publish_many`` publishes in order and confirms a prefix: on a failure,
   :attr:`PublishError.confirmed` says how many leading messages the log has for certain.
-* ``commit_many`` commits, per partition, the last of the given messages.
+* ``commit_many`` commits, per partition, the last of the given messages (``commit`` is the
+  commit of one).
 """
 
 from __future__ import annotations
@@ -85,15 +86,16 @@ class Subscription(abc.ABC):
     async def fetch(self, max_records: int = 100, timeout_s: float = 1.0) -> list[Message]:
         """Messages of the partitions this member owns, in order per partition (may be empty)."""
 
-    @abc.abstractmethod
     async def commit(self, message: Message) -> None:
         """Record that ``message`` and everything before it in its partition is done."""
+        await self.commit_many([message])
 
+    @abc.abstractmethod
     async def commit_many(self, messages: Sequence[Message]) -> None:
-        """Record that ``messages`` (in fetch order) and everything before them are done.
-        Adapters override this to commit every partition in one request or transaction."""
-        for message in last_per_partition(messages):
-            await self.commit(message)
+        """Record that ``messages`` (in fetch order) and everything before them are done: for
+        each partition among them, its last one (:func:`last_per_partition`), in one request
+        or transaction. A partition this member no longer owns is skipped (its new owner
+        redelivers from the last committed offset; the inbox absorbs that)."""
 
     @abc.abstractmethod
     async def stop(self) -> None: ...
@@ -269,10 +271,7 @@ class Consumer:
     async def _commit(self, messages: list[Message]) -> None:
         while True:
             try:
-                if len(messages) == 1:
-                    await self.subscription.commit(messages[0])
-                else:
-                    await self.subscription.commit_many(messages)
+                await self.subscription.commit_many(messages)
                 return
             except asyncio.CancelledError:
                 raise

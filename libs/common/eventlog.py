@@ -280,9 +280,6 @@ class _EmbeddedSubscription(Subscription):
                 return batch
             await asyncio.sleep(self.log.poll_interval_s)
 
-    async def commit(self, message: Message) -> None:
-        await self.commit_many([message])
-
     async def commit_many(self, messages: Sequence[Message]) -> None:
         """The offsets of every partition among ``messages`` in one transaction."""
 

@@ -1,8 +1,9 @@
 """The idempotent inbox and the event router of a service.
 
-Every consumed event is handled inside a unit of work whose first statement inserts the event id
-into the inbox table (a unique key, not check-then-insert). A redelivered event finds its id there
-and has no second effect; the offset is committed only after that transaction.
+Consumed events are handled inside a unit of work whose first statement inserts their event ids
+into the inbox table (a unique key, not check-then-insert; one statement for a consumer's group of
+events). A redelivered event finds its id there and has no second effect; the offset is committed
+only after that transaction.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from libs.common.bus import Message
 from libs.common.context import correlation_id
-from libs.common.db import InfraTables, utcnow
+from libs.common.db import utcnow
 from libs.common.events import Envelope, Payload
 from libs.common.uow import UnitOfWork
 
@@ -24,12 +23,6 @@ log = logging.getLogger(__name__)
 
 EventHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
 P = TypeVar("P", bound=Payload)
-
-
-async def record_once(session: AsyncSession, infra: InfraTables, envelope: Envelope) -> bool:
-    """Insert the event id into the inbox; False if it was already there (a redelivery)."""
-    row = {"event_id": str(envelope.id), "event_type": envelope.type, "processed_at": utcnow()}
-    return bool(await infra.record_events.execute(session, [row]))
 
 
 class EventRouter:
@@ -54,13 +47,15 @@ class EventRouter:
         before, or a second copy inside the group, is skipped. Whether each had an effect.
         Raises if any handler does, and then nothing of the group is kept."""
         envelopes = [Envelope.from_bytes(message.value) for message in messages]
+        now = utcnow()
+        rows = {
+            str(e.id): {"event_id": str(e.id), "event_type": e.type, "processed_at": now}
+            for e in envelopes
+            if e.type in self._handlers
+        }
+        if not rows:  # events of types nobody here handles: acknowledged, nothing recorded
+            return [False] * len(messages)
         async with uow_factory() as uow:
-            now = utcnow()
-            rows = {
-                str(e.id): {"event_id": str(e.id), "event_type": e.type, "processed_at": now}
-                for e in envelopes
-                if e.type in self._handlers
-            }
             fresh = {
                 event_id
                 for (event_id,) in await uow.infra.record_events.execute(
@@ -86,17 +81,5 @@ class EventRouter:
 
     async def dispatch(self, uow_factory: Callable[[], UnitOfWork], message: Message) -> bool:
         """Handle one message exactly once in effect. Returns whether it had an effect."""
-        envelope = Envelope.from_bytes(message.value)
-        handler = self._handlers.get(envelope.type)
-        if handler is None:
-            return False
-        token = correlation_id.set(envelope.correlation_id)
-        try:
-            async with uow_factory() as uow:
-                if not await record_once(uow.session, uow.infra, envelope):
-                    return False
-                await handler(uow, envelope)
-                await uow.commit()
-                return True
-        finally:
-            correlation_id.reset(token)
+        [applied] = await self.dispatch_many(uow_factory, [message])
+        return applied

@@ -359,21 +359,9 @@ class _KafkaSubscription(Subscription):
                 self.bus.on_offset_out_of_range(tp.topic, tp.partition, offset)
         await self.consumer.seek_to_beginning(*positions)
 
-    async def commit(self, message: Message) -> None:
-        """Commit ``message.offset + 1`` for its partition.
-
-        A partition this member no longer owns is skipped: its new owner resumes from the last
-        committed offset and redelivers, which the inbox absorbs.
-        """
-        tp = TopicPartition(message.topic, message.partition)
-        if tp not in self.consumer.assignment():
-            log.info("not committing %s@%s: partition moved", tp, message.offset)
-            return
-        await self.consumer.commit({tp: message.offset + 1})
-
     async def commit_many(self, messages: Sequence[Message]) -> None:
-        """One commit request for every owned partition among ``messages`` (the others are
-        skipped as in :meth:`commit`)."""
+        """One commit request: ``offset + 1`` of the last message of every owned partition
+        among ``messages``; a partition this member no longer owns is skipped."""
         owned = self.consumer.assignment()
         offsets = {}
         for message in last_per_partition(messages):

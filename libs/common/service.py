@@ -299,12 +299,22 @@ async def _caller_of(scope: Scope) -> str | None:
     return f"{principal.role}:{principal.sub}"
 
 
+async def handle_messages(
+    state: ServiceState, events: EventRouter, messages: list[Message]
+) -> list[bool]:
+    """Handle messages through the inbox in one transaction (no second effect); whether each
+    had an effect."""
+    applied = await events.dispatch_many(state.uow, messages)
+    counter = state.metrics.events_handled
+    for message, effect in zip(messages, applied, strict=True):
+        event_type = message.headers.get("event_type", "unknown")
+        counter.labels(state.spec.name, event_type, "applied" if effect else "skipped").inc()
+    return applied
+
+
 async def handle_message(state: ServiceState, events: EventRouter, message: Message) -> bool:
-    """Handle one message through the inbox (no second effect); whether it had an effect."""
-    event_type = message.headers.get("event_type", "unknown")
-    applied = await events.dispatch(state.uow, message)
-    outcome = "applied" if applied else "skipped"
-    state.metrics.events_handled.labels(state.spec.name, event_type, outcome).inc()
+    """:func:`handle_messages` of one message."""
+    [applied] = await handle_messages(state, events, [message])
     return applied
 
 
@@ -313,11 +323,7 @@ def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -
         await handle_message(state, events, message)
 
     async def handle_group(messages: list[Message]) -> None:
-        applied = await events.dispatch_many(state.uow, messages)
-        counter = state.metrics.events_handled
-        for message, effect in zip(messages, applied, strict=True):
-            event_type = message.headers.get("event_type", "unknown")
-            counter.labels(state.spec.name, event_type, "applied" if effect else "skipped").inc()
+        await handle_messages(state, events, messages)
 
     async def dead_letter(message: Message, error: str) -> None:
         event_type: str | None

@@ -855,6 +855,16 @@ def book_in_order(
 _UNITS = {"hours": "h", "months": "month(s)", "claims": "claim(s)"}
 
 
+def cap_sharing_categories(ruleset: RuleSet, category_name: str) -> list[str]:
+    """The categories whose claims in review can use up the yearly cap of ``category_name``
+    (itself included): the pending claims :func:`pending_cap_notes` looks at. None for an
+    uncapped or unknown category."""
+    category = ruleset.categories.get(category_name)
+    if category is None or category.cap_group is None:
+        return []
+    return ruleset.categories_in(category.cap_group)
+
+
 def pending_cap_notes(
     ruleset: RuleSet,
     category_name: str,
@@ -864,14 +874,13 @@ def pending_cap_notes(
 ) -> list[str]:
     """A warning when claims in review of the same cap group, approved first, would leave this
     claim less than its expected credits (caps are booked in approval order)."""
-    group_name = ruleset.category(category_name).cap_group
-    if group_name is None:
-        return []
-    same = [p for p in pending if ruleset.category(p.category).cap_group == group_name]
-    if not same:
+    category = ruleset.category(category_name)
+    sharing = cap_sharing_categories(ruleset, category_name)
+    same = [p for p in pending if p.category in sharing]
+    group_name = category.cap_group
+    if group_name is None or not same:
         return []
     after, booked = book_in_order(ruleset, credited, same)
-    category = ruleset.category(category_name)
     left, _ = _apply_cap(ruleset, category, credits, after)
     wanted, could = _total(credits), _total(left)
     if could >= wanted:

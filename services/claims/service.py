@@ -275,15 +275,10 @@ async def _assess(
     ruleset = rules.load_ruleset(command.year)
     verified = await verify_references(uow, person, command)
     credited = await credited_so_far(uow, person.id, ruleset.year)
-    # claims in review matter only under a cap shared with this claim's category (they may
-    # use up its room): none to load for an uncapped category such as training
-    category = ruleset.categories.get(command.category)
-    group = category.cap_group if category is not None else None
-    pending = (
-        await pending_claims(uow, person.id, ruleset.year, ruleset.categories_in(group))
-        if group is not None
-        else []
-    )
+    # only the claims in review that can use up this claim's cap count (none for an uncapped
+    # category such as training): the others are not even loaded
+    sharing = rules.cap_sharing_categories(ruleset, command.category)
+    pending = await pending_claims(uow, person.id, ruleset.year, sharing) if sharing else []
     assessment = rules.assess(
         ruleset,
         claim_input(command, evidence_count, verified),

@@ -16,9 +16,11 @@ from services.claims.rules import (
     Credit,
     CreditedSoFar,
     FullYearProratedRule,
+    PendingClaim,
     RuleSet,
     assess,
     cap_remaining,
+    cap_sharing_categories,
     credit_on_approval,
     load_ruleset,
     round_hours,
@@ -611,3 +613,19 @@ def test_ledger_accepts_floats_read_back_from_storage(rs: RuleSet) -> None:
     assert ledger.subject_hours("public") == D("0.1")
     result = assess(rs, claim("study", hours=5), ledger, now=NOW)
     assert result.credits == credits(("professional", "2.3"))
+
+
+def test_only_claims_under_a_shared_cap_can_take_a_claims_room(rs: RuleSet) -> None:
+    # what the claims service loads at submission: nothing for an uncapped category
+    assert cap_sharing_categories(rs, "training") == []
+    assert cap_sharing_categories(rs, "no_such_category") == []
+    assert cap_sharing_categories(rs, "study") == ["study"]
+    # and what the warning looks at: a pending training claim never warns a study claim
+    pending = [
+        PendingClaim("c-training", "培训", "training", (Credit("professional", D("40")),)),
+        PendingClaim("c-study", "在职研究生课程", "study", (Credit("professional", D("30")),)),
+    ]
+    body = dict(hours=20, start_date=date(2026, 3, 2), end_date=date(2026, 3, 2))
+    study = assess(rs, claim("study", evidence_count=1, **body), NOTHING, now=NOW, pending=pending)
+    [warning] = study.warnings
+    assert "c-study" in warning and "c-training" not in warning
