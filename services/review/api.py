@@ -33,6 +33,7 @@ from services.review.schemas import (
     TaskOut,
     TaskPage,
 )
+from services.review.scope import scope_org_ids
 
 router = APIRouter(prefix="/v1")
 
@@ -124,7 +125,7 @@ async def list_tasks(
     name or part of it, or a masked ID number or its end), ``verified_evidence``, ``min_age``
     (working days), ``org_id`` (the city's unrouted queue is ``org_id=unrouted``)."""
     async with state.uow() as uow:
-        scope = await service.scope_org_ids(uow, principal)
+        scope = await scope_org_ids(uow, principal)
         stmt = select(ReviewTask)
         if scope is not None:
             stmt = stmt.where(ReviewTask.org_id.in_(scope))
@@ -208,7 +209,7 @@ async def claim_history(claim_id: str, uow: UowDep, principal: CurrentPrincipal)
     """Every step of the claim's review, chained by hash; ``verified`` says whether the chain
     checks out (``broken_step`` names the first step that does not)."""
     async with uow:
-        scope = await service.scope_org_ids(uow, principal)
+        scope = await scope_org_ids(uow, principal)
         rows, check = await history.chain_of(uow, claim_id)
     visible = (
         scope is None

@@ -119,7 +119,8 @@ class TestDeactivation:
         moved = await review.open_task(claim_id)
         assert moved["id"] == task["id"]
         assert (moved["stage"], moved["org_id"]) == ("authority", review.orgs["Dx"])
-        assert_problem(await review.decide(task, "Ux"), 404, "task_not_found")
+        # the deactivated unit's own token is refused outright (not just out of scope)
+        assert_problem(await review.decide(task, "Ux"), 403, "org_inactive")
         step = (await review.history(claim_id))[-1]
         assert (step["decision"], step["from_org_id"], step["org_id"]) == (
             "moved",
@@ -148,7 +149,7 @@ class TestDeactivation:
         assert r.status_code == 200, r.text
         unrouted = await review.open_task(at_unit)
         assert (unrouted["stage"], unrouted["org_id"]) == ("authority", "unrouted")
-        assert_problem(await review.decide(audit, "Dy"), 404, "task_not_found")
+        assert_problem(await review.decide(audit, "Dy"), 403, "org_inactive")
         r = await review.http.get(
             "/v1/review-tasks", params={"org_id": "unrouted", "status": "open"}, headers=review.city
         )
