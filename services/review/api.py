@@ -181,6 +181,9 @@ async def decide_many(
     body: BulkDecisionIn, state: StateDep, principal: CurrentPrincipal
 ) -> BulkDecisionsOut:
     """Each task is decided in its own transaction: one failure does not undo the others."""
+    async with state.uow() as uow:
+        # a deactivated org's token is refused once (403 org_inactive), not once per task
+        await scope_org_ids(uow, principal)
     results: list[BulkDecided | BulkFailed] = []
     for task_id in dict.fromkeys(body.task_ids):
         try:
