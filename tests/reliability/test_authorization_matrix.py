@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from ce.topology import SERVICES, app_module
 from libs.common.auth import load_or_create_dev_key
 from libs.common.settings import Settings
+from services.registry.tests.support import project_body
 from tests.reliability.harness import id_number_of, pdf_of
 from tests.support import until
 
@@ -405,3 +406,203 @@ def _bulk_refused(path: str, response: httpx.Response) -> bool:
         return False
     results = response.json().get("results", [])
     return bool(results) and all(item.get("status") in NO_DATA for item in results)
+
+
+# --- the registry: tokens that name a provider without being it (issue 17, finding 3) --------
+
+# the public certificate lookup answers anyone (masked); everything else of the registry is scoped
+REGISTRY_PUBLIC = {"/v1/certificates/{code}"}
+# roles that are not a provider's, carrying a provider's org_id (the attack of finding 3)
+NOT_PROVIDER_ROLES = (
+    "ops",
+    "system",
+    "unit_admin",
+    "agency_admin",
+    "district_admin",
+    "department_admin",
+)
+
+
+@dataclass
+class Filing:
+    """What the registry matrix aims at: a provider's approved project, the certificate it
+    issued to the own party, and an exam centre's card."""
+
+    provider: str
+    exam_center: str
+    project_id: str
+    code: str
+    card_no: str
+    card_holder: str
+
+    def values(self) -> dict[str, str]:
+        return {
+            "project_id": self.project_id,
+            "applicant_org_id": self.provider,
+            "code": self.code,
+            "card_no": self.card_no,
+        }
+
+    def secrets(self, holder: Party) -> set[str]:
+        return {self.project_id, self.code, self.card_no, self.card_holder, *holder.secrets()}
+
+
+async def _org(world: World, key: str, kind: str) -> str:
+    city = bearer(world.tokens.mint(role="city_admin"))
+    body = {"code": f"matrix-{key}", "name": f"机构{key}", "type": kind}
+    r = await world.apps["review"].post("/v1/orgs", json=body, headers=city)
+    assert r.status_code == 201, r.text
+    world.orgs[key] = r.json()["id"]
+    return str(world.orgs[key])
+
+
+async def _file(world: World, org_key: str, role: str) -> str:
+    """A draft filing of the org, once the org has reached the registry (an event)."""
+    applicant = bearer(world.tokens.mint(role=role, org_id=world.orgs[org_key]))
+
+    async def filed() -> str | None:
+        r = await world.apps["registry"].post(
+            "/v1/projects", json=project_body(world.orgs[org_key]), headers=applicant
+        )
+        return str(r.json()["id"]) if r.status_code == 201 else None
+
+    return str(await until(filed, timeout_s=20))
+
+
+async def _seed_registry(world: World) -> Filing:
+    registry, own = world.apps["registry"], world.parties["own"]
+    city = bearer(world.tokens.mint(role="city_admin"))
+    provider_id = await _org(world, "P", "provider")
+    exam_id = await _org(world, "X", "exam_center")
+    provider = bearer(world.tokens.mint(role="provider", org_id=provider_id))
+    project_id = await _file(world, "P", "provider")
+    assert (await registry.post(f"/v1/projects/{project_id}/submit", headers=provider)).is_success
+    r = await registry.post(
+        f"/v1/projects/{project_id}/decision",
+        json={"decision": "approve", "opinion": "同意"},
+        headers=city,
+    )
+    assert r.status_code == 200, r.text
+    r = await registry.post(
+        f"/v1/projects/{project_id}/completions",
+        json=[{"id_number": own.id_number, "name": own.name, "hours": 16, "passed": True}],
+        headers=provider,
+    )
+    assert r.status_code == 200 and r.json()["issued"] == 1, r.text
+    code = r.json()["results"][0]["certificate_code"]
+    card_holder = id_number_of(4)
+    exam = bearer(world.tokens.mint(role="exam_center", org_id=exam_id))
+
+    async def card() -> str | None:  # the exam centre reaches the registry as an event
+        body = {"id_number": card_holder, "name": "丁考务", "year": YEAR, "hours": 6}
+        r = await registry.post("/v1/exam-cards", json=body, headers=exam)
+        return str(r.json()["card_no"]) if r.status_code == 201 else None
+
+    card_no = await until(card, timeout_s=20)
+    return Filing(provider_id, exam_id, project_id, code, card_no, card_holder)
+
+
+def _registry_body(method: str, path: str, filing: Filing) -> Any:
+    if method not in ("post", "put"):
+        return None
+    bodies: dict[str, Any] = {
+        "/v1/projects": project_body(filing.provider),
+        "/v1/projects/{project_id}": project_body(filing.provider),
+        "/v1/projects/{project_id}/decision": {"decision": "approve", "opinion": "越权"},
+        "/v1/projects/{project_id}/completions": [
+            {"id_number": id_number_of(901), "name": "冒名者", "hours": 16, "passed": True}
+        ],
+        "/v1/certificates/{code}/revoke": {"reason": "越权撤销"},
+        "/v1/exam-cards": {
+            "id_number": id_number_of(902),
+            "name": "冒名者",
+            "year": YEAR,
+            "hours": 6,
+        },
+    }
+    return bodies.get(path, {})
+
+
+async def run_registry_matrix(world: World, filing: Filing, principals: list[Principal]) -> Matrix:
+    """Every registry route (its OpenAPI document) for every principal, aimed at the filing: a
+    targeted request is never a 2xx; no answer shows the filing's ids or the holders' data."""
+    routes = [r for r in await _routes(world) if r[0] == "registry"]
+    matrix = Matrix(routes=len(routes))
+    forbidden = filing.secrets(world.parties["own"])
+    values = filing.values()
+    for principal in principals:
+        for _, method, path, in_path, in_query in routes:
+            if path in PUBLIC or path in REGISTRY_PUBLIC:
+                continue
+            url = path
+            for param in in_path:
+                url = url.replace("{" + param + "}", values.get(param, f"matrix-none-{param}"))
+            body = _registry_body(method, path, filing)
+            query = {p: values[p] for p in in_query if p in values}
+            r = await world.apps["registry"].request(
+                method.upper(), url, params=query, json=body, headers=bearer(principal.token)
+            )
+            matrix.cells += 1
+            matrix.outcomes[str(r.status_code)] += 1
+            where = f"{principal.label} {method.upper()} registry{url} {query}"
+            targeted = bool(in_path) or method in ("post", "put")
+            if r.status_code >= 500 or (targeted and r.status_code not in NO_DATA):
+                matrix.leaks.append(f"{where}: {r.status_code} {r.text[:200]}")
+                continue
+            sent = set(re.findall(r"[\w-]+", url + json.dumps(body or {}) + json.dumps(query)))
+            shown = [s for s in forbidden - sent if s and s in r.text]
+            if shown:
+                matrix.leaks.append(f"{where}: {r.status_code} shows {shown}: {r.text[:200]}")
+    print(
+        f"\nRELIABILITY registry matrix ({', '.join(p.label for p in principals)}): "
+        f"{matrix.routes} routes x {len(principals)} principals -> {matrix.cells} requests "
+        f"checked; statuses {dict(matrix.outcomes)}"
+    )
+    return matrix
+
+
+async def test_registry_tokens_naming_a_provider_without_its_role_get_no_data(
+    world: World,
+) -> None:
+    """A personnel, exam_center, ops, unit_admin (or any other admin) token carrying the
+    provider's org_id, a provider token carrying the exam centre's: no filing, certificate, PDF
+    or card, and nothing written (the roster upload of a unit_admin naming the provider issued
+    a certificate worth 16 hours before)."""
+    filing = await _seed_registry(world)
+    mint = world.tokens.mint
+    posing = [
+        Principal(f"{role} naming provider P", role, mint(role=role, org_id=filing.provider), set())
+        for role in NOT_PROVIDER_ROLES
+    ]
+    posing += [
+        Principal(
+            "personnel naming provider P",
+            "personnel",
+            mint(role="personnel", sub="matrix-login", org_id=filing.provider),
+            set(),
+        ),
+        Principal(
+            "provider naming exam centre X",
+            "provider",
+            mint(role="provider", org_id=filing.exam_center),
+            set(),
+        ),
+        Principal(
+            "exam_center naming provider P",
+            "exam_center",
+            mint(role="exam_center", org_id=filing.provider),
+            set(),
+        ),
+    ]
+    matrix = await run_registry_matrix(world, filing, posing)
+    assert not matrix.leaks, "\n".join(matrix.leaks)
+    assert matrix.routes >= 15 and matrix.cells >= 15 * len(posing)
+    # and nothing changed: one certificate, still valid, the project still approved
+    city = bearer(mint(role="city_admin"))
+    registry = world.apps["registry"]
+    certs = await registry.get(
+        "/v1/certificates", params={"project_id": filing.project_id}, headers=city
+    )
+    assert [(c["code"], c["status"]) for c in certs.json()["items"]] == [(filing.code, "valid")]
+    project = await registry.get(f"/v1/projects/{filing.project_id}", headers=city)
+    assert project.json()["status"] == "approved"
