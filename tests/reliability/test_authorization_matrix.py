@@ -26,7 +26,7 @@ from libs.common.auth import load_or_create_dev_key
 from libs.common.settings import Settings
 from services.registry.tests.support import project_body
 from tests.reliability.harness import id_number_of, pdf_of
-from tests.support import until
+from tests.support import assert_problem, until
 
 # the fast tier (`make test-fast`) leaves this module out: CI runs it
 pytestmark = pytest.mark.slow
@@ -606,3 +606,95 @@ async def test_registry_tokens_naming_a_provider_without_its_role_get_no_data(
     assert [(c["code"], c["status"]) for c in certs.json()["items"]] == [(filing.code, "valid")]
     project = await registry.get(f"/v1/projects/{filing.project_id}", headers=city)
     assert project.json()["status"] == "approved"
+
+
+# --- a deactivated org, across services (issue 17, finding 4) ---------------------------------
+
+
+async def test_a_deactivated_orgs_tokens_lose_every_service_through_the_org_events(
+    world: World,
+) -> None:
+    """Review deactivates unit A1 and provider P (``PATCH /v1/orgs/{id}``); ``org.upserted``
+    carries it to claims and the registry, and from then on their tokens read and write nothing
+    anywhere: 403 ``org_inactive`` where they read persons with full ID numbers, claims,
+    evidence, the compliance CSV, tasks, filings and certificates before; and the whole matrix
+    finds no data for them."""
+    filing = await _seed_registry(world)
+    unit_project = await _file(world, "A1", "unit_admin")  # units file their own projects too
+    mint, own, a1 = world.tokens.mint, world.parties["own"], world.orgs["A1"]
+    unit = bearer(mint(role="unit_admin", org_id=a1))
+    provider = bearer(mint(role="provider", org_id=filing.provider))
+    reads: list[tuple[dict[str, str], str, str, dict[str, Any]]] = [
+        (unit, "claims", f"/v1/persons/{own.person_id}", {}),
+        (unit, "claims", f"/v1/claims/{own.claim_id}", {}),
+        (unit, "claims", f"/v1/evidence/{own.evidence_id}/content", {}),
+        (unit, "claims", "/v1/reports/compliance", {"year": YEAR, "org_id": a1, "format": "csv"}),
+        (unit, "review", "/v1/review-tasks", {}),
+        (unit, "review", f"/v1/review-tasks/{own.task_id}", {}),
+        (unit, "registry", f"/v1/projects/{unit_project}", {}),
+        (provider, "registry", f"/v1/projects/{filing.project_id}", {}),
+        (provider, "registry", "/v1/certificates", {"project_id": filing.project_id}),
+        (provider, "registry", f"/v1/certificates/{filing.code}/pdf", {}),
+    ]
+    for headers, service, path, params in reads:
+        r = await world.apps[service].get(path, params=params, headers=headers)
+        assert r.status_code == 200, (service, path, r.text)
+    person = await world.apps["claims"].get(f"/v1/persons/{own.person_id}", headers=unit)
+    assert person.json()["id_number"] == own.id_number
+
+    city = bearer(mint(role="city_admin"))
+    for org_id in (a1, filing.provider):
+        r = await world.apps["review"].patch(
+            f"/v1/orgs/{org_id}", json={"active": False}, headers=city
+        )
+        assert r.status_code == 200 and r.json()["active"] is False, r.text
+
+    async def refused_everywhere() -> bool:  # the events reach claims and the registry
+        for headers, service, path, params in reads:
+            r = await world.apps[service].get(path, params=params, headers=headers)
+            if r.status_code != 403:
+                return False
+        return True
+
+    await until(refused_everywhere, timeout_s=20)
+    for headers, service, path, params in reads:
+        r = await world.apps[service].get(path, params=params, headers=headers)
+        assert_problem(r, 403, "org_inactive")
+        assert own.id_number not in r.text and own.name not in r.text
+    writes = [
+        (
+            unit,
+            "claims",
+            "/v1/persons",
+            {
+                "id_number": id_number_of(903),
+                "name": "新职工",
+                "affiliation": {"kind": "unit", "org_id": a1},
+            },
+        ),
+        (unit, "review", f"/v1/review-tasks/{own.task_id}/decision", {"decision": "approve"}),
+        (unit, "registry", f"/v1/projects/{unit_project}/submit", None),
+        (
+            provider,
+            "registry",
+            f"/v1/projects/{filing.project_id}/completions",
+            [{"id_number": id_number_of(904), "name": "李四", "hours": 16, "passed": True}],
+        ),
+    ]
+    for headers, service, path, body in writes:
+        r = await world.apps[service].post(path, json=body, headers=headers)
+        assert_problem(r, 403, "org_inactive")
+
+    deactivated = [
+        Principal("unit A1 (deactivated)", "unit_admin", mint(role="unit_admin", org_id=a1), set()),
+        Principal(
+            "provider P (deactivated)",
+            "provider",
+            mint(role="provider", org_id=filing.provider),
+            set(),
+        ),
+    ]
+    matrix = await run_matrix(world, deactivated)
+    assert not matrix.leaks, "\n".join(matrix.leaks)
+    matrix = await run_registry_matrix(world, filing, deactivated)
+    assert not matrix.leaks, "\n".join(matrix.leaks)
