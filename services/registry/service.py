@@ -593,8 +593,17 @@ async def issue_exam_card(
     uow: UnitOfWork, principal: Principal, fields: ExamCardFields
 ) -> ExamCard:
     """The city exam centre issues one 学时登记卡 per person and year."""
-    if await acting_org_of(uow, principal, EXAM_ROLES) is None:
+    if principal.role not in EXAM_ROLES:
         raise Forbidden("only the city exam centre issues exam cards", code="role_not_allowed")
+    org = await uow.session.get(OrgReplica, str(principal.org_id or ""))
+    if org is None:
+        raise RuleViolation(
+            f"org {principal.org_id} is not known (yet) to the registry",
+            code="unknown_org",
+            org_id=principal.org_id,
+        )
+    if standing(principal, org, roles=EXAM_ROLES) is None:
+        raise Forbidden(f"an org of type {org.type} issues no exam cards", code="role_not_allowed")
     load_shared_rules(fields.year)
     id_number = validate_id_number(fields.id_number, today=_today(uow))
     rules.check_hours(fields.hours, "hours")
