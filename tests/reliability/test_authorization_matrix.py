@@ -320,6 +320,27 @@ class Matrix:
     outcomes: Counter[str] = field(default_factory=Counter)
     leaks: list[str] = field(default_factory=list)
 
+    def record(
+        self, where: str, r: httpx.Response, *, targeted: bool, sent: str, forbidden: set[str]
+    ) -> None:
+        """A targeted request answers no 2xx, none a 5xx, and no answer shows a forbidden
+        value the request did not send itself."""
+        self.cells += 1
+        self.outcomes[str(r.status_code)] += 1
+        if r.status_code >= 500 or (targeted and r.status_code not in NO_DATA):
+            self.leaks.append(f"{where}: {r.status_code} {r.text[:200]}")
+            return
+        words = set(re.findall(r"[\w-]+", sent))
+        shown = [s for s in forbidden - words if s and s in r.text]
+        if shown:
+            self.leaks.append(f"{where}: {r.status_code} shows {shown}: {r.text[:200]}")
+
+    def report(self, title: str, principals: list[Principal], size: str) -> None:
+        print(
+            f"\nRELIABILITY {title} ({', '.join(p.label for p in principals)}): {size} -> "
+            f"{self.cells} requests checked; statuses {dict(self.outcomes)}"
+        )
+
 
 async def _routes(world: World) -> list[tuple[str, str, str, list[str], list[str]]]:
     """Every operation of every service, from its own OpenAPI document."""
@@ -358,28 +379,23 @@ async def run_matrix(world: World, principals: list[Principal]) -> Matrix:
                 r = await world.apps[name].request(
                     method.upper(), url, params=query, json=body, headers=bearer(principal.token)
                 )
-                matrix.cells += 1
-                matrix.outcomes[str(r.status_code)] += 1
-                where = f"{principal.label} {method.upper()} {name}{url} -> {party.label}"
                 # /v1/me/...: the caller's own things, whatever else it names; only the
-                # never-data check below applies
+                # never-data check applies
                 self_scoped = path.startswith("/v1/me/") or path == "/v1/me"
                 targeted = not self_scoped and (
                     bool(in_path) or method == "post" or gated is not None
                 )
-                if r.status_code >= 500 or (
-                    targeted and r.status_code not in NO_DATA and not _bulk_refused(path, r)
-                ):
-                    matrix.leaks.append(f"{where}: {r.status_code} {r.text[:200]}")
-                    continue
-                sent = set(re.findall(r"[\w-]+", url + json.dumps(body or {}) + json.dumps(query)))
-                shown = [s for s in forbidden - sent if s and s in r.text]
-                if shown:
-                    matrix.leaks.append(f"{where}: {r.status_code} shows {shown}: {r.text[:200]}")
-    print(
-        f"\nRELIABILITY authorization matrix ({', '.join(p.label for p in principals)}): "
-        f"{matrix.routes} routes x {len(principals)} principals x {len(world.parties)} parties "
-        f"-> {matrix.cells} requests checked; statuses {dict(matrix.outcomes)}"
+                matrix.record(
+                    f"{principal.label} {method.upper()} {name}{url} -> {party.label}",
+                    r,
+                    targeted=targeted and not _bulk_refused(path, r),
+                    sent=url + json.dumps(body or {}) + json.dumps(query),
+                    forbidden=forbidden,
+                )
+    matrix.report(
+        "authorization matrix",
+        principals,
+        f"{matrix.routes} routes x {len(principals)} principals x {len(world.parties)} parties",
     )
     return matrix
 
@@ -542,21 +558,15 @@ async def run_registry_matrix(world: World, filing: Filing, principals: list[Pri
             r = await world.apps["registry"].request(
                 method.upper(), url, params=query, json=body, headers=bearer(principal.token)
             )
-            matrix.cells += 1
-            matrix.outcomes[str(r.status_code)] += 1
-            where = f"{principal.label} {method.upper()} registry{url} {query}"
-            targeted = bool(in_path) or method in ("post", "put")
-            if r.status_code >= 500 or (targeted and r.status_code not in NO_DATA):
-                matrix.leaks.append(f"{where}: {r.status_code} {r.text[:200]}")
-                continue
-            sent = set(re.findall(r"[\w-]+", url + json.dumps(body or {}) + json.dumps(query)))
-            shown = [s for s in forbidden - sent if s and s in r.text]
-            if shown:
-                matrix.leaks.append(f"{where}: {r.status_code} shows {shown}: {r.text[:200]}")
-    print(
-        f"\nRELIABILITY registry matrix ({', '.join(p.label for p in principals)}): "
-        f"{matrix.routes} routes x {len(principals)} principals -> {matrix.cells} requests "
-        f"checked; statuses {dict(matrix.outcomes)}"
+            matrix.record(
+                f"{principal.label} {method.upper()} registry{url} {query}",
+                r,
+                targeted=bool(in_path) or method in ("post", "put"),
+                sent=url + json.dumps(body or {}) + json.dumps(query),
+                forbidden=forbidden,
+            )
+    matrix.report(
+        "registry matrix", principals, f"{matrix.routes} routes x {len(principals)} principals"
     )
     return matrix
 

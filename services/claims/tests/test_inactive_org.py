@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from libs.common.events import OrgUpserted, topic_of
 from services.claims.models import Person
-from services.claims.tests.harness import Stack, claims_stack, new_id_number
+from services.claims.tests.harness import Stack, claims_stack, new_id_number, one_day_training
 from tests.support import assert_problem
 
 
@@ -92,19 +92,6 @@ async def test_registration_and_transfer_into_a_deactivated_org_are_refused(stac
 # --- issue 17, finding 4: a deactivated org's admins read and change nothing -------------------
 
 
-def training_claim(evidence_id: str) -> dict[str, object]:
-    return {
-        "year": 2026,
-        "category": "training",
-        "title": "急诊医学新进展培训班",
-        "hours": 8,
-        "start_date": "2026-11-02",
-        "end_date": "2026-11-02",
-        "reference_no": "鲁卫继备〔2026〕15号",
-        "evidence_ids": [evidence_id],
-    }
-
-
 async def test_a_deactivated_units_admin_reads_and_writes_nothing(stack: Stack) -> None:
     """PIPL: the unit admin's token read persons with full ID numbers, claims, evidence content
     and the compliance CSV after the unit was deactivated. Now every read and write of that
@@ -115,7 +102,7 @@ async def test_a_deactivated_units_admin_reads_and_writes_nothing(stack: Stack) 
     other = await stack.add_org("unit", district)
     person = await stack.register(unit)
     evidence_id = await stack.upload(person)
-    claim = await stack.submit(person, training_claim(evidence_id))
+    claim = await stack.submit(person, one_day_training([evidence_id]))
     admin = stack.auth("unit_admin", unit)
     reads = [
         f"/v1/persons/{person.id}",
