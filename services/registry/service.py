@@ -34,7 +34,7 @@ from libs.common.events import (
     Subject,
 )
 from libs.common.idnumber import mask_id_number, validate_id_number
-from libs.common.orgscope import ORG_ROLES, acting_org, standing
+from libs.common.orgscope import ORG_ROLES, acting_org, standing, token_org_id
 from libs.common.rulesets import load_shared_rules
 from libs.common.uow import UnitOfWork
 from services.registry import rules
@@ -595,12 +595,12 @@ async def issue_exam_card(
     """The city exam centre issues one 学时登记卡 per person and year."""
     if principal.role not in EXAM_ROLES:
         raise Forbidden("only the city exam centre issues exam cards", code="role_not_allowed")
-    org = await uow.session.get(OrgReplica, str(principal.org_id or ""))
+    org_id = token_org_id(principal)
+    org = await uow.session.get(OrgReplica, org_id) if org_id else None
     if org is None:
+        # its org.upserted may be on its way: a retry will do (as for a filing)
         raise RuleViolation(
-            f"org {principal.org_id} is not known (yet) to the registry",
-            code="unknown_org",
-            org_id=principal.org_id,
+            f"org {org_id} is not known (yet) to the registry", code="unknown_org", org_id=org_id
         )
     if standing(principal, org, roles=EXAM_ROLES) is None:
         raise Forbidden(f"an org of type {org.type} issues no exam cards", code="role_not_allowed")
@@ -622,7 +622,7 @@ async def issue_exam_card(
         name=fields.name.strip(),
         year=fields.year,
         hours=fields.hours,
-        issued_by_org_id=str(principal.org_id),
+        issued_by_org_id=org.id,
     )
     uow.session.add(card)
     try:
