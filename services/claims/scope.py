@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import ADMIN_ROLES, Principal, require_role
 from libs.common.errors import NotFound
-from libs.common.orgscope import acting_org
+from libs.common.orgscope import acting_org, token_org_id
 from services.claims.models import OrgReplica, Person
 
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
@@ -122,7 +122,7 @@ async def org_scope(session: AsyncSession, principal: Principal, org_id: str | N
     require_role(principal, *REPORT_ROLES)
     if principal.is_city and org_id is None:
         return CITY
-    target = org_id or principal.org_id or ""
+    target = org_id or token_org_id(principal) or ""
     org = await session.get(OrgReplica, target)
     if org is None or not await may_see_org(session, principal, target):
         raise NotFound(f"org {target} not found in your scope", code="org_not_found")
