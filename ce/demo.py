@@ -5,6 +5,7 @@ and a few people. Loaded once per data directory."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -118,11 +119,7 @@ def load_registry_demo(
     provider = {"Authorization": f"Bearer {tokens.mint(role='provider', org_id=ids['P-ZZU'])}"}
     city = {"Authorization": f"Bearer {tokens.mint(role='city_admin')}"}
     body = {**DEMO_PROJECT, "applicant_org_id": ids["P-ZZU"]}
-    for _ in range(50):  # the provider org reaches the registry as an event
-        r = http.post(f"{registry}/v1/projects", json=body, headers=provider)
-        if r.status_code != 422 or r.json().get("code") != "unknown_org":
-            break
-        time.sleep(0.2)
+    r = _once_org_known(lambda: http.post(f"{registry}/v1/projects", json=body, headers=provider))
     r.raise_for_status()
     project_id = r.json()["id"]
     http.post(f"{registry}/v1/projects/{project_id}/submit", headers=provider).raise_for_status()
@@ -139,9 +136,18 @@ def load_registry_demo(
     r.raise_for_status()
     exam = {"Authorization": f"Bearer {tokens.mint(role='exam_center', org_id=ids['EXAM-ZZ'])}"}
     id_number, name, _ = PEOPLE[2]
-    http.post(
-        f"{registry}/v1/exam-cards",
-        json={"id_number": id_number, "name": name, "year": 2026, "hours": 12},
-        headers=exam,
+    card = {"id_number": id_number, "name": name, "year": 2026, "hours": 12}
+    _once_org_known(
+        lambda: http.post(f"{registry}/v1/exam-cards", json=card, headers=exam)
     ).raise_for_status()
     return [(row["certificate_code"], row["name"]) for row in r.json()["results"]]
+
+
+def _once_org_known(send: Callable[[], httpx.Response]) -> httpx.Response:
+    """Send until the registry knows the org (it arrives from review as an event)."""
+    for _ in range(50):
+        r = send()
+        if r.status_code != 422 or r.json().get("code") != "unknown_org":
+            break
+        time.sleep(0.2)
+    return r

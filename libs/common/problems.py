@@ -44,7 +44,10 @@ def _described(description: str) -> dict[str, Any]:
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _described("Malformed request (e.g. a bad cursor)"),
     401: _described("Missing, invalid or expired bearer token"),
-    403: _described("The caller's role may not do this"),
+    403: _described(
+        "The caller's role may not do this, or (code org_inactive) the caller's organisation "
+        "was deactivated and its tokens read and change nothing"
+    ),
     404: _described("Not found, or outside the caller's scope (the two are not told apart)"),
     409: _described("Conflicts with the current state (duplicate, already decided, …)"),
     413: _described("The request body is larger than this endpoint accepts"),

@@ -24,7 +24,7 @@ from services.claims.models import (
     OrgReplica,
     Person,
 )
-from services.claims.scope import may_see_org, may_see_person
+from services.claims.scope import admin_org, may_see_org, may_see_person
 
 
 async def get_person(uow: UnitOfWork, principal: Principal, person_id: str) -> Person:
@@ -63,6 +63,7 @@ async def register_person(
 ) -> Person:
     """Register a person. A personnel token registers itself only: its login must carry the ID
     number the identity provider verified (or its keyed hash under ``identity_key``)."""
+    await admin_org(uow.session, principal)  # a deactivated org's admin: 403 org_inactive
     normalised = validate_id_number(id_number, today=today)
     org = await _affiliation_org(uow, affiliation)
     account_sub: str | None = None
@@ -208,6 +209,7 @@ async def register_persons(
     persons there already, one multi-row insert; the scope is checked once per org."""
     if principal.role == "personnel":
         raise Forbidden("only admins register persons in bulk", code="outside_scope")
+    await admin_org(uow.session, principal)  # a deactivated org's admin: 403 org_inactive
     orgs = {
         o.id: o
         for o in await uow.session.scalars(

@@ -7,8 +7,10 @@ Scope follows the replica of review's org tree:
 - ``city_admin`` sees everything (``system``, the e-learning platform's integration, and
   ``ops`` see no person);
 - an admin (``district_admin``, ``department_admin``, ``unit_admin``, ``agency_admin``) sees its
-  own org and everything under it — but only if its role matches the type of the org its token
-  names (a ``unit_admin`` token naming a district grants nothing, not the district);
+  own org and everything under it — but only if it acts for the org its token names, by the one
+  rule of :mod:`libs.common.orgscope`: its role matches the org's type (a ``unit_admin`` token
+  naming a district grants nothing, not the district) and the org is active (a deactivated org's
+  admins are refused everything with 403 ``org_inactive``);
 - ``personnel`` sees its own person only.
 
 Out of scope is answered like missing (404), so neither existence nor ownership leaks.
@@ -22,8 +24,9 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, ADMIN_ROLES, Principal, require_role
+from libs.common.auth import ADMIN_ROLES, Principal, require_role
 from libs.common.errors import NotFound
+from libs.common.orgscope import acting_org, token_org_id
 from services.claims.models import OrgReplica, Person
 
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
@@ -42,15 +45,22 @@ async def org_chain(session: AsyncSession, org_id: str) -> list[str]:
     return chain
 
 
+async def admin_org(session: AsyncSession, principal: Principal) -> OrgReplica | None:
+    """The org an admin token acts for (None: not an admin, or its role does not fit the org's
+    type); 403 ``org_inactive`` once the org is deactivated."""
+
+    async def replica(org_id: str) -> OrgReplica | None:
+        return await session.get(OrgReplica, org_id)
+
+    return await acting_org(principal, replica, roles=ADMIN_ROLES)
+
+
 async def admin_over(session: AsyncSession, principal: Principal, org_id: str) -> bool:
-    """Whether an admin token acts for an org at or above ``org_id`` in the tree, and its role
-    matches that org's type (a unit_admin token naming a district grants nothing)."""
-    if principal.role not in ADMIN_ROLES or principal.org_id is None:
-        return False
-    own = await session.get(OrgReplica, principal.org_id)
-    if own is None or ADMIN_ROLE_OF_ORG_TYPE.get(own.type) != principal.role:
-        return False
-    return principal.org_id in await org_chain(session, org_id)
+    """Whether an admin token acts for an org at or above ``org_id`` in the tree (the rule of
+    :func:`admin_org`: a unit_admin token naming a district grants nothing; a deactivated org's
+    token raises 403 ``org_inactive``, whatever it asks for)."""
+    own = await admin_org(session, principal)
+    return own is not None and own.id in await org_chain(session, org_id)
 
 
 async def may_see_org(session: AsyncSession, principal: Principal, org_id: str) -> bool:
@@ -112,7 +122,7 @@ async def org_scope(session: AsyncSession, principal: Principal, org_id: str | N
     require_role(principal, *REPORT_ROLES)
     if principal.is_city and org_id is None:
         return CITY
-    target = org_id or principal.org_id or ""
+    target = org_id or token_org_id(principal) or ""
     org = await session.get(OrgReplica, target)
     if org is None or not await may_see_org(session, principal, target):
         raise NotFound(f"org {target} not found in your scope", code="org_not_found")

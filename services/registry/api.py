@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import false, select
 
 from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, Principal
@@ -84,10 +84,9 @@ async def list_projects(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ProjectPage:
-    """The city bureau sees every filing (its queue: ``status=submitted``); others their own."""
+    """The city bureau sees every filing (its queue: ``status=submitted``); an applicant org its
+    own (a token whose role fits the org's type; none for any other token)."""
     stmt = select(Project)
-    if not principal.is_city:
-        stmt = stmt.where(Project.applicant_org_id == (principal.org_id or ""))
     if status:
         stmt = stmt.where(Project.status == status)
     if year:
@@ -95,6 +94,9 @@ async def list_projects(
     if applicant_org_id:
         stmt = stmt.where(Project.applicant_org_id == applicant_org_id)
     async with state_of(request).uow() as uow:
+        if not principal.is_city:
+            own = await service.acting_org_of(uow, principal, service.FILING_ROLES)
+            stmt = stmt.where(Project.applicant_org_id == own.id if own else false())
         rows = list(
             (
                 await uow.session.scalars(
@@ -409,10 +411,13 @@ async def get_exam_card(card_no: str, request: Request, principal: CurrentPrinci
     it does not exist (the card carries the holder's identity)."""
     _exam_centre_or_city(principal)
     async with state_of(request).uow() as uow:
+        own = None
+        if not principal.is_city:
+            own = await service.acting_org_of(uow, principal, service.EXAM_ROLES)
         card = await uow.session.scalar(
             select(ExamCard).where(ExamCard.card_no == normalise_code(card_no))
         )
-    if card is None or not (principal.is_city or card.issued_by_org_id == principal.org_id):
+    if card is None or not (principal.is_city or (own and card.issued_by_org_id == own.id)):
         raise NotFound("no exam card has this number", code="exam_card_not_found")
     return card_view(card)
 

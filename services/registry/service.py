@@ -5,7 +5,7 @@ replicas of the org tree and of persons. Use cases never commit; the caller's un
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date
 from decimal import Decimal
@@ -34,6 +34,7 @@ from libs.common.events import (
     Subject,
 )
 from libs.common.idnumber import mask_id_number, validate_id_number
+from libs.common.orgscope import ORG_ROLES, acting_org, standing, token_org_id
 from libs.common.rulesets import load_shared_rules
 from libs.common.uow import UnitOfWork
 from services.registry import rules
@@ -56,6 +57,7 @@ FILING_ROLE_OF_ORG_TYPE = {
     "district": ADMIN_ROLE_OF_ORG_TYPE["district"],
 }
 FILING_ROLES = tuple(FILING_ROLE_OF_ORG_TYPE.values())
+EXAM_ROLES = ("exam_center",)
 EDITABLE = ("draft", "returned")
 Decision = Literal["approve", "reject", "return"]
 DECIDED_STATUS = {"approve": "approved", "reject": "rejected", "return": "returned"}
@@ -111,14 +113,17 @@ async def upsert_org(uow: UnitOfWork, event: OrgUpserted) -> None:
     )
 
 
-def _refuse_inactive(org: OrgReplica | None) -> None:
-    if org is not None and not org.active:
-        raise RuleViolation(
-            f"org {org.code} was deactivated: it files no projects, uploads no completions and "
-            "issues no exam cards",
-            code="org_inactive",
-            org_id=org.id,
-        )
+async def acting_org_of(
+    uow: UnitOfWork, principal: Principal, roles: Collection[str] = ORG_ROLES
+) -> OrgReplica | None:
+    """The org the caller's token acts for, by the one rule of :mod:`libs.common.orgscope`: the
+    role (among ``roles``) fits the replica's org type, or None; 403 ``org_inactive`` once review
+    deactivated the org (a deactivated org files, reads and issues nothing)."""
+
+    async def replica(org_id: str) -> OrgReplica | None:
+        return await uow.session.get(OrgReplica, org_id)
+
+    return await acting_org(principal, replica, roles=roles)
 
 
 async def upsert_person(uow: UnitOfWork, event: PersonRegistered | PersonUpdated) -> None:
@@ -167,12 +172,11 @@ async def _applicant_org(uow: UnitOfWork, principal: Principal, org_id: str) -> 
         raise RuleViolation(
             f"org {org_id} is not known (yet) to the registry", code="unknown_org", org_id=org_id
         )
-    if FILING_ROLE_OF_ORG_TYPE.get(org.type) != principal.role:
+    if standing(principal, org, roles=FILING_ROLES) is None:
         raise Forbidden(
             f"an org of type {org.type} does not file projects as {principal.role}",
             code="role_not_allowed",
         )
-    _refuse_inactive(org)
     return org
 
 
@@ -205,9 +209,14 @@ async def create_project(uow: UnitOfWork, principal: Principal, fields: ProjectF
 async def visible_project(
     uow: UnitOfWork, principal: Principal, project_id: str, *, lock: bool = False
 ) -> Project:
-    """The project if the caller may see it (its applicant, the city): 404 otherwise."""
+    """The project if the caller may see it (the city; its applicant, by a token whose role
+    fits the applicant org's type): 404 otherwise, 403 ``org_inactive`` for a deactivated org's
+    token."""
+    own = None if principal.is_city else await acting_org_of(uow, principal, FILING_ROLES)
     project = await uow.session.get(Project, project_id, with_for_update=lock)
-    if project is None or not (principal.is_city or principal.org_id == project.applicant_org_id):
+    if project is None or not (
+        principal.is_city or (own is not None and own.id == project.applicant_org_id)
+    ):
         raise NotFound(f"project {project_id} not found in your scope", code="project_not_found")
     return project
 
@@ -376,7 +385,7 @@ async def record_completions(
     """Each row on its own: a bad row is reported and never blocks the others. A passed row earns
     exactly one certificate; a person already on the roster is not recorded twice."""
     project = await visible_project(uow, principal, project_id, lock=True)
-    if principal.org_id != project.applicant_org_id or principal.role not in FILING_ROLES:
+    if principal.is_city:  # it sees every filing, and organises none
         raise Forbidden(
             "only the project's organiser uploads its completions", code="not_applicant"
         )
@@ -386,7 +395,6 @@ async def record_completions(
             "(approved) project",
             code="project_not_approved",
         )
-    _refuse_inactive(await uow.session.get(OrgReplica, project.applicant_org_id))
     existing = {
         c.id_number: c
         for c in (
@@ -542,14 +550,16 @@ async def person_of(uow: UnitOfWork, principal: Principal) -> PersonReplica | No
 
 
 async def may_read_certificate(uow: UnitOfWork, principal: Principal, cert: Certificate) -> bool:
-    """Its holder, the city bureau, and the organiser of the project that issued it."""
+    """Its holder, the city bureau, and the organiser of the project that issued it (a token
+    whose role fits the organiser's org type; 403 ``org_inactive`` once it is deactivated)."""
     if principal.is_city:
         return True
     person = await person_of(uow, principal)
     if person is not None:
         return person.id_number == cert.id_number
+    own = await acting_org_of(uow, principal, FILING_ROLES)
     project = await uow.session.get(Project, cert.project_id)
-    return project is not None and principal.org_id == project.applicant_org_id
+    return own is not None and project is not None and own.id == project.applicant_org_id
 
 
 async def revoke_certificate(
@@ -583,9 +593,17 @@ async def issue_exam_card(
     uow: UnitOfWork, principal: Principal, fields: ExamCardFields
 ) -> ExamCard:
     """The city exam centre issues one 学时登记卡 per person and year."""
-    if principal.role != "exam_center" or principal.org_id is None:
+    if principal.role not in EXAM_ROLES:
         raise Forbidden("only the city exam centre issues exam cards", code="role_not_allowed")
-    _refuse_inactive(await uow.session.get(OrgReplica, principal.org_id))
+    org_id = token_org_id(principal)
+    org = await uow.session.get(OrgReplica, org_id) if org_id else None
+    if org is None:
+        # its org.upserted may be on its way: a retry will do (as for a filing)
+        raise RuleViolation(
+            f"org {org_id} is not known (yet) to the registry", code="unknown_org", org_id=org_id
+        )
+    if standing(principal, org, roles=EXAM_ROLES) is None:
+        raise Forbidden(f"an org of type {org.type} issues no exam cards", code="role_not_allowed")
     load_shared_rules(fields.year)
     id_number = validate_id_number(fields.id_number, today=_today(uow))
     rules.check_hours(fields.hours, "hours")
@@ -604,7 +622,7 @@ async def issue_exam_card(
         name=fields.name.strip(),
         year=fields.year,
         hours=fields.hours,
-        issued_by_org_id=principal.org_id,
+        issued_by_org_id=org.id,
     )
     uow.session.add(card)
     try:

@@ -33,6 +33,7 @@ from services.review.schemas import (
     TaskOut,
     TaskPage,
 )
+from services.review.scope import scope_org_ids
 
 router = APIRouter(prefix="/v1")
 
@@ -124,7 +125,7 @@ async def list_tasks(
     name or part of it, or a masked ID number or its end), ``verified_evidence``, ``min_age``
     (working days), ``org_id`` (the city's unrouted queue is ``org_id=unrouted``)."""
     async with state.uow() as uow:
-        scope = await service.scope_org_ids(uow, principal)
+        scope = await scope_org_ids(uow, principal)
         stmt = select(ReviewTask)
         if scope is not None:
             stmt = stmt.where(ReviewTask.org_id.in_(scope))
@@ -180,6 +181,9 @@ async def decide_many(
     body: BulkDecisionIn, state: StateDep, principal: CurrentPrincipal
 ) -> BulkDecisionsOut:
     """Each task is decided in its own transaction: one failure does not undo the others."""
+    async with state.uow() as uow:
+        # a deactivated org's token is refused once (403 org_inactive), not once per task
+        await scope_org_ids(uow, principal)
     results: list[BulkDecided | BulkFailed] = []
     for task_id in dict.fromkeys(body.task_ids):
         try:
@@ -208,7 +212,7 @@ async def claim_history(claim_id: str, uow: UowDep, principal: CurrentPrincipal)
     """Every step of the claim's review, chained by hash; ``verified`` says whether the chain
     checks out (``broken_step`` names the first step that does not)."""
     async with uow:
-        scope = await service.scope_org_ids(uow, principal)
+        scope = await scope_org_ids(uow, principal)
         rows, check = await history.chain_of(uow, claim_id)
     visible = (
         scope is None

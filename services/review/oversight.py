@@ -22,7 +22,7 @@ from libs.common.errors import NotFound, RuleViolation
 from libs.common.uow import UnitOfWork
 from libs.common.workdays import working_days_after, working_days_before
 from services.review.models import HistoryEntry, Org, ReviewTask
-from services.review.routing import AUTHORITY_TYPES
+from services.review.scope import AUTHORITY_ROLES, acting_admin_org
 
 DEFAULT_SLA_WORKING_DAYS = 10
 MASKED_ID_CHARS = set("0123456789*Xx")
@@ -81,15 +81,11 @@ async def authority_in_scope(uow: UnitOfWork, principal: Principal, org_id: str)
     """The org whose queues (or decisions) the caller asks for: the city sees any; a district or
     department admin only its own. Anything else is 404 (outside scope is not told apart)."""
     org = await uow.session.get(Org, org_id)
-    allowed = org is not None and (
-        principal.is_city
-        or (
-            principal.org_id == org.id
-            and org.type in AUTHORITY_TYPES
-            and principal.role == f"{org.type}_admin"
-        )
-    )
-    if org is None or not allowed:
+    if not principal.is_city:
+        # by the one rule (role fit for the org's type; 403 org_inactive once deactivated)
+        own = await acting_admin_org(uow, principal, AUTHORITY_ROLES)
+        org = org if own is not None and org is not None and own.id == org.id else None
+    if org is None:
         raise NotFound(f"org {org_id} not found in your scope", code="org_not_found")
     return org
 

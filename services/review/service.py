@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, ADMIN_ROLES, Principal
+from libs.common.auth import Principal
 from libs.common.errors import Conflict, NotFound, RuleViolation
 from libs.common.events import (
     ClaimApproved,
@@ -26,6 +26,7 @@ from services.review.directory import ORG_TYPES, check_parent, org_upserted
 from services.review.models import Org, ReviewPerson, ReviewProject, ReviewTask, TaskDecision
 from services.review.projects import projects_by_id
 from services.review.schemas import TaskOut, TaskPerson, TaskProject
+from services.review.scope import scope_org_ids
 
 
 async def create_org(
@@ -119,18 +120,6 @@ async def _cancel_open(uow: UnitOfWork, claim_id: str) -> Sequence[ReviewTask]:
     for task in tasks:
         task.status = "cancelled"
     return tasks
-
-
-async def scope_org_ids(uow: UnitOfWork, principal: Principal) -> set[str] | None:
-    """Orgs whose tasks the caller may see; None means every org (city-level oversight)."""
-    if principal.is_city:
-        return None
-    if principal.role not in ADMIN_ROLES or principal.org_id is None:
-        return set()
-    org = await uow.session.get(Org, principal.org_id)
-    if org is None or ADMIN_ROLE_OF_ORG_TYPE.get(org.type) != principal.role:
-        return set()
-    return {org.id}
 
 
 async def decide(

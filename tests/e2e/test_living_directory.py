@@ -1,6 +1,7 @@
 """Issue 8 end to end, on both runtimes: an imported directory of 500 orgs routes claims; a
 transferred person's open claim is decided by the new unit and not the old; the district sees its
-units' queues; a history row edited in the database is detected."""
+units' queues; a history row edited in the database is detected; a deactivated unit's admin reads
+nothing more (issue 17)."""
 
 from __future__ import annotations
 
@@ -134,7 +135,34 @@ def living_directory(stack: Stack, forge: Callable[[str], None]) -> float:
         assert verify["broken"] == [{"claim_id": claim["id"], "step": 2}]
         history = http.get(f"{review}/v1/claims/{claim['id']}/history", headers=city).json()
         assert history["verified"] is False
+        deactivated_unit_reads_nothing(stack, http, new_unit, new_admin, person_id)
     return elapsed
+
+
+def deactivated_unit_reads_nothing(
+    stack: Stack, http: httpx.Client, unit: str, admin: str, person_id: str
+) -> None:
+    """Issue 17, finding 4: review deactivates the unit; once org.upserted reaches claims (the
+    service's own process, over the embedded log or Kafka) its admin's token reads no person
+    and no task any more: 403 org_inactive in both services."""
+    claims, review = stack.url("claims"), stack.url("review")
+    person = f"{claims}/v1/persons/{person_id}"
+    assert http.get(person, headers=bearer(admin)).status_code == 200
+    r = http.patch(
+        f"{review}/v1/orgs/{unit}",
+        json={"active": False},
+        headers=bearer(stack.token("city_admin")),
+    )
+    assert r.status_code == 200, r.text
+
+    def refused() -> httpx.Response | None:
+        r = http.get(person, headers=bearer(admin))
+        return r if r.status_code != 200 else None
+
+    r = eventually(refused, what="claims knows the unit is deactivated")
+    assert r.status_code == 403 and r.json()["code"] == "org_inactive", r.text
+    r = http.get(f"{review}/v1/review-tasks", headers=bearer(admin))
+    assert r.status_code == 403 and r.json()["code"] == "org_inactive", r.text
 
 
 def cli_import_orgs(stack: Stack, tmp_path: Path) -> None:

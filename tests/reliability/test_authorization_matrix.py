@@ -24,8 +24,9 @@ from fastapi import FastAPI
 from ce.topology import SERVICES, app_module
 from libs.common.auth import load_or_create_dev_key
 from libs.common.settings import Settings
+from services.registry.tests.support import project_body
 from tests.reliability.harness import id_number_of, pdf_of
-from tests.support import until
+from tests.support import assert_problem, until
 
 # the fast tier (`make test-fast`) leaves this module out: CI runs it
 pytestmark = pytest.mark.slow
@@ -319,6 +320,27 @@ class Matrix:
     outcomes: Counter[str] = field(default_factory=Counter)
     leaks: list[str] = field(default_factory=list)
 
+    def record(
+        self, where: str, r: httpx.Response, *, targeted: bool, sent: str, forbidden: set[str]
+    ) -> None:
+        """A targeted request answers no 2xx, none a 5xx, and no answer shows a forbidden
+        value the request did not send itself."""
+        self.cells += 1
+        self.outcomes[str(r.status_code)] += 1
+        if r.status_code >= 500 or (targeted and r.status_code not in NO_DATA):
+            self.leaks.append(f"{where}: {r.status_code} {r.text[:200]}")
+            return
+        words = set(re.findall(r"[\w-]+", sent))
+        shown = [s for s in forbidden - words if s and s in r.text]
+        if shown:
+            self.leaks.append(f"{where}: {r.status_code} shows {shown}: {r.text[:200]}")
+
+    def report(self, title: str, principals: list[Principal], size: str) -> None:
+        print(
+            f"\nRELIABILITY {title} ({', '.join(p.label for p in principals)}): {size} -> "
+            f"{self.cells} requests checked; statuses {dict(self.outcomes)}"
+        )
+
 
 async def _routes(world: World) -> list[tuple[str, str, str, list[str], list[str]]]:
     """Every operation of every service, from its own OpenAPI document."""
@@ -357,28 +379,23 @@ async def run_matrix(world: World, principals: list[Principal]) -> Matrix:
                 r = await world.apps[name].request(
                     method.upper(), url, params=query, json=body, headers=bearer(principal.token)
                 )
-                matrix.cells += 1
-                matrix.outcomes[str(r.status_code)] += 1
-                where = f"{principal.label} {method.upper()} {name}{url} -> {party.label}"
                 # /v1/me/...: the caller's own things, whatever else it names; only the
-                # never-data check below applies
+                # never-data check applies
                 self_scoped = path.startswith("/v1/me/") or path == "/v1/me"
                 targeted = not self_scoped and (
                     bool(in_path) or method == "post" or gated is not None
                 )
-                if r.status_code >= 500 or (
-                    targeted and r.status_code not in NO_DATA and not _bulk_refused(path, r)
-                ):
-                    matrix.leaks.append(f"{where}: {r.status_code} {r.text[:200]}")
-                    continue
-                sent = set(re.findall(r"[\w-]+", url + json.dumps(body or {}) + json.dumps(query)))
-                shown = [s for s in forbidden - sent if s and s in r.text]
-                if shown:
-                    matrix.leaks.append(f"{where}: {r.status_code} shows {shown}: {r.text[:200]}")
-    print(
-        f"\nRELIABILITY authorization matrix ({', '.join(p.label for p in principals)}): "
-        f"{matrix.routes} routes x {len(principals)} principals x {len(world.parties)} parties "
-        f"-> {matrix.cells} requests checked; statuses {dict(matrix.outcomes)}"
+                matrix.record(
+                    f"{principal.label} {method.upper()} {name}{url} -> {party.label}",
+                    r,
+                    targeted=targeted and not _bulk_refused(path, r),
+                    sent=url + json.dumps(body or {}) + json.dumps(query),
+                    forbidden=forbidden,
+                )
+    matrix.report(
+        "authorization matrix",
+        principals,
+        f"{matrix.routes} routes x {len(principals)} principals x {len(world.parties)} parties",
     )
     return matrix
 
@@ -405,3 +422,289 @@ def _bulk_refused(path: str, response: httpx.Response) -> bool:
         return False
     results = response.json().get("results", [])
     return bool(results) and all(item.get("status") in NO_DATA for item in results)
+
+
+# --- the registry: tokens that name a provider without being it (issue 17, finding 3) --------
+
+# the public certificate lookup answers anyone (masked); everything else of the registry is scoped
+REGISTRY_PUBLIC = {"/v1/certificates/{code}"}
+# roles that are not a provider's, carrying a provider's org_id (the attack of finding 3)
+NOT_PROVIDER_ROLES = (
+    "ops",
+    "system",
+    "unit_admin",
+    "agency_admin",
+    "district_admin",
+    "department_admin",
+)
+
+
+@dataclass
+class Filing:
+    """What the registry matrix aims at: a provider's approved project, the certificate it
+    issued to the own party, and an exam centre's card."""
+
+    provider: str
+    exam_center: str
+    project_id: str
+    code: str
+    card_no: str
+    card_holder: str
+
+    def values(self) -> dict[str, str]:
+        return {
+            "project_id": self.project_id,
+            "applicant_org_id": self.provider,
+            "code": self.code,
+            "card_no": self.card_no,
+        }
+
+    def secrets(self, holder: Party) -> set[str]:
+        return {self.project_id, self.code, self.card_no, self.card_holder, *holder.secrets()}
+
+
+async def _org(world: World, key: str, kind: str) -> str:
+    city = bearer(world.tokens.mint(role="city_admin"))
+    body = {"code": f"matrix-{key}", "name": f"机构{key}", "type": kind}
+    r = await world.apps["review"].post("/v1/orgs", json=body, headers=city)
+    assert r.status_code == 201, r.text
+    world.orgs[key] = r.json()["id"]
+    return str(world.orgs[key])
+
+
+async def _file(world: World, org_key: str, role: str) -> str:
+    """A draft filing of the org, once the org has reached the registry (an event)."""
+    applicant = bearer(world.tokens.mint(role=role, org_id=world.orgs[org_key]))
+
+    async def filed() -> str | None:
+        r = await world.apps["registry"].post(
+            "/v1/projects", json=project_body(world.orgs[org_key]), headers=applicant
+        )
+        return str(r.json()["id"]) if r.status_code == 201 else None
+
+    return str(await until(filed, timeout_s=20))
+
+
+async def _seed_registry(world: World) -> Filing:
+    registry, own = world.apps["registry"], world.parties["own"]
+    city = bearer(world.tokens.mint(role="city_admin"))
+    provider_id = await _org(world, "P", "provider")
+    exam_id = await _org(world, "X", "exam_center")
+    provider = bearer(world.tokens.mint(role="provider", org_id=provider_id))
+    project_id = await _file(world, "P", "provider")
+    assert (await registry.post(f"/v1/projects/{project_id}/submit", headers=provider)).is_success
+    r = await registry.post(
+        f"/v1/projects/{project_id}/decision",
+        json={"decision": "approve", "opinion": "同意"},
+        headers=city,
+    )
+    assert r.status_code == 200, r.text
+    r = await registry.post(
+        f"/v1/projects/{project_id}/completions",
+        json=[{"id_number": own.id_number, "name": own.name, "hours": 16, "passed": True}],
+        headers=provider,
+    )
+    assert r.status_code == 200 and r.json()["issued"] == 1, r.text
+    code = r.json()["results"][0]["certificate_code"]
+    card_holder = id_number_of(4)
+    exam = bearer(world.tokens.mint(role="exam_center", org_id=exam_id))
+
+    async def card() -> str | None:  # the exam centre reaches the registry as an event
+        body = {"id_number": card_holder, "name": "丁考务", "year": YEAR, "hours": 6}
+        r = await registry.post("/v1/exam-cards", json=body, headers=exam)
+        return str(r.json()["card_no"]) if r.status_code == 201 else None
+
+    card_no = await until(card, timeout_s=20)
+    return Filing(provider_id, exam_id, project_id, code, card_no, card_holder)
+
+
+def _registry_body(method: str, path: str, filing: Filing) -> Any:
+    if method not in ("post", "put"):
+        return None
+    bodies: dict[str, Any] = {
+        "/v1/projects": project_body(filing.provider),
+        "/v1/projects/{project_id}": project_body(filing.provider),
+        "/v1/projects/{project_id}/decision": {"decision": "approve", "opinion": "越权"},
+        "/v1/projects/{project_id}/completions": [
+            {"id_number": id_number_of(901), "name": "冒名者", "hours": 16, "passed": True}
+        ],
+        "/v1/certificates/{code}/revoke": {"reason": "越权撤销"},
+        "/v1/exam-cards": {
+            "id_number": id_number_of(902),
+            "name": "冒名者",
+            "year": YEAR,
+            "hours": 6,
+        },
+    }
+    return bodies.get(path, {})
+
+
+async def run_registry_matrix(world: World, filing: Filing, principals: list[Principal]) -> Matrix:
+    """Every registry route (its OpenAPI document) for every principal, aimed at the filing: a
+    targeted request is never a 2xx; no answer shows the filing's ids or the holders' data."""
+    routes = [r for r in await _routes(world) if r[0] == "registry"]
+    matrix = Matrix(routes=len(routes))
+    forbidden = filing.secrets(world.parties["own"])
+    values = filing.values()
+    for principal in principals:
+        for _, method, path, in_path, in_query in routes:
+            if path in PUBLIC or path in REGISTRY_PUBLIC:
+                continue
+            url = path
+            for param in in_path:
+                url = url.replace("{" + param + "}", values.get(param, f"matrix-none-{param}"))
+            body = _registry_body(method, path, filing)
+            query = {p: values[p] for p in in_query if p in values}
+            r = await world.apps["registry"].request(
+                method.upper(), url, params=query, json=body, headers=bearer(principal.token)
+            )
+            matrix.record(
+                f"{principal.label} {method.upper()} registry{url} {query}",
+                r,
+                targeted=bool(in_path) or method in ("post", "put"),
+                sent=url + json.dumps(body or {}) + json.dumps(query),
+                forbidden=forbidden,
+            )
+    matrix.report(
+        "registry matrix", principals, f"{matrix.routes} routes x {len(principals)} principals"
+    )
+    return matrix
+
+
+async def test_registry_tokens_naming_a_provider_without_its_role_get_no_data(
+    world: World,
+) -> None:
+    """A personnel, exam_center, ops, unit_admin (or any other admin) token carrying the
+    provider's org_id, a provider token carrying the exam centre's: no filing, certificate, PDF
+    or card, and nothing written (the roster upload of a unit_admin naming the provider issued
+    a certificate worth 16 hours before)."""
+    filing = await _seed_registry(world)
+    mint = world.tokens.mint
+    posing = [
+        Principal(f"{role} naming provider P", role, mint(role=role, org_id=filing.provider), set())
+        for role in NOT_PROVIDER_ROLES
+    ]
+    posing += [
+        Principal(
+            "personnel naming provider P",
+            "personnel",
+            mint(role="personnel", sub="matrix-login", org_id=filing.provider),
+            set(),
+        ),
+        Principal(
+            "provider naming exam centre X",
+            "provider",
+            mint(role="provider", org_id=filing.exam_center),
+            set(),
+        ),
+        Principal(
+            "exam_center naming provider P",
+            "exam_center",
+            mint(role="exam_center", org_id=filing.provider),
+            set(),
+        ),
+    ]
+    matrix = await run_registry_matrix(world, filing, posing)
+    assert not matrix.leaks, "\n".join(matrix.leaks)
+    assert matrix.routes >= 15 and matrix.cells >= 15 * len(posing)
+    # and nothing changed: one certificate, still valid, the project still approved
+    city = bearer(mint(role="city_admin"))
+    registry = world.apps["registry"]
+    certs = await registry.get(
+        "/v1/certificates", params={"project_id": filing.project_id}, headers=city
+    )
+    assert [(c["code"], c["status"]) for c in certs.json()["items"]] == [(filing.code, "valid")]
+    project = await registry.get(f"/v1/projects/{filing.project_id}", headers=city)
+    assert project.json()["status"] == "approved"
+
+
+# --- a deactivated org, across services (issue 17, finding 4) ---------------------------------
+
+
+async def test_a_deactivated_orgs_tokens_lose_every_service_through_the_org_events(
+    world: World,
+) -> None:
+    """Review deactivates unit A1 and provider P (``PATCH /v1/orgs/{id}``); ``org.upserted``
+    carries it to claims and the registry, and from then on their tokens read and write nothing
+    anywhere: 403 ``org_inactive`` where they read persons with full ID numbers, claims,
+    evidence, the compliance CSV, tasks, filings and certificates before; and the whole matrix
+    finds no data for them."""
+    filing = await _seed_registry(world)
+    unit_project = await _file(world, "A1", "unit_admin")  # units file their own projects too
+    mint, own, a1 = world.tokens.mint, world.parties["own"], world.orgs["A1"]
+    unit = bearer(mint(role="unit_admin", org_id=a1))
+    provider = bearer(mint(role="provider", org_id=filing.provider))
+    reads: list[tuple[dict[str, str], str, str, dict[str, Any]]] = [
+        (unit, "claims", f"/v1/persons/{own.person_id}", {}),
+        (unit, "claims", f"/v1/claims/{own.claim_id}", {}),
+        (unit, "claims", f"/v1/evidence/{own.evidence_id}/content", {}),
+        (unit, "claims", "/v1/reports/compliance", {"year": YEAR, "org_id": a1, "format": "csv"}),
+        (unit, "review", "/v1/review-tasks", {}),
+        (unit, "review", f"/v1/review-tasks/{own.task_id}", {}),
+        (unit, "registry", f"/v1/projects/{unit_project}", {}),
+        (provider, "registry", f"/v1/projects/{filing.project_id}", {}),
+        (provider, "registry", "/v1/certificates", {"project_id": filing.project_id}),
+        (provider, "registry", f"/v1/certificates/{filing.code}/pdf", {}),
+    ]
+    for headers, service, path, params in reads:
+        r = await world.apps[service].get(path, params=params, headers=headers)
+        assert r.status_code == 200, (service, path, r.text)
+    person = await world.apps["claims"].get(f"/v1/persons/{own.person_id}", headers=unit)
+    assert person.json()["id_number"] == own.id_number
+
+    city = bearer(mint(role="city_admin"))
+    for org_id in (a1, filing.provider):
+        r = await world.apps["review"].patch(
+            f"/v1/orgs/{org_id}", json={"active": False}, headers=city
+        )
+        assert r.status_code == 200 and r.json()["active"] is False, r.text
+
+    async def refused_everywhere() -> bool:  # the events reach claims and the registry
+        for headers, service, path, params in reads:
+            r = await world.apps[service].get(path, params=params, headers=headers)
+            if r.status_code != 403:
+                return False
+        return True
+
+    await until(refused_everywhere, timeout_s=20)
+    for headers, service, path, params in reads:
+        r = await world.apps[service].get(path, params=params, headers=headers)
+        assert_problem(r, 403, "org_inactive")
+        assert own.id_number not in r.text and own.name not in r.text
+    writes = [
+        (
+            unit,
+            "claims",
+            "/v1/persons",
+            {
+                "id_number": id_number_of(903),
+                "name": "新职工",
+                "affiliation": {"kind": "unit", "org_id": a1},
+            },
+        ),
+        (unit, "review", f"/v1/review-tasks/{own.task_id}/decision", {"decision": "approve"}),
+        (unit, "registry", f"/v1/projects/{unit_project}/submit", None),
+        (
+            provider,
+            "registry",
+            f"/v1/projects/{filing.project_id}/completions",
+            [{"id_number": id_number_of(904), "name": "李四", "hours": 16, "passed": True}],
+        ),
+    ]
+    for headers, service, path, body in writes:
+        r = await world.apps[service].post(path, json=body, headers=headers)
+        assert_problem(r, 403, "org_inactive")
+
+    deactivated = [
+        Principal("unit A1 (deactivated)", "unit_admin", mint(role="unit_admin", org_id=a1), set()),
+        Principal(
+            "provider P (deactivated)",
+            "provider",
+            mint(role="provider", org_id=filing.provider),
+            set(),
+        ),
+    ]
+    matrix = await run_matrix(world, deactivated)
+    assert not matrix.leaks, "\n".join(matrix.leaks)
+    matrix = await run_registry_matrix(world, filing, deactivated)
+    assert not matrix.leaks, "\n".join(matrix.leaks)

@@ -67,6 +67,20 @@ def with_bad_checksum(id_number: str) -> str:
     return id_number[:17] + wrong
 
 
+def one_day_training(evidence_ids: list[str]) -> dict[str, Any]:
+    """The body of a valid claim: one day (8 hours) of a filed training, citing the evidence."""
+    return {
+        "year": 2026,
+        "category": "training",
+        "title": "急诊医学新进展培训班",
+        "hours": 8,
+        "start_date": "2026-11-02",
+        "end_date": "2026-11-02",
+        "reference_no": "鲁卫继备〔2026〕15号",
+        "evidence_ids": evidence_ids,
+    }
+
+
 def masked(id_number: str) -> str:
     return id_number[:6] + "*" * 8 + id_number[-4:]
 

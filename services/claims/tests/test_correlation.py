@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from libs.common.events import ClaimApproved, topic_of
-from services.claims.tests.harness import claims_stack
+from services.claims.tests.harness import claims_stack, one_day_training
 
 
 async def test_correlation_id_from_request_to_events_and_through_handlers(tmp_path: Path) -> None:
@@ -16,17 +16,7 @@ async def test_correlation_id_from_request_to_events_and_through_handlers(tmp_pa
         evidence = await stack.upload(person)
         r = await stack.http.post(
             "/v1/claims",
-            json={
-                "person_id": person.id,
-                "year": 2026,
-                "category": "training",
-                "title": "急诊医学新进展培训班",
-                "hours": 8,
-                "start_date": "2026-11-02",
-                "end_date": "2026-11-02",
-                "reference_no": "鲁卫继备〔2026〕15号",
-                "evidence_ids": [evidence],
-            },
+            json={"person_id": person.id, **one_day_training([evidence])},
             headers={**person.auth, "X-Correlation-ID": "req-7f3a"},
         )
         assert r.status_code == 201, r.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.claims.tests.harness import claims_stack, pdf_bytes
+from services.claims.tests.harness import claims_stack, one_day_training, pdf_bytes
 
 
 async def test_who_may_read_an_evidence_file(tmp_path: Path) -> None:
@@ -33,19 +33,7 @@ async def test_who_may_read_an_evidence_file(tmp_path: Path) -> None:
             r = await stack.http.get(content, headers=headers)
             assert r.status_code == 404 and r.json()["code"] == "evidence_not_found"
 
-        claim = await stack.submit(
-            person,
-            {
-                "year": 2026,
-                "category": "training",
-                "title": "急诊医学新进展培训班",
-                "hours": 8,
-                "start_date": "2026-11-02",
-                "end_date": "2026-11-02",
-                "reference_no": "鲁卫继备〔2026〕15号",
-                "evidence_ids": [evidence_id],
-            },
-        )
+        claim = await stack.submit(person, one_day_training([evidence_id]))
         for headers in (unit_admin, district_admin):
             r = await stack.http.get(content, headers=headers)
             assert r.status_code == 200 and r.content == data

@@ -488,8 +488,8 @@ async def test_a_deactivated_org_files_uploads_and_issues_nothing(registry: Regi
         await upload_json(registry, project, roster, org="P3"),
         await registry.http.post("/v1/exam-cards", json=card, headers=centre),
     ]
-    for r in refused:
-        assert_problem(r, 422, "org_inactive")
+    for r in refused:  # the token of a deactivated org is refused, whatever it asks
+        assert_problem(r, 403, "org_inactive")
     assert await certificates_of(registry, project["id"]) == 0
     # reactivated, the same requests go through
     await registry.add_org("P3", "provider", "C")

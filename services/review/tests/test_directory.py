@@ -119,7 +119,8 @@ class TestDeactivation:
         moved = await review.open_task(claim_id)
         assert moved["id"] == task["id"]
         assert (moved["stage"], moved["org_id"]) == ("authority", review.orgs["Dx"])
-        assert_problem(await review.decide(task, "Ux"), 404, "task_not_found")
+        # the deactivated unit's own token is refused outright (not just out of scope)
+        assert_problem(await review.decide(task, "Ux"), 403, "org_inactive")
         step = (await review.history(claim_id))[-1]
         assert (step["decision"], step["from_org_id"], step["org_id"]) == (
             "moved",
@@ -133,6 +134,52 @@ class TestDeactivation:
         assert (later["stage"], later["org_id"]) == ("authority", review.orgs["Dx"])
         assert (await review.decide(moved, "Dx")).status_code == 200
         assert await review.tasks(claim_id, "open") == []
+
+    async def test_a_deactivated_orgs_reviewers_read_and_decide_nothing(
+        self, review: Review
+    ) -> None:
+        """Issue 17, finding 4: a deactivated org's token reads no task, history, queue or
+        decisions export and decides nothing (403 ``org_inactive``), though the tasks it saw
+        before are still in its table; reactivated, it reviews again."""
+        await review.add("Dw", "district", "C")
+        await review.add("Uw", "unit", "Dw")
+        claim_id = await review.submit("Uw")
+        assert (await review.decide(await review.open_task(claim_id), "Uw")).status_code == 200
+        audit = await review.open_task(claim_id)
+        assert audit["org_id"] == review.orgs["Dw"]
+        district, unit = review.reviewer("Dw"), review.reviewer("Uw")
+        window = {"from": "2026-01-01", "to": "2026-12-31"}
+        reads = [
+            (district, "/v1/review-tasks", {}),
+            (district, f"/v1/review-tasks/{audit['id']}", {}),
+            (district, "/v1/review-queues", {"org_id": review.orgs["Dw"]}),
+            (district, "/v1/review-decisions", {"org_id": review.orgs["Dw"], **window}),
+            (unit, "/v1/review-tasks", {}),
+            (unit, f"/v1/claims/{claim_id}/history", {}),
+        ]
+        for headers, path, params in reads:
+            r = await review.http.get(path, params=params, headers=headers)
+            assert r.status_code == 200, (path, r.text)
+
+        assert (await review.patch("Dw", active=False)).status_code == 200
+        assert (await review.patch("Uw", active=False)).status_code == 200
+        for headers, path, params in reads:
+            r = await review.http.get(path, params=params, headers=headers)
+            assert_problem(r, 403, "org_inactive")
+        task = await review.open_task(claim_id)  # now waiting for the city (unrouted)
+        assert_problem(await review.decide(task, "Dw"), 403, "org_inactive")
+        r = await review.http.post(
+            "/v1/review-tasks/decisions",
+            json={"task_ids": [task["id"]], "decision": "approve"},
+            headers=district,
+        )
+        assert_problem(r, 403, "org_inactive")
+        assert (await review.open_task(claim_id))["status"] == "open"
+
+        assert (await review.patch("Dw", active=True)).status_code == 200
+        for headers, path, params in [reads[0], *reads[2:4]]:  # the audit went to the city
+            r = await review.http.get(path, params=params, headers=headers)
+            assert r.status_code == 200, (path, r.text)
 
     async def test_a_deactivated_district_sends_audits_to_the_city(self, review: Review) -> None:
         await review.add("Dy", "district", "C")
@@ -148,7 +195,7 @@ class TestDeactivation:
         assert r.status_code == 200, r.text
         unrouted = await review.open_task(at_unit)
         assert (unrouted["stage"], unrouted["org_id"]) == ("authority", "unrouted")
-        assert_problem(await review.decide(audit, "Dy"), 404, "task_not_found")
+        assert_problem(await review.decide(audit, "Dy"), 403, "org_inactive")
         r = await review.http.get(
             "/v1/review-tasks", params={"org_id": "unrouted", "status": "open"}, headers=review.city
         )
