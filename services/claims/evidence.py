@@ -13,7 +13,9 @@ import base64
 import hashlib
 import io
 import os
+import re
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -28,6 +30,87 @@ from services.claims.models import Claim, ClaimReference, Evidence, Person
 from services.claims.scope import may_see_person
 
 ALLOWED_CONTENT_TYPES = {"application/pdf", "image/jpeg", "image/png"}
+
+# --- active content in PDFs -------------------------------------------------------------------
+# A PDF may carry scripts (/JavaScript, /JS: run by a viewer on open, /OpenAction, or on page and
+# field events, /AA) and launch actions (/Launch: open another program or file). Evidence is a
+# scanned or exported certificate: none of these belongs in one, so such a file is refused.
+# Names are compared after decoding ``#xx`` escapes (``/J#61vaScript``), and compressed object
+# streams (/ObjStm), where a dictionary can hide, are inflated and read too (bounded).
+ACTIVE_PDF_NAMES = frozenset({b"JavaScript", b"JS", b"Launch"})
+_PDF_NAME = re.compile(rb"/([^\s/\[\]()<>{}%]+)")
+_PDF_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
+_PDF_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+_PDF_OBJ = re.compile(rb"\d+\s+\d+\s+obj\b")
+MAX_INFLATED_BYTES = 32 * 1024 * 1024  # all object streams of one file together
+
+
+class UncheckablePdf(ValueError):
+    """An object stream that cannot be read (damaged, encrypted or inflating past the bound)."""
+
+
+def _names(data: bytes) -> set[bytes]:
+    return {
+        _PDF_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+        for raw in _PDF_NAME.findall(data)
+    }
+
+
+def _object_streams(data: bytes) -> list[bytes]:
+    """The inflated content of every /ObjStm with /FlateDecode, at most ``MAX_INFLATED_BYTES``."""
+    found: list[bytes] = []
+    budget = MAX_INFLATED_BYTES
+    for match in _PDF_STREAM.finditer(data):
+        head_start = max(
+            (m.end() for m in _PDF_OBJ.finditer(data, max(0, match.start() - 4096), match.start())),
+            default=max(0, match.start() - 4096),
+        )
+        names = _names(data[head_start : match.start()])
+        if b"ObjStm" not in names:
+            continue
+        end = data.find(b"endstream", match.end())
+        raw = data[match.end() : end if end >= 0 else len(data)]
+        if b"FlateDecode" not in names:
+            raise UncheckablePdf("an object stream without FlateDecode")
+        inflater = zlib.decompressobj()
+        try:
+            content = inflater.decompress(raw, budget + 1)
+        except zlib.error as exc:
+            raise UncheckablePdf("an object stream does not inflate") from exc
+        if len(content) > budget or inflater.unconsumed_tail:
+            raise UncheckablePdf("the object streams inflate past the bound")
+        budget -= len(content)
+        found.append(content)
+    return found
+
+
+def pdf_active_content(data: bytes) -> set[str]:
+    """The names of active content (:data:`ACTIVE_PDF_NAMES`) a PDF carries, in its objects or
+    its object streams; raises :class:`UncheckablePdf` if an object stream cannot be read."""
+    names = _names(data)
+    for content in _object_streams(data):
+        names |= _names(content)
+    return {name.decode("latin-1") for name in names & ACTIVE_PDF_NAMES}
+
+
+def refuse_active_content(data: bytes) -> None:
+    """422 ``evidence_active_content`` for a PDF with scripts or launch actions, 422
+    ``evidence_unreadable`` for one whose object streams cannot be checked."""
+    try:
+        active = pdf_active_content(data)
+    except UncheckablePdf as exc:
+        raise RuleViolation(
+            f"the PDF cannot be checked for scripts ({exc}); export or scan it again",
+            code="evidence_unreadable",
+        ) from exc
+    if active:
+        raise RuleViolation(
+            "the PDF carries scripts or launch actions ("
+            + ", ".join(f"/{name}" for name in sorted(active))
+            + "); evidence must be a plain document: print it to PDF again or scan it",
+            code="evidence_active_content",
+            found=sorted(active),
+        )
 
 
 _CHUNK = 1024 * 1024
@@ -223,6 +306,8 @@ async def store_evidence(
             "evidence must be a PDF, JPEG or PNG file (judged by its content, not its name)",
             code="unsupported_evidence_type",
         )
+    if content_type == "application/pdf":
+        await asyncio.to_thread(refuse_active_content, data)
     digest = hashlib.sha256(data).hexdigest()
     key = await asyncio.to_thread(store.put, io.BytesIO(data), digest)
     evidence = Evidence(

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, Principal
+from libs.common.downloads import file_headers
 from libs.common.errors import Forbidden, NotFound, RuleViolation
 from libs.common.idnumber import mask_id_number
 from libs.common.limits import BodyTooLarge
@@ -177,7 +178,7 @@ async def project_form(project_id: str, request: Request, principal: CurrentPrin
     return Response(
         content,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="project-{project_id}.pdf"'},
+        headers=file_headers(f"project-{project_id}.pdf", "inline"),
     )
 
 
@@ -363,7 +364,7 @@ async def certificate_pdf(code: str, request: Request, principal: CurrentPrincip
     return Response(
         content,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{cert.code}.pdf"'},
+        headers=file_headers(f"{cert.code}.pdf", "inline"),
     )
 
 
