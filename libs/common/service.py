@@ -213,6 +213,12 @@ UowDep = Annotated[UnitOfWork, Depends(uow_of)]
 
 def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service=spec.name)
+    if settings.env == "production" and settings.public_url is None:
+        # documents and QR codes would otherwise point at an internal address
+        raise ValueError(
+            "production needs CE_PUBLIC_URL (the platform's public address, e.g. "
+            "https://ce.example.gov.cn): the URLs in documents and QR codes start with it"
+        )
     metrics = Metrics(spec.name)
 
     @asynccontextmanager

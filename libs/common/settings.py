@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
@@ -108,6 +109,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     host: str = "127.0.0.1"
     port: int | None = None
+    # The platform's public address (the gateway, deploy/nginx), e.g. https://ce.example.gov.cn:
+    # every URL printed in a document or encoded in a QR code starts with it (never with the
+    # request's Host). Required in production; unset elsewhere, the process's own address.
+    public_url: str | None = None
     database_url: str | None = None
     # kept out of the URL so that it can come from a secret file (CE_DATABASE_PASSWORD_FILE)
     database_password: SecretStr | None = None
@@ -200,6 +205,28 @@ class Settings(BaseSettings):
     # review: a task open longer than this many Chinese working days is overdue
     review_sla_working_days: int = 10
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _public_url_is_an_address(self) -> Settings:
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"CE_PUBLIC_URL must be an http(s) URL, not {self.public_url!r}")
+            if parts.query or parts.fragment or parts.username or parts.password:
+                raise ValueError("CE_PUBLIC_URL takes no query, fragment or credentials")
+            self.public_url = self.public_url.rstrip("/")
+        return self
+
+    def public_base_url(self) -> str:
+        """Where this service's own routes are reached from outside, for URLs in documents and
+        QR codes: ``CE_PUBLIC_URL`` followed by the service's gateway prefix (deploy/nginx routes
+        ``/registry/…`` to the registry), else (embedded, development, tests) the address this
+        process listens on. Never anything a request said (its ``Host``)."""
+        if self.public_url is not None:
+            return f"{self.public_url}/{self.service}"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}" if self.port else f"http://{host}"
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> Settings:

@@ -359,7 +359,7 @@ async def certificate_pdf(code: str, request: Request, principal: CurrentPrincip
         cert, project = await service.certificate_by_code(uow, code)
         if not await service.may_read_certificate(uow, principal, cert):
             raise NotFound("no e-certificate has this code", code="certificate_not_found")
-    url = registry_of(state_of(request)).verification_url(str(request.base_url), cert.code)
+    url = registry_of(state_of(request)).verification_url(cert.code)
     content = pdf.certificate_pdf(cert, project, mask_id_number(cert.id_number), url)
     return Response(
         content,
