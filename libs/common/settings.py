@@ -194,9 +194,12 @@ class Settings(BaseSettings):
     # the HTTP server of `ce serve`: "auto" takes uvloop and httptools when installed
     server_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     server_http: Literal["auto", "h11", "httptools"] = "auto"
-    # peers whose X-Forwarded-For names the client (the reverse proxy; "*" behind compose's
-    # nginx, where the services publish no port of their own)
-    forwarded_allow_ips: str = "127.0.0.1"
+    # Peers whose X-Forwarded-For names the client (addresses or networks, comma-separated):
+    # the reverse proxy's address alone (compose: the proxy's fixed address), and there the
+    # client is the right-most entry not in this list. Empty (the default, embedded): clients
+    # connect directly and no forwarding header counts — else anyone could name any address
+    # and reset the per-address rate limits. Never "*", which takes the client-written entry.
+    forwarded_allow_ips: str = ""
 
     outbox_poll_s: float = 1.0
     # GET /metrics: the most a service's scrape-time gauge refresh (ServiceSpec.metrics_refresh)
