@@ -176,6 +176,12 @@ class Settings(BaseSettings):
     rate_limit_write_burst: float = 200.0
     rate_limit_anonymous_per_s: float = 20.0
     rate_limit_anonymous_burst: float = 100.0
+    # where the buckets live: "memory" (each process its own; the embedded default) or a Redis
+    # URL (redis://host:6379/0, rediss://…, unix://…) that every replica of a service shares.
+    # Redis unreachable: each replica limits on its own until it answers (libs/common/limits.py)
+    rate_limit_storage: str = "memory"
+    # the keys' prefix in Redis, followed by the service's name (replicas of one service share)
+    rate_limit_key_prefix: str = "ce:ratelimit:"
     # the most a token's iat may lie in the future (clocks of issuer and service differ)
     jwt_leeway_s: float = 30.0
     # the key an identity provider hashes verified ID numbers with (claim ``id_number_hmac``)
@@ -208,6 +214,18 @@ class Settings(BaseSettings):
     # review: a task open longer than this many Chinese working days is overdue
     review_sla_working_days: int = 10
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _rate_limit_storage_is_known(self) -> Settings:
+        if self.rate_limit_storage != "memory" and urlsplit(self.rate_limit_storage).scheme not in (
+            "redis",
+            "rediss",
+            "unix",
+        ):
+            raise ValueError(
+                "CE_RATE_LIMIT_STORAGE must be memory or a redis://, rediss:// or unix:// URL"
+            )
+        return self
 
     @model_validator(mode="after")
     def _public_url_is_an_address(self) -> Settings:
