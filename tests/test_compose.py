@@ -404,6 +404,18 @@ def _nginx_routes(conf: str) -> dict[str, str]:
     return dict(re.findall(r"location\s+(/[\w-]+/)\s*\{\s*proxy_pass\s+http://([\w-]+)/;", conf))
 
 
+def test_the_proxy_is_the_edge_for_slow_clients_floods_and_forwarded_addresses() -> None:
+    """uvicorn cannot time out slow headers: nginx does, bounds each address, and replaces
+    (never appends to) the client's X-Forwarded-For."""
+    conf = re.sub(r"#[^\n]*", "", NGINX_CONF.read_text(encoding="utf-8"))
+    directives = dict(re.findall(r"^\s*(\w+)\s+([^;{]*);", conf, re.M))
+    for name in ("client_header_timeout", "client_body_timeout", "limit_conn", "limit_req"):
+        assert name in directives, f"nginx.conf sets no {name}"
+    assert directives["limit_req_status"] == directives["limit_conn_status"] == "429"
+    forwarded = re.findall(r"proxy_set_header\s+X-Forwarded-For\s+(\S+);", conf)
+    assert forwarded == ["$remote_addr"]
+
+
 def test_the_proxy_routes_each_service_by_path_and_hides_metrics(compose: dict[str, Any]) -> None:
     proxy = _services(compose)[PROXY]
     assert str(proxy["image"]).startswith("nginx:1.2")
