@@ -318,7 +318,7 @@ async def get_evidence_content(
         content,
         media_type=stored.content_type,
         headers={
-            **file_headers(stored.filename or f"evidence-{stored.id}", disposition),
+            **file_headers(evidence.download_name(stored), disposition),
             "Content-Security-Policy": EVIDENCE_CSP,
             "Cache-Control": "private, no-store",
         },

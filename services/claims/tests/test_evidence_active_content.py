@@ -5,6 +5,7 @@ download unless a preview is asked for (``?disposition=inline``)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator
@@ -112,6 +113,21 @@ async def test_an_object_stream_that_cannot_be_read_is_refused(
     assert_problem(r, 422, "evidence_unreadable")
 
 
+async def test_a_pdf_made_to_be_slow_to_check_is_refused_quickly(
+    stack: Stack, person: Person
+) -> None:
+    """Millions of /ObjStm names (a check per name would take minutes): refused at once."""
+    crafted = b"%PDF-1.7\n" + b"/ObjStm " * (9 * 1024 * 1024 // 8)
+    started = time.monotonic()
+    r = await stack.http.post(
+        "/v1/evidence",
+        files={"file": ("cert.pdf", crafted, "application/pdf")},
+        headers=person.auth,
+    )
+    assert_problem(r, 422, "evidence_unreadable")
+    assert time.monotonic() - started < 2.0
+
+
 async def test_a_plain_pdf_is_kept_and_served_sandboxed(stack: Stack, person: Person) -> None:
     # an /OpenAction that only shows the first page is no script
     plain = pdf(b"/OpenAction [3 0 R /Fit]", object_stream=b"<< /Producer (scanner) >>")
@@ -149,11 +165,12 @@ async def test_images_are_served_sandboxed_too(
         b"\x00\x00\x00\x00IEND\xaeB`\x82" + uuid.uuid4().bytes
     )
     r = await stack.http.post(
-        "/v1/evidence", files={"file": ("a.png", png, "image/png")}, headers=person.auth
+        "/v1/evidence", files={"file": ("a.html", png, "text/html")}, headers=person.auth
     )
     assert r.status_code == 201, r.text
     served = await stack.http.get(f"/v1/evidence/{r.json()['id']}/content", headers=person.auth)
     assert served.headers["content-security-policy"] == "sandbox"
+    # named by what it is, never saved as a page
     assert disposition_of(served.headers["content-disposition"]) == (
         "attachment",
         {"filename": "a.png"},
