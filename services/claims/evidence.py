@@ -94,15 +94,17 @@ def _scan(data: bytes | memoryview) -> tuple[set[str], list[int]]:
 def _inflated_object_streams(data: bytes, positions: list[int]) -> list[bytes]:
     """The content of the stream after each /ObjStm name (each stream once), inflated, at most
     :data:`MAX_INFLATED_BYTES` and :data:`MAX_OBJECT_STREAMS` in all; raises
-    :class:`UncheckablePdf` if one cannot be read. Every byte is searched at most once."""
+    :class:`UncheckablePdf` if one cannot be read."""
     contents: list[bytes] = []
     budget = MAX_INFLATED_BYTES
-    searched_until = 0  # where the last search for a stream keyword ended
+    searched_until = 0  # the end of the last stream keyword found
     for position in positions:
-        stream = _STREAM.search(data, max(position, searched_until), position + _HEAD_BYTES)
+        if position < searched_until:
+            continue  # the same dictionary as the name before
+        stream = _STREAM.search(data, position, position + _HEAD_BYTES)
         if stream is None:
-            searched_until = position + _HEAD_BYTES  # a name outside a stream dictionary
-            continue
+            # a dictionary padded past the window would hide its stream from this check
+            raise UncheckablePdf("an object stream whose dictionary does not end")
         head = data[max(position - _HEAD_BYTES, searched_until) : stream.start()]
         searched_until = stream.end()
         if len(contents) == MAX_OBJECT_STREAMS:

@@ -61,6 +61,9 @@ ACTIVE = {
         b"/OpenAction 5 0 R", object_stream=b"<< /S /JavaScript /JS (app.alert(1)) >>"
     ),
     "page_action": pdf(b"", b"<< /AA << /O << /S /JavaScript /JS (x) >> >> >>"),
+    "in_an_escaped_object_stream": pdf(
+        b"/OpenAction 5 0 R", object_stream=b"<< /S /JavaScript /JS (app.alert(1)) >>"
+    ).replace(b"/Type /ObjStm", b"/Type /Obj#53tm"),
 }
 
 
@@ -97,13 +100,21 @@ async def test_a_pdf_with_scripts_or_launch_actions_is_refused(
     assert stored_files(stack) == before
 
 
+@pytest.mark.parametrize(
+    "dictionary",
+    [
+        b"<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode >>\nstream\nnot zlib at all",
+        # padded so that its stream lies beyond where the check looks
+        b"<< /Type /ObjStm /N 1 " + b" " * 5000 + b"/Filter /FlateDecode >>\nstream\nx",
+        b"<< /Type /ObjStm /N 1 /First 4 /Filter /LZWDecode >>\nstream\nx",
+    ],
+    ids=["not_zlib", "padded", "other_filter"],
+)
 async def test_an_object_stream_that_cannot_be_read_is_refused(
-    stack: Stack, person: Person
+    stack: Stack, person: Person, dictionary: bytes
 ) -> None:
     broken = pdf(b"").replace(
-        b"trailer",
-        b"9 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode >>\nstream\n"
-        b"not zlib at all\nendstream\nendobj\ntrailer",
+        b"trailer", b"9 0 obj\n" + dictionary + b"\nendstream\nendobj\ntrailer"
     )
     r = await stack.http.post(
         "/v1/evidence",
