@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -16,6 +16,9 @@ import typer
 from ce.topology import DEFAULT_PORTS, SERVICES, app_module, port_of, run_ports
 from libs.common.errors import DomainError
 from libs.common.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 app = typer.Typer(help="Zaozhuang continuing-education hours platform", no_args_is_help=True)
 
@@ -43,20 +46,31 @@ def serve(
     import uvicorn
 
     settings = Settings(service=service)
-    port = port_of(settings)
-    settings = settings.model_copy(update={"port": port})
+    settings = settings.model_copy(update={"port": port_of(settings)})
     asgi = _service_module(service).create_app(settings)
-    uvicorn.run(
+    uvicorn.Server(server_config(asgi, settings)).run()
+
+
+def server_config(asgi: Any, settings: Settings) -> uvicorn.Config:
+    """The uvicorn configuration of ``ce serve`` for one app: its host
+    and port, no access log, and forwarding headers believed from ``CE_FORWARDED_ALLOW_IPS``
+    only (none unless set: uvicorn's own default would trust 127.0.0.1, where anyone on the
+    machine connects from)."""
+    import uvicorn
+
+    trusted = settings.forwarded_allow_ips.strip()
+    return uvicorn.Config(
         asgi,
         host=settings.host,
-        port=port,
+        port=port_of(settings),
         log_config=None,
         access_log=False,  # it would carry ID numbers (the province's person-hours path has them)
         timeout_graceful_shutdown=10,
         loop=settings.server_loop,
         http=settings.server_http,
         # the client address (per-address rate limits, logs) from X-Forwarded-For of these peers
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted,
     )
 
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -16,11 +17,15 @@ import httpx
 from ce.topology import PROCESSES, SIMULATOR
 from libs.common.settings import service_process_env
 
+LOOPBACK = "127.0.0.1"
+
 
 class Supervisor:
     """Starts, health-checks and stops the processes of ``ce run``.
 
-    Each child gets ``CE_SERVICE``, ``CE_PORT``, its own database (``CE_<NAME>_DATABASE_URL`` and
+    Each child listens on loopback only (``CE_HOST=127.0.0.1``, whatever the environment says:
+    the embedded stack has the dev sign-in and no proxy in front), gets ``CE_SERVICE``,
+    ``CE_PORT``, its own database (``CE_<NAME>_DATABASE_URL`` and
     ``CE_<NAME>_DATABASE_PASSWORD[_FILE]``, else SQLite under the data directory) and the
     simulator's URL; its output goes to
     ``<log_dir>/<name>.log``, or to this terminal when ``log_dir`` is ``None``."""
@@ -37,9 +42,7 @@ class Supervisor:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in PROCESSES:
-            env = service_process_env(name, os.environ)
-            env.update({"CE_SERVICE": name, "CE_PORT": str(self.ports[name])})
-            env.setdefault("CE_PROVINCE_URL", f"http://127.0.0.1:{self.ports[SIMULATOR]}")
+            env = self.child_env(name, os.environ)
             out = None if self.log_dir is None else (self.log_dir / f"{name}.log").open("ab")
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "ce", "serve", name],
@@ -47,6 +50,13 @@ class Supervisor:
                 stdout=out,
                 stderr=subprocess.STDOUT if out else None,
             )
+
+    def child_env(self, name: str, environ: Mapping[str, str]) -> dict[str, str]:
+        """The environment of the process ``name`` started from ``environ``."""
+        env = service_process_env(name, environ)
+        env.update({"CE_SERVICE": name, "CE_PORT": str(self.ports[name]), "CE_HOST": LOOPBACK})
+        env.setdefault("CE_PROVINCE_URL", f"http://127.0.0.1:{self.ports[SIMULATOR]}")
+        return env
 
     def wait_healthy(self, timeout: float) -> None:
         """Until every ``/healthz`` answers 200; raises if a process exits or time runs out."""

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import httpx
 import jsonschema
@@ -172,3 +173,29 @@ def submitted(claim_id: str) -> Envelope:
         requested_hours=8,
         expected_credits=[],
     ).envelope(source="claims", subject=claim_id, correlation_id="c1")
+
+
+_DISPOSITION_PARAM = re.compile(r'\s*;\s*([A-Za-z*]+)=("(?:[^"\\]|\\.)*"|[^;\s]*)')
+
+
+def disposition_of(value: str) -> tuple[str, dict[str, str]]:
+    """A ``Content-Disposition`` value parsed strictly (RFC 6266): its type and its parameters
+    (``filename*`` decoded from RFC 5987); raises if anything is left over or repeated."""
+    kind = value.partition(";")[0]
+    params: dict[str, str] = {}
+    position = len(kind)
+    for match in _DISPOSITION_PARAM.finditer(value, position):
+        if match.start() != position:
+            break
+        name, raw = match.group(1).lower(), match.group(2)
+        assert name not in params, f"{name} twice in {value!r}"
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        if name.endswith("*"):
+            charset, _, encoded = raw.partition("''")
+            assert charset.upper() == "UTF-8", value
+            raw = unquote(encoded)
+        params[name] = raw
+        position = match.end()
+    assert position == len(value), f"unparsed rest {value[position:]!r}"
+    return kind.strip().lower(), params

@@ -53,7 +53,10 @@ SECRET_KEY = re.compile(
     r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL|ACCESS_KEY", re.I
 )
 # Sample values for the required variables, used to resolve the file as Compose would.
-SAMPLE_ENV = {"CE_PROVINCE_URL": "https://province.example.test/api"}
+SAMPLE_ENV = {
+    "CE_PROVINCE_URL": "https://province.example.test/api",
+    "CE_PUBLIC_URL": "https://ce.example.test",
+}
 
 
 # --- a small Compose interpolation ---------------------------------------------------------------
@@ -248,12 +251,13 @@ def test_interpolation_is_well_formed(compose_text: str, compose: dict[str, Any]
     assert referenced_variables(compose_text) >= set(SAMPLE_ENV)
 
 
-def test_production_requires_the_province_url(compose: dict[str, Any]) -> None:
+def test_production_requires_the_province_url_and_the_public_url(compose: dict[str, Any]) -> None:
     with pytest.raises(MissingVariables) as excinfo:
         interpolate(compose, {})
-    assert excinfo.value.names == {"CE_PROVINCE_URL"}
-    with pytest.raises(MissingVariables):
-        interpolate(compose, {"CE_PROVINCE_URL": ""})
+    assert excinfo.value.names == {"CE_PROVINCE_URL", "CE_PUBLIC_URL"}
+    for name in SAMPLE_ENV:
+        with pytest.raises(MissingVariables):
+            interpolate(compose, {**SAMPLE_ENV, name: ""})
 
 
 def test_secrets_are_docker_secret_files_never_environment_values(
@@ -400,6 +404,18 @@ def _nginx_routes(conf: str) -> dict[str, str]:
     return dict(re.findall(r"location\s+(/[\w-]+/)\s*\{\s*proxy_pass\s+http://([\w-]+)/;", conf))
 
 
+def test_the_proxy_is_the_edge_for_slow_clients_floods_and_forwarded_addresses() -> None:
+    """uvicorn cannot time out slow headers: nginx does, bounds each address, and replaces
+    (never appends to) the client's X-Forwarded-For."""
+    conf = re.sub(r"#[^\n]*", "", NGINX_CONF.read_text(encoding="utf-8"))
+    directives = dict(re.findall(r"^\s*(\w+)\s+([^;{]*);", conf, re.M))
+    for name in ("client_header_timeout", "client_body_timeout", "limit_conn", "limit_req"):
+        assert name in directives, f"nginx.conf sets no {name}"
+    assert directives["limit_req_status"] == directives["limit_conn_status"] == "429"
+    forwarded = re.findall(r"proxy_set_header\s+X-Forwarded-For\s+(\S+);", conf)
+    assert forwarded == ["$remote_addr"]
+
+
 def test_the_proxy_routes_each_service_by_path_and_hides_metrics(compose: dict[str, Any]) -> None:
     proxy = _services(compose)[PROXY]
     assert str(proxy["image"]).startswith("nginx:1.2")
@@ -482,6 +498,7 @@ def test_app_service_settings(resolved: dict[str, Any]) -> None:
         assert env["CE_MIGRATE_ON_START"] == "false", f"{name}: the migrate job migrates"
         assert env["CE_JWT_SECRET_FILE"] == "/run/secrets/jwt_secret"
         assert env["CE_PROVINCE_URL"] == SAMPLE_ENV["CE_PROVINCE_URL"]
+        assert env["CE_PUBLIC_URL"] == SAMPLE_ENV["CE_PUBLIC_URL"]
         assert env["CE_DATA_DIR"] == "/data"
 
 
@@ -656,8 +673,10 @@ def test_the_settings_accept_each_service_environment(
         assert settings.jwt_secret is not None
         assert settings.jwt_jwks_url is None and settings.jwt_audience is None
         assert settings.evidence_store == ("s3" if name == "claims" else "local")
-        # behind nginx: the client address is the one X-Forwarded-For names (per-address limits)
-        assert settings.forwarded_allow_ips == "*"
+        # behind nginx: X-Forwarded-For is believed from the proxy's address alone
+        proxy = _services(resolved)[PROXY]["networks"]["default"]["ipv4_address"]
+        assert settings.forwarded_allow_ips == proxy == "172.30.80.10"
+        assert settings.public_base_url() == f"https://ce.example.test/{name}"
         # the topics of one broker, said explicitly (production's default is 3 / 2)
         assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (1, 1)
     if name == "claims":
@@ -698,6 +717,7 @@ def test_production_sync_needs_the_province_url(monkeypatch: pytest.MonkeyPatch)
     from services.sync.main import create_app
 
     monkeypatch.delenv("CE_PROVINCE_URL", raising=False)
+    monkeypatch.setenv("CE_PUBLIC_URL", "https://ce.example.test")
     url = "postgresql+asyncpg://ce@postgres/sync"
     secret = SecretStr("x" * 48)
     settings = Settings(service="sync", env="production", jwt_secret=secret, database_url=url)

@@ -9,18 +9,26 @@
   (``rate_limited``) with ``Retry-After`` in seconds. A route may have a rate of its own
   (:class:`RouteRate`, ``ServiceSpec.route_rates``): requests to it are limited per client
   address as well, token or not (the registry's public certificate lookup, cheap to guess at).
-  Buckets are in-process (:class:`~libs.common.resilience.TokenBucket`): each replica limits
-  on its own.
+  The buckets live in a :class:`RateStore`: in the process (:class:`MemoryRateStore`, the
+  default and the embedded stack's), or in Redis (:class:`RedisRateStore`,
+  ``CE_RATE_LIMIT_STORAGE=redis://…``), where every replica of a service spends one budget.
+  Redis unreachable → each replica falls back to its own buckets until Redis answers again
+  (fail open to the per-replica limit: never unlimited, never refusing everyone).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
+from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,6 +37,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.common.problems import problem
 from libs.common.resilience import TokenBucket
+
+log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 DEFAULT_BODY_LIMIT = 1 * MiB
@@ -148,6 +158,145 @@ class RateBuckets:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """A limit: ``rate`` requests a second with bursts of ``burst``, one budget per key.
+    ``name`` tells limits apart in a shared store (``write``, ``anonymous``, a route)."""
+
+    name: str
+    rate: float
+    burst: float
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0:
+            raise ValueError("rate must be positive (leave the limit out to turn it off)")
+
+
+class RateStore(Protocol):
+    """Where the buckets of :class:`Rate` limits live."""
+
+    async def take(self, rate: Rate, key: str) -> float:
+        """0.0 if ``key`` may go on now (a token taken), else the seconds until it may."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryRateStore:
+    """The buckets in this process: each replica limits on its own."""
+
+    def __init__(self, *, max_keys: int = 10_000) -> None:
+        self.max_keys = max_keys
+        self._limits: dict[Rate, RateBuckets] = {}
+
+    async def take(self, rate: Rate, key: str) -> float:
+        buckets = self._limits.get(rate)
+        if buckets is None:
+            buckets = self._limits[rate] = RateBuckets(
+                rate.rate, rate.burst, max_keys=self.max_keys
+            )
+        return buckets.take(key)
+
+    async def aclose(self) -> None:
+        self._limits.clear()
+
+
+# A token bucket in Redis, atomically (one script), on Redis's clock (replicas' clocks differ):
+# the state is {tokens, ts}; refilled at ARGV[1]/s up to ARGV[2]; the wait comes back as text
+# (Lua numbers become integers on the way out). Idle buckets expire once they would be full.
+_TAKE_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+class RedisRateStore:
+    """The buckets in Redis under ``prefix``: every replica that names the same Redis and
+    prefix spends one budget per key.
+
+    Redis failing (down, slow past ``timeout_s``) → the request is counted in this replica's
+    own :class:`MemoryRateStore` instead, and Redis is tried again after ``retry_s``; the
+    outage and the recovery are logged once each. The limit then holds per replica (N replicas
+    allow N times the rate) until Redis is back: failing open to that, rather than refusing
+    every request or none, keeps the service up and still bounded."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        timeout_s: float = 0.25,
+        retry_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from redis.asyncio import Redis
+
+        self.prefix = prefix
+        self.timeout_s, self.retry_s, self._clock = timeout_s, retry_s, clock
+        self.fallback = MemoryRateStore()
+        self._redis = Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
+        self._script = self._redis.register_script(_TAKE_SCRIPT)
+        self._down_until: float | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is taken as down (the buckets are this replica's own)."""
+        return self._down_until is not None
+
+    async def take(self, rate: Rate, key: str) -> float:
+        if self._down_until is not None and self._clock() < self._down_until:
+            return await self.fallback.take(rate, key)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                wait = await self._script(
+                    keys=[f"{self.prefix}{rate.name}:{key}"], args=[rate.rate, rate.burst]
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self._down_until is None:
+                log.warning(
+                    "rate-limit store unreachable; limiting per replica until it answers",
+                    extra={"error": type(exc).__name__},
+                )
+            self._down_until = self._clock() + self.retry_s
+            return await self.fallback.take(rate, key)
+        if self._down_until is not None:
+            log.info("rate-limit store reachable again; limits are shared")
+            self._down_until = None
+        return float(wait)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+def rate_store(storage: str, *, prefix: str) -> RateStore:
+    """The store ``CE_RATE_LIMIT_STORAGE`` names: ``memory`` or a ``redis://`` /
+    ``rediss://`` / ``unix://`` URL (keys under ``prefix``)."""
+    if storage == "memory":
+        return MemoryRateStore()
+    return RedisRateStore(storage, prefix=prefix)
+
+
+@dataclass(frozen=True)
 class RouteRate:
     """A route's own rate: ``limit`` requests per ``window_s`` per client address (a burst of
     ``limit``, then refilled at ``limit / window_s`` a second)."""
@@ -155,8 +304,8 @@ class RouteRate:
     limit: int
     window_s: float = 60.0
 
-    def buckets(self) -> RateBuckets:
-        return RateBuckets(rate=self.limit / self.window_s, burst=self.limit)
+    def rate(self, route: str) -> Rate:
+        return Rate(f"route:{route}", rate=self.limit / self.window_s, burst=self.limit)
 
 
 class RateLimitMiddleware:
@@ -166,27 +315,29 @@ class RateLimitMiddleware:
     is valid, else ``None`` — then the client address is the key (and reads count too).
     ``routes`` maps ``"GET /v1/certificates/{code}"`` (path parameters as ``{name}``, as
     :class:`BodyLimitMiddleware` takes them) to its own :class:`RouteRate`, per client
-    address, checked after the limits above."""
+    address, checked after the limits above. The buckets are in ``store``."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         identify: Callable[[Scope], Awaitable[str | None]],
-        per_token: RateBuckets | None,
-        per_address: RateBuckets | None,
+        store: RateStore,
+        per_token: Rate | None,
+        per_address: Rate | None,
         routes: Mapping[str, RouteRate] = {},
     ) -> None:
         self.app = app
         self.identify = identify
+        self.store = store
         self.per_token = per_token
         self.per_address = per_address
-        self.routes = [(*_pattern(route), rate.buckets()) for route, rate in routes.items()]
+        self.routes = [(*_pattern(route), rate.rate(route)) for route, rate in routes.items()]
 
-    def _route_buckets(self, method: str, path: str) -> RateBuckets | None:
-        for route_method, regex, buckets in self.routes:
+    def _route_rate(self, method: str, path: str) -> Rate | None:
+        for route_method, regex, rate in self.routes:
             if route_method == method and regex.match(path):
-                return buckets
+                return rate
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -199,11 +350,11 @@ class RateLimitMiddleware:
         wait = 0.0
         if caller is not None:
             if scope["method"] in WRITE_METHODS and self.per_token is not None:
-                wait = self.per_token.take(caller)
+                wait = await self.store.take(self.per_token, caller)
         elif self.per_address is not None:
-            wait = self.per_address.take(address)
-        if wait <= 0 and (route := self._route_buckets(scope["method"], scope["path"])):
-            wait = route.take(address)
+            wait = await self.store.take(self.per_address, address)
+        if wait <= 0 and (route := self._route_rate(scope["method"], scope["path"])):
+            wait = await self.store.take(route, address)
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
             response = problem(

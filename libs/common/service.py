@@ -39,10 +39,12 @@ from libs.common.inbox import EventRouter
 from libs.common.limits import (
     BodyLimitMiddleware,
     BodyTooLarge,
-    RateBuckets,
+    Rate,
     RateLimitMiddleware,
+    RateStore,
     RouteRate,
     body_too_large_handler,
+    rate_store,
 )
 from libs.common.migrations import upgrade_async
 from libs.common.observability import Metrics, RequestContextMiddleware, configure_logging
@@ -213,6 +215,12 @@ UowDep = Annotated[UnitOfWork, Depends(uow_of)]
 
 def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service=spec.name)
+    if settings.env == "production" and settings.public_url is None:
+        # documents and QR codes would otherwise point at an internal address
+        raise ValueError(
+            "production needs CE_PUBLIC_URL (the platform's public address, e.g. "
+            "https://ce.example.gov.cn): the URLs in documents and QR codes start with it"
+        )
     metrics = Metrics(spec.name)
 
     @asynccontextmanager
@@ -255,6 +263,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
                 except Exception:
                     log.exception("worker did not stop cleanly")
             await extension.aclose()
+            await limits.aclose()
             await connector.stop()
             await bus.stop()
             await engine.dispose()
@@ -263,14 +272,20 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     app = FastAPI(title=spec.title, version="1.0", lifespan=lifespan)
     app.state.tokens = TokenService(settings)
     app.state.settings = settings
+    # the rate-limit buckets: this process's, or Redis's shared by the service's replicas
+    limits: RateStore = rate_store(
+        settings.rate_limit_storage, prefix=f"{settings.rate_limit_key_prefix}{spec.name}:"
+    )
+    app.state.rate_limits = limits
     # outermost last: correlation id and metrics, then rate limits, then body limits
     app.add_middleware(BodyLimitMiddleware, limits=spec.body_limits)
     app.add_middleware(
         RateLimitMiddleware,
         identify=_caller_of,
-        per_token=_buckets(settings.rate_limit_write_per_s, settings.rate_limit_write_burst),
-        per_address=_buckets(
-            settings.rate_limit_anonymous_per_s, settings.rate_limit_anonymous_burst
+        store=limits,
+        per_token=_rate("write", settings.rate_limit_write_per_s, settings.rate_limit_write_burst),
+        per_address=_rate(
+            "anonymous", settings.rate_limit_anonymous_per_s, settings.rate_limit_anonymous_burst
         ),
         routes=spec.route_rates,
     )
@@ -283,8 +298,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     return app
 
 
-def _buckets(rate: float, burst: float) -> RateBuckets | None:
-    return RateBuckets(rate, burst) if rate > 0 else None
+def _rate(name: str, rate: float, burst: float) -> Rate | None:
+    return Rate(name, rate, burst) if rate > 0 else None
 
 
 async def _caller_of(scope: Scope) -> str | None:

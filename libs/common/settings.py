@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
@@ -108,6 +109,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     host: str = "127.0.0.1"
     port: int | None = None
+    # The platform's public address (the gateway, deploy/nginx), e.g. https://ce.example.gov.cn:
+    # every URL printed in a document or encoded in a QR code starts with it (never with the
+    # request's Host). Required in production; unset elsewhere, the process's own address.
+    public_url: str | None = None
     database_url: str | None = None
     # kept out of the URL so that it can come from a secret file (CE_DATABASE_PASSWORD_FILE)
     database_password: SecretStr | None = None
@@ -171,6 +176,12 @@ class Settings(BaseSettings):
     rate_limit_write_burst: float = 200.0
     rate_limit_anonymous_per_s: float = 20.0
     rate_limit_anonymous_burst: float = 100.0
+    # where the buckets live: "memory" (each process its own; the embedded default) or a Redis
+    # URL (redis://host:6379/0, rediss://…, unix://…) that every replica of a service shares.
+    # Redis unreachable: each replica limits on its own until it answers (libs/common/limits.py)
+    rate_limit_storage: str = "memory"
+    # the keys' prefix in Redis, followed by the service's name (replicas of one service share)
+    rate_limit_key_prefix: str = "ce:ratelimit:"
     # the most a token's iat may lie in the future (clocks of issuer and service differ)
     jwt_leeway_s: float = 30.0
     # the key an identity provider hashes verified ID numbers with (claim ``id_number_hmac``)
@@ -189,9 +200,12 @@ class Settings(BaseSettings):
     # the HTTP server of `ce serve`: "auto" takes uvloop and httptools when installed
     server_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     server_http: Literal["auto", "h11", "httptools"] = "auto"
-    # peers whose X-Forwarded-For names the client (the reverse proxy; "*" behind compose's
-    # nginx, where the services publish no port of their own)
-    forwarded_allow_ips: str = "127.0.0.1"
+    # Peers whose X-Forwarded-For names the client (addresses or networks, comma-separated):
+    # the reverse proxy's address alone (compose: the proxy's fixed address), and there the
+    # client is the right-most entry not in this list. Empty (the default, embedded): clients
+    # connect directly and no forwarding header counts — else anyone could name any address
+    # and reset the per-address rate limits. Never "*", which takes the client-written entry.
+    forwarded_allow_ips: str = ""
 
     outbox_poll_s: float = 1.0
     # GET /metrics: the most a service's scrape-time gauge refresh (ServiceSpec.metrics_refresh)
@@ -200,6 +214,40 @@ class Settings(BaseSettings):
     # review: a task open longer than this many Chinese working days is overdue
     review_sla_working_days: int = 10
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _rate_limit_storage_is_known(self) -> Settings:
+        if self.rate_limit_storage != "memory" and urlsplit(self.rate_limit_storage).scheme not in (
+            "redis",
+            "rediss",
+            "unix",
+        ):
+            raise ValueError(
+                "CE_RATE_LIMIT_STORAGE must be memory or a redis://, rediss:// or unix:// URL"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _public_url_is_an_address(self) -> Settings:
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"CE_PUBLIC_URL must be an http(s) URL, not {self.public_url!r}")
+            if parts.query or parts.fragment or parts.username or parts.password:
+                raise ValueError("CE_PUBLIC_URL takes no query, fragment or credentials")
+            self.public_url = self.public_url.rstrip("/")
+        return self
+
+    def public_base_url(self) -> str:
+        """Where this service's own routes are reached from outside, for URLs in documents and
+        QR codes: ``CE_PUBLIC_URL`` followed by the service's gateway prefix (deploy/nginx routes
+        ``/registry/…`` to the registry), else (embedded, development, tests) the address this
+        process listens on. Never anything a request said (its ``Host``)."""
+        if self.public_url is not None:
+            return f"{self.public_url}/{self.service}"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}" if self.port else f"http://{host}"
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> Settings:

@@ -21,6 +21,7 @@ from starlette.background import BackgroundTask
 from libs.common import idempotency, workdays
 from libs.common.asciitext import Phone
 from libs.common.auth import CurrentPrincipal, require_role
+from libs.common.downloads import file_headers
 from libs.common.errors import NotFound, RuleViolation
 from libs.common.events import Affiliation
 from libs.common.idnumber import mask_id_number
@@ -243,6 +244,8 @@ async def get_transcript(
 # --- evidence -------------------------------------------------------------------------------
 
 MAX_EVIDENCE_BYTES = 10 * 1024 * 1024
+# an uploaded file is shown as a document in a unique origin, without script, forms or popups
+EVIDENCE_CSP = "sandbox"
 
 
 def evidence_view(stored: Evidence) -> EvidenceView:
@@ -289,10 +292,19 @@ async def get_evidence(evidence_id: str, uow: Uow, principal: CurrentPrincipal) 
     responses={200: {"content": {t: {} for t in sorted(evidence.ALLOWED_CONTENT_TYPES)}}},
 )
 async def get_evidence_content(
-    evidence_id: str, state: State, uow: Uow, principal: CurrentPrincipal
+    evidence_id: str,
+    state: State,
+    uow: Uow,
+    principal: CurrentPrincipal,
+    disposition: Annotated[
+        Literal["attachment", "inline"],
+        Query(description="`inline` for a preview in the page (the console's); else a download"),
+    ] = "attachment",
 ) -> Response:
     """The file itself, for the uploader and the reviewers of a claim that cites it (proxied
-    from the store, so the access check above holds for every backend)."""
+    from the store, so the access check above holds for every backend). Always with
+    ``Content-Security-Policy: sandbox`` and ``nosniff``: a file someone uploaded never runs
+    script in our origin, even when previewed (``?disposition=inline``)."""
     stored = await evidence.readable_evidence(uow, principal, evidence_id)
     store = claims_of(state).evidence_store
     try:
@@ -306,9 +318,9 @@ async def get_evidence_content(
         content,
         media_type=stored.content_type,
         headers={
-            "X-Content-Type-Options": "nosniff",
+            **file_headers(evidence.download_name(stored), disposition),
+            "Content-Security-Policy": EVIDENCE_CSP,
             "Cache-Control": "private, no-store",
-            "Content-Disposition": "inline",
         },
     )
 
@@ -469,13 +481,13 @@ async def compliance_report(
         return StreamingResponse(
             exports.csv_stream(state, ruleset, scope),
             media_type=exports.CSV_MEDIA_TYPE,
-            headers={"Content-Disposition": exports.attachment(ruleset, scope, "csv")},
+            headers=exports.attachment(ruleset, scope, "csv"),
         )
     path = await exports.xlsx_file(state, ruleset, scope)
     return FileResponse(
         path,
         media_type=exports.XLSX_MEDIA_TYPE,
-        headers={"Content-Disposition": exports.attachment(ruleset, scope, "xlsx")},
+        headers=exports.attachment(ruleset, scope, "xlsx"),
         background=BackgroundTask(os.unlink, path),
     )
 

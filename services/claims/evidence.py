@@ -13,7 +13,9 @@ import base64
 import hashlib
 import io
 import os
+import re
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -28,6 +30,129 @@ from services.claims.models import Claim, ClaimReference, Evidence, Person
 from services.claims.scope import may_see_person
 
 ALLOWED_CONTENT_TYPES = {"application/pdf", "image/jpeg", "image/png"}
+EXTENSIONS = {"application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png"}
+
+# --- active content in PDFs -------------------------------------------------------------------
+# A PDF may carry scripts (/JavaScript, /JS: run by a viewer on open, /OpenAction, or on page and
+# field events, /AA) and launch actions (/Launch: open another program or file). Evidence is a
+# scanned or exported certificate: none of these belongs in one, so such a file is refused.
+# Names match written with ``#xx`` escapes too (``/J#61vaScript``), and compressed object
+# streams (/ObjStm), where a dictionary can hide, are inflated and read too (bounded). The scan
+# is linear and goes in slices, so a crafted 10 MiB file holds the interpreter for milliseconds
+# at a time, not seconds (it runs in a worker thread beside the event loop).
+ACTIVE_PDF_NAMES = ("JavaScript", "JS", "Launch")
+_NAME_CHAR = rb"[^\s/\[\]()<>{}%]"  # anything but white space and the delimiters
+_SLICE = 64 * 1024
+_LONGEST_TOKEN = 64  # "/" and 10 characters, each at most 3 bytes (#xx), with room to spare
+MAX_INFLATED_BYTES = 32 * 1024 * 1024  # all object streams of one file together
+_HEAD_BYTES = 4096  # how far a stream's dictionary is looked for around its /ObjStm
+MAX_OBJECT_STREAMS = 1000  # a certificate has a handful; more is a file made to be slow
+
+
+def _hex_escape(char: str) -> bytes:
+    """The ``#xx`` escape of ``char`` in a PDF name, either case of hex digit."""
+    digits = f"{ord(char):02x}"
+    return b"#" + "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in digits).encode()
+
+
+def _name_pattern(name: str) -> bytes:
+    """The whole name token ``name`` (after the ``/``), each character as itself or escaped."""
+    chars = b"".join(b"(?:%s|%s)" % (re.escape(c.encode()), _hex_escape(c)) for c in name)
+    return b"(?P<%s>%s)(?!%s)" % (name.encode(), chars, _NAME_CHAR)
+
+
+_NAMES = re.compile(
+    b"/(?:" + b"|".join(_name_pattern(n) for n in (*ACTIVE_PDF_NAMES, "ObjStm")) + b")"
+)
+_FLATE = re.compile(b"/" + _name_pattern("FlateDecode"))
+_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+
+
+class UncheckablePdf(ValueError):
+    """An object stream that cannot be read (damaged, encrypted or inflating past the bound)."""
+
+
+def _scan(data: bytes | memoryview) -> tuple[set[str], list[int]]:
+    """The active names in ``data`` and where each /ObjStm is, a slice at a time; raises
+    :class:`UncheckablePdf` past twice :data:`MAX_OBJECT_STREAMS` of them."""
+    view = memoryview(data)
+    found: set[str] = set()
+    object_streams: list[int] = []
+    for start in range(0, len(view), _SLICE):
+        for match in _NAMES.finditer(view[start : start + _SLICE + _LONGEST_TOKEN]):
+            if match.start() >= _SLICE:
+                continue  # begins in the overlap: the next slice has all of it
+            if match.lastgroup == "ObjStm":
+                object_streams.append(start + match.start())
+                if len(object_streams) > 2 * MAX_OBJECT_STREAMS:  # each names itself once
+                    raise UncheckablePdf(f"more than {MAX_OBJECT_STREAMS} object streams")
+            elif match.lastgroup:
+                found.add(match.lastgroup)
+    return found, object_streams
+
+
+def _inflated_object_streams(data: bytes, positions: list[int]) -> list[bytes]:
+    """The content of the stream after each /ObjStm name (each stream once), inflated, at most
+    :data:`MAX_INFLATED_BYTES` and :data:`MAX_OBJECT_STREAMS` in all; raises
+    :class:`UncheckablePdf` if one cannot be read."""
+    contents: list[bytes] = []
+    budget = MAX_INFLATED_BYTES
+    searched_until = 0  # the end of the last stream keyword found
+    for position in positions:
+        if position < searched_until:
+            continue  # the same dictionary as the name before
+        stream = _STREAM.search(data, position, position + _HEAD_BYTES)
+        if stream is None:
+            # a dictionary padded past the window would hide its stream from this check
+            raise UncheckablePdf("an object stream whose dictionary does not end")
+        head = data[max(position - _HEAD_BYTES, searched_until) : stream.start()]
+        searched_until = stream.end()
+        if len(contents) == MAX_OBJECT_STREAMS:
+            raise UncheckablePdf(f"more than {MAX_OBJECT_STREAMS} object streams")
+        if not _FLATE.search(head):
+            raise UncheckablePdf("an object stream without FlateDecode")
+        end = data.find(b"endstream", stream.end())
+        inflater = zlib.decompressobj()
+        try:
+            content = inflater.decompress(
+                data[stream.end() : end if end >= 0 else len(data)], budget + 1
+            )
+        except zlib.error as exc:
+            raise UncheckablePdf("an object stream does not inflate") from exc
+        if len(content) > budget or inflater.unconsumed_tail:
+            raise UncheckablePdf("the object streams inflate past the bound")
+        budget -= len(content)
+        contents.append(content)
+    return contents
+
+
+def pdf_active_content(data: bytes) -> set[str]:
+    """The names of active content (:data:`ACTIVE_PDF_NAMES`) a PDF carries, in its objects or
+    its object streams; raises :class:`UncheckablePdf` if an object stream cannot be read."""
+    found, object_streams = _scan(data)
+    for content in _inflated_object_streams(data, object_streams):
+        found |= _scan(content)[0]  # an object stream holds no object streams
+    return found
+
+
+def refuse_active_content(data: bytes) -> None:
+    """422 ``evidence_active_content`` for a PDF with scripts or launch actions, 422
+    ``evidence_unreadable`` for one whose object streams cannot be checked."""
+    try:
+        active = pdf_active_content(data)
+    except UncheckablePdf as exc:
+        raise RuleViolation(
+            f"the PDF cannot be checked for scripts ({exc}); export or scan it again",
+            code="evidence_unreadable",
+        ) from exc
+    if active:
+        raise RuleViolation(
+            "the PDF carries scripts or launch actions ("
+            + ", ".join(f"/{name}" for name in sorted(active))
+            + "); evidence must be a plain document: print it to PDF again or scan it",
+            code="evidence_active_content",
+            found=sorted(active),
+        )
 
 
 _CHUNK = 1024 * 1024
@@ -54,6 +179,17 @@ class EvidenceStore(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def close(self) -> None: ...
+
+
+def download_name(evidence: Evidence) -> str:
+    """The name a file is downloaded as: the uploaded name with the extension of what the file
+    is (a PDF named ``x.html`` is saved as ``x.pdf``, never opened as a page), else its id."""
+    stem = (evidence.filename or f"evidence-{evidence.id}").strip()
+    ext = EXTENSIONS.get(evidence.content_type, "")
+    base, dot, old = stem.rpartition(".")
+    if dot and base and old.isascii() and 0 < len(old) <= 5:
+        stem = base
+    return stem + ext
 
 
 def evidence_key(sha256: str) -> str:
@@ -223,6 +359,8 @@ async def store_evidence(
             "evidence must be a PDF, JPEG or PNG file (judged by its content, not its name)",
             code="unsupported_evidence_type",
         )
+    if content_type == "application/pdf":
+        await asyncio.to_thread(refuse_active_content, data)
     digest = hashlib.sha256(data).hexdigest()
     key = await asyncio.to_thread(store.put, io.BytesIO(data), digest)
     evidence = Evidence(

@@ -15,6 +15,7 @@ from typing import Any
 
 from openpyxl import Workbook
 
+from libs.common.downloads import file_headers
 from libs.common.service import ServiceState
 from libs.common.tabular import csv_safe, xlsx_text_cells
 from services.claims import rules
@@ -62,9 +63,10 @@ def csv_row(person: PersonCompliance) -> list[Any]:
     return values
 
 
-def attachment(ruleset: rules.RuleSet, scope: OrgScope, ext: str) -> str:
+def attachment(ruleset: rules.RuleSet, scope: OrgScope, ext: str) -> dict[str, str]:
+    """The download headers of the report's file."""
     which = scope.org.id if scope.org is not None else "city"
-    return f'attachment; filename="compliance-{ruleset.year}-{which}.{ext}"'
+    return file_headers(f"compliance-{ruleset.year}-{which}.{ext}")
 
 
 async def csv_stream(

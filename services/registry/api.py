@@ -15,6 +15,7 @@ from sqlalchemy import false, select
 
 from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, Principal
+from libs.common.downloads import file_headers
 from libs.common.errors import Forbidden, NotFound, RuleViolation
 from libs.common.idnumber import mask_id_number
 from libs.common.limits import BodyTooLarge
@@ -179,7 +180,7 @@ async def project_form(project_id: str, request: Request, principal: CurrentPrin
     return Response(
         content,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="project-{project_id}.pdf"'},
+        headers=file_headers(f"project-{project_id}.pdf", "inline"),
     )
 
 
@@ -360,12 +361,12 @@ async def certificate_pdf(code: str, request: Request, principal: CurrentPrincip
         cert, project = await service.certificate_by_code(uow, code)
         if not await service.may_read_certificate(uow, principal, cert):
             raise NotFound("no e-certificate has this code", code="certificate_not_found")
-    url = registry_of(state_of(request)).verification_url(str(request.base_url), cert.code)
+    url = registry_of(state_of(request)).verification_url(cert.code)
     content = pdf.certificate_pdf(cert, project, mask_id_number(cert.id_number), url)
     return Response(
         content,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{cert.code}.pdf"'},
+        headers=file_headers(f"{cert.code}.pdf", "inline"),
     )
 
 

@@ -18,8 +18,6 @@ from libs.common.service import ServiceState
 class RegistrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CE_REGISTRY_", env_file=".env", extra="ignore")
 
-    # the address printed in certificates' QR codes; unset, the address the request came to
-    public_url: str | None = None
     # public certificate lookups allowed per client address and window
     verify_limit: int = 60
     verify_window_s: float = 60.0
@@ -33,12 +31,11 @@ class RegistrySettings(BaseSettings):
 
 @dataclass
 class RegistryState:
-    public_url: str | None  # where the public verification is reached (no trailing slash)
+    public_base: str  # where the registry is reached from outside (``Settings.public_base_url``)
 
-    def verification_url(self, base_url: str, code: str) -> str:
-        """The public lookup of ``code``, at ``public_url`` or else at ``base_url`` (the
-        address the caller reached this service at)."""
-        return f"{(self.public_url or base_url).rstrip('/')}/v1/certificates/{code}"
+    def verification_url(self, code: str) -> str:
+        """The public lookup of ``code``, printed on the certificate and in its QR code."""
+        return f"{self.public_base}/v1/certificates/{code}"
 
 
 def registry_state(
@@ -48,7 +45,7 @@ def registry_state(
 
     @asynccontextmanager
     async def enter(state: ServiceState) -> AsyncIterator[RegistryState]:
-        yield RegistryState(own.public_url.rstrip("/") if own.public_url else None)
+        yield RegistryState(state.settings.public_base_url())
 
     return enter
 

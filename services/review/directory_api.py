@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from libs.common.auth import CurrentPrincipal, require_role
+from libs.common.downloads import file_headers
 from libs.common.errors import RuleViolation
 from libs.common.problems import PROBLEM_MEDIA_TYPE, Problem
 from libs.common.service import StateDep, UowDep
@@ -220,7 +221,7 @@ async def export_decisions(
         authority = await oversight.authority_in_scope(uow, principal, org_id)
         rows = await oversight.decisions(uow, authority, since=since, until=until)
     name = f"decisions-{authority.code}-{since.isoformat()}-{until.isoformat()}.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    headers = file_headers(name)
     if format == "csv":
         body = write_csv(oversight.EXPORT_COLUMNS, rows)
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)

@@ -215,17 +215,22 @@ class Registry:
 
 @asynccontextmanager
 async def registry_app(
-    data_dir: Path, *, database_url: str | None = None, verify_limit: int = 1000
+    data_dir: Path,
+    *,
+    database_url: str | None = None,
+    verify_limit: int = 1000,
+    **overrides: Any,
 ) -> AsyncIterator[Registry]:
+    """A registry app on SQLite in ``data_dir`` (or ``database_url``); ``overrides``: more
+    settings (``public_url`` is :data:`PUBLIC_URL` unless given)."""
     settings = Settings(
         service="registry",
         data_dir=data_dir,
         database_url=database_url or f"sqlite+aiosqlite:///{data_dir / 'registry.db'}",
         outbox_poll_s=0.2,
+        **{"public_url": PUBLIC_URL, **overrides},
     )
-    app = create_app(
-        settings, RegistrySettings.model_construct(public_url=PUBLIC_URL, verify_limit=verify_limit)
-    )
+    app = create_app(settings, RegistrySettings.model_construct(verify_limit=verify_limit))
     # every 2xx JSON response is checked against the registry's own OpenAPI document
     responses = OpenApiResponses(app.openapi())
     async with app.router.lifespan_context(app):

@@ -65,6 +65,13 @@ async def upload_file(
     )
 
 
+def drawing(page: pypdf.PageObject) -> bytes:
+    """What a PDF page draws (its content stream): text, lines, the QR code's modules."""
+    contents = page.get_contents()
+    assert contents is not None
+    return contents.get_data()
+
+
 async def certificates_of(registry: Registry, project_id: str) -> int:
     state = registry.app.state.service
     async with state.sessionmaker() as session:
@@ -304,8 +311,17 @@ async def test_the_trainee_lists_and_prints_their_certificates(registry: Registr
     for expected in ("专业技术人员继续教育电子证书", "张三", project["name"], code_a, "16 学时"):
         assert expected in text, (expected, text)
     assert a not in text and (a[:6] + "********" + a[-4:]) in text
-    url = f"https://ce.zaozhuang.example/v1/certificates/{code_a}"
+    # CE_PUBLIC_URL and the gateway's prefix of the registry, whatever Host the request named
+    url = f"https://ce.zaozhuang.example/registry/v1/certificates/{code_a}"
     assert url in text  # printed under the QR code, which encodes the same URL
+    forged = await registry.http.get(
+        f"/v1/certificates/{code_a}/pdf", headers={**me, "Host": "evil.example"}
+    )
+    assert forged.status_code == 200
+    forged_page = pypdf.PdfReader(io.BytesIO(forged.content)).pages[0]
+    assert url in forged_page.extract_text() and "evil.example" not in forged_page.extract_text()
+    # the same drawing, QR modules included: the Host named no part of the page
+    assert drawing(forged_page) == drawing(reader.pages[0])
     assert "WenQuanYiMicroHei" in embedded_fonts(r.content)  # the glyphs are in the file
     # someone else's certificate: not found for them; the organiser and the city may print it
     other = registry.auth("personnel", person_id=person_b)
@@ -412,10 +428,33 @@ async def test_exam_cards_one_per_person_and_year(registry: Registry) -> None:
     assert got.json() == card
 
 
+async def test_urls_in_certificates_never_come_from_the_host_header(tmp_path: Path) -> None:
+    """The embedded default (no CE_PUBLIC_URL): the PDF prints, and its QR encodes, the
+    registry's own address, whatever ``Host`` the request named."""
+    async with registry_app(tmp_path, public_url=None, port=8103) as registry:
+        project = await registry.approved_project()
+        number = new_id_number()
+        body = (await upload_json(registry, project, rows((number, "张三", 16, True)))).json()
+        code = body["results"][0]["certificate_code"]
+        holder = registry.auth("personnel", person_id=await registry.add_person(number, "张三"))
+        pages = []
+        for host in ("registry", "evil.example", "127.0.0.1:8103"):
+            r = await registry.http.get(
+                f"/v1/certificates/{code}/pdf", headers={**holder, "Host": host}
+            )
+            assert r.status_code == 200, r.text
+            pages.append(pypdf.PdfReader(io.BytesIO(r.content)).pages[0])
+        url = f"http://127.0.0.1:8103/v1/certificates/{code}"
+        for page in pages:
+            assert url in page.extract_text() and "evil.example" not in page.extract_text()
+            # the same drawing, QR modules included: no Host changed any part of the page
+            assert drawing(page) == drawing(pages[0])
+
+
 async def test_settings_come_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CE_REGISTRY_PUBLIC_URL", "https://ce.zaozhuang.example/")
+    monkeypatch.setenv("CE_PUBLIC_URL", "https://ce.zaozhuang.example/")
     monkeypatch.setenv("CE_REGISTRY_VERIFY_LIMIT", "7")
     app = create_app(
         Settings(
@@ -433,17 +472,16 @@ async def test_settings_come_from_the_environment(
                 for _ in range(8)
             ]
         assert codes == [404] * 7 + [429]  # CE_REGISTRY_VERIFY_LIMIT lookups, then 429
-        assert own.verification_url("http://127.0.0.1:8003/", "C-1") == (
-            "https://ce.zaozhuang.example/v1/certificates/C-1"
+        assert own.verification_url("C-1") == (
+            "https://ce.zaozhuang.example/registry/v1/certificates/C-1"
         )
-    monkeypatch.delenv("CE_REGISTRY_PUBLIC_URL")
-    app = create_app(app.state.settings)
+    monkeypatch.delenv("CE_PUBLIC_URL")
+    settings = app.state.settings.model_copy(update={"public_url": None, "port": 8103})
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         own = registry_of(app.state.service)
-        # unset, the QR code points where the caller reached the registry
-        assert own.verification_url("http://10.1.2.3:8003/", "C-1") == (
-            "http://10.1.2.3:8003/v1/certificates/C-1"
-        )
+        # unset (embedded, development): the address the process listens on, not the request's
+        assert own.verification_url("C-1") == "http://127.0.0.1:8103/v1/certificates/C-1"
 
 
 async def test_mine_follows_the_persons_replica(registry: Registry) -> None:

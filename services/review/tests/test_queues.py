@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from services.review.models import ReviewTask
 from services.review.tests.support import Review
-from tests.support import assert_problem
+from tests.support import assert_problem, disposition_of
 
 TODAY_UTC_NOON_BEIJING = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
 # label → (org, stage, arrived at (UTC), expected age in working days)
@@ -208,3 +208,40 @@ async def test_export_of_a_districts_decisions(review: Review, queued: dict[str,
     for headers in (review.reviewer("D1"), review.reviewer("UQ1")):
         assert_problem(await export(review, headers, "csv", (-1, 1)), 404, "org_not_found")
     assert_problem(await export(review, review.city, "csv", (1, -1)), 422, "invalid_period")
+
+
+@pytest.mark.parametrize(
+    ("org_code", "filename", "utf8_name"),
+    [
+        ("枣庄市中区", "decisions-_-2026-11-26-2026-11-28.csv", "decisions-枣庄市中区-"),
+        ('X"; a="b', "decisions-X_ a=_b-2026-11-26-2026-11-28.csv", None),
+    ],
+)
+async def test_export_names_are_escaped(
+    review: Review, queued: dict[str, str], org_code: str, filename: str, utf8_name: str | None
+) -> None:
+    """An org code of any characters makes a file name: Chinese → the UTF-8 ``filename*`` and
+    an ASCII fallback (no 500); a quote injects no parameter of its own."""
+    r = await review.http.post(
+        "/v1/orgs",
+        json={"code": org_code, "name": "市中区卫健局", "type": "district", "parent_id": None},
+        headers=review.city,
+    )
+    assert r.status_code == 201, r.text
+    today = review.app.state.service.today()
+    exported = await review.http.get(
+        "/v1/review-decisions",
+        params={
+            "org_id": r.json()["id"],
+            "from": (today - timedelta(days=1)).isoformat(),
+            "to": (today + timedelta(days=1)).isoformat(),
+        },
+        headers=review.city,
+    )
+    assert exported.status_code == 200, exported.text
+    kind, params = disposition_of(exported.headers["content-disposition"])
+    assert kind == "attachment" and params["filename"] == filename
+    if utf8_name is None:
+        assert set(params) == {"filename"}
+    else:
+        assert params["filename*"].startswith(utf8_name)
