@@ -97,8 +97,8 @@ async def test_queue_filters_sort_and_total(review: Review) -> None:
     assert claims(await queue(review, label, q="0056")) == [made[2]]
     assert claims(await queue(review, label, q="370402********7890")) == [made[3]]
     assert claims(await queue(review, label, category="training")) == [made[0], made[2]]
-    verified = await queue(review, label, verified_evidence="true")
-    assert claims(verified) == [made[0], made[3]] and verified["total"] == 2
+    only_verified = await queue(review, label, verified_evidence="true")
+    assert claims(only_verified) == [made[0], made[3]] and only_verified["total"] == 2
     both = await queue(review, label, q="张", verified_evidence="false")
     assert claims(both) == [made[1]] and both["total"] == 1
 
