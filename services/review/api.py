@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 
 from libs.common import idempotency
 from libs.common.asciitext import EntityId, FoldedText
@@ -28,6 +28,7 @@ from services.review.schemas import (
     BulkDecisionsOut,
     BulkFailed,
     ClaimHistoryOut,
+    OrgListItem,
     OrgOut,
     OrgPage,
     TaskOut,
@@ -89,20 +90,50 @@ async def list_orgs(
     principal: CurrentPrincipal,
     type: str | None = None,
     parent_id: str | None = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="part of the org's name or code")
+    ] = None,
+    active: Annotated[bool | None, Query(description="only active (or deactivated) orgs")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> OrgPage:
-    stmt = select(Org)
+    """The directory in creation order, with ``total`` (every org the filters match) and, per
+    org, how many orgs are directly under it (``children``: the tree's expand marker). Browse
+    the tree by ``parent_id``; search it by ``q``. Three SQL statements a page."""
+    where: list[ColumnElement[bool]] = []
     if type:
-        stmt = stmt.where(Org.type == type)
+        where.append(Org.type == type)
     if parent_id:
-        stmt = stmt.where(Org.parent_id == parent_id)
-    async with uow:
-        rows = list(
-            (await uow.session.scalars(paginate(stmt, Org.created_at, Org.id, cursor, limit))).all()
+        where.append(Org.parent_id == parent_id)
+    if q and (needle := q.strip()):
+        where.append(
+            or_(
+                Org.name.contains(needle, autoescape=True),
+                Org.code.contains(needle, autoescape=True),
+            )
         )
-    items, next_cursor = page(rows, limit)
-    return OrgPage(items=[org_view(o) for o in items], next_cursor=next_cursor)
+    if active is not None:
+        where.append(Org.active.is_(active))
+    stmt = paginate(select(Org).where(*where), Org.created_at, Org.id, cursor, limit)
+    async with uow:
+        rows = list((await uow.session.scalars(stmt)).all())
+        total = await uow.session.scalar(select(func.count(Org.id)).where(*where))
+        items, next_cursor = page(rows, limit)
+        children: dict[str, int] = {}
+        if items:
+            counted = await uow.session.execute(
+                select(Org.parent_id, func.count(Org.id))
+                .where(Org.parent_id.in_([o.id for o in items]))
+                .group_by(Org.parent_id)
+            )
+            children = {str(parent): int(n) for parent, n in counted.all()}
+    return OrgPage(
+        items=[
+            OrgListItem(**org_view(o).model_dump(), children=children.get(o.id, 0)) for o in items
+        ],
+        next_cursor=next_cursor,
+        total=int(total or 0),
+    )
 
 
 @router.get("/review-tasks")

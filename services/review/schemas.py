@@ -26,9 +26,14 @@ class OrgOut(BaseModel):
     active: bool
 
 
+class OrgListItem(OrgOut):
+    children: int = Field(description="how many orgs are directly under this one")
+
+
 class OrgPage(BaseModel):
-    items: list[OrgOut]
+    items: list[OrgListItem]
     next_cursor: str | None
+    total: int = Field(description="every org matching the filters")
 
 
 class TaskPerson(BaseModel):
