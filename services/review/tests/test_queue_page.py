@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from libs.common.events import ProjectApproved
 from services.review.tests.support import Review
 from tests.support import assert_problem
 
@@ -140,3 +141,32 @@ async def test_a_queue_page_costs_the_same_statements_whatever_its_rows(review: 
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert costs[1] == costs[100] <= 8, costs
+
+
+async def test_what_verified_the_evidence(review: Review) -> None:
+    by_certificate = await review.open_task(
+        await review.submit("U1", verified=True, references={"certificate_code": "ZZ-2026-1"})
+    )
+    assert by_certificate["verified_by"] == ["e_certificate"]
+    by_card = await review.open_task(
+        await review.submit(
+            "U1", category="exam_staff", verified=True, references={"exam_card_no": "KW-1"}
+        )
+    )
+    assert by_card["verified_by"] == ["exam_card"]
+    # a filing number of another department is checked by people, not by the system
+    unverified = await review.open_task(
+        await review.submit("U1", verified=False, references={"reference_no": "鲁卫继备15号"})
+    )
+    assert unverified["verified_by"] == [] and unverified["verified_evidence"] is False
+
+    project_id = str(uuid.uuid4())
+    cited = await review.submit("U1", verified=False, project_id=project_id)
+    assert (await review.open_task(cited))["verified_by"] == []
+    await review.registry_event(
+        ProjectApproved(
+            project_id=project_id, name="数字化管理师", year=2026, applicant_org_id="provider-1"
+        ),
+        project_id,
+    )
+    assert (await review.open_task(cited))["verified_by"] == ["filed_project"]
