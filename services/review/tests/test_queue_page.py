@@ -9,11 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import event
-
 from libs.common.events import ProjectApproved
 from services.review.tests.support import Review
-from tests.support import assert_problem
+from tests.support import assert_problem, page_statements
 
 
 async def queue(review: Review, org: str, **params: Any) -> dict[str, Any]:
@@ -124,22 +122,12 @@ async def test_a_queue_page_costs_the_same_statements_whatever_its_rows(review: 
     await review.add(label, "unit", "D1")
     for i in range(6):
         await review.submit(label, project_id=str(uuid.uuid4()), person_name=f"张{i}")
-    engine = review.app.state.service.engine.sync_engine
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
     costs = {}
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        for limit in (1, 100):
-            statements.clear()
+    for limit in (1, 100):
+        with page_statements(review.app.state.service.engine) as statements:
             body = await queue(review, label, limit=limit)
-            assert body["total"] == 6
-            costs[limit] = len(statements)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+        assert body["total"] == 6
+        costs[limit] = len(statements)
     assert costs[1] == costs[100] <= 8, costs
 
 
