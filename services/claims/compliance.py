@@ -399,25 +399,47 @@ async def compliance_summary(
         (compliant_sql(per_person.c.public, per_person.c.professional, ruleset.requirement), 1),
         else_=0,
     )
+    req = ruleset.requirement
     stmt = (
-        select(Person.org_id, OrgReplica.name, func.count(Person.id), func.sum(compliant))
+        select(
+            Person.org_id,
+            OrgReplica.name,
+            OrgReplica.parent_id,
+            func.count(Person.id),
+            func.sum(compliant),
+            func.sum(_gap_sql(per_person.c.public, req.public)),
+            func.sum(_gap_sql(per_person.c.professional, req.professional)),
+        )
         .select_from(Person)
         .outerjoin(per_person, per_person.c.person_id == Person.id)
         .outerjoin(OrgReplica, OrgReplica.id == Person.org_id)
-        .group_by(Person.org_id, OrgReplica.name)
+        .group_by(Person.org_id, OrgReplica.name, OrgReplica.parent_id)
     )
     if condition is not None:  # the same CTE object: rendered once in the statement
         stmt = stmt.where(condition)
     by_org = []
-    for org_id, org_name, persons, n_compliant in await session.execute(stmt):
+    for (
+        org_id,
+        org_name,
+        parent_id,
+        persons,
+        n_compliant,
+        gap_public,
+        gap_professional,
+    ) in await session.execute(stmt):
         n_compliant = int(n_compliant or 0)
         by_org.append(
             OrgSummary(
                 org_id=org_id,
                 org_name=org_name,
+                parent_id=parent_id,
                 persons=int(persons),
                 compliant=n_compliant,
                 non_compliant=int(persons) - n_compliant,
+                gaps=SubjectHours(
+                    public=hours(_decimal(gap_public)),
+                    professional=hours(_decimal(gap_professional)),
+                ),
             )
         )
     by_org.sort(key=lambda o: (o.org_name or "", o.org_id))
