@@ -133,8 +133,8 @@ async def test_report_summary_rows_and_transcripts_agree(
     assert summary["persons"] == len(expected)
     assert summary["compliant"] == sum(expected.values())
     # the SQL's summed gaps agree with the rows' (each the transcript's, checked below)
-    gaps = {
-        s: round(sum(Decimal(str(r["gaps"][s])) for r in rows.values()), 1)
+    gaps: dict[str, Decimal] = {
+        s: round(sum((Decimal(str(r["gaps"][s])) for r in rows.values()), Decimal(0)), 1)
         for s in ("public", "professional")
     }
     assert summary["by_org"] == [
