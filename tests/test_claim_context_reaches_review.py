@@ -53,6 +53,7 @@ async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -
         [task] = await review.tasks(leave["id"], "open")
         assert (task["leave_kind"], task["leave_reason"]) == ("other", reason)
         assert task["project"] is None
+        assert leave["months"] == 4  # the claim's own view says it too
         assert task["months"] == 4 and task["expected_credits"] == leave["expected_credits"]
         assert task["warnings"] == leave["warnings"]
 
@@ -90,5 +91,6 @@ async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -
         # the dates, expected credits and unit the task page shows, as claimed
         shown = r.json()
         assert (shown["start_date"], shown["end_date"]) == ("2026-11-09", "2026-11-10")
+        assert (training["start_date"], training["end_date"]) == ("2026-11-09", "2026-11-10")
         assert shown["expected_credits"] == [{"subject": "professional", "hours": 16.0}]
         assert shown["unit"]["id"] == unit and shown["unit"]["name"]
