@@ -510,22 +510,25 @@ async def revise_claim(
 
 DEFAULT_PAGE = 500
 MAX_PAGE = 1000
+ReportFormat = Literal["json", "csv", "xlsx"]
+# JSON by default; the same report as a CSV or XLSX file with format=csv|xlsx
+AS_FILES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {exports.CSV_MEDIA_TYPE: {}, exports.XLSX_MEDIA_TYPE: {}}}
+}
 
 
 @router.get(
     "/reports/compliance",
     tags=["reports"],
     response_model=ComplianceReport,
-    responses={
-        200: {"content": {exports.CSV_MEDIA_TYPE: {}, exports.XLSX_MEDIA_TYPE: {}}},
-    },
+    responses=AS_FILES,
 )
 async def compliance_report(
     state: State,
     principal: CurrentPrincipal,
     year: Annotated[int, Query(ge=2000, le=2100)],
     org_id: str | None = None,
-    format: Literal["json", "csv", "xlsx"] = "json",
+    format: ReportFormat = "json",
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     summary: Annotated[
@@ -585,14 +588,14 @@ async def compliance_report(
     "/reports/compliance/by-org",
     tags=["reports"],
     response_model=ComplianceByOrg,
-    responses={200: {"content": {exports.CSV_MEDIA_TYPE: {}, exports.XLSX_MEDIA_TYPE: {}}}},
+    responses=AS_FILES,
 )
 async def compliance_by_org(
     state: State,
     principal: CurrentPrincipal,
     year: Annotated[int, Query(ge=2000, le=2100)],
     org_id: str | None = None,
-    format: Literal["json", "csv", "xlsx"] = "json",
+    format: ReportFormat = "json",
 ) -> ComplianceByOrg | Response:
     """(city_admin, admins in their scope) Compliance one row per org under ``org_id`` — the
     city: each district and department; a district or department: each unit and agency; a unit:
