@@ -2,16 +2,38 @@
 carries the claimed dates, months, expected credits, warnings and the person's unit; the queue
 filters by category, a search box (name or masked ID number), verified evidence, sorts oldest or
 newest first and answers the ``total`` of the whole filtered queue — in a bounded number of SQL
-statements whatever the page's size."""
+statements whatever the page's size. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pytest
+
 from libs.common.events import ProjectApproved
-from services.review.tests.support import Review
+from services.review.tests.support import Review, review_app
 from tests.support import assert_problem, page_statements
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None: SQLite (sync: the PostgreSQL fixture runs its own event loop)."""
+    if request.param == "sqlite":
+        return None
+    make: Callable[[str], str] = request.getfixturevalue("make_pg_database")
+    return make("review_queue")
+
+
+@pytest.fixture(scope="module")
+async def review(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str | None
+) -> AsyncIterator[Review]:
+    async with review_app(tmp_path_factory.mktemp("review-queue"), database_url) as r:
+        yield r
 
 
 async def queue(review: Review, org: str, **params: Any) -> dict[str, Any]:
