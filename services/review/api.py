@@ -15,7 +15,7 @@ from libs.common.errors import DomainError, NotFound
 from libs.common.pagination import page, paginate
 from libs.common.service import StateDep, UowDep
 from libs.common.uow import UnitOfWork
-from services.review import history, oversight, service
+from services.review import directory, history, oversight, service
 from services.review.models import (
     Org,
     ReviewTask,
@@ -28,6 +28,7 @@ from services.review.schemas import (
     BulkDecisionsOut,
     BulkFailed,
     ClaimHistoryOut,
+    OrgDetail,
     OrgListItem,
     OrgOut,
     OrgPage,
@@ -76,12 +77,20 @@ async def create_org(
 
 
 @router.get("/orgs/{org_id}")
-async def get_org(org_id: str, uow: UowDep, principal: CurrentPrincipal) -> OrgOut:
+async def get_org(org_id: str, uow: UowDep, principal: CurrentPrincipal) -> OrgDetail:
+    """The org, the orgs above it (``ancestors``, the root first: a tree page's breadcrumb)
+    and how many are directly under it (``children``)."""
     async with uow:
         org = await uow.session.get(Org, org_id)
         if org is None:
             raise NotFound(f"org {org_id} not found", code="org_not_found")
-        return org_view(org)
+        above = await directory.ancestors(uow, org)
+        children = await directory.children_count(uow, [org.id])
+        return OrgDetail(
+            **org_view(org).model_dump(),
+            children=children.get(org.id, 0),
+            ancestors=[org_view(a) for a in above],
+        )
 
 
 @router.get("/orgs")
@@ -119,14 +128,7 @@ async def list_orgs(
         rows = list((await uow.session.scalars(stmt)).all())
         total = await uow.session.scalar(select(func.count(Org.id)).where(*where))
         items, next_cursor = page(rows, limit)
-        children: dict[str, int] = {}
-        if items:
-            counted = await uow.session.execute(
-                select(Org.parent_id, func.count(Org.id))
-                .where(Org.parent_id.in_([o.id for o in items]))
-                .group_by(Org.parent_id)
-            )
-            children = {str(parent): int(n) for parent, n in counted.all()}
+        children = await directory.children_count(uow, [o.id for o in items])
     return OrgPage(
         items=[
             OrgListItem(**org_view(o).model_dump(), children=children.get(o.id, 0)) for o in items

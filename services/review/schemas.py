@@ -30,6 +30,10 @@ class OrgListItem(OrgOut):
     children: int = Field(description="how many orgs are directly under this one")
 
 
+class OrgDetail(OrgListItem):
+    ancestors: list[OrgOut] = Field(description="the orgs above this one, the root first")
+
+
 class OrgPage(BaseModel):
     items: list[OrgListItem]
     next_cursor: str | None

@@ -59,3 +59,20 @@ async def test_browse_search_and_total(review: Review) -> None:
         "next_cursor": None,
         "total": 0,
     }
+
+
+async def test_one_org_with_its_breadcrumb_and_children(review: Review) -> None:
+    tag = uuid.uuid4().hex[:6]
+    district = await create(
+        review, f"D-{tag}", f"台儿庄区人社局{tag}", "district", review.orgs["C"]
+    )
+    unit = await create(review, f"U-{tag}", f"台儿庄区人民医院{tag}", "unit", district)
+    r = await review.http.get(f"/v1/orgs/{unit}", headers=review.city)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [a["id"] for a in body["ancestors"]] == [review.orgs["C"], district]
+    assert body["children"] == 0 and body["parent_id"] == district
+    top = (await review.http.get(f"/v1/orgs/{district}", headers=review.city)).json()
+    assert [a["id"] for a in top["ancestors"]] == [review.orgs["C"]] and top["children"] == 1
+    city = (await review.http.get(f"/v1/orgs/{review.orgs['C']}", headers=review.city)).json()
+    assert city["ancestors"] == [] and city["children"] >= 3
