@@ -17,9 +17,10 @@ from openpyxl import Workbook
 
 from libs.common.downloads import file_headers
 from libs.common.service import ServiceState
-from libs.common.tabular import csv_safe, xlsx_text_cells
+from libs.common.tabular import csv_safe, write_csv, write_xlsx, xlsx_text_cells
 from services.claims import rules
 from services.claims.compliance import (
+    OrgCompliance,
     PersonCompliance,
     compliance_summary,
     iter_compliance,
@@ -63,10 +64,12 @@ def csv_row(person: PersonCompliance) -> list[Any]:
     return values
 
 
-def attachment(ruleset: rules.RuleSet, scope: OrgScope, ext: str) -> dict[str, str]:
+def attachment(
+    ruleset: rules.RuleSet, scope: OrgScope, ext: str, report: str = "compliance"
+) -> dict[str, str]:
     """The download headers of the report's file."""
     which = scope.org.id if scope.org is not None else "city"
-    return file_headers(f"compliance-{ruleset.year}-{which}.{ext}")
+    return file_headers(f"{report}-{ruleset.year}-{which}.{ext}")
 
 
 async def csv_stream(
@@ -119,3 +122,48 @@ async def xlsx_file(state: ServiceState, ruleset: rules.RuleSet, scope: OrgScope
         os.unlink(path)
         raise
     return path
+
+
+# --- the report by org ----------------------------------------------------------------------
+
+BY_ORG_COLUMNS = (
+    "org_id",
+    "code",
+    "name",
+    "type",
+    "persons",
+    "compliant",
+    "non_compliant",
+    "compliance_rate",
+    "gap_public",
+    "gap_professional",
+    "short_public",
+    "short_professional",
+)
+
+
+async def by_org_file(format: str, rows: list[OrgCompliance]) -> tuple[bytes, str]:
+    """The by-org report (its rows and the total row) as a CSV or XLSX file, and its type."""
+    table = []
+    for row in rows:
+        view = row.view()
+        table.append(
+            (
+                view.org_id or "",
+                view.code or "",
+                view.name,
+                view.type or "",
+                view.persons,
+                view.compliant,
+                view.non_compliant,
+                view.compliance_rate,
+                view.gaps.public,
+                view.gaps.professional,
+                view.short.public,
+                view.short.professional,
+            )
+        )
+    if format == "csv":
+        return write_csv(BY_ORG_COLUMNS, table), CSV_MEDIA_TYPE
+    body = await asyncio.to_thread(write_xlsx, "compliance_by_org", BY_ORG_COLUMNS, table)
+    return body, XLSX_MEDIA_TYPE

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from sqlalchemy import false, select
+from sqlalchemy import ColumnElement, false, func, select
 
 from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, Principal
@@ -86,27 +86,28 @@ async def list_projects(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ProjectPage:
     """The city bureau sees every filing (its queue: ``status=submitted``); an applicant org its
-    own (a token whose role fits the org's type; none for any other token)."""
-    stmt = select(Project)
+    own (a token whose role fits the org's type; none for any other token). ``total``: every
+    filing the filters match."""
+    where: list[ColumnElement[bool]] = []
     if status:
-        stmt = stmt.where(Project.status == status)
+        where.append(Project.status == status)
     if year:
-        stmt = stmt.where(Project.year == year)
+        where.append(Project.year == year)
     if applicant_org_id:
-        stmt = stmt.where(Project.applicant_org_id == applicant_org_id)
+        where.append(Project.applicant_org_id == applicant_org_id)
     async with state_of(request).uow() as uow:
         if not principal.is_city:
             own = await service.acting_org_of(uow, principal, service.FILING_ROLES)
-            stmt = stmt.where(Project.applicant_org_id == own.id if own else false())
-        rows = list(
-            (
-                await uow.session.scalars(
-                    paginate(stmt, Project.created_at, Project.id, cursor, limit)
-                )
-            ).all()
+            where.append(Project.applicant_org_id == own.id if own else false())
+        stmt = paginate(
+            select(Project).where(*where), Project.created_at, Project.id, cursor, limit
         )
+        rows = list((await uow.session.scalars(stmt)).all())
+        total = await uow.session.scalar(select(func.count(Project.id)).where(*where))
     items, next_cursor = page(rows, limit)
-    return ProjectPage(items=[project_view(p) for p in items], next_cursor=next_cursor)
+    return ProjectPage(
+        items=[project_view(p) for p in items], next_cursor=next_cursor, total=int(total or 0)
+    )
 
 
 @router.put("/projects/{project_id}")

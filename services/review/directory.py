@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, literal, select
 
 from libs.common.db import new_id
 from libs.common.errors import NotFound, RuleViolation
@@ -85,6 +85,45 @@ async def check_parent(
             f"parent org {parent.code} is deactivated and takes no orgs", code="parent_inactive"
         )
     return parent
+
+
+MAX_DEPTH = 20  # deeper than any real tree (city → district → unit): a cyclic one still ends
+
+
+async def ancestors(uow: UnitOfWork, org: Org) -> list[Org]:
+    """The orgs above ``org``, the root first (its breadcrumb): one recursive statement."""
+    if org.parent_id is None:
+        return []
+    up = (
+        select(Org.id, Org.parent_id, literal(1).label("depth"))
+        .where(Org.id == org.parent_id)
+        .cte("up", recursive=True)
+    )
+    up = up.union(
+        select(Org.id, Org.parent_id, up.c.depth + 1).where(
+            Org.id == up.c.parent_id, up.c.depth < MAX_DEPTH
+        )
+    )
+    rows = await uow.session.execute(
+        select(Org, up.c.depth).join(up, up.c.id == Org.id).order_by(up.c.depth.desc())
+    )
+    chain: list[Org] = []
+    for found, _ in rows.all():
+        if found.id != org.id and found not in chain:
+            chain.append(found)
+    return chain
+
+
+async def children_count(uow: UnitOfWork, org_ids: list[str]) -> dict[str, int]:
+    """How many orgs are directly under each of ``org_ids`` (absent: none): one statement."""
+    if not org_ids:
+        return {}
+    rows = await uow.session.execute(
+        select(Org.parent_id, func.count(Org.id))
+        .where(Org.parent_id.in_(org_ids))
+        .group_by(Org.parent_id)
+    )
+    return {str(parent): int(n) for parent, n in rows.all()}
 
 
 async def _check_code_free(uow: UnitOfWork, code: str, org_id: str | None) -> None:

@@ -26,9 +26,18 @@ class OrgOut(BaseModel):
     active: bool
 
 
+class OrgListItem(OrgOut):
+    children: int = Field(description="how many orgs are directly under this one")
+
+
+class OrgDetail(OrgListItem):
+    ancestors: list[OrgOut] = Field(description="the orgs above this one, the root first")
+
+
 class OrgPage(BaseModel):
-    items: list[OrgOut]
+    items: list[OrgListItem]
     next_cursor: str | None
+    total: int = Field(description="every org matching the filters")
 
 
 class TaskPerson(BaseModel):
@@ -51,6 +60,21 @@ class TaskProject(BaseModel):
     opinion: str | None = Field(description="the city bureau's opinion on a return or rejection")
 
 
+VerifiedBy = Literal["e_certificate", "exam_card", "filed_project"]
+
+
+class TaskCredit(BaseModel):
+    subject: str
+    hours: float
+
+
+class TaskUnit(BaseModel):
+    """The person's unit (or agency) the claim was routed from."""
+
+    id: str
+    name: str | None = Field(description="null while the org is unknown to review")
+
+
 class TaskOut(BaseModel):
     id: str
     claim_id: str
@@ -59,12 +83,18 @@ class TaskOut(BaseModel):
     status: TaskStatus
     org_id: str
     person: TaskPerson
+    unit: TaskUnit
     year: int
     category: str
     subject: str
     title: str
     requested_hours: float
     verified_evidence: bool
+    verified_by: list[VerifiedBy] = Field(
+        description="what backs the claim that the system checked itself: the e-certificate or "
+        "exam card it cites (then verified_evidence is true), and/or the filed project (备案) it "
+        "cites, approved by the city bureau"
+    )
     evidence_ids: list[str]
     references: dict[str, str]
     project: TaskProject | None = Field(
@@ -77,16 +107,29 @@ class TaskOut(BaseModel):
     leave_reason: str | None = Field(
         description="special_leave claims: the reason the person gave (required for other)"
     )
+    start_date: str | None = Field(description="the claimed first day (ISO date), if any")
+    end_date: str | None = Field(description="the claimed last day (ISO date), if any")
+    months: int | None = Field(description="aid deployment / special leave: months claimed")
+    expected_credits: list[TaskCredit] = Field(
+        description="what the rules would credit on approval, per subject"
+    )
+    warnings: list[str] = Field(description="what the rules warned of at submission")
     decision: TaskDecision | None
     reason: str | None
     decided_by: str | None
     decided_at: str | None
     created_at: str
+    age_working_days: int | None = Field(
+        default=None,
+        description="open tasks: Chinese working days since the task arrived (a task that came "
+        "on Friday is 1 on Monday); null once decided or cancelled",
+    )
 
 
 class TaskPage(BaseModel):
     items: list[TaskOut]
     next_cursor: str | None
+    total: int = Field(description="every task matching the filters in the caller's scope")
 
 
 class BulkDecided(BaseModel):

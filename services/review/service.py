@@ -8,10 +8,12 @@ the agency's district. Approval at the authority stage approves the claim.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from sqlalchemy import select
 
 from libs.common.auth import Principal
+from libs.common.clock import BEIJING
 from libs.common.errors import Conflict, NotFound, RuleViolation
 from libs.common.events import (
     ClaimApproved,
@@ -21,11 +23,19 @@ from libs.common.events import (
     ClaimWithdrawn,
 )
 from libs.common.uow import UnitOfWork
+from libs.common.workdays import working_days_after
 from services.review import history, routing
 from services.review.directory import ORG_TYPES, check_parent, org_upserted
 from services.review.models import Org, ReviewPerson, ReviewProject, ReviewTask, TaskDecision
 from services.review.projects import projects_by_id
-from services.review.schemas import TaskOut, TaskPerson, TaskProject
+from services.review.schemas import (
+    TaskCredit,
+    TaskOut,
+    TaskPerson,
+    TaskProject,
+    TaskUnit,
+    VerifiedBy,
+)
 from services.review.scope import scope_org_ids
 
 
@@ -72,6 +82,11 @@ async def open_task(uow: UnitOfWork, event: ClaimSubmitted) -> None:
         project_id=event.project_id,
         leave_kind=event.leave_kind,
         leave_reason=event.leave_reason,
+        start_date=event.start_date,
+        end_date=event.end_date,
+        months=event.months,
+        expected_credits=[c.model_dump() for c in event.expected_credits],
+        warnings=list(event.warnings),
     )
     uow.session.add(task)
     await history.append(
@@ -201,6 +216,11 @@ async def decide(
                         "project_id",
                         "leave_kind",
                         "leave_reason",
+                        "start_date",
+                        "end_date",
+                        "months",
+                        "expected_credits",
+                        "warnings",
                     ]
                 },
                 stage="authority",
@@ -233,10 +253,26 @@ async def decide(
 
 
 async def task_views(uow: UnitOfWork, tasks: Sequence[ReviewTask]) -> list[TaskOut]:
-    """The tasks as reviewers see them, each with its cited project's filing status (one query
-    for the projects of all of them)."""
+    """The tasks as reviewers see them, each with its cited project's filing status and its
+    unit's name (one query each for all of them) and, open, its age in working days."""
     known = await projects_by_id(uow, (t.project_id for t in tasks))
-    return [task_view(t, known.get(t.project_id or "")) for t in tasks]
+    unit_ids = {t.unit_org_id for t in tasks}
+    units: dict[str, str] = {}
+    if unit_ids:
+        rows = await uow.session.execute(select(Org.id, Org.name).where(Org.id.in_(unit_ids)))
+        units = {org_id: name for org_id, name in rows.all()}
+    today = uow.now().astimezone(BEIJING).date()
+    ages: dict[date, int] = {}  # one count per arrival day, not per task
+    views = []
+    for t in tasks:
+        age = None
+        if t.status == "open":
+            arrived = t.created_at.astimezone(BEIJING).date()
+            if arrived not in ages:
+                ages[arrived] = working_days_after(arrived, today)
+            age = ages[arrived]
+        views.append(task_view(t, known.get(t.project_id or ""), units.get(t.unit_org_id), age))
+    return views
 
 
 async def one_task_view(uow: UnitOfWork, task: ReviewTask) -> TaskOut:
@@ -265,7 +301,27 @@ def project_view(project_id: str, project: ReviewProject | None) -> TaskProject:
     )
 
 
-def task_view(task: ReviewTask, project: ReviewProject | None = None) -> TaskOut:
+def verified_by(task: ReviewTask, project: ReviewProject | None) -> list[VerifiedBy]:
+    """What the system checked itself: claims marks evidence verified only for an e-certificate
+    or an exam card found in its replicas of the registry (so the reference cited names which);
+    a cited project counts once the city bureau has approved its filing."""
+    found: list[VerifiedBy] = []
+    references = task.references or {}
+    if task.verified_evidence and "certificate_code" in references:
+        found.append("e_certificate")
+    if task.verified_evidence and "exam_card_no" in references:
+        found.append("exam_card")
+    if project is not None and project.status == "approved":
+        found.append("filed_project")
+    return found
+
+
+def task_view(
+    task: ReviewTask,
+    project: ReviewProject | None = None,
+    unit_name: str | None = None,
+    age_working_days: int | None = None,
+) -> TaskOut:
     """One task; ``project`` is the replica of the project it cites (if it cites one)."""
     return TaskOut(
         id=task.id,
@@ -277,20 +333,28 @@ def task_view(task: ReviewTask, project: ReviewProject | None = None) -> TaskOut
         person=TaskPerson(
             id=task.person_id, name=task.person_name, id_number_masked=task.id_number_masked
         ),
+        unit=TaskUnit(id=task.unit_org_id, name=unit_name),
         year=task.year,
         category=task.category,
         subject=task.subject,
         title=task.title,
         requested_hours=task.requested_hours,
         verified_evidence=task.verified_evidence,
+        verified_by=verified_by(task, project),
         evidence_ids=task.evidence_ids or [],
         references=task.references or {},
         project=project_view(task.project_id, project) if task.project_id else None,
         leave_kind=task.leave_kind,
         leave_reason=task.leave_reason,
+        start_date=task.start_date.isoformat() if task.start_date else None,
+        end_date=task.end_date.isoformat() if task.end_date else None,
+        months=task.months,
+        expected_credits=[TaskCredit.model_validate(c) for c in task.expected_credits or []],
+        warnings=list(task.warnings or []),
         decision=task.decision,
         reason=task.reason,
         decided_by=task.decided_by,
         decided_at=task.decided_at.isoformat() if task.decided_at else None,
         created_at=task.created_at.isoformat(),
+        age_working_days=age_working_days,
     )

@@ -33,7 +33,9 @@ class TestOrgs:
         got = await review.http.get(
             f"/v1/orgs/{org['id']}", headers=review.auth("unit_admin", "U1")
         )
-        assert got.json() == org
+        # the org as created, with its place in the tree
+        assert {k: v for k, v in got.json().items() if k not in ("ancestors", "children")} == org
+        assert [a["id"] for a in got.json()["ancestors"]] == [review.orgs["C"], review.orgs["D1"]]
         listed = await review.http.get(
             "/v1/orgs", params={"type": "unit", "parent_id": review.orgs["D1"]}, headers=review.city
         )

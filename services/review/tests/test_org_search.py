@@ -1,0 +1,78 @@
+"""The org directory as the console's 机构管理 tree reads it (issue 18 item 6): ``GET /v1/orgs``
+browsed by ``parent_id``, searched by ``q`` (part of a name or code), filtered by ``active``,
+with ``total`` and each org's number of direct children."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from services.review.tests.support import Review
+
+
+async def orgs(review: Review, **params: Any) -> dict[str, Any]:
+    r = await review.http.get("/v1/orgs", params=params, headers=review.city)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def create(review: Review, code: str, name: str, type_: str, parent_id: str) -> str:
+    body = {"code": code, "name": name, "type": type_, "parent_id": parent_id}
+    r = await review.http.post("/v1/orgs", json=body, headers=review.city)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def test_browse_search_and_total(review: Review) -> None:
+    tag = uuid.uuid4().hex[:6]
+    district = await create(review, f"D-{tag}", f"峄城区人社局{tag}", "district", review.orgs["C"])
+    units = [
+        await create(review, f"U-{tag}-{i}", f"{name}{tag}", "unit", district)
+        for i, name in enumerate(("峄城区人民医院", "峄城区中医院", "峄城区第一中学"))
+    ]
+
+    under = await orgs(review, parent_id=district)
+    assert [o["id"] for o in under["items"]] == units and under["total"] == 3
+    assert all(o["children"] == 0 for o in under["items"])
+    [listed] = (await orgs(review, q=f"峄城区人社局{tag}"))["items"]
+    assert listed["id"] == district and listed["children"] == 3
+
+    hospitals = await orgs(review, q=f"医院{tag}")
+    assert {o["id"] for o in hospitals["items"]} == set(units[:2]) and hospitals["total"] == 2
+    by_code = await orgs(review, q=f"U-{tag}-2")
+    assert [o["id"] for o in by_code["items"]] == [units[2]]
+
+    r = await review.http.patch(f"/v1/orgs/{units[2]}", json={"active": False}, headers=review.city)
+    assert r.status_code == 200, r.text
+    active = await orgs(review, parent_id=district, active="true")
+    assert [o["id"] for o in active["items"]] == units[:2] and active["total"] == 2
+    inactive = await orgs(review, parent_id=district, active="false")
+    assert [o["id"] for o in inactive["items"]] == [units[2]]
+
+    first = await orgs(review, parent_id=district, limit=2)
+    assert first["total"] == 3 and len(first["items"]) == 2
+    rest = await orgs(review, parent_id=district, limit=2, cursor=first["next_cursor"])
+    assert [o["id"] for o in rest["items"]] == [units[2]] and rest["next_cursor"] is None
+    # nothing matches: an empty page, total 0
+    assert await orgs(review, q=f"没有这个机构{tag}") == {
+        "items": [],
+        "next_cursor": None,
+        "total": 0,
+    }
+
+
+async def test_one_org_with_its_breadcrumb_and_children(review: Review) -> None:
+    tag = uuid.uuid4().hex[:6]
+    district = await create(
+        review, f"D-{tag}", f"台儿庄区人社局{tag}", "district", review.orgs["C"]
+    )
+    unit = await create(review, f"U-{tag}", f"台儿庄区人民医院{tag}", "unit", district)
+    r = await review.http.get(f"/v1/orgs/{unit}", headers=review.city)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [a["id"] for a in body["ancestors"]] == [review.orgs["C"], district]
+    assert body["children"] == 0 and body["parent_id"] == district
+    top = (await review.http.get(f"/v1/orgs/{district}", headers=review.city)).json()
+    assert [a["id"] for a in top["ancestors"]] == [review.orgs["C"]] and top["children"] == 1
+    city = (await review.http.get(f"/v1/orgs/{review.orgs['C']}", headers=review.city)).json()
+    assert city["ancestors"] == [] and city["children"] >= 3
