@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from libs.common.tabular import TableRow, iter_table
+from libs.common.tabular import CLI_LIMITS, TableRow, iter_table
 
 CHUNK = 1000
 RETRIES = 5  # a chunk refused with 429 or 5xx, or unanswered, is sent again (it is idempotent)
@@ -40,7 +40,11 @@ def chunks(
     """The file's rows in chunks of :data:`CHUNK`."""
     chunk: list[TableRow] = []
     for row in iter_table(
-        file.read_bytes(), required=required, filename=file.name, aliases=aliases
+        file.read_bytes(),
+        required=required,
+        filename=file.name,
+        aliases=aliases,
+        limits=CLI_LIMITS,
     ):
         chunk.append(row)
         if len(chunk) == CHUNK:

@@ -229,7 +229,7 @@ async def _roster_rows(request: Request) -> list[service.RawRow]:
             raise RuleViolation(
                 "send the roster as the multipart field 'file'", code="file_required"
             )
-        return read_roster(upload.filename or "", await upload.read())
+        return await read_roster(upload.filename or "", await upload.read())
     raw = await _read_limited(request, MAX_JSON_BYTES)
     try:
         rows = _ROWS.validate_python(json.loads(raw))
