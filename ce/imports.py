@@ -31,6 +31,7 @@ PERSON_ALIASES = {
     "类型": "affiliation_kind",
     "单位": "org_id",
 }
+PERSON_COLUMNS = ("id_number", "name", "org_id")
 LEARNING_COLUMNS = ("record_id", "id_number", "year", "subject", "hours", "course", "completed_at")
 
 
@@ -114,7 +115,7 @@ def import_persons(
     """Registered (now or before) and refused rows; each refusal echoed as ``line N: ...``."""
     ok = failed = 0
     progress = Progress("persons")
-    for chunk in chunks(file, ("id_number", "name", "org_id"), PERSON_ALIASES):
+    for chunk in chunks(file, PERSON_COLUMNS, PERSON_ALIASES):
         r = post(
             http,
             f"{url}/v1/persons/batch",
