@@ -167,8 +167,9 @@ class _Budget:
         )
         self.cells = 0
 
-    def row(self, line: int, values: Sequence[str]) -> None:
-        """Checks one physical row (``line`` as in a spreadsheet) before any work is spent on it."""
+    def row(self, line: int, width: int) -> None:
+        """Checks one physical row (``line`` as in a spreadsheet, ``width`` cells) before any
+        work is spent on its cells."""
         limits = self.limits
         if line > limits.max_sheet_rows:
             raise TableTooLarge(
@@ -178,15 +179,15 @@ class _Budget:
                 limit="max_sheet_rows",
                 max_sheet_rows=limits.max_sheet_rows,
             )
-        if len(values) > limits.max_columns:
+        if width > limits.max_columns:
             raise TableTooLarge(
-                f"Line {line} has {len(values):,} columns; at most {limits.max_columns} are read.",
+                f"Line {line} has {width:,} columns; at most {limits.max_columns} are read.",
                 code="too_many_columns",
                 limit="max_columns",
                 max_columns=limits.max_columns,
                 line=line,
             )
-        self.cells += len(values)
+        self.cells += width
         if self.cells > limits.max_cells:
             raise TableTooLarge(
                 f"The file has more than {limits.max_cells:,} cells; split it.",
@@ -218,11 +219,12 @@ def _cell_too_large(max_chars: int, line: int) -> TableTooLarge:
     )
 
 
-def _raw_rows_csv(data: bytes, budget: _Budget) -> Iterator[list[str]]:
+def _raw_rows_csv(data: bytes, budget: _Budget) -> Iterator[tuple[int, list[str]]]:
     text = decode_csv(data)
     # the csv module refuses a field over its (process-wide) limit; ours is lower and checked
     # below, so a field the module refuses is over ours too
     reader = csv.reader(io.StringIO(text, newline=""))
+    line = 0
     while True:
         try:
             values = next(reader)
@@ -230,13 +232,17 @@ def _raw_rows_csv(data: bytes, budget: _Budget) -> Iterator[list[str]]:
             return
         except csv.Error as exc:
             if "field larger than field limit" in str(exc):
-                raise _cell_too_large(budget.limits.max_cell_chars, reader.line_num) from exc
+                raise _cell_too_large(budget.limits.max_cell_chars, line + 1) from exc
             raise RuleViolation(
                 f"The CSV file cannot be read near line {reader.line_num}: {exc}.",
                 code="unreadable_csv",
                 line=reader.line_num,
             ) from exc
-        yield values
+        line += 1
+        budget.row(line, len(values))
+        for value in values:
+            budget.cell(line, value)
+        yield line, values
 
 
 def _unreadable_workbook(exc: Exception) -> RuleViolation:
@@ -321,9 +327,10 @@ def _check_dimension(declared: tuple[int | None, ...], limits: TableLimits) -> N
         )
 
 
-def _raw_rows_xlsx(data: bytes, budget: _Budget) -> Iterator[list[str]]:
+def _raw_rows_xlsx(data: bytes, budget: _Budget) -> Iterator[tuple[int, list[str]]]:
     from openpyxl import load_workbook
     from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+    from openpyxl.worksheet._reader import WorkSheetParser
 
     _check_archive(data, budget.limits)
     try:
@@ -331,19 +338,32 @@ def _raw_rows_xlsx(data: bytes, budget: _Budget) -> Iterator[list[str]]:
     except Exception as exc:  # openpyxl raises several kinds for a broken zip / workbook
         raise _unreadable_workbook(exc) from exc
     try:
-        if not book.worksheets:
+        sheet = book.worksheets[0] if book.worksheets else None
+        if not isinstance(sheet, ReadOnlyWorksheet):
             raise RuleViolation("The workbook has no sheet.", code="empty_file")
-        sheet = book.worksheets[0]
-        # openpyxl pads every row to the declared dimension (``<dimension ref="A1:XFD…"/>``
-        # would build millions of empty cells): check it, then read rows as they are
         _check_dimension(
             (sheet.min_column, sheet.min_row, sheet.max_column, sheet.max_row), budget.limits
         )
-        if isinstance(sheet, ReadOnlyWorksheet):
-            sheet.reset_dimensions()
-        for line, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            budget.row(line, values)
-            yield [budget.cell(line, _cell_text(v)) for v in values]
+        # openpyxl's row iterator pads every row to the declared dimension and yields every
+        # missing row (``<dimension ref="A1:XFD…"/>`` or one cell in row 1,048,576: millions of
+        # empty cells); its streaming parser gives the rows as stored, with their numbers, so
+        # each is checked before a cell of it is built
+        with sheet._get_source() as source:
+            parser = WorkSheetParser(
+                source,
+                sheet._shared_strings,
+                data_only=True,
+                epoch=book.epoch,
+                date_formats=book._date_formats,
+                timedelta_formats=book._timedelta_formats,
+            )
+            for line, cells in parser.parse():
+                width = max((int(c["column"]) for c in cells), default=0)
+                budget.row(line, width)
+                values = [""] * width
+                for cell in cells:
+                    values[int(cell["column"]) - 1] = budget.cell(line, _cell_text(cell["value"]))
+                yield line, values
     except (RuleViolation, GeneratorExit):
         raise
     except Exception as exc:  # a broken sheet part (bad XML, bad cell reference)
@@ -394,14 +414,8 @@ def iter_table(
     budget = _Budget(limits or DEFAULT_LIMITS)
     fmt = detect_format(data, filename)
     header: list[str] | None = None
-    line = 0
     raw = _raw_rows_xlsx(data, budget) if fmt == "xlsx" else _raw_rows_csv(data, budget)
-    for values in raw:
-        line += 1
-        if fmt == "csv":  # an XLSX row is checked before its cells are converted
-            budget.row(line, values)
-            for value in values:
-                budget.cell(line, value)
+    for line, values in raw:
         if header is None:
             if not any(v.strip() for v in values):
                 continue
