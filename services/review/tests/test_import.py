@@ -19,6 +19,7 @@ from openpyxl import Workbook
 
 from services.review.directory_api import ImportRejected
 from services.review.tests.support import Review, csv_bytes, directory_of, review_app
+from tests import hostile_tables as hostile
 from tests.support import assert_problem
 
 
@@ -173,6 +174,29 @@ async def test_a_bad_file_imports_nothing_and_names_every_bad_row(review: Review
 )
 async def test_unreadable_files(review: Review, data: bytes, rule: str) -> None:
     assert_problem(await upload(review, data), 422, rule)
+
+
+COLUMNS = ("code", "name", "type", "parent_code")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "rule"),
+    [
+        ("orgs.xlsx", hostile.declared_dimension_bomb(2000, COLUMNS), "sheet_too_large"),
+        ("orgs.xlsx", hostile.declared_dimension_bomb(1_048_576, COLUMNS), "sheet_too_large"),
+        ("orgs.xlsx", hostile.shared_strings_bomb(4, COLUMNS), "compression_ratio_too_high"),
+        ("orgs.csv", hostile.wide_csv_header(16_000, COLUMNS), "too_many_columns"),
+        ("orgs.csv", hostile.long_cell_csv(131_073, COLUMNS), "cell_too_large"),
+    ],
+    ids=["A1:XFD2000", "A1:XFD1048576", "shared-strings", "16000-columns", "long-cell"],
+)
+async def test_hostile_files_are_refused_in_a_second_naming_the_limit(
+    review: Review, name: str, data: bytes, rule: str
+) -> None:
+    started = time.monotonic()
+    problem = assert_problem(await upload(review, data, name), 422, rule)
+    assert time.monotonic() - started < 1.0
+    assert problem["limit"]
 
 
 async def test_only_the_city_imports(review: Review) -> None:
