@@ -39,6 +39,7 @@ from libs.common.inbox import EventRouter
 from libs.common.limits import (
     BodyLimitMiddleware,
     BodyTooLarge,
+    FiniteJsonMiddleware,
     RateBuckets,
     RateLimitMiddleware,
     RouteRate,
@@ -264,6 +265,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     app.state.tokens = TokenService(settings)
     app.state.settings = settings
     # outermost last: correlation id and metrics, then rate limits, then body limits
+    app.add_middleware(FiniteJsonMiddleware)
     app.add_middleware(BodyLimitMiddleware, limits=spec.body_limits)
     app.add_middleware(
         RateLimitMiddleware,
