@@ -23,6 +23,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
@@ -153,22 +155,29 @@ async def _extend(world: World) -> tuple[dict[str, str], list[Caller]]:
     return ids, callers
 
 
-def _cases(schema: Any, ids: dict[str, str]) -> list[Any]:
-    """Every operation's cases, the same every run: half aimed at the seeded objects."""
+def _cases(
+    schema: Any,
+    ids: dict[str, str],
+    mode: GenerationMode = GenerationMode.POSITIVE,
+    examples: int = EXAMPLES_PER_OPERATION,
+) -> list[Any]:
+    """Every operation's cases, the same every run: half aimed at the seeded objects. In the
+    negative ``mode`` the requests break the schema (wrong types, missing fields, values out of
+    range)."""
     cases: list[Any] = []
     for result in schema.get_all_operations():
         operation = result.ok()
         if operation.path in SKIPPED:
             continue
         names = [p.name for p in operation.path_parameters]
-        strategies = [operation.as_strategy()]
+        strategies = [operation.as_strategy(mode)]
         if names:
             pinned = {n: ids[n] for n in names if n in ids}
-            strategies.append(operation.as_strategy(path_parameters=pinned))
+            strategies.append(operation.as_strategy(mode, path_parameters=pinned))
 
         @given(case=st.one_of(*strategies))
         @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
+            max_examples=examples,
             derandomize=True,
             database=None,
             deadline=None,
@@ -178,7 +187,10 @@ def _cases(schema: Any, ids: dict[str, str]) -> list[Any]:
         def collect(case: Any) -> None:
             cases.append(case)
 
-        collect()
+        try:
+            collect()
+        except Unsatisfiable:  # negative: an operation with nothing in it to break
+            continue
     return cases
 
 
@@ -274,6 +286,52 @@ async def test_every_operation_every_role_no_5xx_and_every_answer_as_documented(
         f"\nRELIABILITY schema fuzz: {total} cases x {len(callers)} callers -> "
         f"{sum(statuses.values())} requests; generated in {generated - started:.1f}s, sent and "
         f"checked in {time.monotonic() - generated:.1f}s; statuses {dict(sorted(statuses.items()))}"
+    )
+    assert not failures, f"{len(failures)} kinds of failure:\n" + "\n".join(
+        f"{what} ({len(seen)}x), e.g. {seen[0]}" for what, seen in failures.items()
+    )
+
+
+NEGATIVE_EXAMPLES_PER_OPERATION = 3
+NEGATIVE_CALLERS = ("city_admin", "provider P", "personnel (own)")
+
+
+async def test_requests_that_break_the_schema_get_a_4xx_never_a_5xx(world: World) -> None:
+    """Schemathesis in negative mode: each operation gets requests that do not fit its schema
+    (wrong types, missing or extra fields, values out of range), sent by a reviewer, a provider
+    and a person. Each is answered with a documented status and no 5xx. Bounded: a few cases an
+    operation, three callers."""
+    ids, callers = await _extend(world)
+    chosen = [c for c in callers if c.label in NEGATIVE_CALLERS]
+    documents = {name: (await c.get("/openapi.json")).json() for name, c in world.apps.items()}
+    started = time.monotonic()
+    failures: dict[str, list[str]] = {}
+    statuses: Counter[int] = Counter()
+    sent = 0
+    for name, client in world.apps.items():
+        schema = schemathesis.openapi.from_dict(documents[name])
+        cases = _cases(schema, ids, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES_PER_OPERATION)
+        for caller in chosen:
+            for case in cases:
+                response = await _send(client, case, caller.token)
+                sent += 1
+                statuses[response.status_code] += 1
+                documented = documents[name]["paths"][case.path][case.method.lower()]["responses"]
+                documented_503 = response.status_code == 503 and "503" in documented
+                checks = [status_code_conformance] if documented_503 else [not_a_server_error]
+                try:
+                    case.validate_response(response, checks=checks)
+                except FailureGroup as exc:
+                    what = (
+                        f"{case.method} {name}{case.path} {response.status_code}: {_reasons(exc)}"
+                    )
+                    failures.setdefault(what, []).append(
+                        f"{caller.label} {case.formatted_path} query={case.query} "
+                        f"body={str(case.body)[:200]} -> {response.text[:300]}"
+                    )
+    print(
+        f"\nRELIABILITY negative schema fuzz: {sent} requests in "
+        f"{time.monotonic() - started:.1f}s; statuses {dict(sorted(statuses.items()))}"
     )
     assert not failures, f"{len(failures)} kinds of failure:\n" + "\n".join(
         f"{what} ({len(seen)}x), e.g. {seen[0]}" for what, seen in failures.items()
