@@ -145,6 +145,11 @@ ATTACKS: dict[str, tuple[Callable[[tuple[str, ...]], bytes], str, str]] = {
         "compression_ratio_too_high",
         "xlsx",
     ),
+    "the same bomb diluted by stored noise": (
+        hostile.diluted_bomb,
+        "compression_ratio_too_high",
+        "xlsx",
+    ),
     "CSV header of 16,000 columns": (
         lambda c: hostile.wide_csv_header(16_000, c),
         "too_many_columns",

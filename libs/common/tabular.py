@@ -74,9 +74,10 @@ class TableLimits:
       (``sheet_too_large``);
     - ``max_cell_chars`` — characters in a cell, Excel's own 32,767 (``cell_too_large``);
     - ``max_decompressed_bytes`` — an XLSX's parts inflated, from its zip directory
-      (``decompressed_too_large``); ``max_compression_ratio`` — inflated ÷ compressed, checked
-      above 1 MiB (``compression_ratio_too_high``); ``max_shared_strings_bytes`` — the shared
-      strings part (``shared_strings_too_large``); ``max_xlsx_members`` — parts in the zip;
+      (``decompressed_too_large``); ``max_compression_ratio`` — inflated ÷ compressed, of the
+      whole and of each part, checked above 1 MiB (``compression_ratio_too_high``);
+      ``max_shared_strings_bytes`` — the shared strings part (``shared_strings_too_large``);
+      ``max_xlsx_members`` — parts in the zip;
     - ``time_budget_s`` — wall time of the parse, checked per row (``parse_time_exceeded``).
     """
 
@@ -84,7 +85,7 @@ class TableLimits:
     max_columns: int = 256
     max_cells: int = 1_000_000
     max_cell_chars: int = 32_767
-    max_decompressed_bytes: int = 64 * 1024 * 1024
+    max_decompressed_bytes: int = 32 * 1024 * 1024
     max_compression_ratio: int = 100
     max_shared_strings_bytes: int = 16 * 1024 * 1024
     max_xlsx_members: int = 1_000
@@ -278,16 +279,19 @@ def _check_archive(data: bytes, limits: TableLimits) -> None:
             limit="max_decompressed_bytes",
             max_decompressed_bytes=limits.max_decompressed_bytes,
         )
-    if inflated > RATIO_FLOOR_BYTES and inflated > limits.max_compression_ratio * max(
-        compressed, 1
-    ):
-        raise TableTooLarge(
-            f"The workbook inflates {inflated / max(compressed, 1):,.0f} times its size; at most "
-            f"{limits.max_compression_ratio} times is read (a zip bomb?).",
-            code="compression_ratio_too_high",
-            limit="max_compression_ratio",
-            max_compression_ratio=limits.max_compression_ratio,
-        )
+    # the whole archive and each part: a stored (incompressible) part cannot hide a bomb
+    for size, packed in [
+        (inflated, compressed),
+        *((m.file_size, m.compress_size) for m in members),
+    ]:
+        if size > RATIO_FLOOR_BYTES and size > limits.max_compression_ratio * max(packed, 1):
+            raise TableTooLarge(
+                f"The workbook inflates {size / max(packed, 1):,.0f} times its size; at most "
+                f"{limits.max_compression_ratio} times is read (a zip bomb?).",
+                code="compression_ratio_too_high",
+                limit="max_compression_ratio",
+                max_compression_ratio=limits.max_compression_ratio,
+            )
     strings = sum(m.file_size for m in members if _is_shared_strings(m.filename))
     if strings > limits.max_shared_strings_bytes:
         raise TableTooLarge(
