@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Required, TypedDict, Unpack
 
 import anyio
 import anyio.to_thread
@@ -473,30 +473,23 @@ def _parse_limiter() -> anyio.CapacityLimiter:
     return limiter
 
 
-async def read_table_off_loop(
-    data: bytes,
-    *,
-    required: Iterable[str],
-    filename: str | None = None,
-    aliases: dict[str, str] | None = None,
-    max_rows: int | None = None,
-    limits: TableLimits | None = None,
-) -> list[TableRow]:
+class ReadOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`read_table`."""
+
+    required: Required[Iterable[str]]
+    filename: str | None
+    aliases: dict[str, str] | None
+    max_rows: int | None
+    limits: TableLimits | None
+
+
+async def read_table_off_loop(data: bytes, **options: Unpack[ReadOptions]) -> list[TableRow]:
     """:func:`read_table` in a worker thread, so that the service's event loop (its
     ``/healthz``, every other request) keeps answering while a file is parsed; at most
     :data:`PARSE_CONCURRENCY` files are parsed at once per process (the others wait their
     turn), each within its time budget."""
     return await anyio.to_thread.run_sync(
-        functools.partial(
-            read_table,
-            data,
-            required=required,
-            filename=filename,
-            aliases=aliases,
-            max_rows=max_rows,
-            limits=limits,
-        ),
-        limiter=_parse_limiter(),
+        functools.partial(read_table, data, **options), limiter=_parse_limiter()
     )
 
 
