@@ -20,7 +20,12 @@ from openpyxl import Workbook
 from services.review.directory_api import ImportRejected
 from services.review.tests.support import Review, csv_bytes, directory_of, review_app
 from tests import hostile_tables as hostile
-from tests.support import assert_problem
+from tests.support import (
+    assert_problem,
+    assert_responsive,
+    healthz_watched,
+    served_on_loopback,
+)
 
 
 def xlsx_bytes(rows: list[tuple[str, ...]]) -> bytes:
@@ -197,6 +202,35 @@ async def test_hostile_files_are_refused_in_a_second_naming_the_limit(
     problem = assert_problem(await upload(review, data, name), 422, rule)
     assert time.monotonic() - started < 1.0
     assert problem["limit"]
+
+
+async def test_while_a_hostile_file_is_refused_healthz_keeps_answering(review: Review) -> None:
+    """Through uvicorn on a loopback port: four hostile imports at once; each is a 422 within a
+    second and the same server's /healthz keeps answering within 100 ms."""
+    files = [
+        ("orgs.xlsx", hostile.declared_dimension_bomb(2000, COLUMNS)),
+        ("orgs.xlsx", hostile.far_row(1_048_576, COLUMNS)),
+        ("orgs.xlsx", hostile.diluted_bomb(COLUMNS)),
+        ("orgs.csv", hostile.wide_csv_header(16_000, COLUMNS)),
+    ]
+    async with (
+        served_on_loopback(review.app) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+        healthz_watched(base_url) as latencies,
+    ):
+
+        async def send(name: str, data: bytes) -> tuple[httpx.Response, float]:
+            started = time.monotonic()
+            r = await http.post(
+                "/v1/orgs/import", files={"file": (name, data)}, headers=review.city
+            )
+            return r, time.monotonic() - started
+
+        answers = await asyncio.gather(*(send(name, data) for name, data in files))
+    for r, elapsed in answers:
+        assert r.status_code == 422 and r.json()["limit"], r.text[:300]
+        assert elapsed < 1.0
+    assert_responsive(latencies)
 
 
 async def test_only_the_city_imports(review: Review) -> None:
