@@ -268,6 +268,10 @@ async def upload_completions(
     """The organiser's roster of an approved project: JSON rows, or a CSV (UTF-8/GBK) or XLSX
     file with columns id_number, name, hours, passed. Each row is reported; each passed row gets
     exactly one certificate; uploading the same roster again changes nothing."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        # only the organiser of an approved project gets a file parsed
+        async with state_of(request).uow() as uow:
+            await service.roster_project(uow, principal, project_id)
     rows = await _roster_rows(request)
     async with state_of(request).uow() as uow:
         result = await service.record_completions(uow, principal, project_id, rows)

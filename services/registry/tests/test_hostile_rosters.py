@@ -125,3 +125,17 @@ async def test_an_honest_roster_file_still_issues_certificates(served: Served) -
         )
     assert r.status_code == 200, r.text
     assert r.json()["issued"] == 3
+
+
+async def test_a_file_from_anyone_but_the_organiser_is_not_parsed(served: Served) -> None:
+    """Another provider's upload is refused before its file is read: no parse to spend."""
+    registry = served.registry
+    project = await registry.approved_project()
+    data = hostile.declared_dimension_bomb(2000)
+    for who, status, code in [("P2", 404, "project_not_found"), ("P", 422, "sheet_too_large")]:
+        r = await registry.http.post(
+            f"/v1/projects/{project['id']}/completions",
+            files={"file": ("roster.xlsx", data, "application/octet-stream")},
+            headers=registry.auth("provider", who),
+        )
+        assert (r.status_code, r.json()["code"]) == (status, code), r.text
