@@ -441,6 +441,20 @@ EDGES: list[Edge] = [
     Edge(
         "claims", "POST", "/v1/claims", body=_claim(hours=1e308), code="invalid_hours", caller="own"
     ),
+    *(  # the same as text, which a float field would read as a float
+        Edge(
+            "claims", "POST", "/v1/claims", body=_claim(hours=v), code="invalid_hours", caller="own"
+        )
+        for v in ("NaN", "Infinity", "1e400")
+    ),
+    Edge(
+        "registry",
+        "POST",
+        "/v1/exam-cards",
+        body={"id_number": "{id_number}", "name": "丁", "year": YEAR, "hours": "Infinity"},
+        code="validation_error",
+        caller="exam",
+    ),
     *(
         Edge(
             "claims",
