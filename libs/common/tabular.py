@@ -28,6 +28,7 @@ import asyncio
 import csv
 import functools
 import io
+import re
 import time
 import weakref
 import zipfile
@@ -35,7 +36,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal, Required, TypedDict, Unpack
+from typing import IO, TYPE_CHECKING, Any, Literal, Required, TypedDict, Unpack
 
 import anyio
 import anyio.to_thread
@@ -196,12 +197,16 @@ class _Budget:
                 limit="max_cells",
                 max_cells=limits.max_cells,
             )
+        self.tick()
+
+    def tick(self) -> None:
+        """Refuses the file once its time budget is spent."""
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise TableTooLarge(
-                f"Reading the file took more than {limits.time_budget_s:g} s; split it.",
+                f"Reading the file took more than {self.limits.time_budget_s:g} s; split it.",
                 code="parse_time_exceeded",
                 limit="time_budget_s",
-                time_budget_s=limits.time_budget_s,
+                time_budget_s=self.limits.time_budget_s,
             )
 
     def cell(self, line: int, value: str) -> str:
@@ -331,6 +336,41 @@ def _check_dimension(declared: tuple[int | None, ...], limits: TableLimits) -> N
         )
 
 
+class _UntilSheetDataEnds:
+    """A sheet part's XML up to the end of ``<sheetData>`` (then the worksheet's closing tag):
+    the rows are all an import reads, and what follows them (merged cells, conditional formats,
+    …) would be parsed at length with no row to check the budget at. Each read checks the time
+    budget."""
+
+    _END = re.compile(rb"</([\w.-]+:)?sheetData\s*>|<([\w.-]+:)?sheetData\s*/>")
+    _HELD = 64  # bytes held back so that a tag split across two reads is still found
+
+    def __init__(self, source: IO[bytes], budget: _Budget) -> None:
+        self.source, self.budget = source, budget
+        self.held = b""
+        self.ended = False
+
+    def read(self, size: int = -1) -> bytes:
+        self.budget.tick()
+        if self.ended:
+            return b""
+        data = self.held
+        while True:
+            chunk = self.source.read(size if size > 0 else 64 * 1024)
+            data += chunk
+            found = self._END.search(data)
+            if found:
+                self.ended = True
+                prefix = found.group(1) or found.group(2) or b""
+                return data[: found.end()] + b"</" + prefix + b"worksheet>"
+            if not chunk:  # the end of the part (no sheetData: the parser says what is wrong)
+                self.ended = True
+                return data
+            if len(data) > self._HELD:
+                self.held = data[-self._HELD :]
+                return data[: -self._HELD]
+
+
 def _raw_rows_xlsx(data: bytes, budget: _Budget) -> Iterator[tuple[int, list[str]]]:
     from openpyxl import load_workbook
     from openpyxl.worksheet._read_only import ReadOnlyWorksheet
@@ -354,7 +394,7 @@ def _raw_rows_xlsx(data: bytes, budget: _Budget) -> Iterator[tuple[int, list[str
         # each is checked before a cell of it is built
         with sheet._get_source() as source:
             parser = WorkSheetParser(
-                source,
+                _UntilSheetDataEnds(source, budget),
                 sheet._shared_strings,
                 data_only=True,
                 epoch=book.epoch,
