@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from libs.common.tabular import TableRow, iter_table
+from libs.common.tabular import CLI_LIMITS, TableRow, iter_table
 
 CHUNK = 1000
 RETRIES = 5  # a chunk refused with 429 or 5xx, or unanswered, is sent again (it is idempotent)
@@ -31,6 +31,7 @@ PERSON_ALIASES = {
     "类型": "affiliation_kind",
     "单位": "org_id",
 }
+PERSON_COLUMNS = ("id_number", "name", "org_id")
 LEARNING_COLUMNS = ("record_id", "id_number", "year", "subject", "hours", "course", "completed_at")
 
 
@@ -40,7 +41,11 @@ def chunks(
     """The file's rows in chunks of :data:`CHUNK`."""
     chunk: list[TableRow] = []
     for row in iter_table(
-        file.read_bytes(), required=required, filename=file.name, aliases=aliases
+        file.read_bytes(),
+        required=required,
+        filename=file.name,
+        aliases=aliases,
+        limits=CLI_LIMITS,
     ):
         chunk.append(row)
         if len(chunk) == CHUNK:
@@ -110,7 +115,7 @@ def import_persons(
     """Registered (now or before) and refused rows; each refusal echoed as ``line N: ...``."""
     ok = failed = 0
     progress = Progress("persons")
-    for chunk in chunks(file, ("id_number", "name", "org_id"), PERSON_ALIASES):
+    for chunk in chunks(file, PERSON_COLUMNS, PERSON_ALIASES):
         r = post(
             http,
             f"{url}/v1/persons/batch",

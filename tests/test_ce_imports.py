@@ -112,3 +112,35 @@ async def test_import_learning_reports_refused_rows_and_is_rerunnable(
         assert "hours" in refused[0]["reason"]
         again = await asyncio.to_thread(import_learning, http, path, "http://sync", headers, report)
         assert again == {"accepted": 0, "duplicates": 1098, "rejected": 2}
+
+
+def test_a_hostile_file_stops_both_imports_before_any_request(tmp_path: Path) -> None:
+    """`ce import-persons` / `ce import-learning` read a local file within the CLI's limits: a
+    hostile one ends the command (exit 2, the limit's code) before a request is sent (the URL
+    here answers nothing)."""
+    from typer.testing import CliRunner
+
+    from ce.cli import app as cli
+    from ce.imports import LEARNING_COLUMNS, PERSON_COLUMNS
+    from tests import hostile_tables as hostile
+
+    cases = [
+        ("import-persons", "staff.xlsx", hostile.declared_dimension_bomb(2000, PERSON_COLUMNS)),
+        ("import-persons", "staff.csv", hostile.wide_csv_header(16_000, PERSON_COLUMNS)),
+        ("import-learning", "export.xlsx", hostile.diluted_bomb(LEARNING_COLUMNS)),
+        ("import-learning", "export.csv", hostile.long_cell_csv(131_073, LEARNING_COLUMNS)),
+    ]
+    expected = [
+        "sheet_too_large",
+        "too_many_columns",
+        "compression_ratio_too_high",
+        "cell_too_large",
+    ]
+    for (command, name, data), code in zip(cases, expected, strict=True):
+        path = tmp_path / name
+        path.write_bytes(data)
+        result = CliRunner().invoke(
+            cli, [command, str(path), "--url", "http://127.0.0.1:9", "--token", "t"]
+        )
+        assert result.exit_code == 2, result.output
+        assert f"error: {code}:" in result.output

@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -36,7 +35,7 @@ from libs.common.settings import Settings
 from libs.common.uow import UnitOfWork
 from services.review.handlers import events
 from services.review.main import create_app
-from tests.support import TcpProxy, assert_problem, free_port, submitted, until
+from tests.support import TcpProxy, assert_problem, served_on_loopback, submitted, until
 
 # the fast tier (`make test-fast`) leaves this module out: CI runs it
 pytestmark = pytest.mark.slow
@@ -261,15 +260,9 @@ async def test_ce_dead_letters_lists_and_replays_one_or_all(
     await publish(tmp_path, submitted("claim-cli-1"), submitted("claim-cli-2"))
     letters = await until(lambda: _dead_count(api, 2), timeout_s=30)
     fault.broken = False
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(review, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        await until(lambda: _started(server))
+    async with served_on_loopback(review) as base_url:
         token = review.state.tokens.mint(role="ops")
-        common = ["--url", f"http://127.0.0.1:{port}", "--token", token]
+        common = ["--url", base_url, "--token", token]
 
         def ce(*args: str) -> Result:
             return CliRunner().invoke(cli, ["dead-letters", *args, *common])
@@ -288,9 +281,6 @@ async def test_ce_dead_letters_lists_and_replays_one_or_all(
         assert [json.loads(line)["id"] for line in rest.output.splitlines()] == [second["id"]]
         bad = await asyncio.to_thread(ce, "replay", "review")
         assert bad.exit_code != 0
-    finally:
-        server.should_exit = True
-        await serving
     assert await api.dead() == []
     for claim_id in ("claim-cli-1", "claim-cli-2"):
         assert len(await api.tasks(claim_id)) == 1
@@ -299,10 +289,6 @@ async def test_ce_dead_letters_lists_and_replays_one_or_all(
 async def _dead_count(api: Api, n: int) -> list[dict[str, Any]] | None:
     letters = await api.dead()
     return letters if len(letters) >= n else None
-
-
-async def _started(server: uvicorn.Server) -> bool:
-    return bool(server.started)
 
 
 @pytest.mark.postgres

@@ -239,3 +239,86 @@ def _handmade_token(alg: str, claims: dict[str, Any], key: bytes | None) -> str:
     signed += b64(json.dumps(claims).encode())
     signature = hmac.new(key, signed, hashlib.sha256).digest() if key else b""
     return (signed + b"." + b64(signature)).decode()
+
+
+# --- numbers that are not numbers, claims of the wrong type (issue 17, finding 6) -------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"person_id": "p", "year": 2026, "category": "study", "title": "t", "hours": NaN}',
+        b'{"person_id": "p", "year": 2026, "category": "study", "title": "t", "hours": Infinity}',
+        b'{"person_id": "p", "year": 2026, "category": "study", "title": "t", "hours": -Infinity}',
+        b'{"person_id": "p", "year": 2026, "category": "study", "title": "t", "hours": 1e309}',
+        b'{"person_id": "p", "year": 2026, "category": "training", "title": "t", '
+        b'"credits": [{"subject": "public", "hours": NaN}]}',
+    ],
+    ids=["NaN", "Infinity", "-Infinity", "1e309", "nested NaN"],
+)
+async def test_a_non_finite_number_in_json_is_a_422_problem(stack: Stack, raw: bytes) -> None:
+    person = stack.auth("personnel", person="p")
+    r = await stack.http.post(
+        "/v1/claims", content=raw, headers={**person, "Content-Type": "application/json"}
+    )
+    assert_problem(r, 422, "non_finite_number")
+
+
+async def test_finite_json_still_reaches_the_route(stack: Stack) -> None:
+    person = stack.auth("personnel", person="p")
+    raw = b'{"person_id": "p", "year": 2026, "category": "study", "title": "NaN", "hours": 1e3}'
+    r = await stack.http.post(
+        "/v1/claims", content=raw, headers={**person, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 404  # through to the route: no such person
+
+
+WRONG_CLAIMS: list[dict[str, Any]] = [
+    {"role": "unit_admin", "org_id": ["a", "b"]},
+    {"role": "unit_admin", "org_id": {"$ne": None}},
+    {"role": "unit_admin", "org_id": 7},
+    {"role": "unit_admin", "org_id": ""},
+    {"role": "personnel", "person_id": ["p"]},
+    {"role": "personnel", "person_id": {"id": "p"}},
+    {"role": ["city_admin"]},
+    {"role": "city_admin", "sub": ["u"]},
+    {"role": "city_admin", "sub": 12},
+    {"role": "personnel", "sub": "u", "id_number": ["11010519491231002X"]},
+    {"role": "unit_admin", "org_id": "o" * 300},
+]
+
+
+@pytest.mark.parametrize("wrong", WRONG_CLAIMS, ids=[json.dumps(w) for w in WRONG_CLAIMS])
+async def test_a_signed_token_with_wrongly_typed_claims_is_a_401(
+    tmp_path: Path, wrong: dict[str, Any]
+) -> None:
+    """A validly signed token whose ``org_id`` (or person_id, role, sub) is a list or an object
+    is refused as a token (401), never reaching SQL as a parameter (a 500 before)."""
+    secret = "k" * 48
+    tokens = TokenService(Settings(data_dir=tmp_path, jwt_secret=SecretStr(secret)))
+    now = int(time.time())
+    claims = {"sub": "u", "iss": "zz-ce", "iat": now, "exp": now + 600, **wrong}
+    token = jwt.encode(claims, secret, algorithm="HS256")
+    with pytest.raises(Unauthorized) as err:
+        tokens.verify(token)
+    assert err.value.code == "invalid_token"
+
+
+PROBED = (
+    "/v1/me",
+    "/v1/persons/x",
+    "/v1/claims?person_id=x",
+    "/v1/reports/compliance?year=2026&org_id=x",
+)
+
+
+async def test_wrongly_typed_claims_are_401_on_every_read(tmp_path: Path) -> None:
+    secret = "k" * 48
+    async with claims_stack(tmp_path, jwt_secret=SecretStr(secret)) as stack:
+        now = int(time.time())
+        for wrong in WRONG_CLAIMS:
+            claims = {"sub": "u", "iss": "zz-ce", "iat": now, "exp": now + 600, **wrong}
+            bearer = {"Authorization": "Bearer " + jwt.encode(claims, secret, algorithm="HS256")}
+            for path in PROBED:
+                r = await stack.http.get(path, headers=bearer)
+                assert_problem(r, 401, "invalid_token")

@@ -318,13 +318,14 @@ class TokenService:
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc
+        _check_claim_types(claims)
         if claims["role"] not in ROLES:
             raise Unauthorized("unknown role in token", code="invalid_token")
         verified = claims.get("id_number")
         digest = claims.get("id_number_hmac")
         return Principal(
-            sub=str(claims["sub"]),
-            role=str(claims["role"]),
+            sub=claims["sub"],
+            role=claims["role"],
             org_id=claims.get("org_id"),
             person_id=claims.get("person_id"),
             id_number=fold_width(str(verified)).strip().upper() if verified else None,
@@ -338,6 +339,24 @@ class TokenService:
         if self._jwks is None:
             return self.verify(token)
         return await asyncio.to_thread(self.verify, token)
+
+
+# the claims a principal is built from: each, when present, a non-empty string of at most this
+# many characters (a list or an object in ``org_id`` would reach SQL as a parameter)
+STRING_CLAIMS = ("sub", "role", "org_id", "person_id", "id_number", "id_number_hmac")
+MAX_CLAIM_CHARS = 256
+
+
+def _check_claim_types(claims: dict[str, Any]) -> None:
+    for name in STRING_CLAIMS:
+        value = claims.get(name)
+        if value is None and name not in ("sub", "role"):
+            continue
+        if not isinstance(value, str) or not value or len(value) > MAX_CLAIM_CHARS:
+            raise Unauthorized(
+                f"the token's {name} claim is not a string of 1 to {MAX_CLAIM_CHARS} characters",
+                code="invalid_token",
+            )
 
 
 _VERIFIED = "ce.verified_bearer"  # scope key: (token, Principal | Unauthorized) of this request

@@ -4,6 +4,8 @@
   413 problem (``payload_too_large``). A ``Content-Length`` over the limit is refused before one
   byte is read; a body without one (chunked) is counted as it streams and cut off at the limit, so
   neither a JSON parser nor the multipart spooler ever holds more than the limit.
+* :class:`FiniteJsonMiddleware`: a JSON body holding ``NaN``, ``Infinity`` or a number past a
+  double's range is refused with a 422 problem (``non_finite_number``).
 * :class:`RateLimitMiddleware`: writes (POST, PUT, PATCH, DELETE) are limited per token, and every
   request without a valid token per client address; over the limit → 429 problem
   (``rate_limited``) with ``Retry-After`` in seconds. A route may have a rate of its own
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
@@ -128,6 +131,89 @@ class BodyLimitMiddleware:
             if started:
                 raise
             await too_large(limit)(scope, receive, send)
+
+
+# --- numbers in JSON bodies -------------------------------------------------------------------
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e309: Python's json reads it as inf
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(text: str) -> float:  # NaN, Infinity, -Infinity
+    raise _NotFinite(text)
+
+
+def non_finite_number(body: bytes) -> str | None:
+    """The first NaN, Infinity or number beyond a double's range in a JSON ``body`` (Python's
+    json module accepts all three, and pydantic lets a ``float`` field take them), else None; a
+    body that is not JSON is left to the route's own parser (and its 422)."""
+    try:
+        json.loads(body, parse_float=_finite_float, parse_constant=_no_constant)
+    except _NotFinite as exc:
+        return str(exc)
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+class FiniteJsonMiddleware:
+    """A JSON request body holding ``NaN``, ``Infinity`` or a number past ±1.8e308 is refused
+    with a 422 problem (``non_finite_number``) before any route sees it: no such value is a
+    number of hours, a year or a count. Runs inside :class:`BodyLimitMiddleware`, so the body it
+    reads is already bounded."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(Headers(scope=scope).get("content-type")):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        last: Message = {"type": "http.request", "body": b"", "more_body": False}
+        while True:
+            last = await receive()
+            if last["type"] != "http.request":
+                break
+            chunks.append(last.get("body", b""))
+            if not last.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        found = non_finite_number(body) if body else None
+        if found is not None:
+            await problem(
+                422,
+                "non_finite_number",
+                "The request holds a value that is not a finite number",
+                f"{found[:40]} is not a number here: send finite JSON numbers",
+                value=found[:40],
+            )(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            if last["type"] != "http.request":
+                return last
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
 
 
 # --- rate limits -----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from libs.common.inbox import EventRouter
 from libs.common.limits import (
     BodyLimitMiddleware,
     BodyTooLarge,
+    FiniteJsonMiddleware,
     Rate,
     RateLimitMiddleware,
     RateStore,
@@ -278,6 +279,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
     )
     app.state.rate_limits = limits
     # outermost last: correlation id and metrics, then rate limits, then body limits
+    app.add_middleware(FiniteJsonMiddleware)
     app.add_middleware(BodyLimitMiddleware, limits=spec.body_limits)
     app.add_middleware(
         RateLimitMiddleware,

@@ -69,6 +69,9 @@ HoursLike = Decimal | int | float | str
 
 ZERO = Decimal(0)
 ONE_PLACE = Decimal("0.1")
+# no claim is for more hours than this (a year holds 8,784): a bigger number is a typo or an
+# attack, and past 28 digits Decimal cannot even round it to one place
+MAX_CLAIM_HOURS = Decimal(10_000)
 
 _EVIDENCE_NAMES: dict[str, str] = {
     "files": "at least one evidence file",
@@ -588,6 +591,12 @@ def _parse_hours(value: HoursLike | None, what: str = "hours") -> Decimal:
     if isinstance(value, bool) or not hours.is_finite() or hours <= 0:
         raise RuleViolation(
             f"The {what} must be a positive number (got {value}).", code="invalid_hours"
+        )
+    if hours > MAX_CLAIM_HOURS:
+        raise RuleViolation(
+            f"The {what} must be at most {MAX_CLAIM_HOURS} (got {value}).",
+            code="invalid_hours",
+            max_hours=float(MAX_CLAIM_HOURS),
         )
     if hours != hours.quantize(ONE_PLACE):
         raise RuleViolation(

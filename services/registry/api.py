@@ -233,7 +233,7 @@ async def _roster_rows(request: Request) -> list[service.RawRow]:
             raise RuleViolation(
                 "send the roster as the multipart field 'file'", code="file_required"
             )
-        return read_roster(upload.filename or "", await upload.read())
+        return await read_roster(upload.filename or "", await upload.read())
     raw = await _read_limited(request, MAX_JSON_BYTES)
     try:
         rows = _ROWS.validate_python(json.loads(raw))
@@ -272,6 +272,10 @@ async def upload_completions(
     """The organiser's roster of an approved project: JSON rows, or a CSV (UTF-8/GBK) or XLSX
     file with columns id_number, name, hours, passed. Each row is reported; each passed row gets
     exactly one certificate; uploading the same roster again changes nothing."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        # only the organiser of an approved project gets a file parsed
+        async with state_of(request).uow() as uow:
+            await service.roster_project(uow, principal, project_id)
     rows = await _roster_rows(request)
     async with state_of(request).uow() as uow:
         result = await service.record_completions(uow, principal, project_id, rows)

@@ -4,7 +4,7 @@ rows, through the project's one table reader. Which rows are good is decided lat
 from __future__ import annotations
 
 from libs.common.errors import RuleViolation
-from libs.common.tabular import read_table
+from libs.common.tabular import read_table_off_loop
 from services.registry.service import RawRow
 
 MAX_ROWS = 20_000
@@ -32,9 +32,10 @@ def parse_passed(value: str) -> bool | None:
     return None
 
 
-def read_roster(filename: str, content: bytes) -> list[RawRow]:
-    """Rows of a CSV or XLSX roster with the columns id_number, name, hours, passed."""
-    table = read_table(
+async def read_roster(filename: str, content: bytes) -> list[RawRow]:
+    """Rows of a CSV or XLSX roster with the columns id_number, name, hours, passed, parsed in a
+    worker thread within the table reader's limits (the event loop keeps answering)."""
+    table = await read_table_off_loop(
         content, required=COLUMNS, filename=filename, aliases=ALIASES, max_rows=MAX_ROWS
     )
     if not table:

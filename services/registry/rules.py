@@ -120,9 +120,20 @@ def check_project(rules: SharedRuleSet, plan: ProjectPlan) -> None:
     check_phone(plan.contact_phone)
 
 
+# more hours than any training or exam is: a typo or an attack (and past 28 digits Decimal
+# cannot round it to one place)
+MAX_HOURS = Decimal(10_000)
+
+
 def check_hours(value: Decimal, field: str) -> None:
-    """Hours are positive with at most one decimal."""
-    if value <= 0 or value != value.quantize(Decimal("0.1")):
+    """Hours are finite, positive, at most :data:`MAX_HOURS`, with at most one decimal."""
+    if not value.is_finite() or value <= 0 or value > MAX_HOURS:
+        raise RuleViolation(
+            f"{field} must be a positive number of hours up to {MAX_HOURS}, not {value}",
+            code="invalid_hours",
+            max_hours=float(MAX_HOURS),
+        )
+    if value != value.quantize(Decimal("0.1")):
         raise RuleViolation(
             f"{field} must be a positive number of hours with at most one decimal, not {value}",
             code="invalid_hours",

@@ -379,12 +379,13 @@ class RosterResult:
         return sum(1 for r in self.results if r.status == status)
 
 
-async def record_completions(
-    uow: UnitOfWork, principal: Principal, project_id: str, rows: Sequence[RawRow]
-) -> RosterResult:
-    """Each row on its own: a bad row is reported and never blocks the others. A passed row earns
-    exactly one certificate; a person already on the roster is not recorded twice."""
-    project = await visible_project(uow, principal, project_id, lock=True)
+async def roster_project(
+    uow: UnitOfWork, principal: Principal, project_id: str, *, lock: bool = False
+) -> Project:
+    """The project whose roster ``principal`` may upload: its organiser's (a token whose role
+    fits its org's type, the org active), approved (checked before a roster file is parsed, and
+    again when it is recorded)."""
+    project = await visible_project(uow, principal, project_id, lock=lock)
     if principal.is_city:  # it sees every filing, and organises none
         raise Forbidden(
             "only the project's organiser uploads its completions", code="not_applicant"
@@ -395,6 +396,15 @@ async def record_completions(
             "(approved) project",
             code="project_not_approved",
         )
+    return project
+
+
+async def record_completions(
+    uow: UnitOfWork, principal: Principal, project_id: str, rows: Sequence[RawRow]
+) -> RosterResult:
+    """Each row on its own: a bad row is reported and never blocks the others. A passed row earns
+    exactly one certificate; a person already on the roster is not recorded twice."""
+    project = await roster_project(uow, principal, project_id, lock=True)
     existing = {
         c.id_number: c
         for c in (

@@ -16,7 +16,7 @@ from sqlalchemy import func, literal, select
 from libs.common.db import new_id
 from libs.common.errors import NotFound, RuleViolation
 from libs.common.events import OrgUpserted
-from libs.common.tabular import TableRow
+from libs.common.tabular import TableRow, read_table_off_loop
 from libs.common.uow import UnitOfWork
 from services.review import routing
 from services.review.models import Org, ReviewTask
@@ -225,6 +225,14 @@ class _Row:
 
 
 ImportStatus = Literal["created", "updated", "unchanged"]
+
+
+async def read_import(data: bytes, filename: str | None) -> list[TableRow]:
+    """The rows of an org import file (CSV or XLSX), parsed off the event loop within the table
+    reader's limits (:class:`libs.common.tabular.TableLimits`)."""
+    return await read_table_off_loop(
+        data, required=IMPORT_COLUMNS, filename=filename, max_rows=MAX_IMPORT_ROWS
+    )
 
 
 async def import_orgs(uow: UnitOfWork, table: list[TableRow], *, actor: str) -> dict[str, Any]:

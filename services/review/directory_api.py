@@ -16,7 +16,7 @@ from libs.common.downloads import file_headers
 from libs.common.errors import RuleViolation
 from libs.common.problems import PROBLEM_MEDIA_TYPE, Problem
 from libs.common.service import StateDep, UowDep
-from libs.common.tabular import read_table, write_csv, write_xlsx
+from libs.common.tabular import write_csv, write_xlsx
 from services.review import directory, history, oversight, routing, service
 from services.review.api import org_view
 from services.review.schemas import OrgOut, TaskOut
@@ -120,13 +120,7 @@ async def import_orgs(
     data = await file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise RuleViolation("an import file is at most 5 MiB; split it", code="file_too_large")
-    table = await asyncio.to_thread(
-        read_table,
-        data,
-        required=directory.IMPORT_COLUMNS,
-        filename=file.filename,
-        max_rows=directory.MAX_IMPORT_ROWS,
-    )
+    table = await directory.read_import(data, file.filename)
     async with uow:
         result = await directory.import_orgs(uow, table, actor=principal.sub)
         await uow.commit()

@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
@@ -31,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from libs.common.auth import load_or_create_dev_key
 from services.sync.state import sync_of
-from tests.reliability.harness import id_number_of
+from tests.reliability.harness import id_number_of, pdf_of
 from tests.reliability.test_authorization_matrix import World, _seed, _start, bearer
 from tests.support import until
 
@@ -152,22 +155,29 @@ async def _extend(world: World) -> tuple[dict[str, str], list[Caller]]:
     return ids, callers
 
 
-def _cases(schema: Any, ids: dict[str, str]) -> list[Any]:
-    """Every operation's cases, the same every run: half aimed at the seeded objects."""
+def _cases(
+    schema: Any,
+    ids: dict[str, str],
+    mode: GenerationMode = GenerationMode.POSITIVE,
+    examples: int = EXAMPLES_PER_OPERATION,
+) -> list[Any]:
+    """Every operation's cases, the same every run: half aimed at the seeded objects. In the
+    negative ``mode`` the requests break the schema (wrong types, missing fields, values out of
+    range)."""
     cases: list[Any] = []
     for result in schema.get_all_operations():
         operation = result.ok()
         if operation.path in SKIPPED:
             continue
         names = [p.name for p in operation.path_parameters]
-        strategies = [operation.as_strategy()]
+        strategies = [operation.as_strategy(mode)]
         if names:
             pinned = {n: ids[n] for n in names if n in ids}
-            strategies.append(operation.as_strategy(path_parameters=pinned))
+            strategies.append(operation.as_strategy(mode, path_parameters=pinned))
 
         @given(case=st.one_of(*strategies))
         @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
+            max_examples=examples,
             derandomize=True,
             database=None,
             deadline=None,
@@ -177,7 +187,10 @@ def _cases(schema: Any, ids: dict[str, str]) -> list[Any]:
         def collect(case: Any) -> None:
             cases.append(case)
 
-        collect()
+        try:
+            collect()
+        except Unsatisfiable:  # negative: an operation with nothing in it to break
+            continue
     return cases
 
 
@@ -236,6 +249,45 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield world
 
 
+async def _send_all(
+    world: World,
+    documents: dict[str, Any],
+    cases: dict[str, list[Any]],
+    callers: list[Caller],
+    checks: list[Any],
+) -> tuple[dict[str, list[str]], Counter[int]]:
+    """Every case of every service sent by every caller and checked: no 5xx (a documented 503
+    aside: the province is not running here) and ``checks``; the failures by kind, the
+    statuses seen."""
+    failures: dict[str, list[str]] = {}
+    statuses: Counter[int] = Counter()
+    for name, client in world.apps.items():
+        for caller in callers:
+            for case in cases[name]:
+                response = await _send(client, case, caller.token)
+                statuses[response.status_code] += 1
+                documented = documents[name]["paths"][case.path][case.method.lower()]["responses"]
+                documented_503 = response.status_code == 503 and "503" in documented
+                applied = checks if documented_503 else [not_a_server_error, *checks]
+                try:
+                    case.validate_response(response, checks=applied)
+                except FailureGroup as exc:  # the checks that failed
+                    what = (
+                        f"{case.method} {name}{case.path} {response.status_code}: {_reasons(exc)}"
+                    )
+                    failures.setdefault(what, []).append(
+                        f"{caller.label} {case.formatted_path} query={case.query} "
+                        f"body={str(case.body)[:200]} -> {response.text[:300]}"
+                    )
+    return failures, statuses
+
+
+def _assert_none(failures: dict[str, list[str]]) -> None:
+    assert not failures, f"{len(failures)} kinds of failure:\n" + "\n".join(
+        f"{what} ({len(seen)}x), e.g. {seen[0]}" for what, seen in failures.items()
+    )
+
+
 async def test_every_operation_every_role_no_5xx_and_every_answer_as_documented(
     world: World,
 ) -> None:
@@ -247,36 +299,46 @@ async def test_every_operation_every_role_no_5xx_and_every_answer_as_documented(
         for name, document in documents.items()
     }
     generated = time.monotonic()
-    failures: dict[str, list[str]] = {}
-    statuses: Counter[int] = Counter()
-    for name, client in world.apps.items():
-        for caller in callers:
-            for case in cases[name]:
-                response = await _send(client, case, caller.token)
-                statuses[response.status_code] += 1
-                # a documented 503 (the province is not running here) is an answer, not a crash
-                documented = documents[name]["paths"][case.path][case.method.lower()]["responses"]
-                documented_503 = response.status_code == 503 and "503" in documented
-                checks = CHECKS if documented_503 else [not_a_server_error, *CHECKS]
-                try:
-                    case.validate_response(response, checks=checks)
-                except FailureGroup as exc:  # the checks that failed
-                    what = (
-                        f"{case.method} {name}{case.path} {response.status_code}: {_reasons(exc)}"
-                    )
-                    failures.setdefault(what, []).append(
-                        f"{caller.label} {case.formatted_path} query={case.query} "
-                        f"body={str(case.body)[:200]} -> {response.text[:300]}"
-                    )
+    failures, statuses = await _send_all(world, documents, cases, callers, CHECKS)
     total = sum(len(c) for c in cases.values())
     print(
         f"\nRELIABILITY schema fuzz: {total} cases x {len(callers)} callers -> "
         f"{sum(statuses.values())} requests; generated in {generated - started:.1f}s, sent and "
         f"checked in {time.monotonic() - generated:.1f}s; statuses {dict(sorted(statuses.items()))}"
     )
-    assert not failures, f"{len(failures)} kinds of failure:\n" + "\n".join(
-        f"{what} ({len(seen)}x), e.g. {seen[0]}" for what, seen in failures.items()
+    _assert_none(failures)
+
+
+NEGATIVE_EXAMPLES_PER_OPERATION = 3
+NEGATIVE_CALLERS = ("city_admin", "provider P", "personnel (own)")
+
+
+async def test_requests_that_break_the_schema_get_a_4xx_never_a_5xx(world: World) -> None:
+    """Schemathesis in negative mode: each operation gets requests that do not fit its schema
+    (wrong types, missing or extra fields, values out of range), sent by a reviewer, a provider
+    and a person. None is answered with a 5xx. Bounded: a few cases an operation, three
+    callers."""
+    ids, callers = await _extend(world)
+    chosen = [c for c in callers if c.label in NEGATIVE_CALLERS]
+    documents = {name: (await c.get("/openapi.json")).json() for name, c in world.apps.items()}
+    started = time.monotonic()
+    cases = {
+        name: _cases(
+            schemathesis.openapi.from_dict(document),
+            ids,
+            GenerationMode.NEGATIVE,
+            NEGATIVE_EXAMPLES_PER_OPERATION,
+        )
+        for name, document in documents.items()
+    }
+    generated = time.monotonic()
+    failures, statuses = await _send_all(world, documents, cases, chosen, [])
+    print(
+        f"\nRELIABILITY negative schema fuzz: {sum(statuses.values())} requests; generated in "
+        f"{generated - started:.1f}s, sent and checked in {time.monotonic() - generated:.1f}s; "
+        f"statuses {dict(sorted(statuses.items()))}"
     )
+    _assert_none(failures)
 
 
 def _reasons(exc: FailureGroup) -> str:
@@ -285,93 +347,250 @@ def _reasons(exc: FailureGroup) -> str:
 
 
 HUGE = 2**63  # one past the largest int64: no database column holds it
-EDGES: list[tuple[str, str, str, dict[str, Any] | None, dict[str, Any] | None, str]] = [
-    # (service, method, path, query, body, expected problem code)
-    ("claims", "GET", "/v1/claims", {"person_id": "{person_id}", "year": HUGE}, None, ""),
-    ("claims", "GET", f"/v1/persons/{{person_id}}/transcripts/{HUGE}", None, None, ""),
-    (
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One request at an edge and the problem it must get: ``body`` is JSON (or raw bytes sent
+    as JSON, for what ``json.dumps`` will not write); ``caller`` a key of the test's tokens."""
+
+    service: str
+    method: str
+    path: str
+    query: dict[str, Any] | None = None
+    body: dict[str, Any] | bytes | None = None
+    code: str = ""
+    caller: str = "city"
+    status: int = 422
+
+
+def _claim(**fields: Any) -> dict[str, Any]:
+    return {
+        "person_id": "{person_id}",
+        "year": YEAR,
+        "category": "study",
+        "title": "自学",
+        "evidence_ids": ["{evidence_id}"],
+        **fields,
+    }
+
+
+def _raw_claim(hours: str) -> bytes:
+    return (
+        '{"person_id": "{person_id}", "year": 2026, "category": "study", "title": "t", '
+        f'"hours": {hours}}}'
+    ).encode()
+
+
+EDGES: list[Edge] = [
+    Edge("claims", "GET", "/v1/claims", {"person_id": "{person_id}", "year": HUGE}),
+    Edge("claims", "GET", f"/v1/persons/{{person_id}}/transcripts/{HUGE}"),
+    Edge(
         "claims",
         "GET",
         "/v1/persons/{person_id}/title-readiness",
         {"application_date": "2026-10-09", "year": HUGE},
-        None,
-        "",
     ),
-    (
+    Edge(
         "claims",
         "GET",
         "/v1/persons/{person_id}/title-readiness",
         {"application_date": "0001-01-01", "year": YEAR},
-        None,
-        "invalid_date",
+        code="invalid_date",
     ),
-    (
+    Edge(
         "claims",
         "GET",
         "/v1/persons/{person_id}/title-readiness",
         {"application_date": "9999-12-31", "year": YEAR},
-        None,
-        "invalid_date",
+        code="invalid_date",
     ),
-    (
+    Edge(
         "claims",
         "GET",
         "/v1/persons/{person_id}/plan",
         {"application_date": "0001-01-01"},
-        None,
-        "invalid_date",
+        code="invalid_date",
     ),
-    (
+    Edge(
         "review",
         "GET",
         "/v1/review-decisions",
         {"org_id": "{org_id}", "from": "9999-12-31", "to": "9999-12-31"},
-        None,
-        "invalid_period",
+        code="invalid_period",
     ),
-    (
+    Edge(
         "review",
         "GET",
         "/v1/review-decisions",
         {"org_id": "{org_id}", "from": "0001-01-01", "to": "0001-01-02"},
-        None,
-        "invalid_period",
+        code="invalid_period",
     ),
-    ("registry", "GET", "/v1/projects", {"year": HUGE}, None, ""),
-    (
+    Edge("registry", "GET", "/v1/projects", {"year": HUGE}),
+    Edge(
         "registry",
         "POST",
         "/v1/exam-cards",
-        None,
-        {"id_number": "{id_number}", "name": "丁", "year": HUGE, "hours": 6},
-        "",
+        body={"id_number": "{id_number}", "name": "丁", "year": HUGE, "hours": 6},
+        caller="exam",
     ),
+    # huge and non-finite numbers (issue 17): Decimal could not round 1e27 to one place
+    Edge(
+        "claims", "POST", "/v1/claims", body=_claim(hours=1e27), code="invalid_hours", caller="own"
+    ),
+    Edge(
+        "claims", "POST", "/v1/claims", body=_claim(hours=1e308), code="invalid_hours", caller="own"
+    ),
+    *(  # the same as text, which a float field would read as a float
+        Edge(
+            "claims", "POST", "/v1/claims", body=_claim(hours=v), code="invalid_hours", caller="own"
+        )
+        for v in ("NaN", "Infinity", "1e400")
+    ),
+    Edge(
+        "registry",
+        "POST",
+        "/v1/exam-cards",
+        body={"id_number": "{id_number}", "name": "丁", "year": YEAR, "hours": "Infinity"},
+        code="validation_error",
+        caller="exam",
+    ),
+    *(
+        Edge(
+            "claims",
+            "POST",
+            "/v1/claims",
+            body=_raw_claim(v),
+            code="non_finite_number",
+            caller="own",
+        )
+        for v in ("NaN", "Infinity", "-Infinity", "1e999")
+    ),
+    Edge(
+        "claims",
+        "POST",
+        "/v1/persons/batch",
+        body=b'{"persons": [{"id_number": NaN, "name": "n", "affiliation": {"kind": "unit"}}]}',
+        code="non_finite_number",
+    ),
+    Edge(
+        "registry",
+        "POST",
+        "/v1/exam-cards",
+        body={"id_number": "{id_number}", "name": "丁", "year": YEAR, "hours": 1e27},
+        code="validation_error",  # a Decimal field: its schema says at most one decimal place
+        caller="exam",
+    ),
+    Edge(
+        "registry",
+        "POST",
+        "/v1/exam-cards",
+        body=b'{"id_number": "x", "name": "n", "year": 2026, "hours": Infinity}',
+        code="non_finite_number",
+        caller="exam",
+    ),
+    Edge(
+        "sync",
+        "POST",
+        "/v1/learning-records",
+        body=b'{"records": [{"record_id": "r", "id_number": "x", "year": 2026, '
+        b'"subject": "public", "hours": NaN, "course": "c", "completed_at": "2026-01-01"}]}',
+        code="non_finite_number",
+        caller="system",
+    ),
+    Edge(
+        "review",
+        "POST",
+        "/v1/review-tasks/decisions",
+        body=b'{"task_ids": ["t"], "decision": "approve", "reason": -Infinity}',
+        code="non_finite_number",
+    ),
+]
+
+# validly signed tokens whose claims have the wrong type (issue 17): a 401, never SQL's 500
+WRONG_CLAIMS: dict[str, dict[str, Any]] = {
+    "org_id list": {"role": "unit_admin", "org_id": ["{org_id}", "x"]},
+    "org_id object": {"role": "district_admin", "org_id": {"id": "{org_id}"}},
+    "org_id number": {"role": "provider", "org_id": 1},
+    "person_id list": {"role": "personnel", "person_id": ["{person_id}"]},
+    "role list": {"role": ["city_admin"]},
+    "sub object": {"role": "city_admin", "sub": {"a": 1}},
+}
+TOKEN_PROBES = [
+    ("claims", "/v1/reports/compliance?year=2026&org_id={org_id}"),
+    ("claims", "/v1/persons/{person_id}"),
+    ("claims", "/v1/me"),
+    ("review", "/v1/review-tasks?status=open"),
+    ("review", "/v1/review-queues?org_id={org_id}"),
+    ("registry", "/v1/projects"),
+    ("registry", "/v1/certificates?mine=true"),
+    ("sync", "/v1/sync/summary"),
+]
+EDGES += [
+    Edge(service, "GET", path, code="invalid_token", caller=f"wrong: {label}", status=401)
+    for label in WRONG_CLAIMS
+    for service, path in TOKEN_PROBES
 ]
 
 
 async def test_edge_values_in_queries_and_bodies_are_a_422_problem_never_a_500(
-    world: World,
+    world: World, tmp_path: Path
 ) -> None:
-    """What the fuzzer found: years past int64, dates at the ends of the calendar."""
+    """What the fuzzer found: years past int64, dates at the ends of the calendar, hours past
+    Decimal's precision, NaN and Infinity, token claims of the wrong type."""
     own = world.parties["own"]
-    values = {"person_id": own.person_id, "org_id": world.orgs["A"], "id_number": own.id_number}
-    city = bearer(world.tokens.mint(role="city_admin"))  # reads everything
-    exam = bearer(world.tokens.mint(role="exam_center", org_id=world.orgs["A1"]))  # issues cards
+    mint = world.tokens.mint
+    fresh = await world.apps["claims"].post(  # evidence no claim uses yet
+        "/v1/evidence",
+        headers=bearer(mint(role="personnel", person_id=own.person_id)),
+        files={"file": ("e.pdf", pdf_of(997), "application/pdf")},
+    )
+    assert fresh.status_code == 201, fresh.text
+    values = {
+        "person_id": own.person_id,
+        "org_id": world.orgs["A"],
+        "id_number": own.id_number,
+        "evidence_id": fresh.json()["id"],
+    }
 
     def fill(value: Any) -> Any:
-        return value.format(**values) if isinstance(value, str) else value
+        if isinstance(value, str):
+            return value.format(**values)
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        return value
 
+    tokens = {
+        "city": mint(role="city_admin"),  # reads everything
+        "exam": mint(role="exam_center", org_id=world.orgs["A1"]),  # issues cards
+        "own": mint(role="personnel", person_id=own.person_id),
+        "system": mint(role="system"),
+    }
+    key = load_or_create_dev_key(tmp_path)  # the world's signing key: tokens made by hand
+    now = int(time.time())
+    for label, claims in WRONG_CLAIMS.items():
+        signed = {"sub": "fuzz", "iss": "zz-ce", "iat": now, "exp": now + 600, **fill(claims)}
+        tokens[f"wrong: {label}"] = jwt.encode(signed, key, algorithm="HS256")
     wrong = []
-    for service, method, path, query, body, code in EDGES:
-        r = await world.apps[service].request(
-            method,
-            fill(path),
-            params={k: fill(v) for k, v in (query or {}).items()},
-            json={k: fill(v) for k, v in body.items()} if body else None,
-            headers=exam if method == "POST" else city,
+    for edge in EDGES:
+        headers = bearer(tokens[edge.caller])
+        raw = edge.body if isinstance(edge.body, bytes) else None
+        if raw is not None:
+            raw = raw.replace(b"{person_id}", values["person_id"].encode())
+            headers["Content-Type"] = "application/json"
+        r = await world.apps[edge.service].request(
+            edge.method,
+            fill(edge.path),
+            params={k: fill(v) for k, v in (edge.query or {}).items()},
+            json=fill(edge.body) if isinstance(edge.body, dict) else None,
+            content=raw,
+            headers=headers,
         )
-        if r.status_code != 422 or (code and r.json().get("code") != code):
+        if r.status_code != edge.status or (edge.code and r.json().get("code") != edge.code):
             wrong.append(
-                f"{method} {service}{path} {query or body}: {r.status_code} {r.text[:200]}"
+                f"{edge.caller}: {edge.method} {edge.service}{edge.path} "
+                f"{edge.query or edge.body!r}: {r.status_code} {r.text[:200]}"
             )
     assert not wrong, "\n".join(wrong)

@@ -329,6 +329,13 @@ def test_invalid_subject(rs: RuleSet, c: ClaimInput) -> None:
         claim("study", hours=1.25),
         claim("study", hours="abc"),
         claim("study", hours="NaN"),
+        claim("study", hours=float("nan")),
+        claim("study", hours=float("inf")),
+        claim("study", hours="-Infinity"),
+        claim("study", hours=1e27),  # past Decimal's 28 digits once rounded: was a 500
+        claim("study", hours=1e308),
+        claim("study", hours=D("1E+400")),
+        claim("study", hours=10_000.5),
         claim("study", hours=True),
         claim("achievement", hours=20),
         claim("qualification_exam", hours=8),

@@ -19,7 +19,13 @@ from openpyxl import Workbook
 
 from services.review.directory_api import ImportRejected
 from services.review.tests.support import Review, csv_bytes, directory_of, review_app
-from tests.support import assert_problem
+from tests import hostile_tables as hostile
+from tests.support import (
+    assert_problem,
+    assert_responsive,
+    healthz_watched,
+    served_on_loopback,
+)
 
 
 def xlsx_bytes(rows: list[tuple[str, ...]]) -> bytes:
@@ -173,6 +179,58 @@ async def test_a_bad_file_imports_nothing_and_names_every_bad_row(review: Review
 )
 async def test_unreadable_files(review: Review, data: bytes, rule: str) -> None:
     assert_problem(await upload(review, data), 422, rule)
+
+
+COLUMNS = ("code", "name", "type", "parent_code")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "rule"),
+    [
+        ("orgs.xlsx", hostile.declared_dimension_bomb(2000, COLUMNS), "sheet_too_large"),
+        ("orgs.xlsx", hostile.declared_dimension_bomb(1_048_576, COLUMNS), "sheet_too_large"),
+        ("orgs.xlsx", hostile.shared_strings_bomb(4, COLUMNS), "compression_ratio_too_high"),
+        ("orgs.csv", hostile.wide_csv_header(16_000, COLUMNS), "too_many_columns"),
+        ("orgs.csv", hostile.long_cell_csv(131_073, COLUMNS), "cell_too_large"),
+    ],
+    ids=["A1:XFD2000", "A1:XFD1048576", "shared-strings", "16000-columns", "long-cell"],
+)
+async def test_hostile_files_are_refused_in_a_second_naming_the_limit(
+    review: Review, name: str, data: bytes, rule: str
+) -> None:
+    started = time.monotonic()
+    problem = assert_problem(await upload(review, data, name), 422, rule)
+    assert time.monotonic() - started < 1.0
+    assert problem["limit"]
+
+
+async def test_while_a_hostile_file_is_refused_healthz_keeps_answering(review: Review) -> None:
+    """Through uvicorn on a loopback port: four hostile imports at once; each is a 422 within a
+    second and the same server's /healthz keeps answering within 100 ms."""
+    files = [
+        ("orgs.xlsx", hostile.declared_dimension_bomb(2000, COLUMNS)),
+        ("orgs.xlsx", hostile.far_row(1_048_576, COLUMNS)),
+        ("orgs.xlsx", hostile.diluted_bomb(COLUMNS)),
+        ("orgs.csv", hostile.wide_csv_header(16_000, COLUMNS)),
+    ]
+    async with (
+        served_on_loopback(review.app) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+        healthz_watched(base_url) as latencies,
+    ):
+
+        async def send(name: str, data: bytes) -> tuple[httpx.Response, float]:
+            started = time.monotonic()
+            r = await http.post(
+                "/v1/orgs/import", files={"file": (name, data)}, headers=review.city
+            )
+            return r, time.monotonic() - started
+
+        answers = await asyncio.gather(*(send(name, data) for name, data in files))
+    for r, elapsed in answers:
+        assert r.status_code == 422 and r.json()["limit"], r.text[:300]
+        assert elapsed < 1.0
+    assert_responsive(latencies)
 
 
 async def test_only_the_city_imports(review: Review) -> None:
