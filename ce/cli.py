@@ -48,7 +48,10 @@ def serve(
     settings = Settings(service=service)
     settings = settings.model_copy(update={"port": port_of(settings)})
     asgi = _service_module(service).create_app(settings)
-    uvicorn.Server(server_config(asgi, settings)).run()
+    try:
+        uvicorn.Server(server_config(asgi, settings)).run()
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it shut down on (as uvicorn.run does)
+        pass
 
 
 def server_config(asgi: Any, settings: Settings) -> uvicorn.Config:
