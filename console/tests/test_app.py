@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from console.app import create_app
 from console.session import COOKIE_NAME, Principal, Session, SessionCodec
@@ -39,7 +39,7 @@ async def test_pages_carry_the_security_headers(tmp_path: Path) -> None:
 
 
 async def test_the_dev_sign_in_answers_404_without_the_dev_key(tmp_path: Path) -> None:
-    settings = ConsoleSettings(data_dir=tmp_path, jwt_secret="s" * 40)
+    settings = ConsoleSettings(data_dir=tmp_path, jwt_secret=SecretStr("s" * 40))
     async with console_client(settings) as http:
         form = await http.get("/login")
         post = await http.post("/login", data={"role": "city_admin"})
@@ -89,10 +89,12 @@ def test_a_token_past_its_exp_ends_the_session() -> None:
 def test_production_needs_a_session_secret_and_no_dev_sign_in() -> None:
     with pytest.raises(ValidationError, match="CE_CONSOLE_SESSION_SECRET"):
         ConsoleSettings(env="production")
-    settings = ConsoleSettings(env="production", console_session_secret="x" * 40)
+    settings = ConsoleSettings(env="production", console_session_secret=SecretStr("x" * 40))
     assert settings.dev_login is False
     with pytest.raises(ValidationError, match="dev sign-in"):
-        ConsoleSettings(env="production", console_session_secret="x" * 40, console_dev_login=True)
+        ConsoleSettings(
+            env="production", console_session_secret=SecretStr("x" * 40), console_dev_login=True
+        )
 
 
 def test_the_service_urls_follow_the_conventions(monkeypatch: pytest.MonkeyPatch) -> None:
