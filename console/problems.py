@@ -26,6 +26,9 @@ MESSAGES: dict[str, str] = {
     "invalid_cursor": "分页参数无效，请返回第一页。",
     "invalid_limit": "每页条数无效。",
     "filter_required": "请至少选择一个筛选条件。",
+    "invalid_date_range": "开始日期不能晚于结束日期。",
+    "invalid_date": "日期格式不正确。",
+    "invalid_period": "时间范围无效：结束日期不能早于开始日期，跨度不超过一年。",
     # orgs
     "org_not_found": "机构不存在。",
     "unknown_org": "机构不存在或尚未同步。",

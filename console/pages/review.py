@@ -374,6 +374,16 @@ def _authority_org(user: User, org_id: str | None) -> str:
     return user.principal.org_id
 
 
+async def progress_context(user: User, authority: str) -> dict[str, Any]:
+    queues = await user.api.get("review", "/v1/review-queues", {"org_id": authority})
+    today = date.today()
+    return {
+        "queues": queues,
+        "org_id": authority,
+        "typed": {"from": (today - timedelta(days=30)).isoformat(), "to": today.isoformat()},
+    }
+
+
 @router.get("/progress", response_class=HTMLResponse)
 async def progress(request: Request, user: CurrentUser, org_id: str | None = None) -> HTMLResponse:
     """审核进度: the queues of the units under the authority (open, oldest age, overdue)."""
@@ -386,39 +396,37 @@ async def progress(request: Request, user: CurrentUser, org_id: str | None = Non
             "review/progress_choose.html",
             {"authorities": orgs["items"] + departments["items"]},
         )
-    authority = _authority_org(user, org_id)
-    queues = await user.api.get("review", "/v1/review-queues", {"org_id": authority})
-    today = date.today()
-    return render(
-        request,
-        "review/progress.html",
-        {
-            "queues": queues,
-            "org_id": authority,
-            "default_from": (today - timedelta(days=30)).isoformat(),
-            "default_to": today.isoformat(),
-        },
-    )
+    context = await progress_context(user, _authority_org(user, org_id))
+    return render(request, "review/progress.html", context)
 
 
-@router.get("/decisions")
+@router.get("/decisions", response_class=Response)
 async def decisions_export(
+    request: Request,
     user: CurrentUser,
-    from_: Annotated[date, Query(alias="from")],
-    to: date,
+    from_: Annotated[str, Query(alias="from")] = "",
+    to: str = "",
     format: str = "csv",
     org_id: str | None = None,
 ) -> Response:
-    """The decisions export (CSV or XLSX), streamed from review."""
+    """The decisions export (CSV or XLSX), streamed from review; a refusal (a bad range) is
+    shown on the 审核进度 page with the dates as typed."""
     require_role(user, *AUTHORITY_ROLES)
     authority = _authority_org(user, org_id)
     params = {
         "org_id": authority,
-        "from": from_.isoformat(),
-        "to": to.isoformat(),
+        "from": from_,
+        "to": to,
         "format": "xlsx" if format == "xlsx" else "csv",
     }
-    upstream = await user.api.open_stream("review", "/v1/review-decisions", params)
+    try:
+        upstream = await user.api.open_stream("review", "/v1/review-decisions", params)
+    except ApiProblem as exc:
+        if exc.status == 401:
+            raise
+        context = await progress_context(user, authority)
+        context.update({"alert": exc.message, "typed": {"from": from_, "to": to}})
+        return render(request, "review/progress.html", context, status=exc.status)
     headers = {"Cache-Control": "private, no-store"}
     if "content-disposition" in upstream.headers:
         headers["Content-Disposition"] = upstream.headers["content-disposition"]

@@ -160,3 +160,13 @@ async def test_the_task_page_shows_what_the_clerk_decides_on(console: Console) -
     assert 'for="reason">驳回理由</label>' in page.text
     # claims is not running here: the page says what it cannot read instead of failing
     assert "暂无法读取该人员的年度学时" in page.text
+
+
+async def test_a_bad_export_range_is_refused_on_the_progress_page(console: Console) -> None:
+    await console.sign_in("district_admin", "D1")
+    r = await console.http.get(
+        "/review/decisions", params={"from": "2026-12-01", "to": "2026-11-01", "format": "xlsx"}
+    )
+    assert r.status_code == 422 and 'role="alert"' in r.text
+    assert "结束日期不能早于开始日期" in r.text and "审核进度" in r.text
+    assert 'value="2026-12-01"' in r.text and 'value="2026-11-01"' in r.text  # as typed
