@@ -71,8 +71,10 @@ def _serve_console() -> None:
 
     from console.app import create_app
     from console.settings import ConsoleSettings
+    from libs.common.observability import configure_logging
 
     settings = ConsoleSettings()
+    configure_logging("console", settings.log_level)  # JSON lines, ID numbers and tokens masked
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -3,6 +3,7 @@ CSRF on every form, error pages in Chinese, and the page routers."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from console.settings import ConsoleSettings
 from console.web import NotSignedIn, check_csrf, render
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("console")
 
 # No inline script or style anywhere (htmx is told not to inject its indicator style); evidence
 # previews get their own `sandbox` policy from the evidence route.
@@ -113,6 +115,11 @@ def create_app(
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         message = HTTP_MESSAGES.get(exc.status_code, "请求失败。")
         return render(request, "errors/problem.html", {"alert": message}, status=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> HTMLResponse:
+        log.exception("console page failed", extra={"path": request.url.path})
+        return render(request, "errors/problem.html", {"alert": "系统繁忙，请稍后重试。"}, 500)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> HTMLResponse:

@@ -45,6 +45,7 @@ class ConsoleSettings(CeSettings):
     data_dir: Path = Path("var")
     host: str = "127.0.0.1"
     console_port: int = CONSOLE_PORT
+    log_level: str = "INFO"
 
     claims_url: str | None = None
     review_url: str | None = None

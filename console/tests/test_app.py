@@ -114,3 +114,16 @@ async def test_a_role_without_pages_lands_on_the_welcome_page(console: Console) 
     assert r.status_code == 303 and r.headers["location"] == "/welcome"
     page = await console.http.get("/welcome")
     assert page.status_code == 200 and "退出" in page.text
+
+
+async def test_an_unexpected_failure_is_a_chinese_page_not_a_trace(tmp_path: Path) -> None:
+    async def broken(scope: object, receive: object, send: object) -> None:
+        raise RuntimeError("boom")
+
+    settings = ConsoleSettings(data_dir=tmp_path)
+    app = create_app(settings, {"review": httpx.ASGITransport(app=broken)})
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
+        r = await http.get("/login")  # it lists the demo's orgs: review fails unexpectedly
+    assert r.status_code == 500 and 'role="alert"' in r.text and "系统繁忙" in r.text
+    assert "boom" not in r.text and "Traceback" not in r.text
