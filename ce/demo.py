@@ -149,6 +149,29 @@ def load_registry_demo(
     return [(row["certificate_code"], row["name"]) for row in r.json()["results"]]
 
 
+def training_claim(
+    person_id: str,
+    title: str,
+    evidence_id: str,
+    *,
+    hours: float = 16,
+    start_date: str = "2026-11-02",
+    end_date: str = "2026-11-03",
+) -> dict[str, Any]:
+    """The body of a 2026 training claim citing the training's filing (备案) number."""
+    return {
+        "person_id": person_id,
+        "year": 2026,
+        "category": "training",
+        "title": title,
+        "hours": hours,
+        "start_date": start_date,
+        "end_date": end_date,
+        "reference_no": "鲁卫继备〔2026〕15号",
+        "evidence_ids": [evidence_id],
+    }
+
+
 def demo_pdf(title: str) -> bytes:
     """A one-page PDF standing in for a scanned certificate (the evidence file of a claim)."""
     import io
@@ -190,15 +213,7 @@ def load_claims_demo(
         )
         evidence.raise_for_status()
         body = {
-            "person_id": by_name[name],
-            "year": 2026,
-            "category": "training",
-            "title": title,
-            "hours": 16,
-            "start_date": "2026-11-02",
-            "end_date": "2026-11-03",
-            "reference_no": "鲁卫继备〔2026〕15号",
-            "evidence_ids": [evidence.json()["id"]],
+            **training_claim(by_name[name], title, evidence.json()["id"]),
             **{k: v for k, v in extra.items() if v},
         }
         for _ in range(50):  # the certificate reaches claims as an event

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from ce.demo import demo_pdf
+from ce.demo import demo_pdf, training_claim
 from tests.browser.conftest import PHONE, ConsoleStack, screenshot, sign_in
 from tests.support import eventually
 
@@ -24,17 +24,8 @@ def submit_claim(stack: ConsoleStack, person_id: str, title: str, day: str) -> d
             files={"file": ("证书.pdf", demo_pdf(title), "application/pdf")},
         )
         assert evidence.status_code == 201, evidence.text
-        body = {
-            "person_id": person_id,
-            "year": 2026,
-            "category": "training",
-            "title": title,
-            "hours": 8,
-            "start_date": day,
-            "end_date": day,
-            "reference_no": "鲁卫继备〔2026〕15号",
-            "evidence_ids": [evidence.json()["id"]],
-        }
+        evidence_id = evidence.json()["id"]
+        body = training_claim(person_id, title, evidence_id, hours=8, start_date=day, end_date=day)
         claim = http.post(f"{claims}/v1/claims", json=body)
         assert claim.status_code == 201, claim.text
         return dict(claim.json())
