@@ -124,3 +124,32 @@ def test_a_filter_applies_as_it_changes_and_the_url_says_it(page: Page) -> None:
     page.reload()  # the URL alone gives the same page
     expect(page.get_by_label("类别")).to_have_value("study")
     assert not [m for m in messages if "Content Security Policy" in m], messages
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
+  .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
+  .map(e => e.outerHTML)"""
+
+
+def test_every_field_of_the_review_pages_has_a_label(
+    page: Page, console_stack: ConsoleStack
+) -> None:
+    title = "人才服务专题培训"
+    submit_claim(console_stack, person_of(console_stack, "陈静"), title, "2026-11-12")
+    page.goto("/login")
+    assert page.evaluate(UNLABELLED) == []
+    page.get_by_role("button", name="人才服务机构管理员：薛城区人才服务中心").click()
+    assert page.evaluate(UNLABELLED) == []
+
+    def listed() -> bool:
+        page.goto("/review")
+        return page.get_by_role("link", name=title).count() == 1
+
+    eventually(listed, timeout_s=30, what="the claim in the agency's queue")
+    page.get_by_role("link", name=title).click()
+    expect(page.get_by_role("button", name="通过", exact=True)).to_be_visible()
+    assert page.evaluate(UNLABELLED) == []
+    page.goto("/login")
+    page.get_by_role("button", name="区（市）人社局审核员：市中区人力资源和社会保障局").click()
+    page.goto("/review/progress")
+    assert page.evaluate(UNLABELLED) == []
