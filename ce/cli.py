@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import httpx
 import typer
 
-from ce.topology import DEFAULT_PORTS, SERVICES, app_module, port_of, run_ports
+from ce.topology import CONSOLE, DEFAULT_PORTS, SERVICES, app_module, port_of, run_ports
 from libs.common.errors import DomainError
 from libs.common.settings import Settings
 
@@ -40,11 +40,16 @@ def _migrations_dir(name: str) -> Path:
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="claims, review, registry, sync or province")],
+    service: Annotated[
+        str, typer.Argument(help="claims, review, registry, sync, province or console")
+    ],
 ) -> None:
-    """Run one service (or the province simulator) in the foreground."""
+    """Run one service (or the province simulator, or the web console) in the foreground."""
     import uvicorn
 
+    if service == CONSOLE:
+        _serve_console()
+        return
     settings = Settings(service=service)
     settings = settings.model_copy(update={"port": port_of(settings)})
     asgi = _service_module(service).create_app(settings)
@@ -74,6 +79,27 @@ def server_config(asgi: Any, settings: Settings) -> uvicorn.Config:
         # the client address (per-address rate limits, logs) from X-Forwarded-For of these peers
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted,
+    )
+
+
+def _serve_console() -> None:
+    """The web console at 127.0.0.1:CE_CONSOLE_PORT (8000), a client of the services."""
+    import uvicorn
+
+    from console.app import create_app
+    from console.settings import ConsoleSettings
+    from libs.common.observability import configure_logging
+
+    settings = ConsoleSettings()
+    configure_logging("console", settings.log_level)  # JSON lines, ID numbers and tokens masked
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.console_port,
+        log_config=None,
+        access_log=False,  # query strings may carry a person's name or masked ID
+        timeout_graceful_shutdown=10,
+        forwarded_allow_ips="127.0.0.1",
     )
 
 
@@ -150,7 +176,8 @@ def run(
         bool, typer.Option("--logs", help="stream the services' JSON logs here too")
     ] = False,
 ) -> None:
-    """Run the whole system on the embedded default: four services and the province simulator."""
+    """Run the whole system on the embedded default: four services, the province simulator and
+    the web console (http://127.0.0.1:8000)."""
     from ce.supervisor import Supervisor
     from libs.common.auth import load_or_create_dev_key
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ce.demo import training_claim
 from tests.e2e.stack import Stack
 from tests.support import eventually
 
@@ -99,18 +100,7 @@ def submit_training(
         files={"file": ("certificate.pdf", pdf, "application/pdf")},
     )
     assert evidence.status_code == 201, evidence.text
-    body = {
-        "person_id": world.person_id,
-        "year": 2026,
-        "category": "training",
-        "title": title,
-        "hours": 16,
-        "start_date": "2026-11-02",
-        "end_date": "2026-11-03",
-        "reference_no": "鲁卫继备〔2026〕15号",  # the training's filing (备案) number
-        "evidence_ids": [evidence.json()["id"]],
-        **extra,
-    }
+    body = {**training_claim(world.person_id, title, evidence.json()["id"]), **extra}
     claim = http.post(f"{claims}/v1/claims", headers=bearer(world.personnel), json=body)
     assert claim.status_code == 201, claim.text
     return dict(claim.json())
