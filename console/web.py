@@ -43,7 +43,11 @@ class NavLink:
 NAVIGATION = (
     NavLink("待审核", "/review", REVIEWER_ROLES),
     NavLink("审核进度", "/review/progress", AUTHORITY_ROLES),
-    NavLink("项目备案", "/filings", ("city_admin", "provider")),
+    NavLink(
+        "项目备案",
+        "/filings",
+        ("city_admin", "provider", "unit_admin", "department_admin", "district_admin"),
+    ),
     NavLink("机构管理", "/orgs", ("city_admin",)),
     NavLink("统计报表", "/reports", ("city_admin", "district_admin", "department_admin")),
     NavLink("运行状态", "/ops", ("city_admin", "ops")),

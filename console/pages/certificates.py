@@ -31,7 +31,11 @@ async def project_certificates(
     page = await user.api.get(
         "registry",
         "/v1/certificates",
-        {"project_id": project_id, "cursor": request.query_params.get("cursor"), "limit": PAGE_SIZE},
+        {
+            "project_id": project_id,
+            "cursor": request.query_params.get("cursor"),
+            "limit": PAGE_SIZE,
+        },
     )
     return render(
         request,

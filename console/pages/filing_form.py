@@ -1,6 +1,6 @@
-"""The 附件2 form (枣庄市专业培训项目计划申报表) as the console shows it: each field of the registry's
-filing under its Chinese name from the notice's form, and the mapping between the submitted HTML
-form and the body of ``POST /v1/projects`` / ``PUT /v1/projects/{id}``.
+"""The 附件2 form (枣庄市专业培训项目计划申报表) as the console shows it: each field of the
+registry's filing under its Chinese name from the notice's form, and the mapping between the
+submitted HTML form and the body of ``POST /v1/projects`` / ``PUT /v1/projects/{id}``.
 
 The console checks only what it must to build the body (a field left empty, a number that is not
 one); every rule of a filing (dates in the year, days within the span, ≤ 8 hours a day, the 20 May
@@ -48,7 +48,7 @@ FIELDS: tuple[FormField, ...] = (
     FormField("planned_participants", "计划培训人数", "number"),
     FormField("start_date", "开始日期", "date", group="计划培训时间"),
     FormField("end_date", "结束日期", "date", group="计划培训时间"),
-    FormField("days", "培训天数", "number", hint="实际授课天数，不超过计划培训时间的天数"),
+    FormField("days", "培训天数", "number", hint="计划培训时间内的培训天数"),
     FormField("planned_hours", "拟计算学时", "number", step="0.5", hint="每天不超过8学时"),
     FormField("venue", "培训地点", group="培训地点及培训形式"),
     FormField("form", "培训形式", "select", choices=FORMS, group="培训地点及培训形式"),

@@ -56,7 +56,11 @@ async def filings(request: Request, user: CurrentUser) -> HTMLResponse:
     page = await user.api.get(
         "registry",
         "/v1/projects",
-        {"status": status or None, "cursor": request.query_params.get("cursor"), "limit": PAGE_SIZE},
+        {
+            "status": status or None,
+            "cursor": request.query_params.get("cursor"),
+            "limit": PAGE_SIZE,
+        },
     )
     names = await org_names(user, {p["applicant_org_id"] for p in page["items"]})
     return render(
@@ -126,7 +130,10 @@ async def _submit_or_show(request: Request, user: CurrentUser, project_id: str) 
     except ApiProblem as problem:
         # the filing is kept as a draft (or as returned): show why it was not submitted
         return await _detail(
-            request, user, project_id, alert=f"已保存，但未能提交备案：{problem.message}",
+            request,
+            user,
+            project_id,
+            alert=f"已保存，但未能提交备案：{problem.message}",
             status=problem.status,
         )
     return redirect(f"/filings/{project_id}?done=submitted")

@@ -47,7 +47,8 @@ ROW_MESSAGES = {
     "invalid_code": "机构代码最多 64 个字符。",
     "missing_name": "缺少机构名称。",
     "invalid_name": "机构名称最多 200 个字符。",
-    "invalid_org_type": "机构类型无效（city、district、department、unit、agency、provider、exam_center）。",
+    "invalid_org_type": "机构类型无效（应为 city、district、department、unit、agency、"
+    "provider、exam_center）。",
     "org_type_change": "已有机构的类型不能更改。",
     "unknown_parent_code": "上级机构代码既不在目录中，也不在文件中。",
     "duplicate_code_in_file": "机构代码在文件中重复出现。",
@@ -84,11 +85,6 @@ async def _ancestors(user: User, org: dict[str, Any]) -> list[dict[str, Any]]:
     return chain
 
 
-def _matches(org: dict[str, Any], q: str) -> bool:
-    needle = q.casefold()
-    return needle in str(org["name"]).casefold() or needle in str(org["code"]).casefold()
-
-
 async def _tree_page(
     request: Request,
     user: User,
@@ -102,8 +98,7 @@ async def _tree_page(
     q = params.get("q", "").strip()
     parent = await user.api.get("review", f"/v1/orgs/{parent_id}") if parent_id else None
     if q:
-        # the service filters when it can; what comes back is filtered here all the same
-        orgs = [o for o in await _orgs(user, q=q) if _matches(o, q)]
+        orgs = await _orgs(user, q=q)
     elif parent is not None:
         orgs = await _orgs(user, parent_id=parent["id"])
     else:
@@ -111,7 +106,9 @@ async def _tree_page(
             o for o in await _of_types(user, ("district", "department")) if not o["parent_id"]
         ]
     chain = await _ancestors(user, parent) if parent else []
-    child_types = [t for t, parents in PARENT_TYPES.items() if (parent or {}).get("type") in parents]
+    child_types = [
+        t for t, parents in PARENT_TYPES.items() if (parent or {}).get("type") in parents
+    ]
     if parent is None:
         child_types = [t for t, parents in PARENT_TYPES.items() if not parents] + [
             "district",
@@ -149,7 +146,9 @@ def _typed(form: Any) -> dict[str, str]:
 async def create(request: Request, user: CurrentUser) -> Response:
     require_role(user, "city_admin")
     typed = _typed(await request.form())
-    missing = [label for key, label in (("code", "机构代码"), ("name", "机构名称")) if not typed.get(key)]
+    missing = [
+        label for key, label in (("code", "机构代码"), ("name", "机构名称")) if not typed.get(key)
+    ]
     if missing:
         alert = "请填写" + "、".join(f"「{m}」" for m in missing) + "。"
         return await _tree_page(request, user, alert=alert, typed=typed, status=422)

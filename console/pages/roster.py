@@ -72,7 +72,9 @@ async def upload_roster(request: Request, user: CurrentUser, project_id: str) ->
         return await _page(request, user, project_id, alert="请选择要上传的文件。", status=422)
     content = await upload.read(MAX_BYTES + 1)
     if len(content) > MAX_BYTES:
-        return await _page(request, user, project_id, alert="文件过大（不超过 10 MB）。", status=413)
+        return await _page(
+            request, user, project_id, alert="文件过大（不超过 10 MB）。", status=413
+        )
     try:
         response = await user.api.request(
             "registry",
