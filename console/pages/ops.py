@@ -21,7 +21,7 @@ SERVICE_NAMES = {
     "claims": "学时申报（claims）",
     "review": "审核与机构（review）",
     "registry": "备案与证书（registry）",
-    "sync": "省平台同步（sync）",
+    "sync": "同步服务（sync）",
 }
 RECORD_STATUS = {
     "pending": "待发送",
