@@ -80,6 +80,19 @@ class Bar:
     first_value: float
     second_value: float
 
+    @property
+    def first_text(self) -> str:
+        return shown(self.first_value)
+
+    @property
+    def second_text(self) -> str:
+        return shown(self.second_value)
+
+
+def shown(value: float) -> str:
+    """A count or hours as people write them: 2, 20.5."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
 
 def bars(rows: list[Row], first: str, second: str) -> list[Bar]:
     """Two stacked segments per row, scaled to the largest row (SVG attributes only: the CSP
