@@ -7,11 +7,14 @@ import asyncio
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import httpx
 import jsonschema
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.common.events import Affiliation, ClaimSubmitted, Envelope
 from libs.common.problems import PROBLEM_MEDIA_TYPE
@@ -172,3 +175,30 @@ def submitted(claim_id: str) -> Envelope:
         requested_hours=8,
         expected_credits=[],
     ).envelope(source="claims", subject=claim_id, correlation_id="c1")
+
+
+# the tables the services' background work (outbox relay, consumer) polls on the same engine
+_BACKGROUND_TABLES = ("outbox", "inbox", "dead_letters", "idempotency_keys")
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SELECT 1")
+
+
+@contextmanager
+def page_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` runs inside the block, as a growing list: what one request
+    costs (a test of "no N+1" compares pages of different sizes). Left out: transaction control,
+    the pool's ping, and the background work that polls the same engine meanwhile."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        text = statement.strip()
+        if text.upper().startswith(_TRANSACTION_CONTROL):
+            return
+        if any(f" {table}" in text for table in _BACKGROUND_TABLES):
+            return
+        seen.append(text)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)

@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common import workdays
@@ -635,3 +635,113 @@ def _credited_only(s: Standing) -> SubjectHours:
     return SubjectHours(
         public=float(s.credited_public), professional=float(s.credited_professional)
     )
+
+
+# --- the report by org (the console's table and chart) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class OrgCompliance:
+    """One org of the by-org report: its persons (its own and every org's under it), how many
+    are compliant, the sum of their gaps and how many fall short, per subject."""
+
+    org_id: str
+    code: str
+    name: str
+    type: str
+    persons: int
+    compliant: int
+    gap_public: Decimal
+    gap_professional: Decimal
+    short_public: int
+    short_professional: int
+
+
+def _gap_sql(credited: ColumnElement[Any], required: Decimal) -> ColumnElement[Any]:
+    """A person's gap in one subject: required − credited, 0 once reached (as
+    :func:`compliant_sql` decides "reached")."""
+    have = func.coalesce(credited, 0)
+    return case((have >= literal(float(required - HALF_STEP)), 0), else_=float(required) - have)
+
+
+async def compliance_by_org(
+    session: AsyncSession, ruleset: rules.RuleSet, scope: OrgScope
+) -> list[OrgCompliance]:
+    """The scope's report one row per org directly under its org (the city: its districts and
+    departments; a district: its units and agencies), each row over that org's whole subtree;
+    a unit or agency (nothing under it) is its own one row. Two statements: the orgs of the
+    rows, and one aggregate of the ledger over every person of the scope."""
+    root = scope.root
+    if root is None:  # the city: its districts and departments (and any orphan top org)
+        cities = select(OrgReplica.id).where(OrgReplica.type == "city")
+        heads = select(OrgReplica).where(
+            or_(
+                OrgReplica.parent_id.in_(cities),
+                and_(OrgReplica.parent_id.is_(None), OrgReplica.type != "city"),
+            )
+        )
+    else:
+        heads = select(OrgReplica).where(or_(OrgReplica.parent_id == root, OrgReplica.id == root))
+    orgs = list((await session.scalars(heads.order_by(OrgReplica.code))).all())
+    if root is not None and len(orgs) > 1:  # the org itself is a row only when nothing is under it
+        orgs = [o for o in orgs if o.id != root]
+    if not orgs:
+        return []
+    seed = select(OrgReplica.id.label("id"), OrgReplica.id.label("head")).where(
+        OrgReplica.id.in_([o.id for o in orgs])
+    )
+    tree = seed.cte("heads", recursive=True)
+    # UNION (not UNION ALL): a cyclic replica still terminates
+    tree = tree.union(select(OrgReplica.id, tree.c.head).where(OrgReplica.parent_id == tree.c.id))
+    ledger = (
+        select(
+            LedgerEntry.person_id.label("person_id"),
+            _subject_sum("public"),
+            _subject_sum("professional"),
+        )
+        .where(
+            LedgerEntry.year == ruleset.year,
+            LedgerEntry.revoked_at.is_(None),
+            LedgerEntry.person_id.in_(select(Person.id).join(tree, tree.c.id == Person.org_id)),
+        )
+        .group_by(LedgerEntry.person_id)
+        .subquery("per_person")
+    )
+    req = ruleset.requirement
+    gap_public = _gap_sql(ledger.c.public, req.public)
+    gap_professional = _gap_sql(ledger.c.professional, req.professional)
+    compliant = compliant_sql(ledger.c.public, ledger.c.professional, req)
+    stmt = (
+        select(
+            tree.c.head,
+            func.count(Person.id),
+            func.sum(case((compliant, 1), else_=0)),
+            func.sum(gap_public),
+            func.sum(gap_professional),
+            func.sum(case((gap_public > 0, 1), else_=0)),
+            func.sum(case((gap_professional > 0, 1), else_=0)),
+        )
+        .select_from(Person)
+        .join(tree, tree.c.id == Person.org_id)
+        .outerjoin(ledger, ledger.c.person_id == Person.id)
+        .group_by(tree.c.head)
+    )
+    sums = {row[0]: row[1:] for row in (await session.execute(stmt)).all()}
+    rows = []
+    for org in orgs:
+        persons, n_compliant, gp, gf, sp, sf = sums.get(org.id, (0, 0, 0, 0, 0, 0))
+        rows.append(
+            OrgCompliance(
+                org_id=org.id,
+                code=org.code,
+                name=org.name,
+                type=org.type,
+                persons=int(persons or 0),
+                compliant=int(n_compliant or 0),
+                gap_public=rules.round_hours(_decimal(gp)),
+                gap_professional=rules.round_hours(_decimal(gf)),
+                short_public=int(sp or 0),
+                short_professional=int(sf or 0),
+            )
+        )
+    return rows

@@ -62,9 +62,11 @@ def csv_row(person: PersonCompliance) -> list[Any]:
     return values
 
 
-def attachment(ruleset: rules.RuleSet, scope: OrgScope, ext: str) -> str:
+def attachment(
+    ruleset: rules.RuleSet, scope: OrgScope, ext: str, report: str = "compliance"
+) -> str:
     which = scope.org.id if scope.org is not None else "city"
-    return f'attachment; filename="compliance-{ruleset.year}-{which}.{ext}"'
+    return f'attachment; filename="{report}-{ruleset.year}-{which}.{ext}"'
 
 
 async def csv_stream(

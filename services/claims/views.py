@@ -220,6 +220,36 @@ class ComplianceReport(BaseModel):
     next_cursor: str | None
 
 
+class ShortCounts(BaseModel):
+    public: int
+    professional: int
+
+
+class OrgComplianceRow(BaseModel):
+    """One org of ``GET /v1/reports/compliance/by-org``: its persons and those of every org under
+    it; ``gaps`` sums the hours they still miss per subject, ``short`` counts who misses any."""
+
+    org_id: str | None = Field(description="null on the total row")
+    code: str | None
+    name: str
+    type: str | None
+    persons: int
+    compliant: int
+    non_compliant: int
+    compliance_rate: float | None = Field(description="compliant / persons; null without persons")
+    gaps: SubjectHours
+    short: ShortCounts
+
+
+class ComplianceByOrg(BaseModel):
+    year: int
+    org: OrgRef | None
+    required: Required
+    generated_at: str
+    rows: list[OrgComplianceRow]
+    total: OrgComplianceRow
+
+
 # --- title readiness ------------------------------------------------------------------------
 
 

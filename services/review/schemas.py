@@ -56,6 +56,9 @@ class TaskProject(BaseModel):
     opinion: str | None = Field(description="the city bureau's opinion on a return or rejection")
 
 
+VerifiedBy = Literal["e_certificate", "exam_card", "filed_project"]
+
+
 class TaskCredit(BaseModel):
     subject: str
     hours: float
@@ -83,6 +86,11 @@ class TaskOut(BaseModel):
     title: str
     requested_hours: float
     verified_evidence: bool
+    verified_by: list[VerifiedBy] = Field(
+        description="what backs the claim that the system checked itself: the e-certificate or "
+        "exam card it cites (then verified_evidence is true), and/or the filed project (备案) it "
+        "cites, approved by the city bureau"
+    )
     evidence_ids: list[str]
     references: dict[str, str]
     project: TaskProject | None = Field(

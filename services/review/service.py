@@ -25,7 +25,14 @@ from services.review import history, routing
 from services.review.directory import ORG_TYPES, check_parent, org_upserted
 from services.review.models import Org, ReviewPerson, ReviewProject, ReviewTask, TaskDecision
 from services.review.projects import projects_by_id
-from services.review.schemas import TaskCredit, TaskOut, TaskPerson, TaskProject, TaskUnit
+from services.review.schemas import (
+    TaskCredit,
+    TaskOut,
+    TaskPerson,
+    TaskProject,
+    TaskUnit,
+    VerifiedBy,
+)
 
 
 async def create_org(
@@ -291,6 +298,21 @@ def project_view(project_id: str, project: ReviewProject | None) -> TaskProject:
     )
 
 
+def verified_by(task: ReviewTask, project: ReviewProject | None) -> list[VerifiedBy]:
+    """What the system checked itself: claims marks evidence verified only for an e-certificate
+    or an exam card found in its replicas of the registry (so the reference cited names which);
+    a cited project counts once the city bureau has approved its filing."""
+    found: list[VerifiedBy] = []
+    references = task.references or {}
+    if task.verified_evidence and "certificate_code" in references:
+        found.append("e_certificate")
+    if task.verified_evidence and "exam_card_no" in references:
+        found.append("exam_card")
+    if project is not None and project.status == "approved":
+        found.append("filed_project")
+    return found
+
+
 def task_view(
     task: ReviewTask, project: ReviewProject | None = None, unit_name: str | None = None
 ) -> TaskOut:
@@ -312,6 +334,7 @@ def task_view(
         title=task.title,
         requested_hours=task.requested_hours,
         verified_evidence=task.verified_evidence,
+        verified_by=verified_by(task, project),
         evidence_ids=task.evidence_ids or [],
         references=task.references or {},
         project=project_view(task.project_id, project) if task.project_id else None,

@@ -9,10 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import event
-
+from libs.common.events import ProjectApproved
 from services.review.tests.support import Review
-from tests.support import assert_problem
+from tests.support import assert_problem, page_statements
 
 
 async def queue(review: Review, org: str, **params: Any) -> dict[str, Any]:
@@ -123,20 +122,39 @@ async def test_a_queue_page_costs_the_same_statements_whatever_its_rows(review: 
     await review.add(label, "unit", "D1")
     for i in range(6):
         await review.submit(label, project_id=str(uuid.uuid4()), person_name=f"张{i}")
-    engine = review.app.state.service.engine.sync_engine
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
     costs = {}
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        for limit in (1, 100):
-            statements.clear()
+    for limit in (1, 100):
+        with page_statements(review.app.state.service.engine) as statements:
             body = await queue(review, label, limit=limit)
-            assert body["total"] == 6
-            costs[limit] = len(statements)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+        assert body["total"] == 6
+        costs[limit] = len(statements)
     assert costs[1] == costs[100] <= 8, costs
+
+
+async def test_what_verified_the_evidence(review: Review) -> None:
+    by_certificate = await review.open_task(
+        await review.submit("U1", verified=True, references={"certificate_code": "ZZ-2026-1"})
+    )
+    assert by_certificate["verified_by"] == ["e_certificate"]
+    by_card = await review.open_task(
+        await review.submit(
+            "U1", category="exam_staff", verified=True, references={"exam_card_no": "KW-1"}
+        )
+    )
+    assert by_card["verified_by"] == ["exam_card"]
+    # a filing number of another department is checked by people, not by the system
+    unverified = await review.open_task(
+        await review.submit("U1", verified=False, references={"reference_no": "鲁卫继备15号"})
+    )
+    assert unverified["verified_by"] == [] and unverified["verified_evidence"] is False
+
+    project_id = str(uuid.uuid4())
+    cited = await review.submit("U1", verified=False, project_id=project_id)
+    assert (await review.open_task(cited))["verified_by"] == []
+    await review.registry_event(
+        ProjectApproved(
+            project_id=project_id, name="数字化管理师", year=2026, applicant_org_id="provider-1"
+        ),
+        project_id,
+    )
+    assert (await review.open_task(cited))["verified_by"] == ["filed_project"]
