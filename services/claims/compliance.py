@@ -395,43 +395,29 @@ async def compliance_summary(
     if condition is not None:
         ledger = ledger.where(LedgerEntry.person_id.in_(select(Person.id).where(condition)))
     per_person = ledger.group_by(LedgerEntry.person_id).subquery("per_person")
-    requirement = ruleset.requirement
     compliant = case(
-        (compliant_sql(per_person.c.public, per_person.c.professional, requirement), 1),
+        (compliant_sql(per_person.c.public, per_person.c.professional, ruleset.requirement), 1),
         else_=0,
     )
     stmt = (
-        select(
-            Person.org_id,
-            OrgReplica.name,
-            OrgReplica.parent_id,
-            func.count(Person.id),
-            func.sum(compliant),
-            func.sum(_gap_sql(per_person.c.public, requirement.public)),
-            func.sum(_gap_sql(per_person.c.professional, requirement.professional)),
-        )
+        select(Person.org_id, OrgReplica.name, func.count(Person.id), func.sum(compliant))
         .select_from(Person)
         .outerjoin(per_person, per_person.c.person_id == Person.id)
         .outerjoin(OrgReplica, OrgReplica.id == Person.org_id)
-        .group_by(Person.org_id, OrgReplica.name, OrgReplica.parent_id)
+        .group_by(Person.org_id, OrgReplica.name)
     )
     if condition is not None:  # the same CTE object: rendered once in the statement
         stmt = stmt.where(condition)
     by_org = []
-    rows = await session.execute(stmt)
-    for org_id, org_name, parent_id, persons, n_compliant, gap_public, gap_prof in rows:
+    for org_id, org_name, persons, n_compliant in await session.execute(stmt):
         n_compliant = int(n_compliant or 0)
         by_org.append(
             OrgSummary(
                 org_id=org_id,
                 org_name=org_name,
-                parent_id=parent_id,
                 persons=int(persons),
                 compliant=n_compliant,
                 non_compliant=int(persons) - n_compliant,
-                gaps=SubjectHours(
-                    public=hours(_decimal(gap_public)), professional=hours(_decimal(gap_prof))
-                ),
             )
         )
     by_org.sort(key=lambda o: (o.org_name or "", o.org_id))
@@ -441,22 +427,7 @@ async def compliance_summary(
         persons=total,
         compliant=total_compliant,
         non_compliant=total - total_compliant,
-        gaps=SubjectHours(
-            public=hours(sum((Decimal(str(o.gaps.public)) for o in by_org), ZERO)),
-            professional=hours(sum((Decimal(str(o.gaps.professional)) for o in by_org), ZERO)),
-        ),
         by_org=by_org,
-    )
-
-
-def _gap_sql(credited: ColumnElement[Any], required: Decimal) -> ColumnElement[Any]:
-    """A person's missing hours in one subject for SQL sums (NULL: none credited), as
-    :attr:`Standing` counts them: nothing once the rounded sum reaches the requirement (the half
-    step of :func:`compliant_sql`), else the requirement less the sum rounded to one decimal."""
-    have = func.coalesce(credited, 0)
-    return case(
-        (have >= literal(float(required - HALF_STEP)), literal(0.0)),
-        else_=literal(float(required)) - func.round(have, 1),
     )
 
 

@@ -179,20 +179,15 @@ class OrgRef(BaseModel):
 class OrgSummary(BaseModel):
     org_id: str
     org_name: str | None
-    parent_id: str | None = Field(
-        description="the org's parent (a unit's district or department): for totals per authority"
-    )
     persons: int
     compliant: int
     non_compliant: int
-    gaps: SubjectHours = Field(description="the hours its persons miss, per subject, summed")
 
 
 class ReportSummary(BaseModel):
     persons: int
     compliant: int
     non_compliant: int
-    gaps: SubjectHours = Field(description="the hours the scope's persons miss, per subject")
     by_org: list[OrgSummary]
 
 
