@@ -35,34 +35,39 @@ async def city(tmp_path: Path) -> AsyncIterator[City]:
         yield running
 
 
+def numbers(row: str) -> list[str]:
+    return [c.split("</td>")[0] for c in row.split('class="num">')[1:]]
+
+
 async def test_the_city_sees_compliance_per_district_and_unit(city: City) -> None:
     review = city.review
     await city.browser.sign_in("city_admin")
     before = city.calls
     page = await city.browser.get("/reports", year=2026)
     assert page.status_code == 200, page.text
-    assert city.calls - before <= 4  # two org lists, the report: whatever the scope's size
+    assert city.calls - before <= 3  # two lists of authorities, one report: whatever the size
     assert alerts(page) == []
     text = page.text
-    assert "按区（市）人社局 / 市直主管部门" in text and "按单位" in text
+    assert "按区（市）人社局 / 市直主管部门" in text
     assert '<svg role="img"' in text and "达标与未达标人数" in text and "各科目学时缺口" in text
     # D1's row: 2 persons, 1 compliant, 50.0%, gaps 0 public and 20 professional
     row = text[text.index(f'org_id={review.orgs["D1"]}">') :].split("</tr>")[0]
-    cells = [c.split("</td>")[0] for c in row.split('class="num">')[1:]]
-    assert cells == ["2", "1", "1", "50.0%", "0.0", "20.0"]
+    assert numbers(row) == ["2", "1", "1", "50.0%", "0.0", "20.0"]
     # the whole city: 3 persons, 1 compliant; 30 + 60 + 20 hours missing
-    assert "<dt>人数</dt><dd>3</dd>" in text and "<dt>达标</dt><dd>1</dd>" in text
-    assert "<dt>公需科目缺口</dt><dd>30.0 学时</dd>" in text
-    assert "<dt>专业科目缺口</dt><dd>80.0 学时</dd>" in text
-    # one district's report
-    page = await city.browser.get("/reports", year=2026, org_id=review.orgs["D2"])
-    assert "<dt>人数</dt><dd>1</dd>" in page.text and "按区（市）" not in page.text
+    total = text[text.index('<tr class="total">') :].split("</tr>")[0]
+    assert numbers(total) == ["3", "1", "2", "33.3%", "30.0", "80.0"]
+    # a district's report: its units
+    page = await city.browser.get("/reports", year=2026, org_id=review.orgs["D1"])
+    assert "：按单位" in page.text
+    total = page.text[page.text.index('<tr class="total">') :].split("</tr>")[0]
+    assert numbers(total) == ["2", "1", "1", "50.0%", "0.0", "20.0"]
 
 
 async def test_a_district_admin_sees_its_own_district_only(city: City) -> None:
     await city.browser.sign_in("district_admin", city.review.orgs["D1"])
     page = await city.browser.get("/reports", year=2026)
-    assert "<dt>人数</dt><dd>2</dd>" in page.text
+    total = page.text[page.text.index('<tr class="total">') :].split("</tr>")[0]
+    assert numbers(total)[0] == "2"
     other = await city.browser.get("/reports", year=2026, org_id=city.review.orgs["D2"])
     assert other.status_code in (403, 404) and alerts(other)
 
@@ -78,6 +83,9 @@ async def test_the_report_files_are_streamed_through(city: City) -> None:
     assert xlsx.status_code == 200
     book = openpyxl.load_workbook(io.BytesIO(xlsx.content), read_only=True)
     assert "compliance" in book.sheetnames
+    table = await city.browser.get("/reports/download", year=2026, format="csv", report="orgs")
+    assert table.status_code == 200 and "attachment" in table.headers["content-disposition"]
+    assert "合计" in table.content.decode("utf-8-sig")
     bad = await city.browser.get("/reports/download", year=2026, format="pdf")
     assert bad.status_code == 422
 

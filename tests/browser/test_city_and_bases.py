@@ -216,12 +216,12 @@ def test_the_city_imports_orgs(page: Page, console_stack: ConsoleStack, tmp_path
 def test_the_report_and_operations_pages(page: Page, console_stack: ConsoleStack) -> None:
     sign_in(page, "city_admin")
     page.get_by_role("navigation", name="主导航").get_by_role("link", name="统计报表").click()
-    expect(page.get_by_role("heading", name="合计")).to_be_visible()
+    expect(page.get_by_role("row", name="合计")).to_be_visible()
     expect(page.get_by_role("img", name="达标与未达标人数")).to_be_visible()
     expect(page.get_by_role("table").first).to_be_visible()
     screenshot(page, "reports")
     with page.expect_download() as download:
-        page.get_by_role("link", name="下载 CSV").click()
+        page.get_by_role("link", name="人员明细 CSV").click()
     assert download.value.suggested_filename.endswith(".csv")
     page.get_by_role("navigation", name="主导航").get_by_role("link", name="运行状态").click()
     expect(page.get_by_role("heading", name="省平台同步", exact=True)).to_be_visible()
