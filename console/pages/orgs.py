@@ -12,8 +12,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import UploadFile
 
+from console.pages.streams import Refused, post_file
 from console.problems import ApiProblem
 from console.web import CurrentUser, User, redirect, render, require_role
 
@@ -219,30 +219,22 @@ async def import_form(request: Request, user: CurrentUser) -> HTMLResponse:
 async def import_file(request: Request, user: CurrentUser) -> HTMLResponse:
     """导入: the file goes to the review service as it is; all or nothing, as the API is."""
     require_role(user, "city_admin")
-    form = await request.form()
-    upload = form.get("file")
 
     def page(alert: str | None, status: int, **values: Any) -> HTMLResponse:
         context = {"result": None, "refused": None, "alert": alert, **values}
         context.update(statuses=IMPORT_STATUS, row_message=row_message)
         return render(request, "orgs/import.html", context, status=status)
 
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        return page("请选择要导入的文件。", 422)
-    content = await upload.read(MAX_IMPORT_BYTES + 1)
-    if len(content) > MAX_IMPORT_BYTES:
-        return page("文件过大（不超过 5 MB），请拆分后分批导入。", 413)
     try:
-        response = await user.api.request(
-            "review",
-            "POST",
-            "/v1/orgs/import",
-            files={"file": (upload.filename, content, upload.content_type or "")},
+        sent = await post_file(
+            user, "review", "/v1/orgs/import", await request.form(), max_bytes=MAX_IMPORT_BYTES
         )
     except ApiProblem as problem:
         refused = problem.document.get("rows") if problem.code == "import_rejected" else None
         return page(problem.message, problem.status, refused=refused or None)
-    return page(None, 200, result=response.json(), notice="导入完成。")
+    if isinstance(sent, Refused):
+        return page(sent.message, sent.status)
+    return page(None, 200, result=sent.json(), notice="导入完成。")
 
 
 @router.get("/orgs/unrouted", response_class=HTMLResponse)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from starlette.datastructures import UploadFile
 
+from console.pages.streams import Refused, post_file
 from console.problems import ApiProblem
 from console.web import CurrentUser, User, render, require_role
 
@@ -66,23 +66,17 @@ async def roster_form(request: Request, user: CurrentUser, project_id: str) -> H
 @router.post("/{project_id}/roster", response_class=HTMLResponse)
 async def upload_roster(request: Request, user: CurrentUser, project_id: str) -> HTMLResponse:
     require_role(user, *ROLES)
-    form = await request.form()
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        return await _page(request, user, project_id, alert="请选择要上传的文件。", status=422)
-    content = await upload.read(MAX_BYTES + 1)
-    if len(content) > MAX_BYTES:
-        return await _page(
-            request, user, project_id, alert="文件过大（不超过 10 MB）。", status=413
-        )
     try:
-        response = await user.api.request(
+        sent = await post_file(
+            user,
             "registry",
-            "POST",
             f"/v1/projects/{project_id}/completions",
-            files={"file": (upload.filename, content, upload.content_type or "")},
+            await request.form(),
+            max_bytes=MAX_BYTES,
         )
     except ApiProblem as problem:
         return await _page(request, user, project_id, alert=problem.message, status=problem.status)
-    result = response.json()
+    if isinstance(sent, Refused):
+        return await _page(request, user, project_id, alert=sent.message, status=sent.status)
+    result = sent.json()
     return await _page(request, user, project_id, result=result)

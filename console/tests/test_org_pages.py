@@ -132,7 +132,7 @@ async def test_import_reports_every_row_and_is_all_or_nothing(city: City) -> Non
     assert await by_code(city, "IMP-U3") == []  # the good row of a bad file: not imported
 
     page = await city.browser.post("/orgs/import", {})
-    assert page.status_code == 422 and alerts(page) == ["请选择要导入的文件。"]
+    assert page.status_code == 422 and alerts(page) == ["请选择要上传的文件。"]
 
 
 async def test_an_unrouted_task_is_given_to_a_district(city: City) -> None:
