@@ -168,6 +168,7 @@ async def _detail(
         request,
         "filings/detail.html",
         {
+            **_form_context(user, typed or filing_form.form_values(project)),
             "project": project,
             "applicant": names[project["applicant_org_id"]],
             "rows": filing_form.display_rows(project),
@@ -179,7 +180,6 @@ async def _detail(
             "may_amend": own and project["status"] in filing_form.EDITABLE,
             "decisions": DECISIONS,
             "opinion": (typed or {}).get("opinion", ""),
-            **_form_context(user, typed or filing_form.form_values(project)),
             "alert": alert,
             "notice": NOTICES.get(request.query_params.get("done", "")) if not alert else None,
         },

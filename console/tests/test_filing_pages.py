@@ -102,6 +102,8 @@ async def test_a_base_files_the_city_returns_the_base_amends_and_the_city_approv
     page = await browser.get(f"/filings/{project_id}")
     for field in FIELDS:
         assert f"<dt>{field.label}</dt>" in page.text, field.label
+    base = await city.review.http.get(f"/v1/orgs/{city.provider}", headers=city.review.city)
+    assert f"<dt>申报单位</dt><dd>{base.json()['name']}</dd>" in page.text  # not the viewer's
     for shown in ("线上线下结合", "是", "全市医疗卫生专业技术人员", "2026-11-02", "同意申报"):
         assert shown in page.text
     assert f'href="/filings/{project_id}/form.pdf"' in page.text

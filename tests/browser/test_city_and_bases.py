@@ -14,7 +14,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from libs.common.idnumber import check_character
-from tests.browser.conftest import ConsoleStack, screenshot, sign_in
+from tests.browser.conftest import PHONE, ConsoleStack, screenshot, sign_in
 
 _numbers = itertools.count(1)
 
@@ -99,6 +99,9 @@ def test_a_base_files_a_project_and_the_city_approves_it(
     screenshot(page, "filing-decision")
     page.get_by_role("button", name="通过", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("已通过备案")
+    page.set_viewport_size(PHONE)  # the same page on a phone: one column, nothing cut off
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    screenshot(page, "filing-phone")
 
     with stack.api("city_admin") as api:
         project = api.get(stack.url("registry") + f"/v1/projects/{project_id}").json()
