@@ -67,6 +67,7 @@ MESSAGES: dict[str, str] = {
     "replay_failed": "重放失败。",
     "province_unavailable": "省平台暂时不可用。",
     # the city bureau's and CE bases' pages
+    "rate_limited": "请求过于频繁，请稍后再试。",
     "applicant_org_immutable": "申报单位不能更改。",
     "days_mismatch": "培训天数与计划培训时间不符。",
     "date_outside_year": "培训时间必须在申报年度内。",

@@ -74,6 +74,7 @@ async def filings(request: Request, user: CurrentUser) -> HTMLResponse:
             "next_cursor": page["next_cursor"],
             "names": names,
             "labels": filing_form.STATUS_LABELS,
+            "fields": {p["id"]: filing_form.display_rows(p) for p in page["items"]},
         },
     )
 

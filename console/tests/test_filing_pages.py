@@ -98,7 +98,9 @@ async def test_a_base_files_the_city_returns_the_base_amends_and_the_city_approv
     # the city bureau: the queue of submitted filings, every field on the filing's page
     await browser.sign_in("city_admin")
     queue = await browser.get("/filings")
-    assert FORM["name"] in queue.text and "PZ" not in alerts(queue)
+    assert FORM["name"] in queue.text and alerts(queue) == []
+    for field in FIELDS:  # every field of 附件2 in the list too (folded under the name)
+        assert f"<dt>{field.label}</dt>" in queue.text, field.label
     page = await browser.get(f"/filings/{project_id}")
     for field in FIELDS:
         assert f"<dt>{field.label}</dt>" in page.text, field.label
