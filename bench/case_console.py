@@ -30,7 +30,7 @@ import httpx
 
 from bench import runtime
 from bench.case_system import Claims, _concurrent, _id_number, _ok, _orgs
-from bench.common import Result, percentile
+from bench.common import Result, latency_result
 
 REVIEWERS = 8
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -93,15 +93,14 @@ def _result(
     base: list[float],
     details: dict[str, Any],
 ) -> Result:
-    return Result(
-        case=f"console.{name}_p{pct:g}",
-        metric=f"{metric}, p{pct:g} at {REVIEWERS} concurrent reviewers",
-        unit="ms",
-        figure=percentile(subject, pct) * 1000,
-        baseline=percentile(base, pct) * 1000,
-        baseline_label=f"claims /healthz p{pct:g}, same run",
-        better="lower",
-        details=details,
+    return latency_result(
+        f"console.{name}_p{pct:g}",
+        f"{metric}, p{pct:g} at {REVIEWERS} concurrent reviewers",
+        pct,
+        subject,
+        base,
+        f"claims /healthz p{pct:g}, same run",
+        details,
     )
 
 

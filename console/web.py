@@ -62,9 +62,9 @@ def navigation_for(role: str | None) -> list[NavLink]:
 
 
 def home_of(role: str) -> str:
-    """Where a role lands after signing in."""
+    """Where a role lands after signing in: its first page, else the welcome page."""
     links = navigation_for(role)
-    return links[0].href if links else "/"
+    return links[0].href if links else "/welcome"
 
 
 class NotSignedIn(Exception):

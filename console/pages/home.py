@@ -19,6 +19,13 @@ async def index(request: Request) -> RedirectResponse:
     return RedirectResponse(request.app.state.login_url, status_code=303)
 
 
+@router.get("/welcome", response_class=HTMLResponse)
+async def welcome(request: Request, user: CurrentUser) -> HTMLResponse:
+    """For a role with no page in the console (exam centres, integrations)."""
+    message = "当前角色在管理控制台中暂无可用页面，请通过接口或对应系统办理业务。"
+    return render(request, "home/placeholder.html", {"title": "欢迎", "message": message})
+
+
 @router.post("/logout")
 async def logout(request: Request) -> RedirectResponse:
     """退出: the session is cleared here (the cookie carries nothing of the user any more)."""
@@ -29,4 +36,4 @@ async def logout(request: Request) -> RedirectResponse:
 @router.get("/me", response_class=HTMLResponse)
 async def my_hours(request: Request, user: CurrentUser) -> HTMLResponse:
     """我的学时: the staff pages come with the self-service issue."""
-    return render(request, "home/placeholder.html", {"title": "我的学时"})
+    return render(request, "home/placeholder.html", {"title": "我的学时", "message": None})

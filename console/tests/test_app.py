@@ -106,3 +106,11 @@ def test_the_service_urls_follow_the_conventions(monkeypatch: pytest.MonkeyPatch
     assert settings.service_url("claims") == "http://127.0.0.1:9101"
     assert settings.service_url("review") == "http://review.internal:8002"
     assert settings.service_url("registry") == "http://127.0.0.1:8003"
+
+
+async def test_a_role_without_pages_lands_on_the_welcome_page(console: Console) -> None:
+    await console.sign_in("exam_center", "U1")
+    r = await console.http.get("/")
+    assert r.status_code == 303 and r.headers["location"] == "/welcome"
+    page = await console.http.get("/welcome")
+    assert page.status_code == 200 and "退出" in page.text

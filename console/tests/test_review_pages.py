@@ -20,23 +20,35 @@ async def test_a_queue_page_makes_the_same_calls_whatever_its_row_count(console:
     assert small.status_code == 200 and len(titles_in(small.text)) == 1
     calls_for_one = console.calls - before
 
-    for _ in range(40):
+    for _ in range(54):
         await console.review.submit("U1")
     before = console.calls
     large = await console.http.get("/review")
-    assert large.status_code == 200 and len(titles_in(large.text)) == 41
-    assert "共 41 条待审核" in large.text
+    assert large.status_code == 200 and len(titles_in(large.text)) == 50  # a page
+    assert "共 55 条待审核，第 1 / 2 页" in large.text
     assert console.calls - before == calls_for_one == 1
 
+    [next_page] = re.findall(r'<a href="(/review\?[^"]*cursor=[^"]+)">下一页</a>', large.text)
+    second = await console.http.get(next_page.replace("&amp;", "&"))
+    assert len(titles_in(second.text)) == 5 and "第 2 / 2 页" in second.text
+    assert "下一页" not in second.text
 
-async def test_the_queue_filters_by_person_and_pages(console: Console) -> None:
+
+async def test_the_queue_filters_by_person_category_and_evidence(console: Console) -> None:
     await console.review.submit("U1", person_name="李明")
     await console.review.submit("U1", person_name="王芳", id_number_masked="370402********0029")
+    await console.review.submit("U1", person_name="赵强", category="study", verified=False)
     await console.sign_in("unit_admin", "U1")
     by_name = await console.http.get("/review", params={"person": "王芳"})
     assert "共 1 条待审核" in by_name.text and "王芳" in by_name.text and "李明" not in by_name.text
     by_id = await console.http.get("/review", params={"person": "0029"})
     assert "共 1 条待审核" in by_id.text and "王芳" in by_id.text
+    study = await console.http.get("/review", params={"category": "study"})
+    assert "共 1 条待审核" in study.text and "赵强" in study.text
+    unverified = await console.http.get("/review", params={"verified": "false"})
+    assert "共 1 条待审核" in unverified.text and "赵强" in unverified.text
+    waiting = await console.http.get("/review", params={"min_age": "10"})
+    assert "共 0 条待审核" in waiting.text  # all arrived today
 
 
 async def test_bulk_approval_shows_every_item_and_the_failure(console: Console) -> None:
