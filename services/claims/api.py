@@ -25,7 +25,6 @@ from libs.common.errors import NotFound, RuleViolation
 from libs.common.events import Affiliation
 from libs.common.idnumber import mask_id_number
 from libs.common.pagination import decode_cursor, encode_cursor
-from libs.common.tabular import write_csv, write_xlsx
 from libs.common.uow import UnitOfWork
 from services.claims import (
     compliance,
@@ -54,13 +53,10 @@ from services.claims.views import (
     EvidenceView,
     MeSummary,
     MeView,
-    OrgComplianceRow,
     PersonListItem,
     PersonPage,
     PersonView,
     PlanView,
-    ShortCounts,
-    SubjectHours,
     TitleReadiness,
     Transcript,
     dump,
@@ -580,44 +576,6 @@ async def compliance_report(
     )
 
 
-BY_ORG_COLUMNS = (
-    "org_id",
-    "code",
-    "name",
-    "type",
-    "persons",
-    "compliant",
-    "non_compliant",
-    "compliance_rate",
-    "gap_public",
-    "gap_professional",
-    "short_public",
-    "short_professional",
-)
-
-
-def _by_org_row(
-    org_id: str | None,
-    code: str | None,
-    name: str,
-    type_: str | None,
-    figures: tuple[int, int, Decimal, Decimal, int, int],
-) -> OrgComplianceRow:
-    persons_, compliant, gap_public, gap_professional, short_public, short_professional = figures
-    return OrgComplianceRow(
-        org_id=org_id,
-        code=code,
-        name=name,
-        type=type_,
-        persons=persons_,
-        compliant=compliant,
-        non_compliant=persons_ - compliant,
-        compliance_rate=round(compliant / persons_, 4) if persons_ else None,
-        gaps=SubjectHours(public=float(gap_public), professional=float(gap_professional)),
-        short=ShortCounts(public=short_public, professional=short_professional),
-    )
-
-
 @router.get(
     "/reports/compliance/by-org",
     tags=["reports"],
@@ -641,73 +599,20 @@ async def compliance_by_org(
     async with state.uow() as uow:
         scope = await org_scope(uow.session, principal, org_id)
         found = await compliance.compliance_by_org(uow.session, ruleset, scope)
-    rows = [
-        _by_org_row(
-            o.org_id,
-            o.code,
-            o.name,
-            o.type,
-            (
-                o.persons,
-                o.compliant,
-                o.gap_public,
-                o.gap_professional,
-                o.short_public,
-                o.short_professional,
-            ),
-        )
-        for o in found
-    ]
-    total = _by_org_row(
-        None,
-        None,
-        "合计",
-        None,
-        (
-            sum(o.persons for o in found),
-            sum(o.compliant for o in found),
-            sum((o.gap_public for o in found), Decimal(0)),
-            sum((o.gap_professional for o in found), Decimal(0)),
-            sum(o.short_public for o in found),
-            sum(o.short_professional for o in found),
-        ),
-    )
+    total = compliance.OrgCompliance.total(found, name="合计")
+    if format != "json":
+        body, media_type = await exports.by_org_file(format, [*found, total])
+        name = exports.attachment(ruleset, scope, format, report="compliance-by-org")
+        return Response(body, media_type=media_type, headers={"Content-Disposition": name})
     head = compliance.report_head(ruleset, scope, state.now())
-    if format == "json":
-        return ComplianceByOrg(
-            year=head.year,
-            org=head.org,
-            required=head.required,
-            generated_at=head.generated_at,
-            rows=rows,
-            total=total,
-        )
-    table = [
-        (
-            r.org_id or "",
-            r.code or "",
-            r.name,
-            r.type or "",
-            r.persons,
-            r.compliant,
-            r.non_compliant,
-            r.compliance_rate,
-            r.gaps.public,
-            r.gaps.professional,
-            r.short.public,
-            r.short.professional,
-        )
-        for r in [*rows, total]
-    ]
-    name = exports.attachment(ruleset, scope, format, report="compliance-by-org")
-    if format == "csv":
-        return Response(
-            write_csv(BY_ORG_COLUMNS, table),
-            media_type=exports.CSV_MEDIA_TYPE,
-            headers={"Content-Disposition": name},
-        )
-    body = await asyncio.to_thread(write_xlsx, "compliance_by_org", BY_ORG_COLUMNS, table)
-    return Response(body, media_type=exports.XLSX_MEDIA_TYPE, headers={"Content-Disposition": name})
+    return ComplianceByOrg(
+        year=head.year,
+        org=head.org,
+        required=head.required,
+        generated_at=head.generated_at,
+        rows=[o.view() for o in found],
+        total=total.view(),
+    )
 
 
 # --- title readiness ------------------------------------------------------------------------

@@ -47,12 +47,14 @@ from services.claims.models import Claim, ClaimStatus, LedgerEntry, OrgReplica, 
 from services.claims.scope import OrgScope
 from services.claims.views import (
     CreditedHours,
+    OrgComplianceRow,
     OrgRef,
     OrgSummary,
     ReadinessSubject,
     ReportItem,
     ReportSummary,
     Required,
+    ShortCounts,
     SubjectHours,
     TitleReadiness,
 )
@@ -399,25 +401,47 @@ async def compliance_summary(
         (compliant_sql(per_person.c.public, per_person.c.professional, ruleset.requirement), 1),
         else_=0,
     )
+    req = ruleset.requirement
     stmt = (
-        select(Person.org_id, OrgReplica.name, func.count(Person.id), func.sum(compliant))
+        select(
+            Person.org_id,
+            OrgReplica.name,
+            OrgReplica.parent_id,
+            func.count(Person.id),
+            func.sum(compliant),
+            func.sum(_gap_sql(per_person.c.public, req.public)),
+            func.sum(_gap_sql(per_person.c.professional, req.professional)),
+        )
         .select_from(Person)
         .outerjoin(per_person, per_person.c.person_id == Person.id)
         .outerjoin(OrgReplica, OrgReplica.id == Person.org_id)
-        .group_by(Person.org_id, OrgReplica.name)
+        .group_by(Person.org_id, OrgReplica.name, OrgReplica.parent_id)
     )
     if condition is not None:  # the same CTE object: rendered once in the statement
         stmt = stmt.where(condition)
     by_org = []
-    for org_id, org_name, persons, n_compliant in await session.execute(stmt):
+    for (
+        org_id,
+        org_name,
+        parent_id,
+        persons,
+        n_compliant,
+        gap_public,
+        gap_professional,
+    ) in await session.execute(stmt):
         n_compliant = int(n_compliant or 0)
         by_org.append(
             OrgSummary(
                 org_id=org_id,
                 org_name=org_name,
+                parent_id=parent_id,
                 persons=int(persons),
                 compliant=n_compliant,
                 non_compliant=int(persons) - n_compliant,
+                gaps=SubjectHours(
+                    public=hours(_decimal(gap_public)),
+                    professional=hours(_decimal(gap_professional)),
+                ),
             )
         )
     by_org.sort(key=lambda o: (o.org_name or "", o.org_id))
@@ -614,18 +638,51 @@ def _credited_only(s: Standing) -> SubjectHours:
 @dataclass(frozen=True)
 class OrgCompliance:
     """One org of the by-org report: its persons (its own and every org's under it), how many
-    are compliant, the sum of their gaps and how many fall short, per subject."""
+    are compliant, the sum of their gaps and how many fall short, per subject. The total row
+    (:meth:`total`) has no org."""
 
-    org_id: str
-    code: str
+    org_id: str | None
+    code: str | None
     name: str
-    type: str
+    type: str | None
     persons: int
     compliant: int
     gap_public: Decimal
     gap_professional: Decimal
     short_public: int
     short_professional: int
+
+    @classmethod
+    def total(cls, rows: Iterable[OrgCompliance], name: str) -> OrgCompliance:
+        rows = list(rows)
+        return cls(
+            org_id=None,
+            code=None,
+            name=name,
+            type=None,
+            persons=sum(r.persons for r in rows),
+            compliant=sum(r.compliant for r in rows),
+            gap_public=sum((r.gap_public for r in rows), ZERO),
+            gap_professional=sum((r.gap_professional for r in rows), ZERO),
+            short_public=sum(r.short_public for r in rows),
+            short_professional=sum(r.short_professional for r in rows),
+        )
+
+    def view(self) -> OrgComplianceRow:
+        return OrgComplianceRow(
+            org_id=self.org_id,
+            code=self.code,
+            name=self.name,
+            type=self.type,
+            persons=self.persons,
+            compliant=self.compliant,
+            non_compliant=self.persons - self.compliant,
+            compliance_rate=round(self.compliant / self.persons, 4) if self.persons else None,
+            gaps=SubjectHours(
+                public=hours(self.gap_public), professional=hours(self.gap_professional)
+            ),
+            short=ShortCounts(public=self.short_public, professional=self.short_professional),
+        )
 
 
 def _gap_sql(credited: ColumnElement[Any], required: Decimal) -> ColumnElement[Any]:

@@ -16,9 +16,10 @@ from typing import Any
 from openpyxl import Workbook
 
 from libs.common.service import ServiceState
-from libs.common.tabular import csv_safe, xlsx_text_cells
+from libs.common.tabular import csv_safe, write_csv, write_xlsx, xlsx_text_cells
 from services.claims import rules
 from services.claims.compliance import (
+    OrgCompliance,
     PersonCompliance,
     compliance_summary,
     iter_compliance,
@@ -119,3 +120,48 @@ async def xlsx_file(state: ServiceState, ruleset: rules.RuleSet, scope: OrgScope
         os.unlink(path)
         raise
     return path
+
+
+# --- the report by org ----------------------------------------------------------------------
+
+BY_ORG_COLUMNS = (
+    "org_id",
+    "code",
+    "name",
+    "type",
+    "persons",
+    "compliant",
+    "non_compliant",
+    "compliance_rate",
+    "gap_public",
+    "gap_professional",
+    "short_public",
+    "short_professional",
+)
+
+
+async def by_org_file(format: str, rows: list[OrgCompliance]) -> tuple[bytes, str]:
+    """The by-org report (its rows and the total row) as a CSV or XLSX file, and its type."""
+    table = []
+    for row in rows:
+        view = row.view()
+        table.append(
+            (
+                view.org_id or "",
+                view.code or "",
+                view.name,
+                view.type or "",
+                view.persons,
+                view.compliant,
+                view.non_compliant,
+                view.compliance_rate,
+                view.gaps.public,
+                view.gaps.professional,
+                view.short.public,
+                view.short.professional,
+            )
+        )
+    if format == "csv":
+        return write_csv(BY_ORG_COLUMNS, table), CSV_MEDIA_TYPE
+    body = await asyncio.to_thread(write_xlsx, "compliance_by_org", BY_ORG_COLUMNS, table)
+    return body, XLSX_MEDIA_TYPE

@@ -179,9 +179,15 @@ class OrgRef(BaseModel):
 class OrgSummary(BaseModel):
     org_id: str
     org_name: str | None
+    parent_id: str | None = Field(
+        default=None, description="the org's parent (its district or department)"
+    )
     persons: int
     compliant: int
     non_compliant: int
+    gaps: SubjectHours | None = Field(
+        default=None, description="the hours the org's persons still miss, summed per subject"
+    )
 
 
 class ReportSummary(BaseModel):

@@ -115,6 +115,11 @@ class TaskOut(BaseModel):
     decided_by: str | None
     decided_at: str | None
     created_at: str
+    age_working_days: int | None = Field(
+        default=None,
+        description="open tasks: Chinese working days since the task arrived (a task that came "
+        "on Friday is 1 on Monday); null once decided or cancelled",
+    )
 
 
 class TaskPage(BaseModel):

@@ -8,10 +8,12 @@ the agency's district. Approval at the authority stage approves the claim.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from sqlalchemy import select
 
 from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE, ADMIN_ROLES, Principal
+from libs.common.clock import BEIJING
 from libs.common.errors import Conflict, NotFound, RuleViolation
 from libs.common.events import (
     ClaimApproved,
@@ -21,6 +23,7 @@ from libs.common.events import (
     ClaimWithdrawn,
 )
 from libs.common.uow import UnitOfWork
+from libs.common.workdays import working_days_after
 from services.review import history, routing
 from services.review.directory import ORG_TYPES, check_parent, org_upserted
 from services.review.models import Org, ReviewPerson, ReviewProject, ReviewTask, TaskDecision
@@ -262,14 +265,25 @@ async def decide(
 
 async def task_views(uow: UnitOfWork, tasks: Sequence[ReviewTask]) -> list[TaskOut]:
     """The tasks as reviewers see them, each with its cited project's filing status and its
-    unit's name (one query each for all of them)."""
+    unit's name (one query each for all of them) and, open, its age in working days."""
     known = await projects_by_id(uow, (t.project_id for t in tasks))
     unit_ids = {t.unit_org_id for t in tasks}
     units: dict[str, str] = {}
     if unit_ids:
         rows = await uow.session.execute(select(Org.id, Org.name).where(Org.id.in_(unit_ids)))
         units = {org_id: name for org_id, name in rows.all()}
-    return [task_view(t, known.get(t.project_id or ""), units.get(t.unit_org_id)) for t in tasks]
+    today = uow.now().astimezone(BEIJING).date()
+    ages: dict[date, int] = {}  # one count per arrival day, not per task
+    views = []
+    for t in tasks:
+        age = None
+        if t.status == "open":
+            arrived = t.created_at.astimezone(BEIJING).date()
+            if arrived not in ages:
+                ages[arrived] = working_days_after(arrived, today)
+            age = ages[arrived]
+        views.append(task_view(t, known.get(t.project_id or ""), units.get(t.unit_org_id), age))
+    return views
 
 
 async def one_task_view(uow: UnitOfWork, task: ReviewTask) -> TaskOut:
@@ -314,7 +328,10 @@ def verified_by(task: ReviewTask, project: ReviewProject | None) -> list[Verifie
 
 
 def task_view(
-    task: ReviewTask, project: ReviewProject | None = None, unit_name: str | None = None
+    task: ReviewTask,
+    project: ReviewProject | None = None,
+    unit_name: str | None = None,
+    age_working_days: int | None = None,
 ) -> TaskOut:
     """One task; ``project`` is the replica of the project it cites (if it cites one)."""
     return TaskOut(
@@ -350,4 +367,5 @@ def task_view(
         decided_by=task.decided_by,
         decided_at=task.decided_at.isoformat() if task.decided_at else None,
         created_at=task.created_at.isoformat(),
+        age_working_days=age_working_days,
     )

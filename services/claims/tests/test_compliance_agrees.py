@@ -132,13 +132,20 @@ async def test_report_summary_rows_and_transcripts_agree(
     summary = body["summary"]  # computed in SQL, not from the rows
     assert summary["persons"] == len(expected)
     assert summary["compliant"] == sum(expected.values())
+    # the SQL's summed gaps agree with the rows' (each the transcript's, checked below)
+    gaps: dict[str, Decimal] = {
+        s: round(sum((Decimal(str(r["gaps"][s])) for r in rows.values()), Decimal(0)), 1)
+        for s in ("public", "professional")
+    }
     assert summary["by_org"] == [
         {
             "org_id": stack.orgs[unit],
             "org_name": f"单位 {n}",
+            "parent_id": stack.orgs[district],
             "persons": len(expected),
             "compliant": sum(expected.values()),
             "non_compliant": len(expected) - sum(expected.values()),
+            "gaps": {s: float(g) for s, g in gaps.items()},
         }
     ]
     for person_id, compliant in expected.items():

@@ -128,34 +128,20 @@ class TestPersonsList:
         assert r.status_code in (400, 422) and r.json()["code"] == "invalid_cursor"
 
 
-async def study(w: World, name: str, title: str, hours: float = 2) -> dict[str, Any]:
+async def claim(w: World, name: str, category: str, title: str, **fields: Any) -> dict[str, Any]:
+    """A claim of ``category`` by ``name``, with a fresh evidence file."""
     person = w.people[name]
     evidence = await w.stack.upload(person)
-    return await w.stack.submit(
-        person,
-        {
-            "year": 2026,
-            "category": "study",
-            "title": title,
-            "hours": hours,
-            "evidence_ids": [evidence],
-        },
-    )
+    body = {"year": 2026, "category": category, "title": title, "evidence_ids": [evidence]}
+    return await w.stack.submit(person, {**body, **fields})
+
+
+async def study(w: World, name: str, title: str, hours: float = 2) -> dict[str, Any]:
+    return await claim(w, name, "study", title, hours=hours)
 
 
 async def achievement(w: World, name: str, title: str) -> dict[str, Any]:
-    person = w.people[name]
-    evidence = await w.stack.upload(person)
-    return await w.stack.submit(
-        person,
-        {
-            "year": 2026,
-            "category": "achievement",
-            "title": title,
-            "reference_no": f"CN-PAPER-{evidence[:8]}",
-            "evidence_ids": [evidence],
-        },
-    )
+    return await claim(w, name, "achievement", title, reference_no=f"CN-PAPER-{title}")
 
 
 async def claims(w: World, headers: dict[str, str], **params: Any) -> dict[str, Any]:

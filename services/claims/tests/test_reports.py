@@ -139,6 +139,14 @@ async def test_district_report_totals_gaps_and_pending(city: Stack) -> None:
         (city.orgs["unit_school"], 1, 0),
         (city.orgs["agency_tz"], 1, 1),
     }
+    # per org, the hours its persons still miss (the console's chart) and its parent
+    gaps = {o["org_id"]: (o["parent_id"], o["gaps"]) for o in summary["by_org"]}
+    assert gaps[city.orgs["unit_hosp"]] == (
+        city.orgs["tz"],
+        {"public": 30.0, "professional": 70.0},
+    )
+    assert gaps[city.orgs["unit_school"]][1] == {"public": 30.0, "professional": 60.0}
+    assert gaps[city.orgs["agency_tz"]][1] == {"public": 0.0, "professional": 0.0}
 
 
 async def test_department_report_skips_revoked_hours(city: Stack) -> None:
@@ -152,9 +160,11 @@ async def test_department_report_skips_revoked_hours(city: Stack) -> None:
         {
             "org_id": city.orgs["unit_cityhosp"],
             "org_name": "枣庄市立医院",
+            "parent_id": city.orgs["health"],
             "persons": 1,
             "compliant": 0,
             "non_compliant": 1,
+            "gaps": {"public": 0.0, "professional": 20.0},  # the revoked 20 hours are missing
         }
     ]
 

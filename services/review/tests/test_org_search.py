@@ -16,34 +16,20 @@ async def orgs(review: Review, **params: Any) -> dict[str, Any]:
     return dict(r.json())
 
 
+async def create(review: Review, code: str, name: str, type_: str, parent_id: str) -> str:
+    body = {"code": code, "name": name, "type": type_, "parent_id": parent_id}
+    r = await review.http.post("/v1/orgs", json=body, headers=review.city)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
 async def test_browse_search_and_total(review: Review) -> None:
     tag = uuid.uuid4().hex[:6]
-    r = await review.http.post(
-        "/v1/orgs",
-        json={
-            "code": f"D-{tag}",
-            "name": f"峄城区人社局{tag}",
-            "type": "district",
-            "parent_id": review.orgs["C"],
-        },
-        headers=review.city,
-    )
-    assert r.status_code == 201, r.text
-    district = r.json()["id"]
-    units = []
-    for i, name in enumerate(("峄城区人民医院", "峄城区中医院", "峄城区第一中学")):
-        r = await review.http.post(
-            "/v1/orgs",
-            json={
-                "code": f"U-{tag}-{i}",
-                "name": f"{name}{tag}",
-                "type": "unit",
-                "parent_id": district,
-            },
-            headers=review.city,
-        )
-        assert r.status_code == 201, r.text
-        units.append(r.json()["id"])
+    district = await create(review, f"D-{tag}", f"峄城区人社局{tag}", "district", review.orgs["C"])
+    units = [
+        await create(review, f"U-{tag}-{i}", f"{name}{tag}", "unit", district)
+        for i, name in enumerate(("峄城区人民医院", "峄城区中医院", "峄城区第一中学"))
+    ]
 
     under = await orgs(review, parent_id=district)
     assert [o["id"] for o in under["items"]] == units and under["total"] == 3

@@ -208,3 +208,21 @@ async def test_export_of_a_districts_decisions(review: Review, queued: dict[str,
     for headers in (review.reviewer("D1"), review.reviewer("UQ1")):
         assert_problem(await export(review, headers, "csv", (-1, 1)), 404, "org_not_found")
     assert_problem(await export(review, review.city, "csv", (1, -1)), 422, "invalid_period")
+
+
+async def test_each_open_task_shows_its_age_in_working_days(
+    review: Review, queued: dict[str, str]
+) -> None:
+    """The 待审核 queue's age column: the same working-day count as the queues' oldest age
+    (tasks an earlier test of this module decided show none)."""
+    shown = 0
+    for label, (_, _, _, age) in FIXTURE.items():
+        for task in await review.tasks(queued[label]):
+            r = await review.http.get(f"/v1/review-tasks/{task['id']}", headers=review.city)
+            if task["status"] == "open":
+                assert task["age_working_days"] == age, label
+                assert r.json()["age_working_days"] == age, label
+                shown += 1
+            else:
+                assert task["age_working_days"] is None and r.json()["age_working_days"] is None
+    assert shown >= 4
