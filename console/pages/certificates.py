@@ -4,6 +4,8 @@ counting; the registry tells the other services)."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -57,7 +59,7 @@ async def all_certificates(request: Request, user: CurrentUser) -> Response:
     require_role(user, "city_admin")
     code = request.query_params.get("code", "").strip()
     if code:
-        return redirect(f"/certificates/{code}")
+        return redirect(f"/certificates/{quote(code, safe='')}")
     page = await user.api.get(
         "registry",
         "/v1/certificates",

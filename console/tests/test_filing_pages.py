@@ -191,6 +191,18 @@ async def test_the_city_bureau_does_not_file_and_a_base_does_not_decide(city: Ci
     assert (await projects(city))[0]["status"] == "submitted"
 
 
+async def test_a_unit_files_its_own_project(city: City) -> None:
+    """Filing units other than CE bases (a unit, as its unit admin) use the same form."""
+    unit = city.review.orgs["U1"]
+    await city.browser.sign_in("unit_admin", unit)
+    page = await city.browser.get("/review")
+    assert 'href="/filings"' in page.text  # 项目备案 in the unit admin's navigation
+    saved = await city.browser.post("/filings/new", {**FORM, "action": "submit"})
+    assert "已提交备案" in (await city.browser.follow(saved)).text
+    [project] = await projects(city)
+    assert (project["applicant_org_id"], project["status"]) == (unit, "submitted")
+
+
 async def approved_project(city: City) -> str:
     await city.browser.sign_in("provider", city.provider)
     saved = await city.browser.post("/filings/new", {**FORM, "action": "submit"})
