@@ -42,6 +42,8 @@ async def test_browse_and_search_the_tree(city: City) -> None:
     under_city = await city.browser.get("/orgs", parent_id=review.orgs["C"])
     d1 = await org(city, review.orgs["D1"])
     assert d1["name"] in under_city.text and f"parent_id={d1['id']}" in under_city.text
+    row = under_city.text[under_city.text.index(f'parent_id={d1["id"]}"') :].split("</tr>")[0]
+    assert '<td data-label="下级机构" class="num">3</td>' in row  # U1, U1b and A1
     under_d1 = await city.browser.get("/orgs", parent_id=d1["id"])
     u1 = await org(city, review.orgs["U1"])
     assert u1["code"] in under_d1.text and root["name"] in under_d1.text  # the breadcrumbs
