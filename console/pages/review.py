@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from console.problems import ApiProblem
+from console.texts import warning_in_chinese
 from console.web import (
     AUTHORITY_ROLES,
     REVIEWER_ROLES,
@@ -293,6 +294,7 @@ async def task_context(user: User, task_id: str) -> dict[str, Any]:
         "transcript": transcript,
         "evidence": evidence,
         "verified_by": verified_by(task),
+        "warnings": [warning_in_chinese(w) for w in task.get("warnings") or []],
         "reason": "",
         **labels(),
     }

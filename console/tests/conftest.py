@@ -16,8 +16,6 @@ from console.app import create_app
 from console.settings import ConsoleSettings
 from services.review.tests.support import Review, review_app
 
-pytest_plugins = ["tests.fixtures.hypothesis_profile"]
-
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

@@ -135,3 +135,28 @@ async def test_a_page_for_another_role_is_refused_in_chinese(console: Console) -
     await console.sign_in("unit_admin", "U1")
     r = await console.http.get("/review/progress")
     assert r.status_code == 403 and "当前角色无权进行此操作" in r.text
+
+
+async def test_the_task_page_shows_what_the_clerk_decides_on(console: Console) -> None:
+    cut = (
+        "Only 10 of 16 hours can still count under the 40-hour yearly cap on study (学习类) "
+        "(30 already credited)."
+    )
+    claim_id = await console.review.submit(
+        "U1",
+        person_name="李明",
+        start_date="2026-11-02",
+        end_date="2026-11-03",
+        warnings=[cut],
+        expected_credits=[{"subject": "professional", "hours": 10}],
+    )
+    task = await console.review.open_task(claim_id)
+    await console.sign_in("unit_admin", "U1")
+    page = await console.http.get(f"/review/tasks/{task['id']}")
+    assert page.status_code == 200
+    for shown in ("李明", "16.0 学时", "专业科目 10.0 学时", "2026-11-02 至 2026-11-03", "通过"):
+        assert shown in page.text, shown
+    assert "本次 16 学时中只有 10 学时可计入" in page.text  # the rule's warning, in Chinese
+    assert 'for="reason">驳回理由</label>' in page.text
+    # claims is not running here: the page says what it cannot read instead of failing
+    assert "暂无法读取该人员的年度学时" in page.text

@@ -26,6 +26,7 @@ DESKTOP = ViewportSize(width=1366, height=768)
 PHONE = ViewportSize(width=390, height=844)
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A browser test is of the subprocess tier (and runs the stack: e2e)."""
     here = Path(__file__).parent
