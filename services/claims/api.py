@@ -438,6 +438,10 @@ async def list_claims(
     status: ClaimStatus | None = None,
     category: Annotated[str | None, Query(max_length=40)] = None,
     stage: ReviewStage | None = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=100, description="the person: part of a name or masked ID number"),
+    ] = None,
     sort: Annotated[
         Literal["created_at", "-created_at", "oldest", "newest"],
         Query(description="created_at / oldest: oldest first (default); -created_at / newest"),
@@ -462,6 +466,7 @@ async def list_claims(
         status=status.value if status else None,
         category=category,
         stage=stage.value if stage else None,
+        q=q,
     )
     found = await listing.claims_page(uow.session, who, filters, CLAIM_SORTS[sort], cursor, limit)
     return ClaimPage(

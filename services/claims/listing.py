@@ -91,9 +91,12 @@ class ClaimFilter:
     status: str | None = None
     category: str | None = None
     stage: str | None = None
+    q: str | None = None  # the person: as :func:`person_matches`
 
     def clauses(self) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
+        if self.q and (match := person_matches(self.q)) is not None:
+            where.append(match)
         if self.year is not None:
             where.append(Claim.year == self.year)
         if self.status:

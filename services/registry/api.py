@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 
 from libs.common import idempotency
 from libs.common.auth import CurrentPrincipal, Principal
@@ -84,26 +84,25 @@ async def list_projects(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ProjectPage:
-    """The city bureau sees every filing (its queue: ``status=submitted``); others their own."""
-    stmt = select(Project)
+    """The city bureau sees every filing (its queue: ``status=submitted``); others their own.
+    ``total``: every filing the filters match."""
+    where: list[ColumnElement[bool]] = []
     if not principal.is_city:
-        stmt = stmt.where(Project.applicant_org_id == (principal.org_id or ""))
+        where.append(Project.applicant_org_id == (principal.org_id or ""))
     if status:
-        stmt = stmt.where(Project.status == status)
+        where.append(Project.status == status)
     if year:
-        stmt = stmt.where(Project.year == year)
+        where.append(Project.year == year)
     if applicant_org_id:
-        stmt = stmt.where(Project.applicant_org_id == applicant_org_id)
+        where.append(Project.applicant_org_id == applicant_org_id)
+    stmt = paginate(select(Project).where(*where), Project.created_at, Project.id, cursor, limit)
     async with state_of(request).uow() as uow:
-        rows = list(
-            (
-                await uow.session.scalars(
-                    paginate(stmt, Project.created_at, Project.id, cursor, limit)
-                )
-            ).all()
-        )
+        rows = list((await uow.session.scalars(stmt)).all())
+        total = await uow.session.scalar(select(func.count(Project.id)).where(*where))
     items, next_cursor = page(rows, limit)
-    return ProjectPage(items=[project_view(p) for p in items], next_cursor=next_cursor)
+    return ProjectPage(
+        items=[project_view(p) for p in items], next_cursor=next_cursor, total=int(total or 0)
+    )
 
 
 @router.put("/projects/{project_id}")

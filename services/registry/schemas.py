@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from libs.common.idnumber import mask_id_number
 from services.registry.models import Certificate, ExamCard, Project
@@ -43,6 +43,7 @@ class HistoryOut(BaseModel):
 class ProjectPage(BaseModel):
     items: list[ProjectOut]
     next_cursor: str | None
+    total: int = Field(description="every filing matching the filters that the caller sees")
 
 
 class RosterOut(BaseModel):

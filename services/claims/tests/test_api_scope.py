@@ -189,6 +189,39 @@ class TestReadScope:
             if r.status_code == 200:
                 assert world.claims[label]["id"] in [c["id"] for c in r.json()["items"]]
 
+    @pytest.mark.parametrize("who", PRINCIPALS)
+    async def test_org_wide_lists(self, world: World, who: str) -> None:
+        """``GET /v1/persons`` and ``GET /v1/claims`` without a person: exactly the persons (and
+        their claims) the caller may see; roles that see no org's people → 403; a personnel
+        token's claims list is its own."""
+        headers = world.principal(who)
+        persons = await world.stack.http.get("/v1/persons", headers=headers)
+        claims = await world.stack.http.get("/v1/claims", headers=headers)
+        by_id = {p.id: label for label, p in world.persons.items()}
+        claim_of = {c["id"]: label for label, c in world.claims.items()}
+        if who == "self_a":
+            assert_problem(persons, 403, "role_not_allowed")
+            assert {claim_of.get(c["id"]) for c in claims.json()["items"]} == {"a"}
+            return
+        if not VISIBLE[who]:
+            assert_problem(persons, 403, "role_not_allowed")
+            assert_problem(claims, 403, "role_not_allowed")
+            return
+        assert persons.status_code == 200 and claims.status_code == 200, persons.text
+        listed = {by_id[p["id"]] for p in persons.json()["items"] if p["id"] in by_id}
+        assert listed == VISIBLE[who] and persons.json()["total"] >= len(listed)
+        assert all(world.persons[k].id_number not in persons.text for k in PERSONS)
+        mine = {claim_of[c["id"]] for c in claims.json()["items"] if c["id"] in claim_of}
+        assert mine == VISIBLE[who]
+        # asking about an org outside the scope is the same 404 as an unknown one
+        for org in ("D2", "nope"):
+            if who == "city" or (org == "D2" and who == "district_D2"):
+                continue
+            r = await world.stack.http.get(
+                "/v1/persons", params={"org_id": world.orgs.get(org, org)}, headers=headers
+            )
+            assert_problem(r, 404, "org_not_found")
+
     async def test_unknown_ids_are_the_same_404(self, world: World) -> None:
         for path in ("/v1/persons/nope", "/v1/persons/nope/transcripts/2026"):
             assert_problem(

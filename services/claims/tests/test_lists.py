@@ -177,6 +177,10 @@ class TestClaimsList:
         assert [
             i["id"] for i in (await claims(world, district, category="achievement"))["items"]
         ] == [b["id"]]
+        by_person = await claims(world, district, q="张", status="in_review")
+        assert [i["id"] for i in by_person["items"]] == [b["id"]] and by_person["total"] == 1
+        last4 = world.people["王六"].id_number[-4:]
+        assert c["id"] in [i["id"] for i in (await claims(world, district, q=last4))["items"]]
         unit = await claims(world, district, org_id=world.orgs["U2"])
         assert [i["id"] for i in unit["items"]] == [c["id"]]
         assert (await claims(world, world.stack.city))["total"] == 4

@@ -54,11 +54,21 @@ async def test_file_submit_and_approve(registry: Registry) -> None:
         "/v1/projects", params={"status": "submitted"}, headers=registry.city
     )
     assert project["id"] in [p["id"] for p in queue.json()["items"]]
+    waiting = queue.json()["total"]
+    assert waiting == len(queue.json()["items"]) >= 1  # the whole queue, on one page here
+    one = await registry.http.get(
+        "/v1/projects", params={"status": "submitted", "limit": 1}, headers=registry.city
+    )
+    assert one.json()["total"] == waiting and len(one.json()["items"]) == 1
     r = await registry.decide(project, "approve", "同意备案")
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["opinion"]) == ("approved", "同意备案")
     types = [e.type for e in await registry.outbox(project["id"])]
     assert types == ["project.submitted", "project.approved"]
+    after = await registry.http.get(
+        "/v1/projects", params={"status": "submitted"}, headers=registry.city
+    )
+    assert after.json()["total"] == waiting - 1
     approved = (await registry.outbox(project["id"]))[-1].data
     assert approved == {
         "project_id": project["id"],
