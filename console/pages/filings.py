@@ -72,6 +72,7 @@ async def filings(request: Request, user: CurrentUser) -> HTMLResponse:
             "tabs": STATUS_TABS,
             "projects": page["items"],
             "next_cursor": page["next_cursor"],
+            "total": page.get("total"),
             "names": names,
             "labels": filing_form.STATUS_LABELS,
             "fields": {p["id"]: filing_form.display_rows(p) for p in page["items"]},

@@ -99,6 +99,7 @@ async def test_a_base_files_the_city_returns_the_base_amends_and_the_city_approv
     await browser.sign_in("city_admin")
     queue = await browser.get("/filings")
     assert FORM["name"] in queue.text and alerts(queue) == []
+    assert "共 1 项" in queue.text
     for field in FIELDS:  # every field of 附件2 in the list too (folded under the name)
         assert f"<dt>{field.label}</dt>" in queue.text, field.label
     page = await browser.get(f"/filings/{project_id}")
