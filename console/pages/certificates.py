@@ -10,13 +10,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from console.problems import ApiProblem
+from console.texts import SUBJECTS
 from console.web import CurrentUser, User, redirect, render, require_role
 
 router = APIRouter()
 
 PAGE_SIZE = 50
 STATUS = {"valid": "有效", "revoked": "已撤销"}
-SUBJECTS = {"public": "公需科目", "professional": "专业科目"}
 PROJECT_ROLES = ("city_admin", "provider", "unit_admin", "department_admin", "district_admin")
 
 
