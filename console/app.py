@@ -17,7 +17,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console.clients import ServiceClients
-from console.pages import auth_dev, home, review
+from console.pages import (
+    auth_dev,
+    certificates,
+    filings,
+    home,
+    ops,
+    orgs,
+    reports,
+    review,
+    roster,
+)
 from console.problems import ApiProblem
 from console.session import SessionCodec, SessionMiddleware
 from console.settings import ConsoleSettings
@@ -97,6 +107,8 @@ def create_app(
     app.include_router(home.router)
     app.include_router(auth_dev.router)
     app.include_router(review.router)
+    for city_pages in (filings, roster, certificates, orgs, reports, ops):
+        app.include_router(city_pages.router)
 
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, exc: NotSignedIn) -> Response:

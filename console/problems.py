@@ -69,17 +69,35 @@ MESSAGES: dict[str, str] = {
     "dead_letter_not_found": "死信不存在。",
     "replay_failed": "重放失败。",
     "province_unavailable": "省平台暂时不可用。",
+    # the city bureau's and CE bases' pages
+    "rate_limited": "请求过于频繁，请稍后再试。",
+    "applicant_org_immutable": "申报单位不能更改。",
+    "days_mismatch": "培训天数与计划培训时间不符。",
+    "date_outside_year": "培训时间必须在申报年度内。",
+    "invalid_date_range": "结束日期不能早于开始日期。",
+    "invalid_hours": "学时数无效。",
+    "invalid_phone": "联系电话格式不正确。",
+    "invalid_planned_participants": "计划培训人数必须大于0。",
+    "invalid_project_kind": "项目类别无效。",
+    "invalid_project_level": "数字化管理师培训须选择级别（初级或中级），其他项目不选级别。",
+    "invalid_project_subject": "该类项目不能选择此学时科目。",
+    "invalid_assignee": "只能分配给启用中的区（市）人社局或市直主管部门。",
+    "not_assignable": "该任务不能分配。",
 }
 
 
 class ApiProblem(Exception):
     """A refusal from a service (or the console itself), shown on the page it came from."""
 
-    def __init__(self, status: int, code: str, detail: str = "") -> None:
+    def __init__(
+        self, status: int, code: str, detail: str = "", document: dict[str, object] | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {detail}")
         self.status = status
         self.code = code
         self.detail = detail
+        # the whole problem document: some carry more than the detail (an import's bad rows)
+        self.document: dict[str, object] = document or {}
 
     @property
     def message(self) -> str:
@@ -91,5 +109,5 @@ class ApiProblem(Exception):
         if isinstance(body, dict):
             code = str(body.get("code") or f"http_{status}")
             detail = body.get("detail")
-            return cls(status, code, detail if isinstance(detail, str) else "")
+            return cls(status, code, detail if isinstance(detail, str) else "", body)
         return cls(status, f"http_{status}", "")

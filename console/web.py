@@ -4,6 +4,7 @@ signed-in user (with their service calls), the CSRF check, and the navigation by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from console.clients import ServiceCalls, ServiceClients
 from console.problems import ApiProblem
 from console.session import CSRF_FIELD, CSRF_HEADER, Principal, Session, session_of
+from libs.common.clock import BEIJING
 
 ROLE_NAMES = {
     "unit_admin": "用人单位管理员",
@@ -43,7 +45,11 @@ class NavLink:
 NAVIGATION = (
     NavLink("待审核", "/review", REVIEWER_ROLES),
     NavLink("审核进度", "/review/progress", AUTHORITY_ROLES),
-    NavLink("项目备案", "/filings", ("city_admin", "provider")),
+    NavLink(
+        "项目备案",
+        "/filings",
+        ("city_admin", "provider", "unit_admin", "department_admin", "district_admin"),
+    ),
     NavLink("机构管理", "/orgs", ("city_admin",)),
     NavLink("统计报表", "/reports", ("city_admin", "district_admin", "department_admin")),
     NavLink("运行状态", "/ops", ("city_admin", "ops")),
@@ -74,6 +80,22 @@ class CsrfFailed(ApiProblem):
 
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def beijing_time(value: object, seconds: bool = False) -> str:
+    """An ISO 8601 timestamp of a service (UTC) as people here read it: Beijing time."""
+    if not value:
+        return "—"
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+templates.env.filters["beijing"] = beijing_time
 
 
 def render(
