@@ -9,17 +9,18 @@ run: setup  ## set up and run the whole system on its embedded default (Ctrl-C s
 
 test: setup  ## set up and run the whole test suite, the linters and the type checker
 	@scripts/ensure-postgres.sh
+	@scripts/ensure-chromium.sh
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy libs services simulators ce tests bench
+	.venv/bin/mypy libs services simulators ce console tests bench
 	.venv/bin/pytest -q
 
 test-fast: setup  ## the quick tier while working: no process stacks, no broker (CI runs `make test`)
 	@scripts/ensure-postgres.sh
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy libs services simulators ce tests bench
-	.venv/bin/pytest -q -m "not e2e and not kafka and not subprocess and not slow"
+	.venv/bin/mypy libs services simulators ce console tests bench
+	.venv/bin/pytest -q -m "not e2e and not kafka and not subprocess and not browser and not slow"
 
 bench: setup
 	.venv/bin/python -m bench.run

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from ce.topology import PROCESSES, SERVICES
+from ce.topology import CONSOLE, PROCESSES, SERVICES
 from libs.common.auth import TokenService
 from libs.common.settings import Settings
 from tests.e2e.stack import Stack as ProcessStack
@@ -172,7 +172,8 @@ class EmbeddedStack(Stack):
 
     def __init__(self, workdir: Path, env: Mapping[str, str]) -> None:
         super().__init__("embedded", workdir / "data")
-        self.ports = {name: free_port() for name in PROCESSES}
+        # the console too: ``ce run`` starts it (never on the fixed port 8000 here)
+        self.ports = {name: free_port() for name in (*PROCESSES, CONSOLE)}
         environ = {
             **os.environ,
             "CE_DATA_DIR": str(self.data_dir),

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from ce.topology import DEFAULT_PORTS, SERVICES, app_module, port_of, run_ports
+from ce.topology import CONSOLE, DEFAULT_PORTS, SERVICES, app_module, port_of, run_ports
 from libs.common.errors import DomainError
 from libs.common.settings import Settings
 
@@ -37,11 +37,16 @@ def _migrations_dir(name: str) -> Path:
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="claims, review, registry, sync or province")],
+    service: Annotated[
+        str, typer.Argument(help="claims, review, registry, sync, province or console")
+    ],
 ) -> None:
-    """Run one service (or the province simulator) in the foreground."""
+    """Run one service (or the province simulator, or the web console) in the foreground."""
     import uvicorn
 
+    if service == CONSOLE:
+        _serve_console()
+        return
     settings = Settings(service=service)
     port = port_of(settings)
     settings = settings.model_copy(update={"port": port})
@@ -57,6 +62,25 @@ def serve(
         http=settings.server_http,
         # the client address (per-address rate limits, logs) from X-Forwarded-For of these peers
         forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
+
+
+def _serve_console() -> None:
+    """The web console at 127.0.0.1:CE_CONSOLE_PORT (8000), a client of the services."""
+    import uvicorn
+
+    from console.app import create_app
+    from console.settings import ConsoleSettings
+
+    settings = ConsoleSettings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.console_port,
+        log_config=None,
+        access_log=False,  # query strings may carry a person's name or masked ID
+        timeout_graceful_shutdown=10,
+        forwarded_allow_ips="127.0.0.1",
     )
 
 
@@ -133,7 +157,8 @@ def run(
         bool, typer.Option("--logs", help="stream the services' JSON logs here too")
     ] = False,
 ) -> None:
-    """Run the whole system on the embedded default: four services and the province simulator."""
+    """Run the whole system on the embedded default: four services, the province simulator and
+    the web console (http://127.0.0.1:8000)."""
     from ce.supervisor import Supervisor
     from libs.common.auth import load_or_create_dev_key
 

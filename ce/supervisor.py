@@ -1,6 +1,6 @@
-"""The process supervisor of ``ce run``: one child process per service and the simulator
-(``python -m ce serve NAME``), each with its port and database, started together, watched, and
-stopped together."""
+"""The process supervisor of ``ce run``: one child process per service, the simulator and the
+console (``python -m ce serve NAME``), each with its port and database, started together,
+watched, and stopped together."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from ce.topology import PROCESSES, SIMULATOR
+from ce.topology import CONSOLE, SERVICES, SIMULATOR
 from libs.common.settings import service_process_env
 
 
@@ -22,7 +22,7 @@ class Supervisor:
 
     Each child gets ``CE_SERVICE``, ``CE_PORT``, its own database (``CE_<NAME>_DATABASE_URL`` and
     ``CE_<NAME>_DATABASE_PASSWORD[_FILE]``, else SQLite under the data directory) and the
-    simulator's URL; its output goes to
+    simulator's URL; the console gets ``CE_CONSOLE_PORT`` and every service's URL; output goes to
     ``<log_dir>/<name>.log``, or to this terminal when ``log_dir`` is ``None``."""
 
     def __init__(self, ports: dict[str, int], log_dir: Path | None) -> None:
@@ -36,10 +36,15 @@ class Supervisor:
     def start(self) -> None:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in PROCESSES:
-            env = service_process_env(name, os.environ)
-            env.update({"CE_SERVICE": name, "CE_PORT": str(self.ports[name])})
-            env.setdefault("CE_PROVINCE_URL", f"http://127.0.0.1:{self.ports[SIMULATOR]}")
+        urls = self.urls()
+        for name in self.ports:
+            if name == CONSOLE:
+                env = dict(os.environ, CE_CONSOLE_PORT=str(self.ports[name]))
+                env.update({f"CE_{s.upper()}_URL": urls[s] for s in SERVICES if s in urls})
+            else:
+                env = service_process_env(name, os.environ)
+                env.update({"CE_SERVICE": name, "CE_PORT": str(self.ports[name])})
+                env.setdefault("CE_PROVINCE_URL", urls[SIMULATOR])
             out = None if self.log_dir is None else (self.log_dir / f"{name}.log").open("ab")
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "ce", "serve", name],

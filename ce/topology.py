@@ -20,6 +20,11 @@ PROCESSES = (SIMULATOR, *SERVICES)
 
 DEFAULT_PORTS = {"claims": 8001, "review": 8002, "registry": 8003, "sync": 8004, "province": 8009}
 
+CONSOLE = "console"
+"""The web console (``console/``): a client of the services' HTTP APIs, started last."""
+
+CONSOLE_PORT = 8000
+
 APPS = {
     **{name: f"services.{name}.main" for name in SERVICES},
     SIMULATOR: "simulators.province.app",
@@ -39,6 +44,8 @@ def port_of(settings: Settings) -> int:
 
 
 def run_ports(environ: Mapping[str, str]) -> dict[str, int]:
-    """The port of every process of ``ce run``: ``CE_<NAME>_PORT`` (e.g. ``CE_CLAIMS_PORT``) if
-    set, else the default."""
-    return {n: int(environ.get(f"CE_{n.upper()}_PORT", DEFAULT_PORTS[n])) for n in PROCESSES}
+    """The port of every process of ``ce run``, the console last: ``CE_<NAME>_PORT`` (e.g.
+    ``CE_CLAIMS_PORT``, ``CE_CONSOLE_PORT``) if set, else the default."""
+    ports = {n: int(environ.get(f"CE_{n.upper()}_PORT", DEFAULT_PORTS[n])) for n in PROCESSES}
+    ports[CONSOLE] = int(environ.get("CE_CONSOLE_PORT", CONSOLE_PORT))
+    return ports

@@ -1,8 +1,9 @@
 """What claims tells the reviewers reaches them: a real claims app and a real review app (each on
 its own SQLite database and event log), the ``claim.submitted`` bytes claims wrote to its outbox
 handed to review's bus as the relay would, the registry's ``project.approved`` to both. The
-reviewers' task list and task detail show the special leave's kind and reason and the filing
-status of the project a training cites."""
+reviewers' task list and task detail show the special leave's kind and reason, the filing
+status of the project a training cites, the claimed dates and months, the expected credits and
+warnings, and the person's unit."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -
         [task] = await review.tasks(leave["id"], "open")
         assert (task["leave_kind"], task["leave_reason"]) == ("other", reason)
         assert task["project"] is None
+        assert task["months"] == 4 and task["expected_credits"] == leave["expected_credits"]
+        assert task["warnings"] == leave["warnings"]
 
         project_id = str(uuid.uuid4())
         name = "数字化管理师（初级）培训班"
@@ -84,3 +87,8 @@ async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -
             "opinion": None,
         }
         assert r.json()["leave_kind"] is None
+        # the dates, expected credits and unit the task page shows, as claimed
+        shown = r.json()
+        assert (shown["start_date"], shown["end_date"]) == ("2026-11-09", "2026-11-10")
+        assert shown["expected_credits"] == [{"subject": "professional", "hours": 16.0}]
+        assert shown["unit"]["id"] == unit and shown["unit"]["name"]

@@ -7,6 +7,9 @@ and under ``TYPE_CHECKING`` included):
   root (services meet only through events and HTTP); its tests may use the simulators and the
   shared test support, but not another service either;
 - a simulator stands in for an external system: it imports ``libs`` and itself, never a service;
+- the console (``console/``) is a client of the services: it imports ``libs`` and itself, never
+  a service, a simulator or the composition root — it talks to the services over HTTP only, and
+  reads no service's database; its tests may run the services in process;
 - ``ce/`` is the composition root: it may import anything but the tests and the benchmarks.
 """
 
@@ -19,8 +22,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("libs", "services", "simulators", "ce")
-APPLICATION = {"services", "simulators", "ce", "tests", "bench"}
+PACKAGES = ("libs", "services", "simulators", "ce", "console")
+APPLICATION = {"services", "simulators", "ce", "console", "tests", "bench"}
 
 
 def imported_modules(source: str) -> Iterator[str]:
@@ -62,6 +65,11 @@ def violations(relative_path: str, source: str) -> list[str]:
                 forbidden = other_service or top[0] in APPLICATION - {"services"}
         elif layer == "simulators":
             forbidden = top[0] in APPLICATION - {"simulators"}
+        elif layer == "console":
+            if _is_test_code(parts):
+                forbidden = top[0] in {"ce", "bench"}
+            else:
+                forbidden = top[0] in APPLICATION - {"console"}
         elif layer == "ce":
             forbidden = top[0] in {"tests", "bench"}
         else:
@@ -116,6 +124,11 @@ def test_the_migrations_of_a_service_import_only_libs_and_that_service() -> None
         ("simulators/province/app.py", "from services.sync.province import ProvinceClient"),
         ("ce/cli.py", "from tests.support import free_port"),
         ("libs/common/x.py", "from . import y"),
+        ("console/pages/review.py", "from services.review.models import ReviewTask"),
+        ("console/clients.py", "def f():\n    import ce.topology\n"),
+        ("console/app.py", "from simulators.province.app import create_app"),
+        ("libs/common/x.py", "import console.app"),
+        ("services/claims/api.py", "from console.problems import ApiProblem"),
     ],
 )
 def test_the_check_catches_a_forbidden_import(path: str, source: str) -> None:
@@ -131,6 +144,9 @@ def test_the_check_catches_a_forbidden_import(path: str, source: str) -> None:
         ("services/claims/tests/test_x.py", "from tests.support import free_port"),
         ("simulators/province/app.py", "from libs.contracts.province import ProvinceRecord"),
         ("ce/cli.py", "import services.claims.main\nfrom simulators.province import app"),
+        ("ce/cli.py", "from console.app import create_app"),
+        ("console/pages/auth_dev.py", "from libs.common.auth import TokenService\nimport httpx"),
+        ("console/tests/test_x.py", "from services.review.tests.support import review_app"),
     ],
 )
 def test_the_check_allows_what_the_layers_allow(path: str, source: str) -> None:

@@ -120,6 +120,12 @@ class ClaimSubmitted(Payload):
     # or through its e-certificate; None when it cites none (or a filing number of another
     # department) and on events written before it existed
     project_id: str | None = None
+    # optional likewise (issue 18): what the reviewer's task page shows beside the hours — the
+    # claimed dates and months, and the warnings the rules gave at submission
+    start_date: date | None = None
+    end_date: date | None = None
+    months: int | None = None
+    warnings: list[str] = Field(default_factory=list)
 
 
 class ClaimWithdrawn(Payload):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
@@ -13,6 +13,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from libs.common.errors import DomainError
 
 MAX_LIMIT = 500
+
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 
 def encode_cursor(*key: str) -> str:
@@ -31,12 +33,16 @@ def decode_cursor(cursor: str, parts: int = 2) -> tuple[str, ...]:
 
 
 def paginate(
-    stmt: Select[Any],
+    stmt: SelectT,
     created_col: InstrumentedAttribute[Any],
     id_col: InstrumentedAttribute[Any],
     cursor: str | None,
     limit: int,
-) -> Select[Any]:
+    *,
+    descending: bool = False,
+) -> SelectT:
+    """Rows after the cursor's ``(created_at, id)`` in that order (newest first when
+    ``descending``), one more than ``limit`` so :func:`page` knows whether another page follows."""
     if not 1 <= limit <= MAX_LIMIT:
         raise DomainError(f"limit must be 1..{MAX_LIMIT}", code="invalid_limit")
     if cursor:
@@ -47,7 +53,13 @@ def paginate(
             raise DomainError(
                 "the cursor is not one this API returned", code="invalid_cursor"
             ) from exc
-        stmt = stmt.where(or_(created_col > created, and_(created_col == created, id_col > id_)))
+        if descending:
+            after = or_(created_col < created, and_(created_col == created, id_col < id_))
+        else:
+            after = or_(created_col > created, and_(created_col == created, id_col > id_))
+        stmt = stmt.where(after)
+    if descending:
+        return stmt.order_by(created_col.desc(), id_col.desc()).limit(limit + 1)
     return stmt.order_by(created_col, id_col).limit(limit + 1)
 
 

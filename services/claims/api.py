@@ -15,7 +15,7 @@ import pydantic_core
 from fastapi import APIRouter, File, Header, Path, Query, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy import ColumnElement
 from starlette.background import BackgroundTask
 
 from libs.common import idempotency, workdays
@@ -24,13 +24,14 @@ from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import NotFound, RuleViolation
 from libs.common.events import Affiliation
 from libs.common.idnumber import mask_id_number
-from libs.common.pagination import decode_cursor, encode_cursor, page, paginate
+from libs.common.pagination import decode_cursor, encode_cursor
 from libs.common.uow import UnitOfWork
 from services.claims import (
     compliance,
     evidence,
     exports,
     ledger,
+    listing,
     persons,
     planner,
     rules,
@@ -38,17 +39,21 @@ from services.claims import (
 )
 from services.claims.commands import ClaimCommand
 from services.claims.deps import State, Uow
-from services.claims.models import Claim, Evidence, Person
+from services.claims.models import Claim, ClaimStatus, Evidence, Person, ReviewStage
 from services.claims.scope import org_scope
 from services.claims.state import claims_of
 from services.claims.views import (
+    ClaimListItem,
     ClaimPage,
+    ClaimPerson,
     ClaimView,
     ComplianceReport,
     CreditView,
     EvidenceView,
     MeSummary,
     MeView,
+    PersonListItem,
+    PersonPage,
     PersonView,
     PlanView,
     TitleReadiness,
@@ -186,6 +191,49 @@ async def register_persons(
         existing=sum(r.status == 200 for r in results),
         refused=sum(r.status >= 400 for r in results),
         results=results,
+    )
+
+
+@router.get("/persons")
+async def list_persons(
+    uow: Uow,
+    principal: CurrentPrincipal,
+    org_id: Annotated[
+        str | None,
+        Query(description="the persons of this org and every org under it (default: your own)"),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="part of a name, part of a masked ID number (e.g. its last four), or "
+            "a whole ID number",
+        ),
+    ] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> PersonPage:
+    """(city_admin, district/department/unit/agency admins) The persons registered under
+    ``org_id`` in the caller's scope, in registration order, with ``total``. Rows carry the
+    masked ID number only. An org outside the scope → 404 ``org_not_found``; other roles →
+    403 ``role_not_allowed``."""
+    scope = await org_scope(uow.session, principal, org_id)
+    found = await listing.persons_page(uow.session, scope, q, cursor, limit)
+    return PersonPage(
+        items=[person_list_item(p, org_name) for p, org_name in found.rows],
+        next_cursor=found.next_cursor,
+        total=found.total,
+    )
+
+
+def person_list_item(person: Person, org_name: str | None) -> PersonListItem:
+    return PersonListItem(
+        id=person.id,
+        name=person.name,
+        id_number_masked=mask_id_number(person.id_number),
+        affiliation=Affiliation(kind=person.affiliation_kind, org_id=person.org_id),  # type: ignore[arg-type]
+        org_name=org_name,
+        created_at=person.created_at.isoformat(),
     )
 
 
@@ -334,6 +382,9 @@ def claim_view(claim: Claim) -> ClaimView:
         rejection_reason=claim.rejection_reason,
         leave_kind=claim.body.get("leave_kind"),
         leave_reason=claim.body.get("leave_reason"),
+        start_date=claim.body.get("start_date"),
+        end_date=claim.body.get("end_date"),
+        months=claim.body.get("months"),
         sync_status=claim.sync_status,  # type: ignore[arg-type]
         evidence_ids=claim.body.get("evidence_ids", []),
         created_at=claim.created_at.isoformat(),
@@ -365,26 +416,70 @@ async def get_claim(claim_id: str, uow: Uow, principal: CurrentPrincipal) -> Cla
     return claim_view(await service.get_claim(uow, principal, claim_id))
 
 
+CLAIM_SORTS: dict[str, listing.ClaimSort] = {
+    "created_at": "created_at",
+    "oldest": "created_at",
+    "-created_at": "-created_at",
+    "newest": "-created_at",
+}
+
+
 @router.get("/claims")
 async def list_claims(
     uow: Uow,
     principal: CurrentPrincipal,
-    person_id: str,
+    person_id: str | None = None,
+    org_id: Annotated[
+        str | None,
+        Query(description="without person_id: the claims of every person under this org"),
+    ] = None,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-    status: str | None = None,
+    status: ClaimStatus | None = None,
+    category: Annotated[str | None, Query(max_length=40)] = None,
+    stage: ReviewStage | None = None,
+    sort: Annotated[
+        Literal["created_at", "-created_at", "oldest", "newest"],
+        Query(description="created_at / oldest: oldest first (default); -created_at / newest"),
+    ] = "created_at",
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ClaimPage:
-    await persons.get_person(uow, principal, person_id)
-    stmt = select(Claim).where(Claim.person_id == person_id)
-    if year is not None:
-        stmt = stmt.where(Claim.year == year)
-    if status:
-        stmt = stmt.where(Claim.status == status)
-    query = paginate(stmt, Claim.created_at, Claim.id, cursor, limit)
-    rows = list((await uow.session.scalars(query)).all())
-    items, next_cursor = page(rows, limit)
-    return ClaimPage(items=[claim_view(c) for c in items], next_cursor=next_cursor)
+    """Claims with ``total``, the whole filtered list's size. With ``person_id``: that person's
+    (the person, or an admin over them). Without: a personnel token gets its own; the city and
+    admins every claim of the persons under ``org_id`` (default: their own org; the city: the
+    whole city) — 404 ``org_not_found`` outside their scope, 403 ``role_not_allowed`` for the
+    other roles."""
+    if person_id is not None:
+        person = await persons.get_person(uow, principal, person_id)
+        who: ColumnElement[bool] | None = Claim.person_id == person.id
+    elif principal.role == "personnel":
+        who = Claim.person_id == (await persons.my_person(uow, principal)).id
+    else:
+        who = (await org_scope(uow.session, principal, org_id)).person_condition()
+    filters = listing.ClaimFilter(
+        year=year,
+        status=status.value if status else None,
+        category=category,
+        stage=stage.value if stage else None,
+    )
+    found = await listing.claims_page(uow.session, who, filters, CLAIM_SORTS[sort], cursor, limit)
+    return ClaimPage(
+        items=[claim_list_item(claim, person) for claim, person in found.rows],
+        next_cursor=found.next_cursor,
+        total=found.total,
+    )
+
+
+def claim_list_item(claim: Claim, person: Person) -> ClaimListItem:
+    return ClaimListItem(
+        **claim_view(claim).model_dump(),
+        person=ClaimPerson(
+            id=person.id,
+            name=person.name,
+            id_number_masked=mask_id_number(person.id_number),
+            org_id=person.org_id,
+        ),
+    )
 
 
 @router.post("/claims/{claim_id}/withdraw")

@@ -404,6 +404,10 @@ def _emit_submitted(
             leave_kind=command.leave_kind,
             leave_reason=command.leave_reason,
             project_id=verified.project_id,
+            start_date=command.start_date,
+            end_date=command.end_date,
+            months=command.months,
+            warnings=list(claim.warnings),
         ),
         subject=claim.id,
     )

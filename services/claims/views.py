@@ -49,6 +49,24 @@ class PersonView(BaseModel):
     created_at: str
 
 
+class PersonListItem(BaseModel):
+    """A row of ``GET /v1/persons``: the masked ID number only (lists never carry the full one;
+    ``GET /v1/persons/{id}`` does, for those who may see it)."""
+
+    id: str
+    name: str
+    id_number_masked: str
+    affiliation: Affiliation
+    org_name: str | None = Field(description="the name of the unit or agency, as review names it")
+    created_at: str
+
+
+class PersonPage(BaseModel):
+    items: list[PersonListItem]
+    next_cursor: str | None
+    total: int = Field(description="every person matching the filters in the caller's scope")
+
+
 class MeSummary(BaseModel):
     required: Required
     credited: CreditedHours
@@ -121,15 +139,32 @@ class ClaimView(BaseModel):
     rejection_reason: str | None
     leave_kind: str | None = None
     leave_reason: str | None = None
+    start_date: str | None = Field(default=None, description="the first day, as claimed")
+    end_date: str | None = Field(default=None, description="the last day, as claimed")
+    months: int | None = Field(default=None, description="aid deployment / special leave")
     sync_status: SyncStatus
     evidence_ids: list[str]
     created_at: str
     updated_at: str
 
 
+class ClaimPerson(BaseModel):
+    id: str
+    name: str
+    id_number_masked: str
+    org_id: str
+
+
+class ClaimListItem(ClaimView):
+    """A row of ``GET /v1/claims``: the claim and whose it is (masked ID number only)."""
+
+    person: ClaimPerson
+
+
 class ClaimPage(BaseModel):
-    items: list[ClaimView]
+    items: list[ClaimListItem]
     next_cursor: str | None
+    total: int = Field(description="every claim matching the filters in the caller's scope")
 
 
 # --- the compliance report ------------------------------------------------------------------

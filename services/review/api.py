@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 
 from libs.common import idempotency
 from libs.common.asciitext import EntityId, FoldedText
@@ -28,6 +28,7 @@ from services.review.schemas import (
     BulkDecisionsOut,
     BulkFailed,
     ClaimHistoryOut,
+    OrgListItem,
     OrgOut,
     OrgPage,
     TaskOut,
@@ -89,20 +90,50 @@ async def list_orgs(
     principal: CurrentPrincipal,
     type: str | None = None,
     parent_id: str | None = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="part of the org's name or code")
+    ] = None,
+    active: Annotated[bool | None, Query(description="only active (or deactivated) orgs")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> OrgPage:
-    stmt = select(Org)
+    """The directory in creation order, with ``total`` (every org the filters match) and, per
+    org, how many orgs are directly under it (``children``: the tree's expand marker). Browse
+    the tree by ``parent_id``; search it by ``q``. Three SQL statements a page."""
+    where: list[ColumnElement[bool]] = []
     if type:
-        stmt = stmt.where(Org.type == type)
+        where.append(Org.type == type)
     if parent_id:
-        stmt = stmt.where(Org.parent_id == parent_id)
-    async with uow:
-        rows = list(
-            (await uow.session.scalars(paginate(stmt, Org.created_at, Org.id, cursor, limit))).all()
+        where.append(Org.parent_id == parent_id)
+    if q and (needle := q.strip()):
+        where.append(
+            or_(
+                Org.name.contains(needle, autoescape=True),
+                Org.code.contains(needle, autoescape=True),
+            )
         )
-    items, next_cursor = page(rows, limit)
-    return OrgPage(items=[org_view(o) for o in items], next_cursor=next_cursor)
+    if active is not None:
+        where.append(Org.active.is_(active))
+    stmt = paginate(select(Org).where(*where), Org.created_at, Org.id, cursor, limit)
+    async with uow:
+        rows = list((await uow.session.scalars(stmt)).all())
+        total = await uow.session.scalar(select(func.count(Org.id)).where(*where))
+        items, next_cursor = page(rows, limit)
+        children: dict[str, int] = {}
+        if items:
+            counted = await uow.session.execute(
+                select(Org.parent_id, func.count(Org.id))
+                .where(Org.parent_id.in_([o.id for o in items]))
+                .group_by(Org.parent_id)
+            )
+            children = {str(parent): int(n) for parent, n in counted.all()}
+    return OrgPage(
+        items=[
+            OrgListItem(**org_view(o).model_dump(), children=children.get(o.id, 0)) for o in items
+        ],
+        next_cursor=next_cursor,
+        total=int(total or 0),
+    )
 
 
 @router.get("/review-tasks")
@@ -113,33 +144,47 @@ async def list_tasks(
     status: TaskStatus | None = None,
     stage: TaskStage | None = None,
     claim_id: str | None = None,
+    sort: Annotated[
+        Literal["created_at", "-created_at", "oldest", "newest"],
+        Query(description="created_at / oldest: oldest first (default); -created_at / newest"),
+    ] = "created_at",
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> TaskPage:
-    """Oldest first. Each task shows what the reviewer checks: evidence ids, the references
-    cited, the cited training project with its filing status at the registry (``project``:
-    ``{id, name, year, status, opinion}``, ``status`` submitted / approved / returned / rejected,
-    or unknown until the filing reaches review; null if the claim cites no project) and, for
-    special leave, ``leave_kind`` and ``leave_reason``. Filters: ``category``, ``person`` (a
-    name or part of it, or a masked ID number or its end), ``verified_evidence``, ``min_age``
-    (working days), ``org_id`` (the city's unrouted queue is ``org_id=unrouted``)."""
+    """Oldest first, with ``total`` (every task the filters match). Each task shows what the
+    reviewer checks: the person and unit, hours, expected credits, warnings, the claimed dates
+    and months, evidence ids, the references cited, the cited training project with its filing
+    status at the registry (``project``: ``{id, name, year, status, opinion}``, ``status``
+    submitted / approved / returned / rejected, or unknown until the filing reaches review; null
+    if the claim cites no project) and, for special leave, ``leave_kind`` and ``leave_reason``.
+    Filters: ``category``, ``q`` or ``person`` (a name or part of it, or a masked ID number or
+    its end), ``verified_evidence``, ``min_age`` (open at least N working days), ``org_id``
+    (the city's unrouted queue is ``org_id=unrouted``). A page is four SQL statements whatever
+    its size (scope, page, total, the rows' projects and units)."""
     async with state.uow() as uow:
         scope = await service.scope_org_ids(uow, principal)
-        stmt = select(ReviewTask)
+        where = filters.clauses(state.today())
         if scope is not None:
-            stmt = stmt.where(ReviewTask.org_id.in_(scope))
+            where.append(ReviewTask.org_id.in_(scope))
         if status:
-            stmt = stmt.where(ReviewTask.status == status)
+            where.append(ReviewTask.status == status)
         if stage:
-            stmt = stmt.where(ReviewTask.stage == stage)
+            where.append(ReviewTask.stage == stage)
         if claim_id:
-            stmt = stmt.where(ReviewTask.claim_id == claim_id)
-        stmt = stmt.where(*filters.clauses(state.today()))
-        stmt = paginate(stmt, ReviewTask.created_at, ReviewTask.id, cursor, limit)
+            where.append(ReviewTask.claim_id == claim_id)
+        stmt = paginate(
+            select(ReviewTask).where(*where),
+            ReviewTask.created_at,
+            ReviewTask.id,
+            cursor,
+            limit,
+            descending=sort in ("-created_at", "newest"),
+        )
         rows = list((await uow.session.scalars(stmt)).all())
+        total = await uow.session.scalar(select(func.count(ReviewTask.id)).where(*where))
         items, next_cursor = page(rows, limit)
         views = await service.task_views(uow, items)
-    return TaskPage(items=views, next_cursor=next_cursor)
+    return TaskPage(items=views, next_cursor=next_cursor, total=int(total or 0))
 
 
 @router.get("/review-tasks/{task_id}")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from sqlalchemy import (
@@ -76,12 +76,23 @@ class ReviewTask(IdMixin, TimestampMixin, Base):
     # special leave (special_leave claims): the kind and the reason the person gave
     leave_kind: Mapped[str | None] = mapped_column(String(20))
     leave_reason: Mapped[str | None] = mapped_column(Text)
+    # what the claim said beside the hours (claim.submitted; null on tasks of older events)
+    start_date: Mapped[date | None]
+    end_date: Mapped[date | None]
+    months: Mapped[int | None] = mapped_column(Integer)
+    expected_credits: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
+    warnings: Mapped[list[str] | None] = mapped_column(JSON)
     decision: Mapped[TaskDecision | None] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(100))
     decided_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_review_tasks_org_status", "org_id", "status", "stage"),)
+    # the queue page: one org's open tasks of a stage, oldest first, in index order
+    __table_args__ = (
+        Index(
+            "ix_review_tasks_org_status_created", "org_id", "status", "stage", "created_at", "id"
+        ),
+    )
 
 
 class HistoryEntry(Base):

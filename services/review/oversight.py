@@ -45,6 +45,10 @@ class TaskQuery:
     category: str | None = None
     # a name or part of one, or a masked ID number or its end (e.g. ``0012``)
     person: Annotated[str | None, Query(max_length=100)] = None
+    q: Annotated[
+        str | None,
+        Query(max_length=100, description="the search box: as ``person`` (name or masked ID)"),
+    ] = None
     verified_evidence: bool | None = None
     # only tasks open at least this many Chinese working days
     min_age: Annotated[int | None, Query(ge=0, le=500)] = None
@@ -56,22 +60,24 @@ class TaskQuery:
             where.append(ReviewTask.org_id == self.org_id)
         if self.category:
             where.append(ReviewTask.category == self.category)
-        if self.person:
-            needle = self.person.strip()
-            if needle and set(needle) <= MASKED_ID_CHARS:
-                where.append(
-                    or_(
-                        ReviewTask.id_number_masked == needle.upper(),
-                        ReviewTask.id_number_masked.endswith(needle.upper(), autoescape=True),
-                    )
-                )
-            else:
-                where.append(ReviewTask.person_name.contains(needle, autoescape=True))
+        for needle in (self.person, self.q):
+            if needle and needle.strip():
+                where.append(person_matches(needle.strip()))
         if self.verified_evidence is not None:
             where.append(ReviewTask.verified_evidence.is_(self.verified_evidence))
         if self.min_age:
             where.append(ReviewTask.created_at < arrived_by(today, self.min_age))
         return where
+
+
+def person_matches(needle: str) -> ColumnElement[bool]:
+    """A masked ID number (or its end) when the text could be one, a part of the name otherwise."""
+    if set(needle) <= MASKED_ID_CHARS:
+        return or_(
+            ReviewTask.id_number_masked == needle.upper(),
+            ReviewTask.id_number_masked.endswith(needle.upper(), autoescape=True),
+        )
+    return ReviewTask.person_name.contains(needle, autoescape=True)
 
 
 # --- queues ---------------------------------------------------------------------------------

@@ -26,9 +26,14 @@ class OrgOut(BaseModel):
     active: bool
 
 
+class OrgListItem(OrgOut):
+    children: int = Field(description="how many orgs are directly under this one")
+
+
 class OrgPage(BaseModel):
-    items: list[OrgOut]
+    items: list[OrgListItem]
     next_cursor: str | None
+    total: int = Field(description="every org matching the filters")
 
 
 class TaskPerson(BaseModel):
@@ -51,6 +56,18 @@ class TaskProject(BaseModel):
     opinion: str | None = Field(description="the city bureau's opinion on a return or rejection")
 
 
+class TaskCredit(BaseModel):
+    subject: str
+    hours: float
+
+
+class TaskUnit(BaseModel):
+    """The person's unit (or agency) the claim was routed from."""
+
+    id: str
+    name: str | None = Field(description="null while the org is unknown to review")
+
+
 class TaskOut(BaseModel):
     id: str
     claim_id: str
@@ -59,6 +76,7 @@ class TaskOut(BaseModel):
     status: TaskStatus
     org_id: str
     person: TaskPerson
+    unit: TaskUnit
     year: int
     category: str
     subject: str
@@ -77,6 +95,13 @@ class TaskOut(BaseModel):
     leave_reason: str | None = Field(
         description="special_leave claims: the reason the person gave (required for other)"
     )
+    start_date: str | None = Field(description="the claimed first day (ISO date), if any")
+    end_date: str | None = Field(description="the claimed last day (ISO date), if any")
+    months: int | None = Field(description="aid deployment / special leave: months claimed")
+    expected_credits: list[TaskCredit] = Field(
+        description="what the rules would credit on approval, per subject"
+    )
+    warnings: list[str] = Field(description="what the rules warned of at submission")
     decision: TaskDecision | None
     reason: str | None
     decided_by: str | None
@@ -87,6 +112,7 @@ class TaskOut(BaseModel):
 class TaskPage(BaseModel):
     items: list[TaskOut]
     next_cursor: str | None
+    total: int = Field(description="every task matching the filters in the caller's scope")
 
 
 class BulkDecided(BaseModel):

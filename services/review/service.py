@@ -25,7 +25,7 @@ from services.review import history, routing
 from services.review.directory import ORG_TYPES, check_parent, org_upserted
 from services.review.models import Org, ReviewPerson, ReviewProject, ReviewTask, TaskDecision
 from services.review.projects import projects_by_id
-from services.review.schemas import TaskOut, TaskPerson, TaskProject
+from services.review.schemas import TaskCredit, TaskOut, TaskPerson, TaskProject, TaskUnit
 
 
 async def create_org(
@@ -71,6 +71,11 @@ async def open_task(uow: UnitOfWork, event: ClaimSubmitted) -> None:
         project_id=event.project_id,
         leave_kind=event.leave_kind,
         leave_reason=event.leave_reason,
+        start_date=event.start_date,
+        end_date=event.end_date,
+        months=event.months,
+        expected_credits=[c.model_dump() for c in event.expected_credits],
+        warnings=list(event.warnings),
     )
     uow.session.add(task)
     await history.append(
@@ -212,6 +217,11 @@ async def decide(
                         "project_id",
                         "leave_kind",
                         "leave_reason",
+                        "start_date",
+                        "end_date",
+                        "months",
+                        "expected_credits",
+                        "warnings",
                     ]
                 },
                 stage="authority",
@@ -244,10 +254,15 @@ async def decide(
 
 
 async def task_views(uow: UnitOfWork, tasks: Sequence[ReviewTask]) -> list[TaskOut]:
-    """The tasks as reviewers see them, each with its cited project's filing status (one query
-    for the projects of all of them)."""
+    """The tasks as reviewers see them, each with its cited project's filing status and its
+    unit's name (one query each for all of them)."""
     known = await projects_by_id(uow, (t.project_id for t in tasks))
-    return [task_view(t, known.get(t.project_id or "")) for t in tasks]
+    unit_ids = {t.unit_org_id for t in tasks}
+    units: dict[str, str] = {}
+    if unit_ids:
+        rows = await uow.session.execute(select(Org.id, Org.name).where(Org.id.in_(unit_ids)))
+        units = {org_id: name for org_id, name in rows.all()}
+    return [task_view(t, known.get(t.project_id or ""), units.get(t.unit_org_id)) for t in tasks]
 
 
 async def one_task_view(uow: UnitOfWork, task: ReviewTask) -> TaskOut:
@@ -276,7 +291,9 @@ def project_view(project_id: str, project: ReviewProject | None) -> TaskProject:
     )
 
 
-def task_view(task: ReviewTask, project: ReviewProject | None = None) -> TaskOut:
+def task_view(
+    task: ReviewTask, project: ReviewProject | None = None, unit_name: str | None = None
+) -> TaskOut:
     """One task; ``project`` is the replica of the project it cites (if it cites one)."""
     return TaskOut(
         id=task.id,
@@ -288,6 +305,7 @@ def task_view(task: ReviewTask, project: ReviewProject | None = None) -> TaskOut
         person=TaskPerson(
             id=task.person_id, name=task.person_name, id_number_masked=task.id_number_masked
         ),
+        unit=TaskUnit(id=task.unit_org_id, name=unit_name),
         year=task.year,
         category=task.category,
         subject=task.subject,
@@ -299,6 +317,11 @@ def task_view(task: ReviewTask, project: ReviewProject | None = None) -> TaskOut
         project=project_view(task.project_id, project) if task.project_id else None,
         leave_kind=task.leave_kind,
         leave_reason=task.leave_reason,
+        start_date=task.start_date.isoformat() if task.start_date else None,
+        end_date=task.end_date.isoformat() if task.end_date else None,
+        months=task.months,
+        expected_credits=[TaskCredit.model_validate(c) for c in task.expected_credits or []],
+        warnings=list(task.warnings or []),
         decision=task.decision,
         reason=task.reason,
         decided_by=task.decided_by,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from ce.topology import PROCESSES, SERVICES
+from ce.topology import CONSOLE, PROCESSES, SERVICES
 from libs.common.auth import TokenService
 from libs.common.settings import Settings
 from tests.support import OpenApiResponses, free_port
@@ -110,15 +110,18 @@ def _env(stack: Stack, extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def start_embedded(data_dir: Path, extra_env: Mapping[str, str] | None = None) -> Stack:
-    """``ce run``: the README's way, one command for everything."""
-    stack = Stack(data_dir, {n: free_port() for n in NAMES})
+def start_embedded(
+    data_dir: Path, extra_env: Mapping[str, str] | None = None, *, demo: bool = False
+) -> Stack:
+    """``ce run``: the README's way, one command for everything (the console included, on a
+    free port of its own)."""
+    stack = Stack(data_dir, {n: free_port() for n in (*NAMES, CONSOLE)})
     log = data_dir / "ce-run.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     stack.logs.append(log)
     stack.procs.append(
         subprocess.Popen(
-            [sys.executable, "-m", "ce", "run"],
+            [sys.executable, "-m", "ce", "run", *(["--demo"] if demo else [])],
             cwd=ROOT,
             env=_env(stack, extra_env or {}),
             stdout=log.open("wb"),

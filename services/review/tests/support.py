@@ -132,7 +132,7 @@ class Review:
             subject="professional",
             title="急诊医学新进展培训班",
             requested_hours=16,
-            expected_credits=[],
+            expected_credits=fields.pop("expected_credits", []),
             verified_evidence=revision == 1 if verified is None else verified,
             **fields,
         ).envelope(source="claims", subject=claim_id, correlation_id=None)
