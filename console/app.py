@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console.clients import ServiceClients
-from console.pages import auth_dev, home, review
+from console.pages import auth_dev, auth_oidc, home, review
 from console.problems import ApiProblem
 from console.session import SessionCodec, SessionMiddleware
 from console.settings import ConsoleSettings
@@ -92,6 +92,11 @@ def create_app(
     app.state.clients = clients
     app.state.login_url = "/login"
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # the OIDC provider (production), when the dev key is not in use: its /login, /auth/callback
+    # and /logout come first (the dev form and its POST answer 404)
+    app.state.oidc = auth_oidc.oidc_client(settings)
+    if not settings.dev_login:
+        app.include_router(auth_oidc.router)
     app.include_router(home.router)
     app.include_router(auth_dev.router)
     app.include_router(review.router)

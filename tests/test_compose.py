@@ -749,3 +749,38 @@ def test_the_console_signs_in_at_the_oidc_provider_and_holds_no_service_secret(
     }
     custom = _environment(interpolate(_services(compose)[CONSOLE], {**SAMPLE_ENV, **settings}))
     assert {k: str(custom[k]) for k in settings} == settings
+
+
+def test_the_console_settings_accept_its_environment(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As `ce serve console` builds them in the container: production, the secrets read from
+    their files, the OIDC relying party configured, the dev sign-in off."""
+    from console.app import create_app
+    from console.settings import ConsoleSettings
+
+    for key in list(os.environ):
+        if key.startswith("CE_"):
+            monkeypatch.delenv(key)
+    operator = {
+        "CE_OIDC_ISSUER": "https://idp.example.test/realms/zz",
+        "CE_OIDC_REDIRECT_URL": "https://ce.example.test/auth/callback",
+    }
+    service = interpolate(_services(compose)[CONSOLE], {**SAMPLE_ENV, **operator})
+    for key, value in _secret_files(tmp_path, _environment(service)).items():
+        monkeypatch.setenv(key, value)
+    settings = ConsoleSettings()
+    assert settings.env == "production" and settings.console_port == CONSOLE_PORT
+    assert settings.console_cookie_secure is True
+    assert settings.service_url("review") == "http://review:8002"
+    assert settings.session_secret().startswith("sample-console_session_secret")
+    assert settings.oidc_client_secret is not None
+    assert settings.oidc_client_secret.get_secret_value().startswith("sample-oidc_client_secret")
+    assert (settings.oidc_issuer, settings.oidc_client_id) == (
+        operator["CE_OIDC_ISSUER"],
+        "zz-ce-console",
+    )
+    assert not settings.dev_login
+    app = create_app(settings)
+    assert app.state.oidc is not None
+    assert app.state.oidc.signed_out_url == "https://ce.example.test/logged-out"
