@@ -41,10 +41,18 @@ SECURITY_HEADERS = [
 
 class SecurityHeaders:
     """CSP (unless the route set its own, such as evidence's ``sandbox``), framing, sniffing,
-    referrer; pages are never cached (they carry personal data)."""
+    referrer; pages are never cached (they carry personal data). ``form_action``: origins a
+    form's POST may end at besides this one (the OIDC provider, where 退出 lands after its
+    redirect: browsers check ``form-action`` along the whole redirect chain)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, form_action: tuple[str, ...] = ()) -> None:
         self.app = app
+        policy = CSP
+        if form_action:
+            policy = policy.replace(
+                "form-action 'self'", " ".join(["form-action 'self'", *form_action])
+            )
+        self.csp = policy.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +65,7 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
                 if b"content-security-policy" not in names:
-                    headers.append((b"content-security-policy", CSP.encode()))
+                    headers.append((b"content-security-policy", self.csp))
                 headers += [h for h in SECURITY_HEADERS if h[0] not in names]
                 if not static and b"cache-control" not in names:
                     headers.append((b"cache-control", b"no-store"))
@@ -132,5 +140,6 @@ def create_app(
     secure = settings.console_cookie_secure
     codec = SessionCodec(settings.session_secret(), settings.console_session_ttl_s)
     app.add_middleware(SessionMiddleware, codec=codec, secure=secure)
-    app.add_middleware(SecurityHeaders)
+    oidc_origin = (app.state.oidc.provider_origin,) if app.state.oidc else ()
+    app.add_middleware(SecurityHeaders, form_action=oidc_origin)
     return app

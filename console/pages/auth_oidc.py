@@ -63,6 +63,8 @@ class OidcClient:
                 "OIDC sign-in needs CE_OIDC_ISSUER, CE_OIDC_CLIENT_ID and CE_OIDC_REDIRECT_URL"
             )
         self.issuer = settings.oidc_issuer.rstrip("/")
+        issuer = urlsplit(self.issuer)
+        self.provider_origin = f"{issuer.scheme}://{issuer.netloc}"  # where 退出 goes on to
         self.client_id = settings.oidc_client_id
         self.redirect_url = settings.oidc_redirect_url
         origin = urlsplit(settings.oidc_redirect_url)

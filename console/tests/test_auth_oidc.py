@@ -349,3 +349,14 @@ async def test_an_unreachable_provider_is_said_on_the_page(tmp_path: Path) -> No
             page = await browser.get("/login")
     assert page.status_code == 503
     assert 'role="alert"' in page.text and "统一身份认证" in page.text
+
+
+async def test_forms_may_end_at_the_provider_for_sign_out_and_nowhere_else(stack: Stack) -> None:
+    """退出 posts here and is redirected to the provider's end_session_endpoint: browsers check
+    CSP form-action along the redirects, so the provider's origin (and only it) is allowed."""
+    async with stack.browser() as browser:
+        page = await browser.get("/logged-out")
+    directives = page.headers["content-security-policy"].split("; ")
+    policy = {name: value for name, _, value in (d.partition(" ") for d in directives)}
+    assert policy["form-action"] == f"'self' {stack.idp.issuer}"
+    assert policy["frame-ancestors"] == "'none'" and "'unsafe-inline'" not in policy["script-src"]
