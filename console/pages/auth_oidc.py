@@ -24,12 +24,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import jwt
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from joserfc.errors import JoseError
 
+from console.pages.auth_dev import safe_next
 from console.session import Principal, session_of
 from console.settings import ConsoleSettings
 from console.web import ROLE_NAMES, home_of, redirect, render
@@ -41,6 +43,7 @@ FLOW_KEY = "oidc_flow"
 NEXT_KEY = "oidc_next"
 ID_TOKEN_KEY = "oidc_id_token"
 SIGNED_OUT_PATH = "/logged-out"
+MAX_TOKENS_IN_COOKIE = 2400  # characters of access + ID token (measured: RSA-2048 pair ≈ 1600)
 
 router = APIRouter()  # mounted before the dev form's routes when the dev key is not in use
 
@@ -110,13 +113,6 @@ def _client(request: Request) -> OidcClient:
     return client
 
 
-def _safe_next(value: str | None) -> str | None:
-    """Only a path of this site (no open redirect to another host)."""
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return None
-
-
 def _failed(request: Request, message: str, status: int) -> HTMLResponse:
     return render(request, "auth/oidc.html", {"alert": message, "retry": True}, status=status)
 
@@ -138,7 +134,7 @@ async def login(request: Request, next: str = "") -> Response:
         return _failed(request, UNAVAILABLE, 503)
     session = session_of(request)
     session.remember(FLOW_KEY, json.dumps(flow, separators=(",", ":")))
-    session.remember(NEXT_KEY, _safe_next(next) or "")
+    session.remember(NEXT_KEY, safe_next(next) or "")
     return response
 
 
@@ -176,18 +172,30 @@ async def callback(request: Request) -> Response:
     if not userinfo or not isinstance(access_token, str):
         log.info("OIDC sign-in refused: no ID token or access token")
         return _failed(request, FAILED, 400)
-    principal = _principal(dict(userinfo))
+    principal = _principal(dict(userinfo), access_token)
     if principal is None:
         return _failed(request, NO_ROLE, 403)
     session.sign_in(access_token, principal)
-    if isinstance(token.get("id_token"), str):
-        session.remember(ID_TOKEN_KEY, token["id_token"])
-    return redirect(_safe_next(next_url) or home_of(principal.role))
+    id_token = token.get("id_token")
+    # kept for RP-initiated logout (id_token_hint) while the sealed cookie stays well under the
+    # 4096 bytes browsers keep (it grows by about 4/3 of what it holds)
+    if isinstance(id_token, str) and len(access_token) + len(id_token) <= MAX_TOKENS_IN_COOKIE:
+        session.remember(ID_TOKEN_KEY, id_token)
+    return redirect(safe_next(next_url) or home_of(principal.role))
 
 
-def _principal(claims: dict[str, Any]) -> Principal | None:
+def _principal(claims: dict[str, Any], access_token: str) -> Principal | None:
     """Who signed in, from the validated ID token: the role and scope claims the services read
-    from the access token (``role``, ``org_id``, ``person_id``) and a display name."""
+    from the access token (``role``, ``org_id``, ``person_id``) and a display name. A provider
+    that puts the role in the access token only: taken from there (the token the provider's
+    token endpoint just answered; the services verify it on every call), for the same ``sub``."""
+    if "role" not in claims:
+        try:
+            access = jwt.decode(access_token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            access = {}
+        if access.get("sub") == claims.get("sub"):
+            claims = {**{k: access.get(k) for k in ("role", "org_id", "person_id")}, **claims}
     role = claims.get("role")
     if not isinstance(role, str) or role not in ROLE_NAMES:
         return None
@@ -214,16 +222,12 @@ async def logout(request: Request) -> Response:
         metadata = await client.metadata()
     except OidcUnavailable:
         return redirect(SIGNED_OUT_PATH)
-    if not metadata.get("end_session_endpoint") or not id_token:
+    if not metadata.get("end_session_endpoint"):
         return redirect(SIGNED_OUT_PATH)
-    target = httpx.URL(
-        str(metadata["end_session_endpoint"]),
-        params={
-            "id_token_hint": id_token,
-            "client_id": client.client_id,
-            "post_logout_redirect_uri": client.signed_out_url,
-        },
-    )
+    params = {"client_id": client.client_id, "post_logout_redirect_uri": client.signed_out_url}
+    if id_token:  # without it, the provider may ask the user to confirm
+        params["id_token_hint"] = id_token
+    target = httpx.URL(str(metadata["end_session_endpoint"]), params=params)
     return RedirectResponse(str(target), status_code=303)
 
 

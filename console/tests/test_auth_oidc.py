@@ -262,14 +262,17 @@ async def test_the_session_ends_at_its_own_server_side_expiry(
 ) -> None:
     review = RecordingTransport(review_app)
     app = create_app(
-        _settings(idp, tmp_path, console_session_ttl_s=1), transports={"review": review}
+        _settings(idp, tmp_path, console_session_ttl_s=3), transports={"review": review}
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=CONSOLE) as browser:
             assert (await _sign_in(browser)).status_code == 303
+            signed_in = time.time()
             kept = browser.cookies[COOKIE_NAME]
-            await asyncio.sleep(1.2)
+            assert (await browser.get("/review")).status_code == 200
+            # the issue time is kept in whole seconds: expired at the latest 3 s after sign-in
+            await asyncio.sleep(max(0.0, signed_in + 3.1 - time.time()))
             browser.cookies.set(COOKIE_NAME, kept, domain="console.local")  # a browser keeping it
             assert _signed_out(await browser.get("/review"))
 
@@ -360,3 +363,24 @@ async def test_forms_may_end_at_the_provider_for_sign_out_and_nowhere_else(stack
     policy = {name: value for name, _, value in (d.partition(" ") for d in directives)}
     assert policy["form-action"] == f"'self' {stack.idp.issuer}"
     assert policy["frame-ancestors"] == "'none'" and "'unsafe-inline'" not in policy["script-src"]
+
+
+async def test_the_role_may_come_in_the_access_token_only(stack: Stack) -> None:
+    stack.idp.id_token_roles = False
+    try:
+        async with stack.browser() as browser:
+            done = await _sign_in(browser)
+            assert done.status_code == 303 and done.headers["location"] == "/review"
+            page = await browser.get("/review")
+            assert page.status_code == 200 and "用人单位管理员" in page.text
+    finally:
+        stack.idp.id_token_roles = True
+
+
+async def test_the_session_cookie_stays_small(stack: Stack) -> None:
+    """Access token, ID token (for RP-initiated logout), CSRF token and principal sealed in one
+    cookie: well under the 4096 bytes browsers keep."""
+    async with stack.browser() as browser:
+        await _sign_in(browser)
+        size = len(f"{COOKIE_NAME}={browser.cookies[COOKIE_NAME]}")
+    assert size < 3000, size
