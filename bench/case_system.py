@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 
 from bench import runtime
-from bench.common import Result, percentile, rate
+from bench.common import Result, latency_result, percentile, rate
 from bench.runtime import Mode, Stack
 from libs.common.events import PersonRegistered
 from libs.common.idnumber import check_character
@@ -383,15 +383,14 @@ async def _claims_load(
     ]
     for pct in (50, 99):
         results.append(
-            Result(
-                case=f"system.submit_claim_32.p{pct}",
-                metric=f"POST /v1/claims p{pct}, {CLIENTS} clients",
-                unit="ms",
-                figure=percentile(lat, pct) * 1000,
-                baseline=percentile(base_lat, pct) * 1000,
-                baseline_label=f"GET /healthz p{pct}, {CLIENTS} clients",
-                better="lower",
-                details=details,
+            latency_result(
+                f"system.submit_claim_32.p{pct}",
+                f"POST /v1/claims p{pct}, {CLIENTS} clients",
+                pct,
+                lat,
+                base_lat,
+                f"GET /healthz p{pct}, {CLIENTS} clients",
+                details,
             )
         )
     return results

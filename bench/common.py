@@ -93,3 +93,25 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(pct / 100 * len(ordered))))
     return ordered[rank - 1]
+
+
+def latency_result(
+    case: str,
+    metric: str,
+    pct: float,
+    subject: list[float],
+    baseline: list[float],
+    baseline_label: str,
+    details: dict[str, Any],
+) -> Result:
+    """A latency percentile (seconds in, ms out) beside the same percentile of the baseline."""
+    return Result(
+        case=case,
+        metric=metric,
+        unit="ms",
+        figure=percentile(subject, pct) * 1000,
+        baseline=percentile(baseline, pct) * 1000,
+        baseline_label=baseline_label,
+        better="lower",
+        details=details,
+    )

@@ -44,9 +44,13 @@ PARAMS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
         {"persons": 1000, "records": 1000, "claims": 64, "steady_per_s": 10, "steady_s": 1},
     ),
 }
+PARAMS["console"] = (
+    {"tasks": 500, "rounds": 5, "per_round": 40},
+    {"tasks": 16, "rounds": 1, "per_round": 8},
+)
 PARAMS["system-pg"] = PARAMS["system"]  # the same sizes on PostgreSQL + the broker
 CASES = tuple(PARAMS)
-DEFAULT_CASES = ("eventlog", "rules", "http", "system")
+DEFAULT_CASES = ("eventlog", "rules", "http", "system", "console")
 
 
 def selected_cases(only: str | None, *, pg: bool) -> list[str]:
@@ -80,6 +84,10 @@ async def _run_case(name: str, params: dict[str, int], workdir: Path) -> list[Re
         from bench import case_http
 
         return await case_http.run(workdir, **params)
+    if name == "console":
+        from bench import case_console
+
+        return await case_console.run(workdir, **params)
     if name in ("system", "system-pg"):
         from bench import case_system
 

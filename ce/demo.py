@@ -76,7 +76,9 @@ def load_demo(urls: dict[str, str], settings: Settings) -> None:
             r.raise_for_status()
             people.append((r.json()["id"], name))
         certificates = load_registry_demo(http, urls, tokens, ids)
-    print("demo: loaded orgs, people, a filed project, certificates and an exam card. Try:")
+        load_claims_demo(http, urls, tokens, people, dict(certificates))
+    print("demo: loaded orgs, people, a filed project, certificates, an exam card and two")
+    print("claims awaiting the unit's review. Open the console: http://127.0.0.1:8000 — or try:")
     print(f"  unit admin of 枣庄市立医院:  ce token --role unit_admin --org {ids['U-SZ-HOSP']}")
     print(f"  district admin of 市中区:     ce token --role district_admin --org {ids['370402']}")
     for person_id, name in people:
@@ -145,3 +147,63 @@ def load_registry_demo(
         headers=exam,
     ).raise_for_status()
     return [(row["certificate_code"], row["name"]) for row in r.json()["results"]]
+
+
+def demo_pdf(title: str) -> bytes:
+    """A one-page PDF standing in for a scanned certificate (the evidence file of a claim)."""
+    import io
+
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    out = io.BytesIO()
+    pdf = canvas.Canvas(out, pagesize=A4)
+    pdf.setFont("Helvetica", 14)
+    pdf.drawString(72, 760, "Demo evidence (not a real certificate)")
+    pdf.drawString(72, 736, title.encode("ascii", "replace").decode())
+    pdf.showPage()
+    pdf.save()
+    return out.getvalue()
+
+
+def load_claims_demo(
+    http: httpx.Client,
+    urls: dict[str, str],
+    tokens: TokenService,
+    people: list[tuple[str, str]],
+    certificates: dict[str, str],
+) -> None:
+    """Two training claims of 枣庄市立医院's people, with a PDF each, waiting for the unit's
+    review: 李明's cites his e-certificate (verified evidence), 王芳's only a filing number."""
+    claims = urls["claims"]
+    by_name = {name: person_id for person_id, name in people}
+    code_of = {name: code for code, name in certificates.items()}
+    for name, title, extra in (
+        ("李明", "数字化管理师（初级）培训班", {"certificate_code": code_of.get("李明")}),
+        ("王芳", "急诊医学新进展培训班", {}),
+    ):
+        me = {"Authorization": f"Bearer {tokens.mint(role='personnel', person_id=by_name[name])}"}
+        evidence = http.post(
+            f"{claims}/v1/evidence",
+            headers=me,
+            files={"file": ("培训证书.pdf", demo_pdf(title), "application/pdf")},
+        )
+        evidence.raise_for_status()
+        body = {
+            "person_id": by_name[name],
+            "year": 2026,
+            "category": "training",
+            "title": title,
+            "hours": 16,
+            "start_date": "2026-11-02",
+            "end_date": "2026-11-03",
+            "reference_no": "鲁卫继备〔2026〕15号",
+            "evidence_ids": [evidence.json()["id"]],
+            **{k: v for k, v in extra.items() if v},
+        }
+        for _ in range(50):  # the certificate reaches claims as an event
+            r = http.post(f"{claims}/v1/claims", json=body, headers=me)
+            if r.status_code != 422 or "certificate" not in r.json().get("code", ""):
+                break
+            time.sleep(0.2)
+        r.raise_for_status()

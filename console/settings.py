@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from libs.common.settings import FileSettingsSource
+from libs.common.settings import CeSettings
 
 CONSOLE_PORT = 8000
 SERVICE_PORTS = {"claims": 8001, "review": 8002, "registry": 8003, "sync": 8004}
@@ -41,23 +40,7 @@ def load_or_create_session_secret(data_dir: Path) -> str:
     return value
 
 
-class ConsoleSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CE_", env_file=".env", extra="ignore", env_ignore_empty=True
-    )
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        files = FileSettingsSource(settings_cls)
-        return init_settings, env_settings, files, dotenv_settings, file_secret_settings
-
+class ConsoleSettings(CeSettings):
     env: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path("var")
     host: str = "127.0.0.1"

@@ -89,6 +89,7 @@ def render(
         "navigation": navigation_for(principal.role if principal else None),
         "path": request.url.path,
         "alert": None,
+        "notice": session.take("notice"),  # the result of the last post (post/redirect/get)
     }
     values.update(context or {})
     return templates.TemplateResponse(request, template, values, status_code=status)

@@ -21,8 +21,8 @@ from tests import tansu
 
 
 def test_pg_switches_the_system_case_to_postgres_and_keeps_the_others() -> None:
-    assert selected_cases(None, pg=False) == ["eventlog", "rules", "http", "system"]
-    assert selected_cases(None, pg=True) == ["eventlog", "rules", "http", "system-pg"]
+    assert selected_cases(None, pg=False) == ["eventlog", "rules", "http", "system", "console"]
+    assert selected_cases(None, pg=True) == ["eventlog", "rules", "http", "system-pg", "console"]
     assert selected_cases("rules, system", pg=True) == ["rules", "system-pg"]
     assert selected_cases("system,system-pg", pg=True) == ["system-pg"]
     assert selected_cases("system-pg", pg=False) == ["system-pg"]

@@ -19,7 +19,7 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "out.json").exists()
@@ -32,5 +32,7 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
         "system.event_latency.p99",
         "system.approval_latency.p99",
         "system.report_csv",
+        "console.queue_page_p99",
+        "console.task_page_p99",
     ):
         assert case in result.stdout

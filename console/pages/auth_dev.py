@@ -154,17 +154,14 @@ async def _label_of(request: Request, token: str, role: str, org_id: str, person
     here rather than on every page)."""
     api = clients_of(request).for_token(token)
     if org_id:
-        try:
-            return str((await api.get("review", f"/v1/orgs/{org_id}"))["name"])
-        except ApiProblem as exc:
-            if exc.status == 404:
-                raise ApiProblem(422, "org_not_found", exc.detail) from exc
-            return ROLE_NAMES[role]
-    if person_id:
-        try:
-            return str((await api.get("claims", f"/v1/persons/{person_id}"))["name"])
-        except ApiProblem as exc:
-            if exc.status == 404:
-                raise ApiProblem(422, "person_not_found", exc.detail) from exc
-            return ROLE_NAMES[role]
-    return ROLE_NAMES[role]
+        service, path, missing = "review", f"/v1/orgs/{org_id}", "org_not_found"
+    elif person_id:
+        service, path, missing = "claims", f"/v1/persons/{person_id}", "person_not_found"
+    else:
+        return ROLE_NAMES[role]
+    try:
+        return str((await api.get(service, path))["name"])
+    except ApiProblem as exc:
+        if exc.status == 404:
+            raise ApiProblem(422, missing, exc.detail) from exc
+        return ROLE_NAMES[role]  # readable or not, the services decide on every page

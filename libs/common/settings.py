@@ -85,7 +85,10 @@ class FileSettingsSource(PydanticBaseSettingsSource):
         return values
 
 
-class Settings(BaseSettings):
+class CeSettings(BaseSettings):
+    """Settings read as every process of the platform reads them: ``CE_*`` variables (an empty
+    one means unset), then ``CE_<NAME>_FILE`` secret files, then ``.env``."""
+
     # an empty variable (``CE_JWT_AUDIENCE=`` from compose) means unset
     model_config = SettingsConfigDict(
         env_prefix="CE_", env_file=".env", extra="ignore", env_ignore_empty=True
@@ -103,6 +106,8 @@ class Settings(BaseSettings):
         files = FileSettingsSource(settings_cls)
         return init_settings, env_settings, files, dotenv_settings, file_secret_settings
 
+
+class Settings(CeSettings):
     service: str = "claims"
     env: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path("var")
