@@ -121,7 +121,7 @@ def _failed(request: Request, message: str, status: int) -> HTMLResponse:
 async def login(request: Request, next: str = "") -> Response:
     client: OidcClient | None = getattr(request.app.state, "oidc", None)
     if client is None:
-        return _failed(request, NOT_CONFIGURED, 503)
+        return _failed(request, NOT_CONFIGURED, 404)  # no sign-in here at all
     try:
         await client.metadata()
         # authlib keeps the flow's state, nonce and code verifier in `request.session`: here a
