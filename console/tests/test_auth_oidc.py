@@ -384,3 +384,16 @@ async def test_the_session_cookie_stays_small(stack: Stack) -> None:
         await _sign_in(browser)
         size = len(f"{COOKIE_NAME}={browser.cookies[COOKIE_NAME]}")
     assert size < 3000, size
+
+
+async def test_a_sign_in_denied_at_the_provider_is_said_on_the_page(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with stack.browser() as browser:
+        callback = await _pick_user(await _to_provider(browser), "not-a-user")  # 拒绝
+        assert "error=access_denied" in callback
+        refused = await browser.get(callback.removeprefix(CONSOLE))
+        assert refused.status_code == 400 and "登录未完成" in refused.text
+        assert 'href="/login"' in refused.text
+        assert _signed_out(await browser.get("/review"))
+    assert "OIDC sign-in refused: access_denied" in caplog.text
