@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from console.clients import ServiceClients
 from console.pages import (
     auth_dev,
+    auth_oidc,
     certificates,
     filings,
     home,
@@ -53,10 +54,18 @@ SECURITY_HEADERS = [
 
 class SecurityHeaders:
     """CSP (unless the route set its own, such as evidence's ``sandbox``), framing, sniffing,
-    referrer; pages are never cached (they carry personal data)."""
+    referrer; pages are never cached (they carry personal data). ``form_action``: origins a
+    form's POST may end at besides this one (the OIDC provider, where 退出 lands after its
+    redirect: browsers check ``form-action`` along the whole redirect chain)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, form_action: tuple[str, ...] = ()) -> None:
         self.app = app
+        policy = CSP
+        if form_action:
+            policy = policy.replace(
+                "form-action 'self'", " ".join(["form-action 'self'", *form_action])
+            )
+        self.csp = policy.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,7 +78,7 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
                 if b"content-security-policy" not in names:
-                    headers.append((b"content-security-policy", CSP.encode()))
+                    headers.append((b"content-security-policy", self.csp))
                 headers += [h for h in SECURITY_HEADERS if h[0] not in names]
                 if not static and b"cache-control" not in names:
                     headers.append((b"cache-control", b"no-store"))
@@ -104,6 +113,11 @@ def create_app(
     app.state.clients = clients
     app.state.login_url = "/login"
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # the OIDC provider (production), when the dev key is not in use: its /login, /auth/callback
+    # and /logout come first (the dev form and its POST answer 404)
+    app.state.oidc = auth_oidc.oidc_client(settings)
+    if not settings.dev_login:
+        app.include_router(auth_oidc.router)
     app.include_router(home.router)
     app.include_router(auth_dev.router)
     app.include_router(review.router)
@@ -146,5 +160,6 @@ def create_app(
     secure = settings.console_cookie_secure
     codec = SessionCodec(settings.session_secret(), settings.console_session_ttl_s)
     app.add_middleware(SessionMiddleware, codec=codec, secure=secure)
-    app.add_middleware(SecurityHeaders)
+    oidc_origin = (app.state.oidc.provider_origin,) if app.state.oidc else ()
+    app.add_middleware(SecurityHeaders, form_action=oidc_origin)
     return app

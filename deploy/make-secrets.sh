@@ -35,3 +35,7 @@ write s3_secret_key "$(random 32)"
 write identity_hmac_key "$(random 32)"
 # the province platform issues this one: replace the file with its key (the dev simulator checks it)
 write province_api_key "$(random 32)"
+# seals the web console's session cookies
+write console_session_secret "$(random 48)"
+# the identity provider issues this one with the console's client registration: replace the file
+write oidc_client_secret "$(random 32)"

@@ -44,6 +44,8 @@ PROVINCE = "province"
 PROVINCE_PORT = 8009
 ALL_PORTS = {**APP_PORTS, PROVINCE: PROVINCE_PORT}
 PROXY = "proxy"
+CONSOLE = "console"  # the web console, at / behind the proxy
+CONSOLE_PORT = 8000
 INFRA = ("postgres", "kafka", "minio")
 # run once and exit; the services wait for them to have completed successfully
 ONE_SHOT = ("migrate", "minio-init")
@@ -291,7 +293,7 @@ def test_secrets_are_docker_secret_files_never_environment_values(
 
 
 def test_settings_reach_the_containers_through_env_file(compose: dict[str, Any]) -> None:
-    for name in (*APP_PORTS, "migrate"):
+    for name in (*APP_PORTS, CONSOLE, "migrate"):
         env_file = _services(compose)[name].get("env_file")
         assert env_file == [{"path": ".env", "required": False}], name
 
@@ -314,7 +316,7 @@ def test_env_example_documents_every_variable_and_holds_no_secret(compose_text: 
 
 
 def test_the_expected_services_exist(compose: dict[str, Any]) -> None:
-    assert set(_services(compose)) == {*APP_PORTS, PROVINCE, PROXY, *INFRA, *ONE_SHOT}
+    assert set(_services(compose)) == {*APP_PORTS, PROVINCE, PROXY, CONSOLE, *INFRA, *ONE_SHOT}
 
 
 def test_long_running_services_have_a_healthcheck_and_a_restart_policy(
@@ -367,11 +369,12 @@ def test_app_services_wait_for_infrastructure_and_the_migrations(
         assert ("minio-init" in deps) == (name == "claims"), "only claims stores files"
     assert set(services["migrate"]["depends_on"]) == {"postgres"}
     assert set(services["minio-init"]["depends_on"]) == {"minio"}
-    assert set(services[PROXY]["depends_on"]) == set(APP_PORTS)
+    assert set(services[PROXY]["depends_on"]) == {*APP_PORTS, CONSOLE}
+    assert set(services[CONSOLE]["depends_on"]) == set(APP_PORTS), "the console only calls them"
 
 
 def test_app_services_run_from_the_one_image(compose: dict[str, Any]) -> None:
-    for name in (*APP_PORTS, PROVINCE, "migrate"):
+    for name in (*APP_PORTS, PROVINCE, CONSOLE, "migrate"):
         service = _services(compose)[name]
         assert service["command"] == (["migrate"] if name == "migrate" else ["serve", name])
         build = service["build"]
@@ -395,6 +398,10 @@ def test_only_the_proxy_publishes_a_port_so_services_scale(
         assert [str(p) for p in service["expose"]] == [str(port)], name
         assert str(_environment(service)["CE_PORT"]) == str(port), name
         assert f"127.0.0.1:{port}/healthz" in _healthcheck_text(service), name
+    console = services[CONSOLE]
+    assert [str(p) for p in console["expose"]] == [str(CONSOLE_PORT)]
+    assert str(_environment(console)["CE_CONSOLE_PORT"]) == str(CONSOLE_PORT)
+    assert f"127.0.0.1:{CONSOLE_PORT}/healthz" in _healthcheck_text(console)
     custom = interpolate(_services(compose)[PROXY], {**SAMPLE_ENV, "CE_HTTP_PORT": "443"})
     assert custom["ports"] == ["443:8080"]
 
@@ -426,15 +433,18 @@ def test_the_proxy_routes_each_service_by_path_and_hides_metrics(compose: dict[s
     assert conf.count("{") == conf.count("}")
     assert _nginx_routes(conf) == {f"/{n}/": n for n in APP_PORTS}
     upstreams = dict(re.findall(r"upstream\s+([\w-]+)\s*\{(.*?)\}", conf, re.S))
-    assert set(upstreams) == set(APP_PORTS)
-    for name, port in APP_PORTS.items():
+    assert set(upstreams) == {*APP_PORTS, CONSOLE}
+    for name, port in {**APP_PORTS, CONSOLE: CONSOLE_PORT}.items():
         server = re.search(r"server\s+(\S+)\s+([^;]*);", upstreams[name])
         assert server is not None and server.group(1) == f"{name}:{port}", name
         assert {"resolve", "max_fails=2"} <= set(server.group(2).split()), name
         assert "zone " in upstreams[name], f"{name}: resolve needs a shared-memory zone"
     assert re.search(r"resolver\s+127\.0\.0\.11\b", conf), "Docker's DNS finds every replica"
     assert re.search(r"location ~ \^/\[\^/\]\+/metrics\$ \{\s*return 404;", conf)
-    assert re.search(r"location / \{\s*return 404;", conf), "nothing else reaches the inside"
+    # everything else is the console's (its pages, static files, /auth/callback), URI unchanged;
+    # its /metrics is not routed either
+    assert re.search(r"location / \{\s*proxy_pass http://console;\s*\}", conf)
+    assert re.search(r"location = /metrics \{\s*return 404;", conf)
     assert PROVINCE not in conf and "8009" not in conf, "the simulator is never routed"
     assert "listen 8080;" in conf
 
@@ -732,3 +742,65 @@ def test_the_build_context_leaves_out_secrets_and_local_state() -> None:
     ignored = set((REPO / ".dockerignore").read_text().split())
     # make-secrets.sh writes ./secrets; .env holds settings; neither belongs in an image layer
     assert {"secrets", ".env", ".git", ".venv", "var"} <= ignored
+
+
+def test_the_console_signs_in_at_the_oidc_provider_and_holds_no_service_secret(
+    compose: dict[str, Any], resolved: dict[str, Any]
+) -> None:
+    """The console is a client of the services over the compose network: their URLs, its own
+    session secret and OIDC client secret (files), nothing of theirs (database, JWT key, S3)."""
+    console = _services(resolved)[CONSOLE]
+    env = _environment(console)
+    assert env["CE_ENV"] == "production" and env["CE_HOST"] == "0.0.0.0"
+    for name, port in APP_PORTS.items():
+        assert env[f"CE_{name.upper()}_URL"] == f"http://{name}:{port}", name
+    assert env["CE_CONSOLE_SESSION_SECRET_FILE"] == "/run/secrets/console_session_secret"
+    assert env["CE_OIDC_CLIENT_SECRET_FILE"] == "/run/secrets/oidc_client_secret"
+    assert str(env["CE_CONSOLE_COOKIE_SECURE"]).lower() == "true", "HTTPS-only cookie by default"
+    assert set(console["secrets"]) == {"console_session_secret", "oidc_client_secret"}
+    assert "volumes" not in console, "no state of its own"
+    assert not any(k.startswith(("CE_DATABASE", "CE_JWT", "CE_S3", "CE_KAFKA")) for k in env)
+    # the operator's settings reach it: the provider, the client, the public callback URL
+    settings = {
+        "CE_OIDC_ISSUER": "https://idp.example.test/realms/zz",
+        "CE_OIDC_CLIENT_ID": "ce-console",
+        "CE_OIDC_REDIRECT_URL": "https://ce.example.test/auth/callback",
+        "CE_CONSOLE_COOKIE_SECURE": "false",
+    }
+    custom = _environment(interpolate(_services(compose)[CONSOLE], {**SAMPLE_ENV, **settings}))
+    assert {k: str(custom[k]) for k in settings} == settings
+
+
+def test_the_console_settings_accept_its_environment(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As `ce serve console` builds them in the container: production, the secrets read from
+    their files, the OIDC relying party configured, the dev sign-in off."""
+    from console.app import create_app
+    from console.settings import ConsoleSettings
+
+    for key in list(os.environ):
+        if key.startswith("CE_"):
+            monkeypatch.delenv(key)
+    operator = {
+        "CE_OIDC_ISSUER": "https://idp.example.test/realms/zz",
+        "CE_OIDC_REDIRECT_URL": "https://ce.example.test/auth/callback",
+    }
+    service = interpolate(_services(compose)[CONSOLE], {**SAMPLE_ENV, **operator})
+    for key, value in _secret_files(tmp_path, _environment(service)).items():
+        monkeypatch.setenv(key, value)
+    settings = ConsoleSettings()
+    assert settings.env == "production" and settings.console_port == CONSOLE_PORT
+    assert settings.console_cookie_secure is True
+    assert settings.service_url("review") == "http://review:8002"
+    assert settings.session_secret().startswith("sample-console_session_secret")
+    assert settings.oidc_client_secret is not None
+    assert settings.oidc_client_secret.get_secret_value().startswith("sample-oidc_client_secret")
+    assert (settings.oidc_issuer, settings.oidc_client_id) == (
+        operator["CE_OIDC_ISSUER"],
+        "zz-ce-console",
+    )
+    assert not settings.dev_login
+    app = create_app(settings)
+    assert app.state.oidc is not None
+    assert app.state.oidc.signed_out_url == "https://ce.example.test/logged-out"
