@@ -74,7 +74,6 @@ MESSAGES: dict[str, str] = {
     "applicant_org_immutable": "申报单位不能更改。",
     "days_mismatch": "培训天数与计划培训时间不符。",
     "date_outside_year": "培训时间必须在申报年度内。",
-    "invalid_date_range": "结束日期不能早于开始日期。",
     "invalid_hours": "学时数无效。",
     "invalid_phone": "联系电话格式不正确。",
     "invalid_planned_participants": "计划培训人数必须大于0。",
