@@ -442,6 +442,8 @@ class Assessment:
     credits: tuple[Credit, ...]
     warnings: tuple[str, ...]
     cap_group: str | None = None
+    # the months the claim covers, computed from its dates where months are credited once
+    months: int | None = None
 
 
 # --- public entry points --------------------------------------------------------------------
@@ -496,6 +498,7 @@ def assess(
         credits=credits,
         warnings=tuple(warnings),
         cap_group=category.cap_group,
+        months=claim.months,
     )
 
 
