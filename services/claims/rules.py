@@ -547,8 +547,11 @@ def _with_months(
     once). At submission (``strict``) the dates are required and named months must fit them;
     at approval a claim accepted before this rule keeps its months."""
     once = ruleset.months_credited_once
-    if claim.category not in once.categories:
+    rule = category.rule
+    if claim.category not in once.categories or not isinstance(rule, FullYearProratedRule):
         return claim
+    if strict and claim.months is not None:
+        _check_months_range(claim, rule)
     start, end = claim.start_date, claim.end_date
     if start is None or end is None:
         if not strict:
@@ -1002,6 +1005,20 @@ def _card_hours(claim: ClaimInput, category: CategoryRules) -> tuple[tuple[Credi
 def _prorated(claim: ClaimInput, rule: FullYearProratedRule) -> tuple[Credit, ...]:
     split = ", ".join(f"{h} {s}" for s, h in rule.full_year.items())
     _no_subject(claim, f"it credits {split} hours per full year")
+    _check_months_range(claim, rule)
+    months = claim.months
+    assert months is not None
+    credits = rule.credits_for(months)
+    if claim.hours is not None and _parse_hours(claim.hours) != _total(credits):
+        raise RuleViolation(
+            f"{months} month(s) count {_total(credits)} hours ({split} per full year × "
+            f"{months}/{rule.months_per_year}), not {claim.hours}.",
+            code="invalid_hours",
+        )
+    return credits
+
+
+def _check_months_range(claim: ClaimInput, rule: FullYearProratedRule) -> None:
     months = claim.months
     if (
         isinstance(months, bool)
@@ -1013,14 +1030,6 @@ def _prorated(claim: ClaimInput, rule: FullYearProratedRule) -> tuple[Credit, ..
             f"1 to {rule.max_months} (got {months}).",
             code="invalid_months",
         )
-    credits = rule.credits_for(months)
-    if claim.hours is not None and _parse_hours(claim.hours) != _total(credits):
-        raise RuleViolation(
-            f"{months} month(s) count {_total(credits)} hours ({split} per full year × "
-            f"{months}/{rule.months_per_year}), not {claim.hours}.",
-            code="invalid_hours",
-        )
-    return credits
 
 
 def _certified_per_subject(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import calendar
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -27,7 +28,8 @@ from services.claims.rules import (
 )
 
 BEIJING = timezone(timedelta(hours=8))
-NOW = datetime(2026, 11, 1, 10, 0, tzinfo=BEIJING)
+# the last evening of the window: a claim of all twelve months (dates required) is not ahead of it
+NOW = datetime(2026, 12, 31, 20, 0, tzinfo=BEIJING)
 NOTHING = CreditedSoFar()
 D = Decimal
 
@@ -47,6 +49,15 @@ def claim(category: str, **fields: Any) -> ClaimInput:
     }
     if category == "special_leave":  # no minimum months, so every months value is in range
         evidence["leave_kind"] = "maternity"
+    if category in ("aid_deployment", "special_leave") and "start_date" not in fields:
+        # months are computed from the dates (issue 20): January to the month-th month
+        months = fields.get("months")
+        last = months if isinstance(months, int) and 1 <= months <= 12 else 3
+        evidence["start_date"] = date(2026, 1, 1)
+        evidence["end_date"] = date(2026, last, calendar.monthrange(2026, last)[1])
+    if category == "transfer_in":
+        evidence["transfer_date"] = date(2026, 7, 1)
+        evidence["issuing_authority"] = "济南市人力资源和社会保障局"
     return ClaimInput(category=category, **{**evidence, **fields})
 
 
@@ -355,14 +366,20 @@ def test_hours_with_a_trailing_zero_are_one_decimal(rs: RuleSet) -> None:
         claim("training", hours=8, start_date=date(2026, 3, 3)),
         claim("expert_activity", hours=8),
         claim("study", hours=8, start_date=date(2027, 1, 2)),
-        claim("training", hours=8, start_date=date(2026, 11, 2), end_date=date(2026, 11, 2)),
     ],
 )
 def test_invalid_dates(rs: RuleSet, c: ClaimInput) -> None:
     assert violation(rs, c).code == "invalid_dates"
 
 
-@pytest.mark.parametrize("months", [None, 0, 13, -1])
+def test_dates_after_today_are_refused(rs: RuleSet) -> None:
+    c = claim("training", hours=8, start_date=date(2026, 11, 2), end_date=date(2026, 11, 2))
+    with pytest.raises(RuleViolation) as caught:
+        assess(rs, c, NOTHING, now=datetime(2026, 11, 1, 10, 0, tzinfo=BEIJING))
+    assert caught.value.code == "invalid_dates"
+
+
+@pytest.mark.parametrize("months", [0, 13, -1])
 @pytest.mark.parametrize("category", ["aid_deployment", "special_leave"])
 def test_invalid_months(rs: RuleSet, category: str, months: int | None) -> None:
     error = violation(rs, claim(category, months=months))
