@@ -480,10 +480,10 @@ def assess(
     requested, notes = _requested_credits(ruleset, claim, category)
     _check_certified_subject(claim, category, requested)
     day_notes = _check_person_daily_cap(ruleset, claim, requested, dated)
+    if _total(_apply_cap(ruleset, category, requested, credited)[0]) <= 0:
+        raise _cap_reached(ruleset, category, credited)
     once, month_notes = _months_once(ruleset, claim, requested, dated, strict=True)
     credits, cap_notes = _apply_cap(ruleset, category, once, credited)
-    if _total(credits) <= 0:
-        raise _cap_reached(ruleset, category, credited)
     warnings = (
         notes
         + day_notes
