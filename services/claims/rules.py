@@ -46,6 +46,15 @@ Interpretations (where DOMAIN.md or the notice leaves room):
   would leave this claim less room, the submission warns, naming the cap, those claims and the
   room left after them (:func:`pending_cap_notes`).
 - Hours have at most one decimal; computed hours are rounded half-up to one decimal.
+- ≤ 8 hours a day is per *person* (``person_daily_cap``): their dated training and expert
+  claims, in review and approved, must fit together (every run of days holds the claims wholly
+  inside it); a claim that does not fit is refused (``daily_cap_exceeded``), not cut. An expert
+  activity's ``travel_days`` are not credited and take their days in full.
+- Aid deployment and special leave give dates; their months follow from them (a month counts
+  from ``min_days_in_month`` covered days) and are credited once across both, to the claim
+  approved first (``months_credited_once``).
+- A transfer-in names its transfer date and issuer; its hours are at most 8 per working day of
+  the year before the transfer (``transfer_in_plausibility``).
 """
 
 from __future__ import annotations
