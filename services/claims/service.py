@@ -643,7 +643,10 @@ async def approved(uow: UnitOfWork, event: ClaimApproved, *, now: datetime) -> N
             data={"reason": exc.detail},
         )
         return
-    dated_categories = across_claim_categories(ruleset, claim.category)
+    # at approval only the months credited once are booked again (the daily cap is checked at
+    # submission, under the person's lock)
+    once = ruleset.months_credited_once.categories
+    dated_categories = list(once) if claim.category in once else []
     credits = rules.credit_on_approval(
         ruleset,
         claim_input(command, evidence_count, verified),
