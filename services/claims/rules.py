@@ -653,6 +653,22 @@ def _month_list(months: frozenset[int]) -> str:
     return ", ".join(str(m) for m in sorted(months))
 
 
+def _chained(start: date, end: date, others: Sequence[DatedClaim]) -> list[DatedClaim]:
+    """The claims linked to the span ``start``..``end`` by a chain of shared days."""
+    chained: list[DatedClaim] = []
+    rest = sorted(others, key=lambda d: (d.start_date, d.end_date))
+    grown = True
+    while grown:
+        grown = False
+        for d in list(rest):
+            if d.start_date <= end and d.end_date >= start:
+                chained.append(d)
+                rest.remove(d)
+                start, end = min(start, d.start_date), max(end, d.end_date)
+                grown = True
+    return chained
+
+
 def _claim_load(hours: Decimal, travel_days: int, per_day: Decimal) -> Decimal:
     """What a claim takes of its days: its hours, and its travel and rest days in full."""
     return hours + per_day * travel_days
@@ -680,6 +696,9 @@ def _check_person_daily_cap(
         return []
     per_day = cap.max_hours_per_day
     load = _claim_load(_total(requested), claim.travel_days or 0, per_day)
+    # only the claims chained to this one by shared days can make it not fit: the others were
+    # checked when they came, and days between runs of claims are free
+    others = _chained(start, end, others)
     starts = sorted({start} | {d.start_date for d in others if d.start_date < start})
     ends = sorted({end} | {d.end_date for d in others if d.end_date > end})
     worst: tuple[int, date, date, Decimal, list[DatedClaim]] | None = None
