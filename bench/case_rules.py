@@ -78,13 +78,28 @@ def claim_mix() -> list[tuple[dict[str, Any], int]]:
     mix.append((_body("qualification_exam", 0, certificate_code="ZG-2026-001"), 1))
     mix.append((_body("achievement", 0, reference_no="ZL202610001234"), 1))
     mix.append((_body("competition", 0, hours=10), 1))
-    mix.append((_body("aid_deployment", 0, months=6), 1))
-    mix.append((_body("special_leave", 0, months=4, leave_kind="maternity"), 1))
+    # declared by dates (the months follow from them), the months credited once
+    mix.append((_body("aid_deployment", 0, start_date="2026-01-01", end_date="2026-06-30"), 1))
+    mix.append(
+        (
+            _body(
+                "special_leave",
+                0,
+                months=4,
+                leave_kind="maternity",
+                start_date="2026-07-01",
+                end_date="2026-10-31",
+            ),
+            1,
+        )
+    )
     mix.append(
         (
             _body(
                 "transfer_in",
                 0,
+                transfer_date="2026-04-01",
+                issuing_authority="济南市人力资源和社会保障局",
                 credits=[
                     {"subject": "public", "hours": 12},
                     {"subject": "professional", "hours": 30},

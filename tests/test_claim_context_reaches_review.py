@@ -46,6 +46,8 @@ async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -
                 "leave_kind": "other",
                 "leave_reason": reason,
                 "months": 4,
+                "start_date": "2026-03-01",
+                "end_date": "2026-06-30",
                 "evidence_ids": [await claims.upload(person, pdf_bytes("leave"))],
             },
         )
@@ -94,3 +96,54 @@ async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -
         assert (training["start_date"], training["end_date"]) == ("2026-11-09", "2026-11-10")
         assert shown["expected_credits"] == [{"subject": "professional", "hours": 16.0}]
         assert shown["unit"]["id"] == unit and shown["unit"]["name"]
+
+
+async def test_travel_days_and_the_transfer_reach_the_reviewers(tmp_path: Path) -> None:
+    """Issue 20: an expert activity's travel and rest days and a transfer-in's date and issuing
+    authority are on the reviewers' task, as claimed."""
+    async with (
+        review_app(tmp_path / "review") as review,
+        claims_stack(tmp_path / "claims") as claims,
+    ):
+        unit = review.orgs["U1"]
+        [org_event] = [e for e in await review.outbox(unit) if e.type == "org.upserted"]
+        await claims.publish(
+            topic_of("review"), OrgUpserted.model_validate(org_event.data), subject=unit
+        )
+        person = await claims.register(unit)
+        activity = await claims.submit(
+            person,
+            {
+                "year": 2026,
+                "category": "expert_activity",
+                "title": "职称评审",
+                "hours": 16,
+                "start_date": "2026-06-01",
+                "end_date": "2026-06-03",
+                "travel_days": 1,
+                "evidence_ids": [await claims.upload(person, pdf_bytes("activity"))],
+            },
+        )
+        transfer = await claims.submit(
+            person,
+            {
+                "year": 2026,
+                "category": "transfer_in",
+                "title": "外地调入",
+                "transfer_date": "2026-05-06",
+                "issuing_authority": "济南市人力资源和社会保障局",
+                "credits": [{"subject": "professional", "hours": 40}],
+                "evidence_ids": [await claims.upload(person, pdf_bytes("transfer"))],
+            },
+        )
+        for claim in (activity, transfer):
+            await handed_to_review(claims, review, claim["id"])
+        [task] = await review.tasks(activity["id"], "open")
+        r = await review.http.get(f"/v1/review-tasks/{task['id']}", headers=review.reviewer("U1"))
+        assert r.status_code == 200, r.text
+        assert r.json()["travel_days"] == 1 and task["travel_days"] == 1
+        [task] = await review.tasks(transfer["id"], "open")
+        assert (task["transfer_date"], task["issuing_authority"]) == (
+            "2026-05-06",
+            "济南市人力资源和社会保障局",
+        )

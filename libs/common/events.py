@@ -126,6 +126,11 @@ class ClaimSubmitted(Payload):
     end_date: date | None = None
     months: int | None = None
     warnings: list[str] = Field(default_factory=list)
+    # optional likewise (issue 20): an expert activity's travel and rest days (not credited),
+    # a transfer-in's transfer date and the authority that issued its certificate
+    travel_days: int | None = None
+    transfer_date: date | None = None
+    issuing_authority: str | None = None
 
 
 class ClaimWithdrawn(Payload):

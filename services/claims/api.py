@@ -398,6 +398,9 @@ def claim_view(claim: Claim) -> ClaimView:
         start_date=claim.body.get("start_date"),
         end_date=claim.body.get("end_date"),
         months=claim.body.get("months"),
+        travel_days=claim.body.get("travel_days"),
+        transfer_date=claim.body.get("transfer_date"),
+        issuing_authority=claim.body.get("issuing_authority"),
         sync_status=claim.sync_status,  # type: ignore[arg-type]
         evidence_ids=claim.body.get("evidence_ids", []),
         created_at=claim.created_at.isoformat(),

@@ -46,6 +46,20 @@ class ClaimCommand(BaseModel):
     leave_reason: str | None = Field(
         default=None, max_length=500, description="special_leave of kind other: why it counts"
     )
+    travel_days: int | None = Field(
+        default=None,
+        ge=-1000,
+        le=1000,
+        description="expert_activity: travel and rest days (往返和休息) in the span, not credited",
+    )
+    transfer_date: date | None = Field(
+        default=None, description="transfer_in: the date of the transfer to Zaozhuang (外地调入)"
+    )
+    issuing_authority: str | None = Field(
+        default=None,
+        max_length=200,
+        description="transfer_in: the previous locality's authority that issued the certificate",
+    )
     credits: list[CreditIn] | None = Field(default=None, max_length=10)
     evidence_ids: list[EntityId] = Field(default_factory=list, max_length=50)
 

@@ -46,14 +46,24 @@ Interpretations (where DOMAIN.md or the notice leaves room):
   would leave this claim less room, the submission warns, naming the cap, those claims and the
   room left after them (:func:`pending_cap_notes`).
 - Hours have at most one decimal; computed hours are rounded half-up to one decimal.
+- ≤ 8 hours a day is per *person* (``person_daily_cap``): their dated training and expert
+  claims, in review and approved, must fit together (every run of days holds the claims wholly
+  inside it); a claim that does not fit is refused (``daily_cap_exceeded``), not cut. An expert
+  activity's ``travel_days`` are not credited and take their days in full.
+- Aid deployment and special leave give dates; their months follow from them (a month counts
+  from ``min_days_in_month`` covered days) and are credited once across both, to the claim
+  approved first (``months_credited_once``).
+- A transfer-in names its transfer date and issuer; its hours are at most 8 per working day of
+  the year before the transfer (``transfer_in_plausibility``).
 """
 
 from __future__ import annotations
 
+import calendar
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated, Literal
 
@@ -61,6 +71,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from libs.common.errors import RuleViolation
 from libs.common.rulesets import load_year_data
+from libs.common.workdays import working_days_after
 
 Subject = Literal["public", "professional"]
 SUBJECTS: tuple[Subject, ...] = ("public", "professional")
@@ -116,10 +127,14 @@ class ClaimWindow(_Frozen):
 
 
 class DailyCappedRule(_Frozen):
-    """Actual hours, at most ``max_hours_per_day`` × inclusive days (training, expert work)."""
+    """Actual hours, at most ``max_hours_per_day`` × inclusive days (training, expert work).
+
+    ``travel_days``: the claim may name its travel and rest days (往返和休息时间, 附件1.4), which
+    are not credited: at most ``max_hours_per_day`` × (days − travel days)."""
 
     kind: Literal["daily_capped"]
     max_hours_per_day: Decimal
+    travel_days: bool = False
 
 
 class AsRecordedRule(_Frozen):
@@ -221,6 +236,33 @@ class CapGroup(_Frozen):
     limit: Decimal
 
 
+class PersonDailyCap(_Frozen):
+    """附件1.1, 1.4 「不超过8学时/天」 per *person*: the dated claims of ``categories`` of one
+    person (in review and approved) may together claim at most ``max_hours_per_day`` a day."""
+
+    label: str
+    max_hours_per_day: Decimal
+    categories: tuple[str, ...]
+
+
+class MonthsCreditedOnce(_Frozen):
+    """附件1.4, 1.7: a month is credited once across ``categories`` (aid deployment, time off
+    post). Their claims give dates; a calendar month counts when the dates cover at least
+    ``min_days_in_month`` of its days."""
+
+    label: str
+    categories: tuple[str, ...]
+    min_days_in_month: int
+
+
+class TransferInPlausibility(_Frozen):
+    """四(三) 外地调入: the certified hours are at most ``max_hours_per_working_day`` × the
+    working days of the year before the transfer date."""
+
+    label: str
+    max_hours_per_working_day: Decimal
+
+
 class RuleSet(_Frozen):
     """Everything numeric or calendar-ish of one year's notice."""
 
@@ -230,6 +272,9 @@ class RuleSet(_Frozen):
     claim_window: ClaimWindow
     reminder_dates: tuple[date, ...]
     title_application_working_days: int
+    person_daily_cap: PersonDailyCap
+    months_credited_once: MonthsCreditedOnce
+    transfer_in_plausibility: TransferInPlausibility
     cap_groups: dict[str, CapGroup]
     categories: dict[str, CategoryRules]
 
@@ -316,6 +361,25 @@ class ClaimInput:
     certified_subject: str | None = None
     leave_kind: str | None = None
     leave_reason: str | None = None
+    travel_days: int | None = None
+    transfer_date: date | None = None
+    issuing_authority: str | None = None
+
+
+@dataclass(frozen=True)
+class DatedClaim:
+    """Another live claim (in review or approved) of the same person and year that gives dates:
+    what the per-person daily cap and the months credited once look at. ``hours``: requested
+    (in review) or credited (approved)."""
+
+    claim_id: str
+    title: str
+    category: str
+    start_date: date
+    end_date: date
+    hours: Decimal
+    approved: bool
+    travel_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -390,6 +454,8 @@ class Assessment:
     credits: tuple[Credit, ...]
     warnings: tuple[str, ...]
     cap_group: str | None = None
+    # the months the claim covers, computed from its dates where months are credited once
+    months: int | None = None
 
 
 # --- public entry points --------------------------------------------------------------------
@@ -402,27 +468,38 @@ def assess(
     *,
     now: datetime,
     pending: Sequence[PendingClaim] = (),
+    dated: Sequence[DatedClaim] = (),
 ) -> Assessment:
     """Check a claim at submission and compute its expected credits.
 
     ``pending``: the person's other claims of the year still in review, in submission order
-    (they only add warnings). Raises :class:`RuleViolation` (``window_closed``,
+    (they only add warnings). ``dated``: the person's other live claims of the year with dates
+    (the per-person daily cap and the months credited once). Raises :class:`RuleViolation`
+    (``window_closed``,
     ``invalid_category``, ``evidence_required``, ``invalid_dates``, ``invalid_subject``,
     ``public_subject_unverified``, ``invalid_leave_kind``, ``leave_too_short``,
     ``leave_reason_required``, ``invalid_hours``, ``invalid_months``, ``hours_mismatch``,
-    ``daily_cap_exceeded``, ``yearly_cap_reached``)."""
+    ``daily_cap_exceeded``, ``invalid_travel_days``, ``months_mismatch``,
+    ``months_already_credited``, ``transfer_details_required``, ``invalid_transfer_details``,
+    ``transfer_hours_implausible``, ``yearly_cap_reached``)."""
     _check_window(ruleset, now)
     category = ruleset.category(claim.category)
     _check_evidence(claim, category)
     _check_not_future(ruleset, claim, now)
+    _check_transfer(ruleset, claim, category, now)
+    claim = _with_months(ruleset, claim, category, strict=True)
     _check_leave(claim, category)
     requested, notes = _requested_credits(ruleset, claim, category)
     _check_certified_subject(claim, category, requested)
-    credits, cap_notes = _apply_cap(ruleset, category, requested, credited)
-    if _total(credits) <= 0:
+    day_notes = _check_person_daily_cap(ruleset, claim, requested, dated)
+    if _total(_apply_cap(ruleset, category, requested, credited)[0]) <= 0:
         raise _cap_reached(ruleset, category, credited)
+    once, month_notes = _months_once(ruleset, claim, requested, dated, strict=True)
+    credits, cap_notes = _apply_cap(ruleset, category, once, credited)
     warnings = (
         notes
+        + day_notes
+        + month_notes
         + cap_notes
         + pending_cap_notes(ruleset, claim.category, credits, credited, pending)
         + _requirement_notes(ruleset, credits, credited)
@@ -433,21 +510,240 @@ def assess(
         credits=credits,
         warnings=tuple(warnings),
         cap_group=category.cap_group,
+        months=claim.months,
     )
 
 
 def credit_on_approval(
-    ruleset: RuleSet, claim: ClaimInput, credited: CreditedSoFar
+    ruleset: RuleSet,
+    claim: ClaimInput,
+    credited: CreditedSoFar,
+    dated: Sequence[DatedClaim] = (),
 ) -> list[Credit]:
     """The credits of a claim approved now, after the claims approved before it.
 
     The same computation as :func:`assess` without the window and cap refusals: a claim that
-    would exceed a cap is cut to what remains, possibly to 0 hours (credits keep their subjects).
-    """
+    would exceed a cap, or whose months were credited by a claim approved before it, is cut to
+    what remains, possibly to 0 hours (credits keep their subjects). ``dated``: the person's
+    other live claims with dates (only the approved ones count here)."""
     category = ruleset.category(claim.category)
+    claim = _with_months(ruleset, claim, category, strict=False)
     requested, _ = _requested_credits(ruleset, claim, category)
-    credits, _ = _apply_cap(ruleset, category, requested, credited)
+    approved = [d for d in dated if d.approved]
+    once, _ = _months_once(ruleset, claim, requested, approved, strict=False)
+    credits, _ = _apply_cap(ruleset, category, once, credited)
     return list(credits)
+
+
+# --- one person's days and months across claims ---------------------------------------------
+
+
+def months_of(ruleset: RuleSet, start: date, end: date) -> frozenset[int]:
+    """The calendar months (1..12) a span of the rule year counts for: those of which it covers
+    at least ``months_credited_once.min_days_in_month`` days (附件1.4 「按月份比例计算」)."""
+    min_days = ruleset.months_credited_once.min_days_in_month
+    months = set()
+    for month in range(start.month, end.month + 1):
+        first = date(start.year, month, 1)
+        last = date(start.year, month, calendar.monthrange(start.year, month)[1])
+        covered = (min(end, last) - max(start, first)).days + 1
+        if covered >= min(min_days, last.day):
+            months.add(month)
+    return frozenset(months)
+
+
+def _with_months(
+    ruleset: RuleSet, claim: ClaimInput, category: CategoryRules, *, strict: bool
+) -> ClaimInput:
+    """The claim with its months computed from its dates (categories whose months are credited
+    once). At submission (``strict``) the dates are required and named months must fit them;
+    at approval a claim accepted before this rule keeps its months."""
+    once = ruleset.months_credited_once
+    rule = category.rule
+    if claim.category not in once.categories or not isinstance(rule, FullYearProratedRule):
+        return claim
+    if strict and claim.months is not None:
+        _check_months_range(claim, rule)
+    start, end = claim.start_date, claim.end_date
+    if start is None or end is None:
+        if not strict:
+            return claim
+        raise RuleViolation(
+            f"A {claim.category} claim gives its start and end dates (start_date, end_date): "
+            "its months are computed from them, and a month is credited once across aid "
+            "deployment and time off post.",
+            code="invalid_dates",
+        )
+    _check_dates(ruleset, claim)
+    months = len(months_of(ruleset, start, end))
+    if not strict:
+        return replace(claim, months=months) if months else claim
+    if months == 0:
+        raise RuleViolation(
+            f"The dates {start} to {end} cover no month: a month counts when at least "
+            f"{once.min_days_in_month} of its days are covered.",
+            code="invalid_months",
+        )
+    if claim.months is not None and claim.months != months:
+        raise RuleViolation(
+            f"The dates {start} to {end} cover {months} month(s) (a month counts when at least "
+            f"{once.min_days_in_month} of its days are covered), not {claim.months}: give "
+            f"months {months} or leave it out.",
+            code="months_mismatch",
+            months=months,
+        )
+    return replace(claim, months=months)
+
+
+def _months_once(
+    ruleset: RuleSet,
+    claim: ClaimInput,
+    requested: tuple[Credit, ...],
+    dated: Sequence[DatedClaim],
+    *,
+    strict: bool,
+) -> tuple[tuple[Credit, ...], list[str]]:
+    """Months already credited by an approved claim of the categories credited once (aid
+    deployment, time off post) are not credited again: the claim credits its other months.
+    Claims still in review only warn (booked in approval order, like the caps)."""
+    once = ruleset.months_credited_once
+    rule = ruleset.category(claim.category).rule
+    start, end = claim.start_date, claim.end_date
+    if (
+        claim.category not in once.categories
+        or not isinstance(rule, FullYearProratedRule)
+        or start is None
+        or end is None
+    ):
+        return requested, []
+    mine = months_of(ruleset, start, end)
+    others = [
+        (d, months_of(ruleset, d.start_date, d.end_date) & mine)
+        for d in dated
+        if d.category in once.categories
+    ]
+    covered = frozenset().union(*(m for d, m in others if d.approved))
+    notes = [
+        f"Months {_month_list(m)} are also claimed by 「{d.title}」 (claim {d.claim_id}, in "
+        "review): a month is credited once, to the claim approved first."
+        for d, m in others
+        if m and not d.approved
+    ]
+    left = mine - covered
+    if left == mine:
+        return requested, notes
+    holders = [{"claim_id": d.claim_id, "title": d.title} for d, m in others if m and d.approved]
+    if not left:
+        if not strict:
+            return _zeroed(requested), notes
+        raise RuleViolation(
+            f"Months {_month_list(mine)} are already credited by "
+            + "; ".join(f"「{h['title']}」 (claim {h['claim_id']})" for h in holders)
+            + ": a month is credited once across aid deployment and time off post.",
+            code="months_already_credited",
+            months=sorted(mine),
+            claims=holders,
+        )
+    note = (
+        f"Months {_month_list(mine - left)} are already credited by "
+        + "; ".join(f"「{h['title']}」 (claim {h['claim_id']})" for h in holders)
+        + f": only the other {len(left)} month(s) count."
+    )
+    return rule.credits_for(len(left)), [note, *notes]
+
+
+def _month_list(months: frozenset[int]) -> str:
+    return ", ".join(str(m) for m in sorted(months))
+
+
+def _chained(start: date, end: date, others: Sequence[DatedClaim]) -> list[DatedClaim]:
+    """The claims linked to the span ``start``..``end`` by a chain of shared days."""
+    chained: list[DatedClaim] = []
+    rest = sorted(others, key=lambda d: (d.start_date, d.end_date))
+    grown = True
+    while grown:
+        grown = False
+        for d in list(rest):
+            if d.start_date <= end and d.end_date >= start:
+                chained.append(d)
+                rest.remove(d)
+                start, end = min(start, d.start_date), max(end, d.end_date)
+                grown = True
+    return chained
+
+
+def _claim_load(hours: Decimal, travel_days: int, per_day: Decimal) -> Decimal:
+    """What a claim takes of its days: its hours, and its travel and rest days in full."""
+    return hours + per_day * travel_days
+
+
+def _check_person_daily_cap(
+    ruleset: RuleSet,
+    claim: ClaimInput,
+    requested: tuple[Credit, ...],
+    dated: Sequence[DatedClaim],
+) -> list[str]:
+    """附件1.1, 1.4 per person: the claim and the person's other dated claims (in review and
+    approved) must fit at most ``max_hours_per_day`` on their days. Claims are spread over
+    their spans as they can be: they fit exactly when every window of days holds the claims
+    lying wholly inside it (Hall's condition for intervals), so only windows around this claim
+    are checked. Refused with ``daily_cap_exceeded`` naming the days and the other claims;
+    accepted with a warning for the reviewers when it shares days with other claims."""
+    cap = ruleset.person_daily_cap
+    start, end = claim.start_date, claim.end_date
+    if claim.category not in cap.categories or start is None or end is None:
+        return []
+    others = [d for d in dated if d.category in cap.categories]
+    sharing = [d for d in others if d.start_date <= end and d.end_date >= start]
+    if not sharing:
+        return []
+    per_day = cap.max_hours_per_day
+    load = _claim_load(_total(requested), claim.travel_days or 0, per_day)
+    # only the claims chained to this one by shared days can make it not fit: the others were
+    # checked when they came, and days between runs of claims are free
+    others = _chained(start, end, others)
+    starts = sorted({start} | {d.start_date for d in others if d.start_date < start})
+    ends = sorted({end} | {d.end_date for d in others if d.end_date > end})
+    worst: tuple[int, date, date, Decimal, list[DatedClaim]] | None = None
+    for first in starts:
+        for last in ends:
+            inside = [d for d in others if first <= d.start_date and d.end_date <= last]
+            if not inside:
+                continue
+            total = load + sum((_claim_load(d.hours, d.travel_days, per_day) for d in inside), ZERO)
+            days = (last - first).days + 1
+            if total > per_day * days and (worst is None or days < worst[0]):
+                worst = (days, first, last, total, inside)
+    if worst is not None:
+        days, first, last, total, inside = worst
+        span = f"{first}" if days == 1 else f"{first} to {last}"
+        named = "; ".join(
+            f"「{d.title}」 (claim {d.claim_id}, {d.start_date} to {d.end_date}, "
+            f"{fmt_hours(d.hours)} h{', approved' if d.approved else ', in review'})"
+            for d in inside
+        )
+        raise RuleViolation(
+            f"At most {fmt_hours(per_day)} hours a day count for a person across all claims: "
+            f"on {span} ({days} day(s), at most {fmt_hours(per_day * days)} hours) this claim "
+            f"and {named} would come to {fmt_hours(total)} hours (travel and rest days taken "
+            "in full). Claim only the hours the days still hold, or revise the other claims.",
+            code="daily_cap_exceeded",
+            day=first.isoformat(),
+            until=last.isoformat(),
+            days=days,
+            max_hours=float(per_day * days),
+            claimed_hours=float(total),
+            claims=[{"claim_id": d.claim_id, "title": d.title} for d in inside],
+        )
+    named = "; ".join(
+        f"「{d.title}」 (claim {d.claim_id}, {d.start_date} to {d.end_date}, "
+        f"{fmt_hours(d.hours)} h)"
+        for d in sharing
+    )
+    return [
+        f"This person has other claims on these days: {named}. Together they fit "
+        f"{fmt_hours(per_day)} hours a day; check that the activities did not overlap."
+    ]
 
 
 def cap_remaining(ruleset: RuleSet, cap_group: str, credited: CreditedSoFar) -> Decimal:
@@ -649,6 +945,14 @@ def _requested_credits(
     """The credits a claim asks for under its category's hours rule, before any cap."""
     _check_dates(ruleset, claim)
     rule = category.rule
+    if claim.travel_days is not None and not (
+        isinstance(rule, DailyCappedRule) and rule.travel_days
+    ):
+        raise RuleViolation(
+            f"A {claim.category} claim names no travel_days (travel and rest days are deducted "
+            "from invited expert activities only).",
+            code="invalid_travel_days",
+        )
     if isinstance(rule, DailyCappedRule):
         return _daily_capped(claim, category, rule), []
     if isinstance(rule, AsRecordedRule):
@@ -659,7 +963,7 @@ def _requested_credits(
         return _card_hours(claim, category)
     if isinstance(rule, FullYearProratedRule):
         return _prorated(claim, rule), []
-    return _certified_per_subject(claim, category), []
+    return _certified_per_subject(ruleset, claim, category), []
 
 
 def _daily_capped(
@@ -681,14 +985,24 @@ def _daily_capped(
             certificate_hours=float(certified),
         )
     days = (claim.end_date - claim.start_date).days + 1
-    max_hours = rule.max_hours_per_day * days
-    if hours > max_hours:
+    travel = claim.travel_days or 0
+    if isinstance(travel, bool) or not isinstance(travel, int) or not 0 <= travel < days:
         raise RuleViolation(
-            f"At most {fmt_hours(rule.max_hours_per_day)} hours a day count: {days} day(s) "
-            f"allow at most {fmt_hours(max_hours)} hours, not {fmt_hours(hours)}.",
+            f"travel_days counts the travel and rest days within the {days} day(s) of the "
+            f"activity: 0 to {days - 1} (got {claim.travel_days}).",
+            code="invalid_travel_days",
+            days=days,
+        )
+    max_hours = rule.max_hours_per_day * (days - travel)
+    if hours > max_hours:
+        travel_text = f" less {travel} travel and rest day(s)" if travel else ""
+        raise RuleViolation(
+            f"At most {fmt_hours(rule.max_hours_per_day)} hours a day count: {days} day(s)"
+            f"{travel_text} allow at most {fmt_hours(max_hours)} hours, not {fmt_hours(hours)}.",
             code="daily_cap_exceeded",
             max_hours=float(max_hours),
             days=days,
+            travel_days=travel,
         )
     return (Credit(_subject(claim, category), hours),)
 
@@ -728,6 +1042,20 @@ def _card_hours(claim: ClaimInput, category: CategoryRules) -> tuple[tuple[Credi
 def _prorated(claim: ClaimInput, rule: FullYearProratedRule) -> tuple[Credit, ...]:
     split = ", ".join(f"{h} {s}" for s, h in rule.full_year.items())
     _no_subject(claim, f"it credits {split} hours per full year")
+    _check_months_range(claim, rule)
+    months = claim.months
+    assert months is not None
+    credits = rule.credits_for(months)
+    if claim.hours is not None and _parse_hours(claim.hours) != _total(credits):
+        raise RuleViolation(
+            f"{months} month(s) count {_total(credits)} hours ({split} per full year × "
+            f"{months}/{rule.months_per_year}), not {claim.hours}.",
+            code="invalid_hours",
+        )
+    return credits
+
+
+def _check_months_range(claim: ClaimInput, rule: FullYearProratedRule) -> None:
     months = claim.months
     if (
         isinstance(months, bool)
@@ -739,17 +1067,11 @@ def _prorated(claim: ClaimInput, rule: FullYearProratedRule) -> tuple[Credit, ..
             f"1 to {rule.max_months} (got {months}).",
             code="invalid_months",
         )
-    credits = rule.credits_for(months)
-    if claim.hours is not None and _parse_hours(claim.hours) != _total(credits):
-        raise RuleViolation(
-            f"{months} month(s) count {_total(credits)} hours ({split} per full year × "
-            f"{months}/{rule.months_per_year}), not {claim.hours}.",
-            code="invalid_hours",
-        )
-    return credits
 
 
-def _certified_per_subject(claim: ClaimInput, category: CategoryRules) -> tuple[Credit, ...]:
+def _certified_per_subject(
+    ruleset: RuleSet, claim: ClaimInput, category: CategoryRules
+) -> tuple[Credit, ...]:
     _no_subject(claim, "list the certified hours per subject in credits")
     if not claim.credits:
         raise RuleViolation(
@@ -766,7 +1088,71 @@ def _certified_per_subject(claim: ClaimInput, category: CategoryRules) -> tuple[
                 code="invalid_subject",
             )
         credits[subject] = _parse_hours(hours, f"{subject} hours")
+    if claim.transfer_date is not None:
+        _check_transfer_hours(ruleset, claim.transfer_date, _total_hours(credits.values()))
     return tuple(Credit(s, h) for s, h in credits.items())
+
+
+def _total_hours(hours: Iterable[Decimal]) -> Decimal:
+    return sum(hours, ZERO)
+
+
+def _check_transfer_hours(ruleset: RuleSet, transfer_date: date, hours: Decimal) -> None:
+    """四(三): hours earned elsewhere before the transfer are at most the per-working-day bound
+    × the working days of the year before the transfer date."""
+    per_day = ruleset.transfer_in_plausibility.max_hours_per_working_day
+    first = date(ruleset.year, 1, 1)
+    working = working_days_after(first - timedelta(days=1), transfer_date - timedelta(days=1))
+    max_hours = per_day * working
+    if hours > max_hours:
+        raise RuleViolation(
+            f"Before the transfer on {transfer_date} the year had {working} working day(s): "
+            f"at most {fmt_hours(per_day)} hours each, {fmt_hours(max_hours)} in all, can have "
+            f"been earned elsewhere, not {fmt_hours(hours)}.",
+            code="transfer_hours_implausible",
+            max_hours=float(max_hours),
+            working_days=working,
+        )
+
+
+def _check_transfer(
+    ruleset: RuleSet, claim: ClaimInput, category: CategoryRules, now: datetime
+) -> None:
+    """A transfer-in claim names the transfer date and the authority that issued the previous
+    locality's certificate (四(三) 「调出地继续教育管理部门出具的继续教育学时证明」)."""
+    given = claim.transfer_date is not None or claim.issuing_authority is not None
+    if not isinstance(category.rule, CertifiedPerSubjectRule):
+        if given:
+            raise RuleViolation(
+                f"A {claim.category} claim names no transfer_date or issuing_authority.",
+                code="invalid_transfer_details",
+            )
+        return
+    missing = [
+        name
+        for name, value in (
+            ("transfer_date", claim.transfer_date),
+            ("issuing_authority", (claim.issuing_authority or "").strip() or None),
+        )
+        if value is None
+    ]
+    if missing:
+        raise RuleViolation(
+            f"A {claim.category} claim names the date of the transfer (transfer_date) and the "
+            "continuing-education authority of the previous locality that issued the "
+            f"certificate (issuing_authority); missing: {', '.join(missing)}.",
+            code="transfer_details_required",
+            missing=missing,
+        )
+    day = claim.transfer_date
+    assert day is not None
+    today = now.astimezone(ruleset.claim_window.closes.tzinfo).date()
+    if day.year != ruleset.year or day > today:
+        raise RuleViolation(
+            f"The transfer date {day} lies in {ruleset.year} and not after today: hours of "
+            f"another locality are merged into the year of the transfer.",
+            code="invalid_transfer_details",
+        )
 
 
 # --- caps -----------------------------------------------------------------------------------

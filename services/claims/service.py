@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -95,6 +95,9 @@ def claim_input(
         certified_subject=verified.certified_subject,
         leave_kind=command.leave_kind,
         leave_reason=command.leave_reason,
+        travel_days=command.travel_days,
+        transfer_date=command.transfer_date,
+        issuing_authority=command.issuing_authority,
     )
 
 
@@ -270,23 +273,105 @@ async def _bind_references(
 
 
 async def _assess(
-    uow: UnitOfWork, person: Person, command: ClaimCommand, evidence_count: int, now: datetime
+    uow: UnitOfWork,
+    person: Person,
+    command: ClaimCommand,
+    evidence_count: int,
+    now: datetime,
+    *,
+    claim_id: str | None = None,
 ) -> tuple[rules.Assessment, Verified]:
     ruleset = rules.load_ruleset(command.year)
     verified = await verify_references(uow, person, command)
+    dated_categories = across_claim_categories(ruleset, command.category)
+    if dated_categories:
+        # Lock the person: two claims racing for the same days (or months) must be checked one
+        # after the other, or both would see the days free (the per-person daily cap)
+        await uow.session.get(Person, person.id, with_for_update=True)
     credited = await credited_so_far(uow, person.id, ruleset.year)
     # only the claims in review that can use up this claim's cap count (none for an uncapped
     # category such as training): the others are not even loaded
     sharing = rules.cap_sharing_categories(ruleset, command.category)
     pending = await pending_claims(uow, person.id, ruleset.year, sharing) if sharing else []
+    dated = (
+        await dated_claims(uow, person.id, ruleset.year, dated_categories, but=claim_id)
+        if dated_categories
+        else []
+    )
     assessment = rules.assess(
         ruleset,
         claim_input(command, evidence_count, verified),
         credited,
         now=now,
         pending=pending,
+        dated=dated,
     )
     return assessment, verified
+
+
+def across_claim_categories(ruleset: rules.RuleSet, category: str) -> list[str]:
+    """The categories whose dated claims a claim of ``category`` is checked against: the
+    per-person daily cap's, or the months credited once' (none for other categories)."""
+    for group in (ruleset.person_daily_cap.categories, ruleset.months_credited_once.categories):
+        if category in group:
+            return list(group)
+    return []
+
+
+_LIVE = (ClaimStatus.IN_REVIEW, ClaimStatus.APPROVED)
+
+
+async def dated_claims(
+    uow: UnitOfWork,
+    person_id: str,
+    year: int,
+    categories: Sequence[str],
+    *,
+    but: str | None = None,
+) -> list[rules.DatedClaim]:
+    """The person's live claims (in review or approved) of ``categories`` in the year that give
+    dates, but ``but`` (the claim being revised or approved: a revision replaces its
+    predecessor). Withdrawn, rejected and revoked claims free their days."""
+    rows = await uow.session.execute(
+        select(
+            Claim.id,
+            Claim.title,
+            Claim.category,
+            Claim.status,
+            Claim.body,
+            Claim.requested_hours,
+            Claim.credits,
+        ).where(
+            Claim.person_id == person_id,
+            Claim.year == year,
+            Claim.status.in_(_LIVE),
+            Claim.category.in_(list(categories)),
+        )
+    )
+    found = []
+    for row in rows:
+        start, end = row.body.get("start_date"), row.body.get("end_date")
+        if row.id == but or not start or not end:
+            continue
+        approved = row.status == ClaimStatus.APPROVED
+        hours = (
+            sum((Decimal(str(c["hours"])) for c in row.credits or []), Decimal(0))
+            if approved
+            else Decimal(str(row.requested_hours))
+        )
+        found.append(
+            rules.DatedClaim(
+                claim_id=row.id,
+                title=row.title,
+                category=row.category,
+                start_date=date.fromisoformat(start),
+                end_date=date.fromisoformat(end),
+                hours=rules.round_hours(hours),
+                approved=approved,
+                travel_days=int(row.body.get("travel_days") or 0),
+            )
+        )
+    return found
 
 
 _PENDING = select(Claim.id, Claim.title, Claim.category, Claim.expected_credits).where(
@@ -338,6 +423,7 @@ async def submit_claim(
     _may_claim_for(principal, person)
     evidence = await _check_evidence_ids(uow, principal, command.evidence_ids)
     assessment, verified = await _assess(uow, person, command, len(evidence), now)
+    command = _with_computed_months(command, assessment)
     claim = Claim(
         id=new_id(),  # known before the insert: the references cite it
         person_id=person.id,
@@ -362,6 +448,13 @@ async def submit_claim(
     await _bind_references(uow, claim, command, evidence, new=True)
     _emit_submitted(uow, claim, person, command, verified)
     return claim
+
+
+def _with_computed_months(command: ClaimCommand, assessment: rules.Assessment) -> ClaimCommand:
+    """The command with the months the rules computed from its dates (kept on the claim)."""
+    if assessment.months is None or assessment.months == command.months:
+        return command
+    return command.model_copy(update={"months": assessment.months})
 
 
 def _apply_assessment(claim: Claim, assessment: rules.Assessment, verified: Verified) -> None:
@@ -407,6 +500,9 @@ def _emit_submitted(
             start_date=command.start_date,
             end_date=command.end_date,
             months=command.months,
+            travel_days=command.travel_days,
+            transfer_date=command.transfer_date,
+            issuing_authority=command.issuing_authority,
             warnings=list(claim.warnings),
         ),
         subject=claim.id,
@@ -459,7 +555,10 @@ async def revise_claim(
             "a revision keeps the claim's person and year", code="revision_mismatch"
         )
     evidence = await _check_evidence_ids(uow, principal, command.evidence_ids)
-    assessment, verified = await _assess(uow, person, command, len(evidence), now)
+    assessment, verified = await _assess(
+        uow, person, command, len(evidence), now, claim_id=claim.id
+    )
+    command = _with_computed_months(command, assessment)
     claim.revision += 1
     claim.body = command.stored()
     claim.category = command.category
@@ -544,10 +643,17 @@ async def approved(uow: UnitOfWork, event: ClaimApproved, *, now: datetime) -> N
             data={"reason": exc.detail},
         )
         return
+    # at approval only the months credited once are booked again (the daily cap is checked at
+    # submission, under the person's lock)
+    once = ruleset.months_credited_once.categories
+    dated_categories = list(once) if claim.category in once else []
     credits = rules.credit_on_approval(
         ruleset,
         claim_input(command, evidence_count, verified),
         await credited_so_far(uow, claim.person_id, claim.year),
+        await dated_claims(uow, claim.person_id, claim.year, dated_categories, but=claim.id)
+        if dated_categories
+        else [],
     )
     claim.status = ClaimStatus.APPROVED
     claim.stage = None
@@ -599,7 +705,7 @@ def _cut_note(claim: Claim, credit: rules.Credit) -> str | None:
     if wanted is not None and float(credit.hours) < float(wanted):
         return (
             f"{float(credit.hours):g} of {float(wanted):g} hours credited: "
-            "a yearly cap was used up by claims approved earlier"
+            "a yearly cap, or the months, were used up by claims approved earlier"
         )
     return None
 

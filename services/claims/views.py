@@ -141,7 +141,16 @@ class ClaimView(BaseModel):
     leave_reason: str | None = None
     start_date: str | None = Field(default=None, description="the first day, as claimed")
     end_date: str | None = Field(default=None, description="the last day, as claimed")
-    months: int | None = Field(default=None, description="aid deployment / special leave")
+    months: int | None = Field(
+        default=None, description="aid deployment / special leave (computed from the dates)"
+    )
+    travel_days: int | None = Field(
+        default=None, description="expert_activity: travel and rest days (往返和休息), not credited"
+    )
+    transfer_date: str | None = Field(default=None, description="transfer_in: date of transfer")
+    issuing_authority: str | None = Field(
+        default=None, description="transfer_in: who issued the previous locality's certificate"
+    )
     sync_status: SyncStatus
     evidence_ids: list[str]
     created_at: str

@@ -80,6 +80,10 @@ class ReviewTask(IdMixin, TimestampMixin, Base):
     start_date: Mapped[date | None]
     end_date: Mapped[date | None]
     months: Mapped[int | None] = mapped_column(Integer)
+    # expert activity: travel and rest days (not credited); transfer-in: date and issuer
+    travel_days: Mapped[int | None] = mapped_column(Integer)
+    transfer_date: Mapped[date | None]
+    issuing_authority: Mapped[str | None] = mapped_column(String(200))
     expected_credits: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
     warnings: Mapped[list[str] | None] = mapped_column(JSON)
     decision: Mapped[TaskDecision | None] = mapped_column(String(20))

@@ -110,6 +110,17 @@ class TaskOut(BaseModel):
     start_date: str | None = Field(description="the claimed first day (ISO date), if any")
     end_date: str | None = Field(description="the claimed last day (ISO date), if any")
     months: int | None = Field(description="aid deployment / special leave: months claimed")
+    travel_days: int | None = Field(
+        default=None,
+        description="expert_activity: travel and rest days within the span (往返和休息), not "
+        "credited",
+    )
+    transfer_date: str | None = Field(
+        default=None, description="transfer_in: the date of the transfer (ISO date)"
+    )
+    issuing_authority: str | None = Field(
+        default=None, description="transfer_in: the authority that issued the certificate"
+    )
     expected_credits: list[TaskCredit] = Field(
         description="what the rules would credit on approval, per subject"
     )

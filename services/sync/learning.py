@@ -239,6 +239,14 @@ def _check(record: LearningRecorded, today: date) -> None:
         raise ValueError("record_id must be 1 to 100 characters")
     if record.completed_at.tzinfo is None:
         record.completed_at = record.completed_at.replace(tzinfo=BEIJING)
+    completed_year = record.completed_at.astimezone(BEIJING).year
+    if completed_year != record.year:
+        # 四(二): a record counts for the year it was completed in (Beijing time), never another
+        raise ValueError(
+            f"completed_at {record.completed_at.astimezone(BEIJING).date()} (Beijing time) is "
+            f"outside the record's year {record.year}: a record counts only for the year it "
+            "was completed in"
+        )
     record.completed_at = record.completed_at.astimezone(UTC)
 
 

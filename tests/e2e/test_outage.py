@@ -4,6 +4,7 @@ events), and once the broker is back every event arrives and none is applied twi
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -34,8 +35,16 @@ def test_claims_submitted_during_a_broker_outage_arrive_once(
             kafka_broker.pause()
             try:
                 for i in range(CLAIMS):
+                    # two days of its own each: one person's 8 hours a day hold across claims
+                    start = date(2026, 2, 2) + timedelta(days=2 * i)
                     claim = submit_training(
-                        stack, http, world, f"停机期间的培训 {i}", pdf=PDF + f"%{i}\n".encode()
+                        stack,
+                        http,
+                        world,
+                        f"停机期间的培训 {i}",
+                        pdf=PDF + f"%{i}\n".encode(),
+                        start_date=start.isoformat(),
+                        end_date=(start + timedelta(days=1)).isoformat(),
                     )
                     claim_ids.append(claim["id"])
                 pending = http.get(f"{stack.url('claims')}/v1/admin/dead-letters", headers=city)

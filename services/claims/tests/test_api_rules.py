@@ -7,9 +7,11 @@ Review outcomes and registry facts arrive as events on the embedded log, as in p
 
 from __future__ import annotations
 
+import calendar
+import itertools
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -65,14 +67,20 @@ async def files(stack: Stack, person: Person) -> list[str]:
     return [await stack.upload(person)]
 
 
+_TRAINING_DAYS = itertools.count()
+
+
 def training(evidence: list[str], **overrides: Any) -> dict[str, Any]:
+    # each training on two days of its own: one person's trainings on the same days would
+    # together break the per-person daily cap (issue 20)
+    start = date(2026, 2, 2) + timedelta(days=2 * (next(_TRAINING_DAYS) % 150))
     return {
         "year": 2026,
         "category": "training",
         "title": "急诊医学新进展培训班",
         "hours": 16,
-        "start_date": "2026-11-02",
-        "end_date": "2026-11-03",
+        "start_date": start.isoformat(),
+        "end_date": (start + timedelta(days=1)).isoformat(),
         "reference_no": "鲁卫继备〔2026〕15号",
         "evidence_ids": evidence,
         **overrides,
@@ -80,11 +88,23 @@ def training(evidence: list[str], **overrides: Any) -> dict[str, Any]:
 
 
 def claim_of(category: str, evidence: list[str], **fields: Any) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    months = fields.get("months")
+    if category in ("aid_deployment", "special_leave") and isinstance(months, int):
+        # months are computed from the dates (issue 20): January to the month-th month
+        last = months if 1 <= months <= 12 else 3
+        details["start_date"] = "2026-01-01"
+        end = date(2026, last, calendar.monthrange(2026, last)[1])
+        details["end_date"] = min(end, CLOCK.date()).isoformat()  # not after "today"
+    if category == "transfer_in":
+        details["transfer_date"] = "2026-07-01"
+        details["issuing_authority"] = "济南市人力资源和社会保障局"
     return {
         "year": 2026,
         "category": category,
         "title": f"{category} claim",
         "evidence_ids": evidence,
+        **details,
         **fields,
     }
 
@@ -688,12 +708,19 @@ class TestCategories:
         assert claim["requested_hours"] == 45
         approved = await stack.approve(claim)
         assert credits_of(approved["credits"]) == {"public": 15, "professional": 30}
-        # a second deployment of 8 months: only 6 months remain in the deployment-year
+        # a second deployment of 8 months, May to December: May and June are credited already
         more = await stack.submit(
-            person, claim_of("aid_deployment", await files(stack, person), months=8)
+            person,
+            claim_of(
+                "aid_deployment",
+                await files(stack, person),
+                months=8,
+                start_date="2026-05-01",
+                end_date="2026-12-20",
+            ),
         )
         assert credits_of(more["expected_credits"]) == {"public": 15, "professional": 30}
-        assert any("6 of 8 months" in w for w in more["warnings"])
+        assert any("only the other 6 month(s) count" in w for w in more["warnings"])
 
     async def test_competition_counts_10(self, stack: Stack, person: Person) -> None:
         claim = await stack.submit(person, claim_of("competition", await files(stack, person)))

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
+from libs.common.errors import RuleViolation
 from libs.common.events import ClaimApproved
 from services.claims import service
+from services.claims.commands import ClaimCommand
 from services.claims.tests.harness import claims_stack
 
 
@@ -59,3 +62,46 @@ async def test_concurrent_approvals_never_exceed_the_study_cap(
     assert transcript["credited"]["professional"] == 40
     booked = sorted(e["hours"] for e in transcript["entries"] if e["counts"])
     assert booked == [0.0, 10.0, 30.0]
+
+
+async def test_concurrent_submissions_for_the_same_days_never_exceed_8_hours_a_day(
+    tmp_path: Path, make_pg_database: Callable[[str], str]
+) -> None:
+    """Two 16-hour trainings of one person on the same two days, submitted at the same moment
+    (as on two replicas): the submission locks the person, so the second sees the first and is
+    refused (issue 20, the per-person daily cap)."""
+    url = await asyncio.to_thread(make_pg_database, "claims_day_race")
+    async with claims_stack(tmp_path, url) as stack:
+        unit = await stack.add_org("unit")
+        person = await stack.register(unit)
+        principal = stack.app.state.tokens.verify(person.token)
+        evidence = [
+            await stack.upload(person, f"%PDF-1.4 training {i}\n%%EOF\n".encode()) for i in (1, 2)
+        ]
+        state = stack.app.state.service
+
+        async def submit(evidence_id: str) -> str:
+            command = ClaimCommand(
+                person_id=person.id,
+                year=2026,
+                category="training",
+                title="同日培训",
+                hours=16,
+                start_date=date(2026, 3, 2),
+                end_date=date(2026, 3, 3),
+                reference_no="鲁卫继备1号",
+                evidence_ids=[evidence_id],
+            )
+            try:
+                async with state.uow() as uow:
+                    await service.submit_claim(uow, principal, command, now=state.now())
+                    await asyncio.sleep(0.05)  # widen the window in which a race would show
+                    await uow.commit()
+            except RuleViolation as exc:
+                return exc.code
+            return "accepted"
+
+        outcomes = await asyncio.gather(*(submit(e) for e in evidence))
+        claims = await stack.claims_of(person.id)
+    assert sorted(outcomes) == ["accepted", "daily_cap_exceeded"]
+    assert len(claims) == 1

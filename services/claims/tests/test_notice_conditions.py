@@ -4,8 +4,9 @@ and title readiness by completion and submission dates (notice 六)."""
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -57,12 +58,19 @@ async def person(stack: Stack) -> Person:
 
 async def leave(stack: Stack, person: Person, **fields: Any) -> Any:
     evidence = await stack.upload(person, pdf_bytes("leave"))
+    months = fields.get("months")
+    dates = {}
+    if isinstance(months, int) and 1 <= months <= 12 and "start_date" not in fields:
+        # leave is declared by its dates (issue 20): January to the month-th month
+        end = date(2026, months, calendar.monthrange(2026, months)[1])
+        dates = {"start_date": "2026-01-01", "end_date": min(end, CLOCK.date()).isoformat()}
     body = {
         "person_id": person.id,
         "year": 2026,
         "category": "special_leave",
         "title": "病假",
         "evidence_ids": [evidence],
+        **dates,
         **fields,
     }
     return await stack.http.post("/v1/claims", json=body, headers=person.auth)
@@ -190,7 +198,16 @@ async def test_no_warning_while_the_pending_claims_leave_room(stack: Stack, pers
 
 async def test_a_pending_special_leave_warns_a_second_one(stack: Stack, person: Person) -> None:
     first = (await leave(stack, person, leave_kind="maternity", months=4)).json()
-    second = (await leave(stack, person, leave_kind="maternity", months=2)).json()
+    second = (
+        await leave(
+            stack,
+            person,
+            leave_kind="maternity",
+            months=2,
+            start_date="2026-07-01",
+            end_date="2026-08-31",
+        )
+    ).json()
     [warning] = second["warnings"]
     assert "1 claim(s) yearly cap on time off post" in warning and first["id"] in warning
     assert "only 0 of this claim's 15 hours can count" in warning

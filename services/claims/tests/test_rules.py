@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import calendar
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -15,6 +16,7 @@ from services.claims.rules import (
     ClaimInput,
     Credit,
     CreditedSoFar,
+    DatedClaim,
     FullYearProratedRule,
     PendingClaim,
     RuleSet,
@@ -23,11 +25,13 @@ from services.claims.rules import (
     cap_sharing_categories,
     credit_on_approval,
     load_ruleset,
+    months_of,
     round_hours,
 )
 
 BEIJING = timezone(timedelta(hours=8))
-NOW = datetime(2026, 11, 1, 10, 0, tzinfo=BEIJING)
+# the last evening of the window: a claim of all twelve months (dates required) is not ahead of it
+NOW = datetime(2026, 12, 31, 20, 0, tzinfo=BEIJING)
 NOTHING = CreditedSoFar()
 D = Decimal
 
@@ -47,6 +51,15 @@ def claim(category: str, **fields: Any) -> ClaimInput:
     }
     if category == "special_leave":  # no minimum months, so every months value is in range
         evidence["leave_kind"] = "maternity"
+    if category in ("aid_deployment", "special_leave") and "start_date" not in fields:
+        # months are computed from the dates (issue 20): January to the month-th month
+        months = fields.get("months")
+        last = months if isinstance(months, int) and 1 <= months <= 12 else 3
+        evidence["start_date"] = date(2026, 1, 1)
+        evidence["end_date"] = date(2026, last, calendar.monthrange(2026, last)[1])
+    if category == "transfer_in":
+        evidence["transfer_date"] = date(2026, 7, 1)
+        evidence["issuing_authority"] = "济南市人力资源和社会保障局"
     return ClaimInput(category=category, **{**evidence, **fields})
 
 
@@ -362,14 +375,20 @@ def test_hours_with_a_trailing_zero_are_one_decimal(rs: RuleSet) -> None:
         claim("training", hours=8, start_date=date(2026, 3, 3)),
         claim("expert_activity", hours=8),
         claim("study", hours=8, start_date=date(2027, 1, 2)),
-        claim("training", hours=8, start_date=date(2026, 11, 2), end_date=date(2026, 11, 2)),
     ],
 )
 def test_invalid_dates(rs: RuleSet, c: ClaimInput) -> None:
     assert violation(rs, c).code == "invalid_dates"
 
 
-@pytest.mark.parametrize("months", [None, 0, 13, -1])
+def test_dates_after_today_are_refused(rs: RuleSet) -> None:
+    c = claim("training", hours=8, start_date=date(2026, 11, 2), end_date=date(2026, 11, 2))
+    with pytest.raises(RuleViolation) as caught:
+        assess(rs, c, NOTHING, now=datetime(2026, 11, 1, 10, 0, tzinfo=BEIJING))
+    assert caught.value.code == "invalid_dates"
+
+
+@pytest.mark.parametrize("months", [0, 13, -1])
 @pytest.mark.parametrize("category", ["aid_deployment", "special_leave"])
 def test_invalid_months(rs: RuleSet, category: str, months: int | None) -> None:
     error = violation(rs, claim(category, months=months))
@@ -636,3 +655,93 @@ def test_only_claims_under_a_shared_cap_can_take_a_claims_room(rs: RuleSet) -> N
     study = assess(rs, claim("study", evidence_count=1, **body), NOTHING, now=NOW, pending=pending)
     [warning] = study.warnings
     assert "c-study" in warning and "c-training" not in warning
+
+
+# --- issue 20: one person's days across claims ---------------------------------------------
+
+
+def dated(claim_id: str, start: str, end: str, hours: int, **fields: Any) -> DatedClaim:
+    return DatedClaim(
+        claim_id=claim_id,
+        title=claim_id,
+        category=fields.pop("category", "training"),
+        start_date=date.fromisoformat(start),
+        end_date=date.fromisoformat(end),
+        hours=D(hours),
+        approved=fields.pop("approved", False),
+        **fields,
+    )
+
+
+def on_days(start: str, end: str, hours: int, **fields: Any) -> ClaimInput:
+    return claim(
+        "training",
+        hours=hours,
+        start_date=date.fromisoformat(start),
+        end_date=date.fromisoformat(end),
+        **fields,
+    )
+
+
+def test_claims_fit_a_persons_days_when_their_hours_can_be_spread(rs: RuleSet) -> None:
+    """8 h on 3 March beside 8 h over 2–3 March fits (the latter on 2 March); a third 8 h on
+    2 March does not: the run 2–3 March would hold 24 h."""
+    others = [dated("a", "2026-03-03", "2026-03-03", 8), dated("b", "2026-03-02", "2026-03-03", 8)]
+    with pytest.raises(RuleViolation) as caught:
+        assess(rs, on_days("2026-03-02", "2026-03-02", 8), NOTHING, now=NOW, dated=others)
+    assert caught.value.code == "daily_cap_exceeded"
+    assert (caught.value.extra["day"], caught.value.extra["until"]) == ("2026-03-02", "2026-03-03")
+    assert {c["claim_id"] for c in caught.value.extra["claims"]} == {"a", "b"}
+    fits = assess(rs, on_days("2026-03-01", "2026-03-02", 8), NOTHING, now=NOW, dated=others)
+    assert fits.credits == credits(("professional", "8"))
+    assert "b" in fits.warnings[0]
+
+
+def test_a_chain_of_claims_is_checked_as_one_run_and_other_days_are_free(rs: RuleSet) -> None:
+    others = [
+        dated("a", "2026-04-01", "2026-04-02", 16),
+        dated("b", "2026-04-02", "2026-04-03", 8),
+        dated("far", "2026-04-10", "2026-04-10", 8, category="expert_activity"),
+    ]
+    # 1–3 April hold 24 h: a and b use them all, so 4 h more on 3 April do not fit
+    with pytest.raises(RuleViolation) as caught:
+        assess(rs, on_days("2026-04-03", "2026-04-03", 4), NOTHING, now=NOW, dated=others)
+    assert {c["claim_id"] for c in caught.value.extra["claims"]} == {"a", "b"}
+    assess(rs, on_days("2026-04-04", "2026-04-09", 48), NOTHING, now=NOW, dated=others)
+
+
+def test_travel_days_count_in_full_against_the_persons_days(rs: RuleSet) -> None:
+    activity = dated("x", "2026-06-01", "2026-06-03", 8, category="expert_activity", travel_days=2)
+    with pytest.raises(RuleViolation):
+        assess(rs, on_days("2026-06-02", "2026-06-02", 1), NOTHING, now=NOW, dated=[activity])
+
+
+def test_months_credited_by_an_approved_claim_are_left_out(rs: RuleSet) -> None:
+    aid = dated("aid", "2026-03-01", "2026-05-31", 0, category="aid_deployment", approved=True)
+    leave = claim(
+        "special_leave", start_date=date(2026, 4, 1), end_date=date(2026, 7, 31), months=None
+    )
+    result = assess(rs, leave, NOTHING, now=NOW, dated=[aid])
+    assert result.credits == credits(("public", "5.0"), ("professional", "10.0"))
+    assert credit_on_approval(rs, leave, NOTHING, [aid]) == list(result.credits)
+    inside = claim("special_leave", start_date=date(2026, 4, 1), end_date=date(2026, 5, 31))
+    with pytest.raises(RuleViolation) as caught:
+        assess(rs, inside, NOTHING, now=NOW, dated=[aid])
+    assert caught.value.code == "months_already_credited"
+    assert credit_on_approval(rs, inside, NOTHING, [aid]) == list(
+        credits(("public", "0"), ("professional", "0"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "months"),
+    [
+        ("2026-01-01", "2026-12-31", 12),
+        ("2026-09-01", "2026-09-30", 1),
+        ("2026-09-16", "2026-11-14", 2),  # 15 days of September, 14 of November
+        ("2026-02-14", "2026-02-28", 1),  # 15 of February's 28
+        ("2026-03-20", "2026-04-10", 0),
+    ],
+)
+def test_months_of_dates(rs: RuleSet, start: str, end: str, months: int) -> None:
+    assert len(months_of(rs, date.fromisoformat(start), date.fromisoformat(end))) == months

@@ -91,3 +91,38 @@ async def test_a_full_push_is_stored_announced_in_chunks_and_registered_once(syn
 
     await until(all_registered, timeout_s=60)
     assert (await sync.province.stats())["records"] == 999
+
+
+async def test_records_completed_outside_their_year_are_refused_per_row(sync: Sync) -> None:
+    """四(二): a record of 2026 completed in 2027 or in 2025 (Beijing time) counts for no year;
+    the rest of the push is accepted."""
+    records = [
+        _record(7001, completed_at="2027-02-01T10:00:00+08:00"),
+        _record(7002, completed_at="2025-06-01T10:00:00+08:00"),
+        # 2025-12-31 23:30 in UTC is 2026-01-01 07:30 in Beijing: in the year
+        _record(7003, completed_at="2025-12-31T23:30:00+00:00"),
+        # 2026-12-31 20:00 in UTC is 2027-01-01 04:00 in Beijing: outside it
+        _record(7004, completed_at="2026-12-31T20:00:00Z"),
+        _record(7005),
+    ]
+    r = await sync.http.post(
+        "/v1/learning-records", json={"records": records}, headers=sync.auth("system")
+    )
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["accepted"] == 2
+    refused = {x["record_id"]: x["reason"] for x in body["rejected"]}
+    assert set(refused) == {"zzzj-bulk-007001", "zzzj-bulk-007002", "zzzj-bulk-007004"}
+    assert "2027-02-01" in refused["zzzj-bulk-007001"]
+    assert "outside the record's year 2026" in refused["zzzj-bulk-007002"]
+    async with sync.app.state.service.uow() as uow:
+        stored = set(
+            (
+                await uow.session.scalars(
+                    select(LearningRecord.record_id).where(
+                        LearningRecord.record_id.like("zzzj-bulk-007%")
+                    )
+                )
+            ).all()
+        )
+    assert stored == {"zzzj-bulk-007003", "zzzj-bulk-007005"}
