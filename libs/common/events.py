@@ -259,6 +259,23 @@ class SyncRecordFailed(Payload):
     reason: str
 
 
+class SyncRecordVoided(Payload):
+    """A record whose credit was revoked is voided on the province (or never reached it)."""
+
+    TYPE: ClassVar[str] = "sync.record_voided"
+    record_id: str
+    claim_id: str | None
+
+
+class SyncRecordVoidFailed(Payload):
+    """The province kept refusing to void a record whose credit was revoked."""
+
+    TYPE: ClassVar[str] = "sync.record_void_failed"
+    record_id: str
+    claim_id: str | None
+    reason: str
+
+
 class ProjectApproved(Payload):
     """A training project filed (备案) with the city bureau: trainings under it count."""
 

@@ -55,6 +55,10 @@ class SyncStatus(StrEnum):
     PENDING = "pending"
     REGISTERED = "registered"
     FAILED = "failed"
+    # the claim's credit was revoked (its certificate revoked) and its province record voided,
+    # or the province kept refusing the void
+    VOIDED = "voided"
+    VOID_FAILED = "void_failed"
 
 
 class LedgerSource(StrEnum):

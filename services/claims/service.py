@@ -47,7 +47,7 @@ from services.claims.models import (
     ReviewStage,
     SyncStatus,
 )
-from services.claims.notifications import notify
+from services.claims.notifications import NotificationKind, notify
 from services.claims.persons import get_person
 from services.claims.scope import is_self, may_see_person
 
@@ -602,6 +602,29 @@ def _cut_note(claim: Claim, credit: rules.Credit) -> str | None:
             "a yearly cap was used up by claims approved earlier"
         )
     return None
+
+
+async def void_outcome(uow: UnitOfWork, claim_id: str | None, status: SyncStatus) -> None:
+    """A revoked claim's province record voided (``voided``) or the void refused for good
+    (``void_failed``, which a later voided record of the same claim does not hide)."""
+    if claim_id is None:
+        return
+    claim = await uow.session.get(Claim, claim_id)
+    if claim is None or claim.status != ClaimStatus.REVOKED:
+        return
+    if claim.sync_status == status or claim.sync_status == SyncStatus.VOID_FAILED:
+        return
+    claim.sync_status = status
+    if status == SyncStatus.VOIDED:
+        kind: NotificationKind = "province_voided"
+        message = f"The province record of 「{claim.title}」 is voided: its hours no longer count."
+    else:
+        kind = "province_void_failed"
+        message = (
+            f"The province platform refused to void the record of 「{claim.title}」; "
+            "the city bureau follows it up."
+        )
+    notify(uow, claim.person_id, kind, message, claim_id=claim.id, data={"sync_status": status})
 
 
 async def sync_outcome(uow: UnitOfWork, claim_id: str | None, status: SyncStatus) -> None:
