@@ -8,9 +8,9 @@ Interpretations:
   filing's year.
 - A phone is a mainland mobile number (11 digits starting 13-19) or a landline with its area
   code (``0632-1234567``, extension optional); spaces and hyphens are allowed between groups.
-- 「市直单位自主开展的专业培训项目计划」 (七): a city-direct filer is a ``department`` (市直主管部门)
-  or a ``unit`` whose parent is a ``department``; only their *own* projects have the filing
-  deadline. Providers, district bureaus and units under a district have none.
+- 「市直单位自主开展的专业培训项目计划」 (七): a city-direct filer is a ``department``
+  (市直主管部门) or a ``unit`` whose parent is a ``department``; only their *own* projects have
+  the filing deadline. Providers, district bureaus and units under a district have none.
 - A completion row passes only with hours > 0 and at most the project's planned hours; one person
   appears once per roster (a second row for the same ID number is reported, not merged).
 - Certificate codes carry 80 bits from the operating system's CSPRNG, in Crockford base32.

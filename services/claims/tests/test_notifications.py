@@ -230,8 +230,10 @@ async def test_a_voided_province_record_shows_on_the_claim_and_in_the_feed(
             ),
             subject=code,
         )  # fmt: skip
-        claim = await training(stack, person, f"急救{n}", certificate_code=code,
-                               start_date=f"2026-11-0{n + 3}", end_date=f"2026-11-0{n + 3}")  # fmt: skip
+        day = f"2026-11-0{n + 3}"
+        claim = await training(
+            stack, person, f"急救{n}", certificate_code=code, start_date=day, end_date=day
+        )
         await stack.approve(claim)
         await stack.publish(
             SYNC,

@@ -257,7 +257,7 @@ async def test_a_departments_own_filing_has_the_20_may_deadline_too(registry: Re
     project = await registry.file("Dept", "department_admin", kind="training", level=None)
     registry.set_clock(datetime(2026, 12, 1, 9, 0, tzinfo=BEIJING))
     r = await registry.submit(project, "Dept", "department_admin")
-    assert_problem(r, 422, "filing_deadline_passed")["deadline"] == "2026-05-20"
+    assert assert_problem(r, 422, "filing_deadline_passed")["deadline"] == "2026-05-20"
     got = await registry.http.get(f"/v1/projects/{project['id']}", headers=registry.city)
     assert got.json()["status"] == "draft" and await registry.outbox(project["id"]) == []
     registry.set_clock(datetime(2026, 5, 20, 23, 59, tzinfo=BEIJING))
