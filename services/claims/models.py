@@ -148,7 +148,11 @@ class ClaimReference(Base):
     value: Mapped[str] = mapped_column(String(200))
     claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
 
-    __table_args__ = (UniqueConstraint("person_id", "kind", "value"),)
+    __table_args__ = (
+        UniqueConstraint("person_id", "kind", "value"),
+        # who else cites a personal certificate (evidence_of_another_person)
+        Index("ix_claim_references_kind_value", "kind", "value"),
+    )
 
 
 class LedgerEntry(IdMixin, TimestampMixin, Base):

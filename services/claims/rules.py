@@ -197,6 +197,9 @@ class LeaveKind(_Frozen):
     reason_required: bool = False
 
 
+PersonalEvidenceKind = Literal["certificate_code", "exam_card_no", "reference_no", "file_sha256"]
+
+
 class CategoryRules(_Frozen):
     label: str
     rule: HoursRule
@@ -229,11 +232,17 @@ class RuleSet(_Frozen):
     title_application_working_days: int
     cap_groups: dict[str, CapGroup]
     categories: dict[str, CategoryRules]
+    # evidence that belongs to one person (a qualification certificate, a transfer-in
+    # certificate, an exam card): per category, the kinds a second person may not cite
+    personal_evidence: dict[str, tuple[PersonalEvidenceKind, ...]] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleSet:
         for name, category in self.categories.items():
             _check_category_config(self, name, category)
+        for name in self.personal_evidence:
+            if name not in self.categories:
+                raise ValueError(f"personal_evidence: unknown category {name}")
         return self
 
     def category(self, name: str) -> CategoryRules:
@@ -247,6 +256,10 @@ class RuleSet(_Frozen):
                 code="invalid_category",
                 category=name,
             ) from None
+
+    def personal_kinds(self, category: str) -> tuple[PersonalEvidenceKind, ...]:
+        """The evidence kinds of ``category`` that only one person may ever cite."""
+        return self.personal_evidence.get(category, ())
 
     def categories_in(self, cap_group: str) -> list[str]:
         return [n for n, c in self.categories.items() if c.cap_group == cap_group]

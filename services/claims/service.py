@@ -257,6 +257,7 @@ async def _bind_references(
                 )
     if not refs:
         return
+    await _check_personal_evidence(uow, claim, refs)
     rows = [
         {"person_id": claim.person_id, "kind": kind, "value": value, "claim_id": claim.id}
         for kind, value in refs
@@ -267,6 +268,52 @@ async def _bind_references(
         raise RuleViolation(
             "this evidence already backs another claim", code="duplicate_evidence"
         ) from exc
+
+
+# another person's live claims (holding their references) citing any of the values, in a
+# category whose evidence is personal (the kinds are told apart in Python, as above)
+_CITED_BY_OTHERS = (
+    select(ClaimReference.kind, ClaimReference.value, Claim.category)
+    .join(Claim, Claim.id == ClaimReference.claim_id)
+    .where(
+        ClaimReference.kind.in_(bindparam("kinds", expanding=True)),
+        ClaimReference.value.in_(bindparam("values", expanding=True)),
+        ClaimReference.person_id != bindparam("person_id"),
+        Claim.category.in_(bindparam("categories", expanding=True)),
+    )
+)
+
+
+async def _check_personal_evidence(
+    uow: UnitOfWork, claim: Claim, refs: list[tuple[str, str]]
+) -> None:
+    """One personal certificate, one person: a qualification certificate, a transfer-in
+    certificate or an exam card (its number, or the very same file) that a live claim of
+    another person cites is refused (``evidence_of_another_person``). The answer names neither
+    that person nor their claim."""
+    ruleset = rules.load_ruleset(claim.year)
+    kinds = ruleset.personal_kinds(claim.category)
+    personal = [(kind, value) for kind, value in refs if kind in kinds]
+    if not personal:
+        return
+    cited = await uow.session.execute(
+        _CITED_BY_OTHERS,
+        {
+            "person_id": claim.person_id,
+            "kinds": sorted({kind for kind, _ in personal}),
+            "values": [value for _, value in personal],
+            "categories": list(ruleset.personal_evidence),
+        },
+    )
+    for kind, value, category in cited:
+        if (kind, value) in personal and kind in ruleset.personal_kinds(category):
+            raise RuleViolation(
+                f"this {kind.replace('_', ' ')} is already cited by another person's claim: "
+                "a personal certificate counts for its holder only; if it is yours, ask your "
+                "unit to check the other claim",
+                code="evidence_of_another_person",
+                evidence=kind,
+            )
 
 
 async def _assess(

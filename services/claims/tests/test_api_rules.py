@@ -646,6 +646,44 @@ class TestCategories:
         assert claim["expected_credits"] == [{"subject": "professional", "hours": 16}]
         assert (await stack.approve(claim))["credits"] == [{"subject": "professional", "hours": 16}]
 
+    async def test_a_personal_certificate_cited_by_a_second_person_is_refused(
+        self, stack: Stack, person: Person
+    ) -> None:
+        """Issue 20 item 9: one personal certificate, one person (seen: two people claimed
+        16 h each on one certificate). The number, or the very same file, is refused for the
+        second person, who learns nothing about the first."""
+        number = f"ZG-{person.id[:12]}"
+        scan = pdf_bytes(person.id)
+        mine = [await stack.upload(person, scan)]
+        first = await stack.submit(
+            person, claim_of("qualification_exam", mine, certificate_code=number)
+        )
+        other = await stack.register(org(stack, "unit"))
+        body = claim_of(
+            "qualification_exam", await files(stack, other), certificate_code=f" {number.lower()}"
+        )
+        problem = await refused(stack, other, body, "evidence_of_another_person")
+        assert person.id not in str(problem) and first["id"] not in str(problem)
+        # the same scan under another number, and a transfer-in certificate's number
+        same_file = await stack.upload(other, scan)
+        body = claim_of("qualification_exam", [same_file], certificate_code=f"ZG-X-{other.id}")
+        await refused(stack, other, body, "evidence_of_another_person")
+        transfer = claim_of(
+            "transfer_in", await files(stack, person), credits=[{"subject": "professional", "hours": 20}],
+            reference_no=f"DC-{person.id[:12]}",
+        )  # fmt: skip
+        await stack.submit(person, transfer)
+        copied = {**transfer, "evidence_ids": await files(stack, other)}
+        await refused(stack, other, copied, "evidence_of_another_person")
+        # not personal: a training's filing number is shared by its trainees
+        for who in (person, other):
+            await stack.submit(who, training(await files(stack, who), reference_no="鲁备-1"))
+        # withdrawn, the certificate is free for its holder's claim
+        r = await stack.http.post(f"/v1/claims/{first['id']}/withdraw", headers=person.auth)
+        assert r.status_code == 200, r.text
+        body = claim_of("qualification_exam", await files(stack, other), certificate_code=number)
+        assert (await post_claim(stack, other, body)).status_code == 201
+
     async def test_achievements_count_10_each_up_to_30_in_approval_order(
         self, stack: Stack, person: Person
     ) -> None:
