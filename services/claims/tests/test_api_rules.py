@@ -669,9 +669,11 @@ class TestCategories:
         body = claim_of("qualification_exam", [same_file], certificate_code=f"ZG-X-{other.id}")
         await refused(stack, other, body, "evidence_of_another_person")
         transfer = claim_of(
-            "transfer_in", await files(stack, person), credits=[{"subject": "professional", "hours": 20}],
+            "transfer_in",
+            await files(stack, person),
+            credits=[{"subject": "professional", "hours": 20}],
             reference_no=f"DC-{person.id[:12]}",
-        )  # fmt: skip
+        )
         await stack.submit(person, transfer)
         copied = {**transfer, "evidence_ids": await files(stack, other)}
         await refused(stack, other, copied, "evidence_of_another_person")
