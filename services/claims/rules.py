@@ -112,6 +112,18 @@ class ClaimWindow(_Frozen):
     closes: AwareDatetime
 
 
+class DeclarationWindow(_Frozen):
+    """六: learning closes on ``learning_closes``; declarations (new claims) and revisions of
+    rejected claims close at ``declarations_close`` / ``revisions_close``, by default the end of
+    the claim window (no grace). The city may set either later, a short grace period for courses
+    ended by ``learning_closes`` and claims rejected in the last days; claim dates still lie in
+    the rule year, so what is declared in the grace period was learnt in time."""
+
+    learning_closes: date
+    declarations_close: AwareDatetime | None = None
+    revisions_close: AwareDatetime | None = None
+
+
 class DailyCappedRule(_Frozen):
     """Actual hours, at most ``max_hours_per_day`` × inclusive days (training, expert work)."""
 
@@ -228,6 +240,7 @@ class RuleSet(_Frozen):
     source: str
     requirement: Requirement
     claim_window: ClaimWindow
+    declaration_window: DeclarationWindow | None = None
     reminder_dates: tuple[date, ...]
     title_application_working_days: int
     cap_groups: dict[str, CapGroup]
@@ -256,6 +269,16 @@ class RuleSet(_Frozen):
                 code="invalid_category",
                 category=name,
             ) from None
+
+    def declarations_close(self, *, revision: bool = False) -> datetime:
+        """When a new claim (or, ``revision``, the revision of a rejected one) can no longer be
+        made: the declaration window's, else the end of the claim window."""
+        window = self.declaration_window
+        if window is not None:
+            closes = window.revisions_close if revision else window.declarations_close
+            if closes is not None:
+                return closes
+        return self.claim_window.closes
 
     def personal_kinds(self, category: str) -> tuple[PersonalEvidenceKind, ...]:
         """The evidence kinds of ``category`` that only one person may ever cite."""
@@ -412,6 +435,7 @@ def assess(
     *,
     now: datetime,
     pending: Sequence[PendingClaim] = (),
+    revision: bool = False,
 ) -> Assessment:
     """Check a claim at submission and compute its expected credits.
 
@@ -421,7 +445,7 @@ def assess(
     ``public_subject_unverified``, ``invalid_leave_kind``, ``leave_too_short``,
     ``leave_reason_required``, ``invalid_hours``, ``invalid_months``, ``hours_mismatch``,
     ``daily_cap_exceeded``, ``yearly_cap_reached``)."""
-    _check_window(ruleset, now)
+    _check_window(ruleset, now, revision=revision)
     category = ruleset.category(claim.category)
     _check_evidence(claim, category)
     _check_not_future(ruleset, claim, now)
@@ -474,16 +498,18 @@ def cap_used(ruleset: RuleSet, cap_group: str, credited: CreditedSoFar) -> Decim
 # --- checks ---------------------------------------------------------------------------------
 
 
-def _check_window(ruleset: RuleSet, now: datetime) -> None:
+def _check_window(ruleset: RuleSet, now: datetime, *, revision: bool = False) -> None:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     window = ruleset.claim_window
-    if now > window.closes:
+    closes = ruleset.declarations_close(revision=revision)
+    if now > closes:
+        what = "revised" if revision else "claimed"
         raise RuleViolation(
-            f"The {ruleset.year} claim window closed on {window.closes.isoformat()}; "
-            f"hours for {ruleset.year} can no longer be claimed.",
+            f"The {ruleset.year} claim window closed on {closes.isoformat()}; "
+            f"hours for {ruleset.year} can no longer be {what}.",
             code="window_closed",
-            closes_at=window.closes.isoformat(),
+            closes_at=closes.isoformat(),
         )
     if now < window.opens:
         raise RuleViolation(

@@ -317,7 +317,13 @@ async def _check_personal_evidence(
 
 
 async def _assess(
-    uow: UnitOfWork, person: Person, command: ClaimCommand, evidence_count: int, now: datetime
+    uow: UnitOfWork,
+    person: Person,
+    command: ClaimCommand,
+    evidence_count: int,
+    now: datetime,
+    *,
+    revision: bool = False,
 ) -> tuple[rules.Assessment, Verified]:
     ruleset = rules.load_ruleset(command.year)
     verified = await verify_references(uow, person, command)
@@ -332,6 +338,7 @@ async def _assess(
         credited,
         now=now,
         pending=pending,
+        revision=revision,
     )
     return assessment, verified
 
@@ -506,7 +513,7 @@ async def revise_claim(
             "a revision keeps the claim's person and year", code="revision_mismatch"
         )
     evidence = await _check_evidence_ids(uow, principal, command.evidence_ids)
-    assessment, verified = await _assess(uow, person, command, len(evidence), now)
+    assessment, verified = await _assess(uow, person, command, len(evidence), now, revision=True)
     claim.revision += 1
     claim.body = command.stored()
     claim.category = command.category

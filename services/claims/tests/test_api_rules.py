@@ -23,6 +23,7 @@ from libs.common.events import (
     ProjectApproved,
     topic_of,
 )
+from services.claims import rules
 from services.claims.tests.harness import (
     AFTER_WINDOW,
     CLOCK,
@@ -507,6 +508,42 @@ class TestClaimProblems:
             )
             assert_problem(r, 422, "revision_mismatch")
         assert (await stack.claim(claim["id"]))["status"] == "rejected"
+
+    async def test_revisions_close_with_the_declaration_window(
+        self, stack: Stack, person: Person, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Issue 20 item 11: a claim rejected in the last days of December cannot be revised in
+        January by default; with a city grace period in the rule data it can, until it ends."""
+        claim = await stack.submit(person, claim_of("study", await files(stack, person), hours=4))
+        await stack.reject(claim, "学习档案不全")
+        revision = {
+            "person_id": person.id,
+            **claim_of("study", await files(stack, person), hours=5),
+        }
+        path = f"/v1/claims/{claim['id']}/revisions"
+        stack.app.state.service.clock = lambda: AFTER_WINDOW
+        try:
+            async with stack.no_new_state():
+                r = await stack.http.post(path, json=revision, headers=person.auth)
+                assert_problem(r, 422, "window_closed")
+            ruleset = rules.load_ruleset(2026)
+            assert ruleset.declaration_window is not None
+            graced = ruleset.model_copy(
+                update={
+                    "declaration_window": ruleset.declaration_window.model_copy(
+                        update={"revisions_close": datetime(2027, 1, 10, 23, 59, 59, tzinfo=UTC)}
+                    )
+                }
+            )
+            monkeypatch.setattr(rules, "load_ruleset", lambda year: graced)
+            # new claims stay closed; the revision is in the grace period
+            await refused(stack, person, claim_of("study", await files(stack, person), hours=1),
+                          "window_closed")  # fmt: skip
+            r = await stack.http.post(path, json=revision, headers=person.auth)
+            assert r.status_code == 201, r.text
+            assert r.json()["revision"] == 2
+        finally:
+            stack.app.state.service.clock = lambda: CLOCK
 
     async def test_withdrawn_claim_cannot_be_withdrawn_again_409(
         self, stack: Stack, person: Person
