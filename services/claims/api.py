@@ -29,6 +29,7 @@ from libs.common.pagination import decode_cursor, encode_cursor
 from libs.common.uow import UnitOfWork
 from services.claims import (
     compliance,
+    contacts,
     evidence,
     exports,
     ledger,
@@ -263,6 +264,7 @@ async def transfer_person(
 
 @router.get("/me")
 async def me(state: State, uow: Uow, principal: CurrentPrincipal) -> MeView:
+    """The signed-in person, their year's summary and whom to ask (``contacts``, 八 咨询方式)."""
     require_role(principal, "personnel")
     person = await persons.my_person(uow, principal)
     year = state.today().year
@@ -276,6 +278,7 @@ async def me(state: State, uow: Uow, principal: CurrentPrincipal) -> MeView:
             pending=summary.pending,
             compliant=summary.compliant,
         ),
+        contacts=await contacts.contacts_of(uow, person, year),
     )
 
 

@@ -124,6 +124,38 @@ class DeclarationWindow(_Frozen):
     revisions_close: AwareDatetime | None = None
 
 
+class ContactLine(_Frozen):
+    """A number to call (八 咨询方式)."""
+
+    name: str
+    phone: str
+    topics: str | None = None
+
+
+class BureauContact(ContactLine):
+    """A district bureau of the directory, found by its org code or (alias) name."""
+
+    codes: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+
+class ContactDirectory(_Frozen):
+    source: str
+    bureaus: tuple[BureauContact, ...]
+    city_bureau: ContactLine
+    support: ContactLine
+
+    def bureau(self, *, code: str, name: str) -> BureauContact | None:
+        """The directory's entry for an org, by code first, then by name."""
+        for entry in self.bureaus:
+            if code in entry.codes:
+                return entry
+        for entry in self.bureaus:
+            if name == entry.name or name in entry.aliases:
+                return entry
+        return None
+
+
 class DailyCappedRule(_Frozen):
     """Actual hours, at most ``max_hours_per_day`` × inclusive days (training, expert work)."""
 
@@ -241,6 +273,7 @@ class RuleSet(_Frozen):
     requirement: Requirement
     claim_window: ClaimWindow
     declaration_window: DeclarationWindow | None = None
+    contacts: ContactDirectory | None = None
     reminder_dates: tuple[date, ...]
     title_application_working_days: int
     cap_groups: dict[str, CapGroup]

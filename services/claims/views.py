@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from libs.common.events import Affiliation
+from services.claims.contacts import ContactsView
 from services.claims.models import ClaimStatus, LedgerSource, ReviewStage, SyncStatus
 
 # --- hours ----------------------------------------------------------------------------------
@@ -77,6 +78,8 @@ class MeSummary(BaseModel):
 class MeView(PersonView):
     year: int
     summary: MeSummary
+    # whom to ask (八): the auditing bureau, the city bureau, the platform's support line
+    contacts: ContactsView | None = None
 
 
 # --- transcripts ----------------------------------------------------------------------------
