@@ -156,6 +156,26 @@ class ContactDirectory(_Frozen):
         return None
 
 
+class Interpretation(_Frozen):
+    """A reading of the notice the system applies (docs/rules.md lists each by ``id``), shown on
+    the transcript of a person whose entries it concerns: claims of ``categories``, or ledger
+    entries of ``sources`` (such as ``city_platform``). With neither, it concerns every year's
+    transcript."""
+
+    id: str
+    section: str
+    text: str
+    categories: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def applies_to(self, category: str | None, source: str) -> bool:
+        return (category is not None and category in self.categories) or source in self.sources
+
+    @property
+    def general(self) -> bool:
+        return not self.categories and not self.sources
+
+
 class DailyCappedRule(_Frozen):
     """Actual hours, at most ``max_hours_per_day`` × inclusive days (training, expert work)."""
 
@@ -274,6 +294,7 @@ class RuleSet(_Frozen):
     claim_window: ClaimWindow
     declaration_window: DeclarationWindow | None = None
     contacts: ContactDirectory | None = None
+    interpretations: tuple[Interpretation, ...] = ()
     reminder_dates: tuple[date, ...]
     title_application_working_days: int
     cap_groups: dict[str, CapGroup]
@@ -289,6 +310,10 @@ class RuleSet(_Frozen):
         for name in self.personal_evidence:
             if name not in self.categories:
                 raise ValueError(f"personal_evidence: unknown category {name}")
+        for interpretation in self.interpretations:
+            for name in interpretation.categories:
+                if name not in self.categories:
+                    raise ValueError(f"interpretation {interpretation.id}: unknown {name}")
         return self
 
     def category(self, name: str) -> CategoryRules:
@@ -312,6 +337,18 @@ class RuleSet(_Frozen):
             if closes is not None:
                 return closes
         return self.claim_window.closes
+
+    def interpretations_for(
+        self, entries: Iterable[tuple[str | None, str]]
+    ) -> list[Interpretation]:
+        """The interpretations concerning a transcript's (category, source) entries, in the
+        rule data's order, the general ones included."""
+        seen = list(entries)
+        return [
+            i
+            for i in self.interpretations
+            if i.general or any(i.applies_to(category, source) for category, source in seen)
+        ]
 
     def personal_kinds(self, category: str) -> tuple[PersonalEvidenceKind, ...]:
         """The evidence kinds of ``category`` that only one person may ever cite."""

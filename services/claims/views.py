@@ -97,6 +97,16 @@ class TranscriptEntry(BaseModel):
     at: str
     revoked_at: str | None
     leave_kind: str | None = None
+    # ids of the interpretations (the transcript's ``interpretations``) this entry follows
+    interpretations: list[str] = []
+
+
+class InterpretationView(BaseModel):
+    """A reading of the notice applied to this transcript (docs/rules.md)."""
+
+    id: str
+    section: str
+    text: str
 
 
 class Transcript(BaseModel):
@@ -108,6 +118,8 @@ class Transcript(BaseModel):
     gaps: SubjectHours
     compliant: bool
     entries: list[TranscriptEntry]
+    # the interpretations of the notice its entries follow, and the general ones
+    interpretations: list[InterpretationView] = []
 
 
 # --- evidence -------------------------------------------------------------------------------
