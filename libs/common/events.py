@@ -197,6 +197,8 @@ class OrgUpserted(Payload):
     type: str
     parent_id: str | None
     active: bool = True
+    # 职称自主评聘单位 (五(二)), added compatibly (default false)
+    self_appraising: bool = False
 
 
 class CertificateIssued(Payload):

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -94,6 +95,8 @@ class OrgReplica(Base):
     parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
     # deactivated in review: no one is registered into it or transferred to it any more
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # 职称自主评聘单位 (五(二)), as review keeps it: shown on the reports
+    self_appraising: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Evidence(IdMixin, TimestampMixin, Base):

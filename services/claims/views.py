@@ -197,6 +197,9 @@ class OrgSummary(BaseModel):
     parent_id: str | None = Field(
         default=None, description="the org's parent (its district or department)"
     )
+    self_appraising: bool = Field(
+        default=False, description="the org is a 职称自主评聘单位 (五(二))"
+    )
     persons: int
     compliant: int
     non_compliant: int
@@ -222,6 +225,11 @@ class ReportItem(BaseModel):
     pending: SubjectHours
     gaps: SubjectHours
     compliant: bool
+    self_appraising: bool = Field(
+        default=False,
+        description="the person's unit is a 职称自主评聘单位 (五(二)); their hours still reach "
+        "the province",
+    )
 
 
 class ComplianceReport(BaseModel):
