@@ -219,8 +219,8 @@ async def test_a_voided_province_record_shows_on_the_claim_and_in_the_feed(
 ) -> None:
     """Issue 20 item 5: once the province record of a revoked claim is voided, the claim's
     sync_status is voided (void_failed when the province keeps refusing), and the feed says so."""
-    outcomes = {}
-    for n, event_type in enumerate((SyncRecordVoided, SyncRecordVoidFailed)):
+    outcomes: dict[str, tuple[str, str]] = {}
+    for n, event_type in enumerate(("sync.record_voided", "sync.record_void_failed")):
         code = f"ZZ2026-V{n}-{person.id[:8]}"
         await stack.publish(
             REGISTRY,
@@ -245,14 +245,14 @@ async def test_a_voided_province_record_shows_on_the_claim_and_in_the_feed(
         assert (await stack.claim(claim["id"]))["sync_status"] == "registered"
         await stack.publish(REGISTRY, CertificateRevoked(code=code, reason="代考"), subject=code)
         record = {"record_id": f"r-{claim['id']}", "claim_id": claim["id"]}
-        if event_type is SyncRecordVoidFailed:
+        if event_type == SyncRecordVoidFailed.TYPE:
             await stack.publish(SYNC, SyncRecordVoidFailed(**record, reason="x"), subject=code)
             # a later voided record of the same claim does not hide the failure
             await stack.publish(SYNC, SyncRecordVoided(**record), subject=code)
         else:
             await stack.publish(SYNC, SyncRecordVoided(**record), subject=code)
         shown = await stack.claim(claim["id"])
-        outcomes[event_type.TYPE] = (shown["status"], shown["sync_status"])
+        outcomes[event_type] = (shown["status"], shown["sync_status"])
     assert outcomes == {
         "sync.record_voided": ("revoked", "voided"),
         "sync.record_void_failed": ("revoked", "void_failed"),
