@@ -659,6 +659,7 @@ class OrgCompliance:
     gap_professional: Decimal
     short_public: int
     short_professional: int
+    self_appraising: bool = False
 
     @classmethod
     def total(cls, rows: Iterable[OrgCompliance], name: str) -> OrgCompliance:
@@ -690,6 +691,7 @@ class OrgCompliance:
                 public=hours(self.gap_public), professional=hours(self.gap_professional)
             ),
             short=ShortCounts(public=self.short_public, professional=self.short_professional),
+            self_appraising=self.self_appraising,
         )
 
 
@@ -778,6 +780,7 @@ async def compliance_by_org(
                 gap_professional=rules.round_hours(_decimal(gf)),
                 short_public=int(sp or 0),
                 short_professional=int(sf or 0),
+                self_appraising=bool(org.self_appraising),
             )
         )
     return rows

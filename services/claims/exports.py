@@ -143,6 +143,7 @@ BY_ORG_COLUMNS = (
     "gap_professional",
     "short_public",
     "short_professional",
+    "self_appraising",
 )
 
 
@@ -165,6 +166,7 @@ async def by_org_file(format: str, rows: list[OrgCompliance]) -> tuple[bytes, st
                 view.gaps.professional,
                 view.short.public,
                 view.short.professional,
+                view.self_appraising,
             )
         )
     if format == "csv":

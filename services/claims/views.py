@@ -263,6 +263,9 @@ class OrgComplianceRow(BaseModel):
     compliance_rate: float | None = Field(description="compliant / persons; null without persons")
     gaps: SubjectHours
     short: ShortCounts
+    self_appraising: bool = Field(
+        default=False, description="the org is a 职称自主评聘单位 (五(二)); false on the total row"
+    )
 
 
 class ComplianceByOrg(BaseModel):

@@ -62,6 +62,18 @@ async def test_the_flag_is_on_the_report_and_the_hours_still_reach_the_province(
         lecturer.id: "True", teacher.id: "False"
     }  # fmt: skip
 
+    # the report by org (one row per org under the district) shows it as well
+    r = await stack.http.get(
+        "/v1/reports/compliance/by-org",
+        params={"year": 2026, "org_id": stack.orgs["district"]},
+        headers=city,
+    )
+    assert r.status_code == 200, r.text
+    assert {row["org_id"]: row["self_appraising"] for row in r.json()["rows"]} == {
+        "university": True, "school": False
+    }  # fmt: skip
+    assert r.json()["total"]["self_appraising"] is False
+
     # review clears the flag: the replica follows
     event = OrgUpserted(
         org_id="university", code="UNIVERSITY", name="university", type="unit",
