@@ -116,6 +116,13 @@ async def verify_references(uow: UnitOfWork, person: Person, command: ClaimComma
                 code="unknown_exam_card",
             )
         if card.id_number != person.id_number:
+            # a card its holder already declared, cited by a second person: the rule of one
+            # personal certificate, one person; otherwise the register's holder is another
+            cited = await _cited_by_another(
+                uow, year, category, person.id, [("exam_card_no", card.card_no)]
+            )
+            if cited is not None:
+                raise _evidence_of_another_person(cited)
             raise RuleViolation(
                 "this 学时登记卡 was issued to someone else", code="exam_card_holder_mismatch"
             )
@@ -291,29 +298,44 @@ async def _check_personal_evidence(
     certificate or an exam card (its number, or the very same file) that a live claim of
     another person cites is refused (``evidence_of_another_person``). The answer names neither
     that person nor their claim."""
-    ruleset = rules.load_ruleset(claim.year)
-    kinds = ruleset.personal_kinds(claim.category)
+    kind = await _cited_by_another(uow, claim.year, claim.category, claim.person_id, refs)
+    if kind is not None:
+        raise _evidence_of_another_person(kind)
+
+
+async def _cited_by_another(
+    uow: UnitOfWork, year: int, category: str, person_id: str, refs: list[tuple[str, str]]
+) -> str | None:
+    """The kind of the first of ``refs`` personal to ``category`` that a live claim of another
+    person cites (as personal evidence of its own category), or None."""
+    ruleset = rules.load_ruleset(year)
+    kinds = ruleset.personal_kinds(category)
     personal = [(kind, value) for kind, value in refs if kind in kinds]
     if not personal:
-        return
+        return None
     cited = await uow.session.execute(
         _CITED_BY_OTHERS,
         {
-            "person_id": claim.person_id,
+            "person_id": person_id,
             "kinds": sorted({kind for kind, _ in personal}),
             "values": [value for _, value in personal],
             "categories": list(ruleset.personal_evidence),
         },
     )
-    for kind, value, category in cited:
-        if (kind, value) in personal and kind in ruleset.personal_kinds(category):
-            raise RuleViolation(
-                f"this {kind.replace('_', ' ')} is already cited by another person's claim: "
-                "a personal certificate counts for its holder only; if it is yours, ask your "
-                "unit to check the other claim",
-                code="evidence_of_another_person",
-                evidence=kind,
-            )
+    for kind, value, other_category in cited:
+        if (kind, value) in personal and kind in ruleset.personal_kinds(other_category):
+            return str(kind)
+    return None
+
+
+def _evidence_of_another_person(kind: str) -> RuleViolation:
+    return RuleViolation(
+        f"this {kind.replace('_', ' ')} is already cited by another person's claim: a personal "
+        "certificate counts for its holder only; if it is yours, ask your unit to check the "
+        "other claim",
+        code="evidence_of_another_person",
+        evidence=kind,
+    )
 
 
 async def _assess(

@@ -411,6 +411,17 @@ class TestClaimProblems:
         body = claim_of("exam_staff", [], exam_card_no=card)
         await refused(stack, person, body, "exam_card_holder_mismatch")
 
+    async def test_an_exam_card_its_holder_declared_is_another_persons_evidence(
+        self, stack: Stack, person: Person
+    ) -> None:
+        """Issue 20 item 9: a 学时登记卡 cited by a second person once its holder declared it."""
+        card = await issue_card(stack, person.id_number)
+        await stack.submit(person, claim_of("exam_staff", [], exam_card_no=card))
+        other = await stack.register(org(stack, "unit"))
+        body = claim_of("exam_staff", [], exam_card_no=card.lower())
+        problem = await refused(stack, other, body, "evidence_of_another_person")
+        assert problem["evidence"] == "exam_card_no" and person.id not in str(problem)
+
     async def test_hours_mismatch_with_the_card(self, stack: Stack, person: Person) -> None:
         card = await issue_card(stack, person.id_number, hours=6)
         body = claim_of("exam_staff", [], exam_card_no=card, hours=8)
