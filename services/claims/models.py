@@ -158,6 +158,18 @@ class ClaimReference(Base):
     )
 
 
+class PersonalEvidenceHold(Base):
+    """A personal certificate (a qualification or transfer-in certificate, an exam card) held by
+    the one live claim citing it: its primary key refuses a second person's claim without a race
+    (two persons submitting the same number at once: the second insert waits, then fails)."""
+
+    __tablename__ = "personal_evidence_holds"
+    kind: Mapped[str] = mapped_column(String(30), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(36))
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+
+
 class LedgerEntry(IdMixin, TimestampMixin, Base):
     """Credited hours, append-mostly: one row per (source record, subject); revocation is a
     timestamp, never a delete, so the transcript can show what happened."""

@@ -43,6 +43,7 @@ from services.claims.models import (
     LedgerEntry,
     LedgerSource,
     Person,
+    PersonalEvidenceHold,
     ProjectReplica,
     ReviewStage,
     SyncStatus,
@@ -219,6 +220,7 @@ async def _check_evidence_ids(
 _INSERT_CLAIM = insert(cast(Table, Claim.__table__))
 _CLAIM_COLUMNS = frozenset(Claim.__table__.columns.keys())
 _INSERT_REFERENCES = insert(cast(Table, ClaimReference.__table__))
+_INSERT_HOLDS = insert(cast(Table, PersonalEvidenceHold.__table__))
 # the person's references with any of the values (a statement built once; the kinds are told
 # apart in Python: a value of another kind never matches a wanted (kind, value) pair)
 _TAKEN = select(ClaimReference.kind, ClaimReference.value, ClaimReference.claim_id).where(
@@ -241,7 +243,7 @@ async def _bind_references(
     references of its own to release (a revision first releases those of its last revision).
     """
     if not new:
-        await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim.id))
+        await _release_references(uow, claim.id)
     unique = rules.load_ruleset(claim.year).category(claim.category).evidence.unique
     refs: list[tuple[str, str]] = [
         (f, normalise_code(value)) for f in unique if (value := command.reference(f))
@@ -277,6 +279,14 @@ async def _bind_references(
         ) from exc
 
 
+async def _release_references(uow: UnitOfWork, claim_id: str) -> None:
+    """The claim's evidence backs it no more (withdrawn, or a revision binds it again)."""
+    await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim_id))
+    await uow.session.execute(
+        delete(PersonalEvidenceHold).where(PersonalEvidenceHold.claim_id == claim_id)
+    )
+
+
 # another person's live claims (holding their references) citing any of the values, in a
 # category whose evidence is personal (the kinds are told apart in Python, as above)
 _CITED_BY_OTHERS = (
@@ -301,6 +311,19 @@ async def _check_personal_evidence(
     kind = await _cited_by_another(uow, claim.year, claim.category, claim.person_id, refs)
     if kind is not None:
         raise _evidence_of_another_person(kind)
+    # the hold closes the race the query above cannot see (another person's claim of the same
+    # moment, not committed yet); claims from before the holds are found by the query
+    kinds = rules.load_ruleset(claim.year).personal_kinds(claim.category)
+    holds = [
+        {"kind": k, "value": v, "person_id": claim.person_id, "claim_id": claim.id}
+        for k, v in refs
+        if k in kinds
+    ]
+    if holds:
+        try:
+            await uow.session.execute(_INSERT_HOLDS, holds)
+        except IntegrityError as exc:  # the whole unit of work rolls back with the refusal
+            raise _evidence_of_another_person(str(holds[0]["kind"])) from exc
 
 
 async def _cited_by_another(
@@ -506,7 +529,7 @@ async def withdraw_claim(uow: UnitOfWork, principal: Principal, claim_id: str) -
         raise Conflict(f"a claim that is {claim.status} cannot be withdrawn", code="claim_not_open")
     claim.status = ClaimStatus.WITHDRAWN
     claim.stage = None
-    await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim.id))
+    await _release_references(uow, claim.id)
     uow.emit(
         ClaimWithdrawn(claim_id=claim.id, revision=claim.revision, person_id=claim.person_id),
         subject=claim.id,
