@@ -43,6 +43,8 @@ NotificationKind = Literal[
     "claim_rejected",
     "credit_revoked",
     "registered_at_province",
+    "province_voided",
+    "province_void_failed",
     "reminder_due",
 ]
 DEFAULT_PAGE = 50

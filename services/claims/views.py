@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from libs.common.events import Affiliation
+from services.claims.contacts import ContactsView
 from services.claims.models import ClaimStatus, LedgerSource, ReviewStage, SyncStatus
 
 # --- hours ----------------------------------------------------------------------------------
@@ -77,6 +78,8 @@ class MeSummary(BaseModel):
 class MeView(PersonView):
     year: int
     summary: MeSummary
+    # whom to ask (八): the auditing bureau, the city bureau, the platform's support line
+    contacts: ContactsView | None = None
 
 
 # --- transcripts ----------------------------------------------------------------------------
@@ -94,6 +97,16 @@ class TranscriptEntry(BaseModel):
     at: str
     revoked_at: str | None
     leave_kind: str | None = None
+    # ids of the interpretations (the transcript's ``interpretations``) this entry follows
+    interpretations: list[str] = []
+
+
+class InterpretationView(BaseModel):
+    """A reading of the notice applied to this transcript (docs/rules.md)."""
+
+    id: str
+    section: str
+    text: str
 
 
 class Transcript(BaseModel):
@@ -105,6 +118,8 @@ class Transcript(BaseModel):
     gaps: SubjectHours
     compliant: bool
     entries: list[TranscriptEntry]
+    # the interpretations of the notice its entries follow, and the general ones
+    interpretations: list[InterpretationView] = []
 
 
 # --- evidence -------------------------------------------------------------------------------
@@ -191,6 +206,9 @@ class OrgSummary(BaseModel):
     parent_id: str | None = Field(
         default=None, description="the org's parent (its district or department)"
     )
+    self_appraising: bool = Field(
+        default=False, description="the org is a 职称自主评聘单位 (五(二))"
+    )
     persons: int
     compliant: int
     non_compliant: int
@@ -216,6 +234,11 @@ class ReportItem(BaseModel):
     pending: SubjectHours
     gaps: SubjectHours
     compliant: bool
+    self_appraising: bool = Field(
+        default=False,
+        description="the person's unit is a 职称自主评聘单位 (五(二)); their hours still reach "
+        "the province",
+    )
 
 
 class ComplianceReport(BaseModel):
@@ -249,6 +272,9 @@ class OrgComplianceRow(BaseModel):
     compliance_rate: float | None = Field(description="compliant / persons; null without persons")
     gaps: SubjectHours
     short: ShortCounts
+    self_appraising: bool = Field(
+        default=False, description="the org is a 职称自主评聘单位 (五(二)); false on the total row"
+    )
 
 
 class ComplianceByOrg(BaseModel):

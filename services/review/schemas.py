@@ -24,6 +24,9 @@ class OrgOut(BaseModel):
     type: str
     parent_id: str | None
     active: bool
+    self_appraising: bool = Field(
+        default=False, description="职称自主评聘单位 (五(二)): set by the city bureau, units only"
+    )
 
 
 class OrgListItem(OrgOut):
