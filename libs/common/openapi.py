@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 SHARED_ENUMS: Mapping[str, Sequence[str]] = {"subject": ("public", "professional")}
 
 _TIMESTAMP = re.compile(r"(^|_)(at|timestamp)$")
+_DATE = re.compile(r"(^|_)date$")
 
 
 def operation_id(route: APIRoute) -> str:
@@ -49,12 +50,15 @@ def install_openapi(app: FastAPI, enums: Mapping[str, Sequence[str]]) -> None:
 
 def refine(schema: dict[str, Any], enums: Mapping[str, Sequence[str]]) -> None:
     """Declare, in place, ``format: date-time`` on every string property or parameter named as a
-    timestamp (``created_at``, ``decided_at``, …) and the ``enums`` of the string properties and
+    timestamp (``created_at``, ``decided_at``, …), ``format: date`` on those named as a day
+    (``start_date``) and the ``enums`` of the string properties and
     parameters they name, where the document left them open."""
     for name, node in _named_schemas(schema):
         for leaf in _string_leaves(node):
             if _TIMESTAMP.search(name) and "format" not in leaf:
                 leaf["format"] = "date-time"
+            elif _DATE.search(name) and "format" not in leaf:
+                leaf["format"] = "date"
             elif name in enums and "enum" not in leaf and "format" not in leaf:
                 leaf["enum"] = list(enums[name])
 

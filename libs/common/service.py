@@ -63,6 +63,7 @@ from libs.common.problems import (
 )
 from libs.common.settings import Settings
 from libs.common.tasks import LoopTask
+from libs.common.timestamps import Timestamp
 from libs.common.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -450,7 +451,7 @@ class DeadLetter(BaseModel):
     offset: int
     event_type: str | None
     error: str
-    created_at: str
+    created_at: Timestamp
 
 
 class DeadLetters(BaseModel):

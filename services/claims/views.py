@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from libs.common.events import Affiliation
+from libs.common.timestamps import Timestamp
 from services.claims.models import ClaimStatus, LedgerSource, ReviewStage, SyncStatus
 
 # --- hours ----------------------------------------------------------------------------------
@@ -46,7 +47,7 @@ class PersonView(BaseModel):
     id_number_masked: str
     phone: str | None
     affiliation: Affiliation
-    created_at: str
+    created_at: Timestamp
 
 
 class PersonListItem(BaseModel):
@@ -58,7 +59,7 @@ class PersonListItem(BaseModel):
     id_number_masked: str
     affiliation: Affiliation
     org_name: str | None = Field(description="the name of the unit or agency, as review names it")
-    created_at: str
+    created_at: Timestamp
 
 
 class PersonPage(BaseModel):
@@ -92,7 +93,7 @@ class TranscriptEntry(BaseModel):
     counts: bool
     note: str | None
     at: str
-    revoked_at: str | None
+    revoked_at: Timestamp | None
     leave_kind: str | None = None
 
 
@@ -116,7 +117,7 @@ class EvidenceView(BaseModel):
     content_type: str
     size: int
     filename: str | None
-    created_at: str
+    created_at: Timestamp
 
 
 # --- claims ---------------------------------------------------------------------------------
@@ -144,8 +145,8 @@ class ClaimView(BaseModel):
     months: int | None = Field(default=None, description="aid deployment / special leave")
     sync_status: SyncStatus
     evidence_ids: list[str]
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class ClaimPerson(BaseModel):
@@ -213,7 +214,7 @@ class ComplianceReport(BaseModel):
     year: int
     org: OrgRef | None
     required: Required
-    generated_at: str
+    generated_at: Timestamp
     summary: ReportSummary | None = Field(
         description="the whole scope: on the first page (no cursor), or with summary=true"
     )
@@ -246,7 +247,7 @@ class ComplianceByOrg(BaseModel):
     year: int
     org: OrgRef | None
     required: Required
-    generated_at: str
+    generated_at: Timestamp
     rows: list[OrgComplianceRow]
     total: OrgComplianceRow
 
