@@ -235,8 +235,11 @@ async def test_a_validation_problem_keeps_its_code_in_either_language(tmp_path: 
         en = await stack.http.post(
             "/v1/persons", json={"name": 1}, headers={**headers, "Accept-Language": "en"}
         )
-    assert_problem(zh, 422, "validation_error")["title"] == "请求内容不符合接口定义"
-    assert_problem(en, 422, "validation_error")["title"] == "The request does not match the schema"
+    assert assert_problem(zh, 422, "validation_error")["title"] == "请求内容不符合接口定义"
+    assert (
+        assert_problem(en, 422, "validation_error")["title"]
+        == "The request does not match the schema"
+    )
     assert zh.json()["errors"] == en.json()["errors"]
 
 
