@@ -258,3 +258,21 @@ async def test_healthz_names_the_service_and_the_replica(service: str, tmp_path:
         health = (await http.get("/healthz")).json()
     assert health["status"] == "ok" and health["service"] == service
     assert re.fullmatch(r".+:\d+", health["instance"]), health
+
+
+def test_every_code_the_services_raise_has_a_chinese_title() -> None:
+    """The zh-CN catalogue names every literal problem code in the code (a new code without a
+    title would reach a Chinese user under its HTTP status's generic title)."""
+    from libs.common.messages import zh_CN
+
+    root = Path(__file__).resolve().parent.parent
+    literal = re.compile(r'\bcode(?:=| = )"([a-z0-9_]+)"')
+    raised = {
+        code
+        for folder in ("libs", "services")
+        for source in (root / folder).rglob("*.py")
+        if "tests" not in source.parts
+        for code in literal.findall(source.read_text(encoding="utf-8"))
+    }
+    raised |= {f"{subject}_subject_unverified" for subject in ("public", "professional")}
+    assert raised and not raised - set(zh_CN.TITLES), sorted(raised - set(zh_CN.TITLES))

@@ -59,6 +59,8 @@ TITLES: dict[str, str] = {
     "days_mismatch": "天数与起止日期不符",
     "hours_mismatch": "学时数与证书不符",
     "unfiled_training": "培训未备案",
+    "public_subject_unverified": "公需科目学时须有已核验的证书或备案项目",
+    "professional_subject_unverified": "专业科目学时须有已核验的证书或备案项目",
     "filing_deadline_passed": "已超过备案期限",
     "window_closed": "申报期已结束",
     "unknown_rule_year": "该年度没有学时规则",
