@@ -77,7 +77,16 @@ def _described(description: str) -> dict[str, Any]:
 # documented on every route: what a client must be ready for, all as problem documents
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _described("Malformed request (e.g. a bad cursor)"),
-    401: _described("Missing, invalid or expired bearer token"),
+    401: {
+        **_described("Missing, invalid or expired bearer token"),
+        "headers": {
+            "WWW-Authenticate": {
+                "description": 'The challenge: `Bearer realm="ce"`, with `error="invalid_token"` '
+                "for a bad or expired token",
+                "schema": {"type": "string"},
+            }
+        },
+    },
     403: _described(
         "The caller's role may not do this, or (code org_inactive) the caller's organisation "
         "was deactivated and its tokens read and change nothing"
