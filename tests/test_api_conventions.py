@@ -132,11 +132,14 @@ async def test_docs_are_served_by_the_service_itself(service: str, tmp_path: Pat
 
 
 async def test_behind_the_gateway_the_docs_point_through_its_prefix(tmp_path: Path) -> None:
-    async with running("claims", tmp_path / "a", root_path="/claims") as http:
+    async with running("claims", tmp_path / "a", root_path="/claims/") as http:
         # the gateway strips the prefix (deploy/nginx: proxy_pass http://claims/)
         html = (await http.get("/docs")).text
         document = (await http.get("/openapi.json")).json()
         asset = await http.get("/docs-assets/swagger-ui-bundle.js")
+        # a proxy that keeps it reaches the same routes
+        kept = await http.get("/claims/healthz")
+    assert kept.status_code == 200 and kept.json()["service"] == "claims"
     assert "'/claims/openapi.json'" in html or '"/claims/openapi.json"' in html, html
     assert "/claims/docs-assets/swagger-ui-bundle.js" in html
     assert asset.status_code == 200

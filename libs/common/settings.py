@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     # The path prefix the gateway serves this service under (deploy/nginx: ``/claims``), so that
     # ``/docs`` and the OpenAPI ``servers`` point through it. Unset, a trusted proxy (one named
     # in ``forwarded_allow_ips``) may say it with ``X-Forwarded-Prefix``; nobody else can.
-    root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
+    root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*/?$")
     # Browser origins allowed to call the API (CORS), comma-separated, e.g.
     # ``https://app.example.gov.cn``; empty (the default): no cross-origin browser calls
     cors_origins: str = ""
