@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +42,7 @@ from libs.common import workdays
 from libs.common.clock import BEIJING
 from libs.common.idnumber import mask_id_number
 from libs.common.service import ServiceState
+from libs.common.timestamps import rfc3339
 from services.claims import rules
 from services.claims.models import Claim, ClaimStatus, LedgerEntry, OrgReplica, Person
 from services.claims.scope import OrgScope
@@ -468,7 +469,7 @@ class ReportHead:
     year: int
     org: OrgRef | None
     required: Required
-    generated_at: str
+    generated_at: str  # RFC 3339, UTC (libs.common.timestamps)
 
 
 def report_head(ruleset: rules.RuleSet, scope: OrgScope, now: datetime) -> ReportHead:
@@ -477,7 +478,7 @@ def report_head(ruleset: rules.RuleSet, scope: OrgScope, now: datetime) -> Repor
         year=ruleset.year,
         org=None if org is None else OrgRef(id=org.id, name=org.name, type=org.type),
         required=required_view(ruleset.requirement),
-        generated_at=now.astimezone(UTC).isoformat(),
+        generated_at=rfc3339(now),
     )
 
 

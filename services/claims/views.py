@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from libs.common.events import Affiliation
+from libs.common.timestamps import Timestamp
 from services.claims.contacts import ContactsView
 from services.claims.models import ClaimStatus, LedgerSource, ReviewStage, SyncStatus
 
@@ -47,7 +48,7 @@ class PersonView(BaseModel):
     id_number_masked: str
     phone: str | None
     affiliation: Affiliation
-    created_at: str
+    created_at: Timestamp
 
 
 class PersonListItem(BaseModel):
@@ -59,7 +60,7 @@ class PersonListItem(BaseModel):
     id_number_masked: str
     affiliation: Affiliation
     org_name: str | None = Field(description="the name of the unit or agency, as review names it")
-    created_at: str
+    created_at: Timestamp
 
 
 class PersonPage(BaseModel):
@@ -95,7 +96,7 @@ class TranscriptEntry(BaseModel):
     counts: bool
     note: str | None
     at: str
-    revoked_at: str | None
+    revoked_at: Timestamp | None
     leave_kind: str | None = None
     # ids of the interpretations (the transcript's ``interpretations``) this entry follows
     interpretations: list[str] = []
@@ -131,7 +132,7 @@ class EvidenceView(BaseModel):
     content_type: str
     size: int
     filename: str | None
-    created_at: str
+    created_at: Timestamp
 
 
 # --- claims ---------------------------------------------------------------------------------
@@ -168,8 +169,8 @@ class ClaimView(BaseModel):
     )
     sync_status: SyncStatus
     evidence_ids: list[str]
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class ClaimPerson(BaseModel):
@@ -245,7 +246,7 @@ class ComplianceReport(BaseModel):
     year: int
     org: OrgRef | None
     required: Required
-    generated_at: str
+    generated_at: Timestamp
     summary: ReportSummary | None = Field(
         description="the whole scope: on the first page (no cursor), or with summary=true"
     )
@@ -281,7 +282,7 @@ class ComplianceByOrg(BaseModel):
     year: int
     org: OrgRef | None
     required: Required
-    generated_at: str
+    generated_at: Timestamp
     rows: list[OrgComplianceRow]
     total: OrgComplianceRow
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from libs.common.timestamps import Timestamp
 from services.review.models import (
     HistoryDecision,
     ProjectStatus,
@@ -131,8 +132,8 @@ class TaskOut(BaseModel):
     decision: TaskDecision | None
     reason: str | None
     decided_by: str | None
-    decided_at: str | None
-    created_at: str
+    decided_at: Timestamp | None
+    created_at: Timestamp
     age_working_days: int | None = Field(
         default=None,
         description="open tasks: Chinese working days since the task arrived (a task that came "
