@@ -132,6 +132,25 @@ TITLES: dict[str, str] = {
     "dead_letter_not_found": "未找到死信",
     "no_event_handlers": "该服务不处理事件",
     "replay_failed": "事件重放失败",
+    # imported files (libs/common/tabular.py limits)
+    "sheet_too_large": "表格行数或声明范围超出上限",
+    "too_many_columns": "表格列数超出上限",
+    "too_many_cells": "表格单元格数超出上限",
+    "cell_too_large": "单元格内容过长",
+    "decompressed_too_large": "表格文件解压后过大",
+    "compression_ratio_too_high": "表格文件压缩比异常",
+    "shared_strings_too_large": "表格共享字符串过大",
+    "parse_time_exceeded": "表格解析超时",
+    "unreadable_csv": "无法读取的CSV文件",
+    # the notice, round 2
+    "evidence_of_another_person": "该证明材料已由他人申报",
+    "invalid_travel_days": "往返和休息天数无效",
+    "months_mismatch": "月数与起止日期不符",
+    "months_already_credited": "该期间的月份已计入学时",
+    "transfer_details_required": "外地调入须填写调入日期和出具机关",
+    "invalid_transfer_details": "调入日期或出具机关无效",
+    "transfer_hours_implausible": "调入学时超过调入前可取得的上限",
+    "self_appraising_not_unit": "只有用人单位可设为职称自主评聘单位",
 }
 
 # a code without an entry of its own: its title by HTTP status
