@@ -31,4 +31,3 @@ async def logout(request: Request) -> RedirectResponse:
     """退出: the session is cleared here (the cookie carries nothing of the user any more)."""
     session_of(request).sign_out()
     return redirect(request.app.state.login_url)
-

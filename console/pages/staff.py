@@ -153,5 +153,7 @@ async def mark_all_read(user: CurrentUser) -> RedirectResponse:
     _person_id(user)
     result = await user.api.post("claims", "/v1/me/notifications/read", json={})
     marked = int((result or {}).get("marked", 0))
-    user.session.remember("notice", f"已将 {marked} 条消息标为已读。" if marked else "没有未读消息。")
+    user.session.remember(
+        "notice", f"已将 {marked} 条消息标为已读。" if marked else "没有未读消息。"
+    )
     return redirect("/me/messages")
