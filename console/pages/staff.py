@@ -27,7 +27,6 @@ STAFF_SYNC_STATUS = {
     "registered": "已同步",
     "failed": "同步失败",
 }
-STAFF_STAGE = {**STAGE_NAMES, None: "—"}
 NOTIFICATION_KINDS = {
     "claim_submitted": "申报已提交",
     "stage_passed": "审核通过一级",
@@ -134,7 +133,7 @@ async def my_claims(request: Request, user: CurrentUser) -> HTMLResponse:
             "categories": CATEGORY_NAMES,
             "subjects": SUBJECT_NAMES,
             "claim_status": CLAIM_STATUS,
-            "stages": STAFF_STAGE,
+            "stages": STAGE_NAMES,
         },
     )
 
