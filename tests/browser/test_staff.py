@@ -17,8 +17,9 @@ CLAIM_STATUS = {"in_review": "审核中", "approved": "已通过", "rejected": "
 SYNC_WORDS = {"pending": "待同步", "registered": "已同步", "not_applicable": "无需同步"}
 
 
-def api_get(stack: ConsoleStack, person_id: str, path: str, **params: Any) -> Any:
-    with stack.api("personnel", person_id=person_id) as http:
+def api_get(stack: ConsoleStack, who: str, path: str, **params: Any) -> Any:
+    """A claims GET under the person's own token (``who``: their person id)."""
+    with stack.api("personnel", person_id=who) as http:
         r = http.get(stack.url("claims") + path, params=params or None)
     assert r.status_code == 200, r.text
     return r.json()
