@@ -36,6 +36,8 @@ NOTIFICATION_KINDS = {
     "registered_at_province": "已登记省平台",
     "reminder_due": "学时提醒",
 }
+# where the planner's suggestions come from: a claim category, or the city platform's courses
+SOURCE_NAMES = {**CATEGORY_NAMES, "city_platform": "市继续教育平台网络课程（无需申报）"}
 FEED_PAGE = 50
 
 
@@ -104,6 +106,7 @@ async def my_hours(request: Request, user: CurrentUser) -> HTMLResponse:
             "plan": plan,
             "rows": subject_rows(me["summary"], plan),
             "subjects": SUBJECT_NAMES,
+            "sources": SOURCE_NAMES,
         },
     )
 

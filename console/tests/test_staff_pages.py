@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from console.app import create_app
+from console.pages.staff import SOURCE_NAMES
 from console.settings import ConsoleSettings
 from console.tests.city_support import Browser, alerts
 from console.tests.conftest import Console
@@ -94,9 +95,12 @@ async def test_my_hours_shows_the_year_the_api_gives(staff: Staff) -> None:
     assert plan["subjects"]["professional"]["still_needed"] == 44
     assert f"还剩 {plan['days_left']} 天" in words and plan["window_closes"] in words
     assert "本年度学时尚未达标" in words
-    for suggestion in plan["suggestions"]:
-        if suggestion["still_needed"]:
-            assert suggestion["summary"] in words
+    options = [o for s in plan["suggestions"] if s["still_needed"] for o in s["options"]]
+    assert options
+    for option in options:
+        name = SOURCE_NAMES[option["source"]]
+        assert f"{name}：最多可计 {float(option['hours'])} 学时" in words
+    assert "built-in method" not in words and not re.search(r"[a-z]{4,} [a-z]{4,}", words)
     assert 'style="' not in page.text  # the CSP forbids inline style
     nav = re.findall(r'<li><a href="(/me[^"]*)"[^>]*>([^<]+)</a>', page.text)
     assert nav == [("/me", "我的学时"), ("/me/claims", "我的申报"), ("/me/messages", "消息")]
