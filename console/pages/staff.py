@@ -39,6 +39,7 @@ NOTIFICATION_KINDS = {
 # where the planner's suggestions come from: a claim category, or the city platform's courses
 SOURCE_NAMES = {**CATEGORY_NAMES, "city_platform": "市继续教育平台网络课程（无需申报）"}
 FEED_PAGE = 50
+CLAIMS_PAGE = 500
 
 
 def _person_id(user: User) -> str:
@@ -124,7 +125,7 @@ async def my_claims(request: Request, user: CurrentUser) -> HTMLResponse:
     """我的申报: the person's claims, newest first (one call)."""
     person_id = _person_id(user)
     page = await user.api.get(
-        "claims", "/v1/claims", {"person_id": person_id, "sort": "newest", "limit": 100}
+        "claims", "/v1/claims", {"person_id": person_id, "sort": "newest", "limit": CLAIMS_PAGE}
     )
     claims = [{**c, "sync_words": sync_in_words(c)} for c in page["items"]]
     return render(
@@ -141,12 +142,73 @@ async def my_claims(request: Request, user: CurrentUser) -> HTMLResponse:
     )
 
 
+def _hours(value: object) -> str:
+    return f"{float(str(value)):g}"
+
+
+def _name(names: dict[str, str], code: object, default: str = "") -> str:
+    return names.get(str(code), str(code)) if code else default
+
+
+def _credits(credits: object) -> str:
+    listed = credits if isinstance(credits, list) else []
+    parts = [
+        f"{_name(SUBJECT_NAMES, c.get('subject'))} {_hours(c.get('hours', 0))} 学时"
+        for c in listed
+        if isinstance(c, dict)
+    ]
+    return "；".join(parts) or "0 学时"
+
+
+def message_in_chinese(line: dict[str, Any], titles: dict[str, str]) -> str:
+    """A feed line in Chinese from its ``kind`` and ``data`` (the service's ``message`` is its
+    English log line); a kind this console does not know keeps the service's text."""
+    data = line.get("data") or {}
+    title = titles.get(line.get("claim_id") or "", "")
+    named = f"「{title}」" if title else "您的申报"
+    stage = _name(STAGE_NAMES, data.get("stage"))
+    reason = data.get("reason") or ""
+    kind = line.get("kind")
+    if kind == "claim_submitted":
+        return f"{named}已提交（第 {data.get('revision', 1)} 版），进入单位审核。"
+    if kind == "stage_passed":
+        following = _name(STAGE_NAMES, data.get("next_stage"), "下一级审核")
+        return f"{named}已通过{stage}，进入{following}。"
+    if kind == "claim_approved":
+        return f"{named}已审核通过，认定 {_credits(data.get('credits'))}。"
+    if kind == "claim_rejected":
+        return f"{named}在{stage}被驳回" + (f"：{reason}" if reason else "。")
+    if kind == "credit_revoked":
+        return f"{named}的学时已撤销" + (f"：{reason}" if reason else "。")
+    if kind == "registered_at_province":
+        return f"{named}的学时已登记省平台。"
+    if kind == "reminder_due":
+        gaps = data.get("gaps") or {}
+        return (
+            f"{data.get('year', '')} 年度学时尚未达标：公需科目还差 {_hours(gaps.get('public', 0))}"
+            f" 学时，专业科目还差 {_hours(gaps.get('professional', 0))} 学时，请在申报截止前补足。"
+        )
+    return str(line.get("message", ""))
+
+
 @router.get("/messages", response_class=HTMLResponse)
 async def my_messages(request: Request, user: CurrentUser) -> HTMLResponse:
-    """消息: the feed, newest first, unread ones marked."""
-    _person_id(user)
-    feed = await user.api.get("claims", "/v1/me/notifications", {"limit": FEED_PAGE})
-    return render(request, "staff/messages.html", {"feed": feed, "kinds": NOTIFICATION_KINDS})
+    """消息: the feed, newest first, unread ones marked, each line in Chinese (two calls: the
+    feed and the person's claims, for their titles)."""
+    person_id = _person_id(user)
+    feed, claims = await asyncio.gather(
+        user.api.get("claims", "/v1/me/notifications", {"limit": FEED_PAGE}),
+        _optional(
+            user.api.get("claims", "/v1/claims", {"person_id": person_id, "limit": CLAIMS_PAGE})
+        ),
+    )
+    titles = {c["id"]: c["title"] for c in (claims or {}).get("items", [])}
+    lines = [{**n, "text": message_in_chinese(n, titles)} for n in feed["items"]]
+    return render(
+        request,
+        "staff/messages.html",
+        {"feed": feed, "lines": lines, "kinds": NOTIFICATION_KINDS},
+    )
 
 
 @router.post("/messages/read")

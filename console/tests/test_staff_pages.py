@@ -130,8 +130,13 @@ async def test_messages_mark_all_read_only_with_the_csrf_token(staff: Staff) -> 
     assert feed["unread"] >= 3 and feed["items"]
     page = await staff.browser.get("/me/messages")
     assert f"{feed['unread']} 条未读" in page.text
-    for line in feed["items"]:
-        assert html.escape(line["message"]) in page.text
+    words = text_of(page)
+    kinds = [line["kind"] for line in feed["items"]]
+    assert kinds.count("claim_submitted") == 2 and "claim_approved" in kinds
+    assert "「急诊医学新进展培训班」已提交（第 1 版），进入单位审核。" in words
+    assert "「护理质量管理培训班」已提交（第 1 版），进入单位审核。" in words
+    assert "「急诊医学新进展培训班」已审核通过，认定 专业科目 8 学时。" in words
+    assert not re.search(r"[A-Za-z]{4,} [a-z]{3,}", words)  # no English line from the service
 
     forged = await staff.browser.http.post("/me/messages/read", data={"csrf_token": "forged"})
     assert forged.status_code == 403 and alerts(forged)
