@@ -19,6 +19,7 @@ from console.pages.staff import SOURCE_NAMES
 from console.settings import ConsoleSettings
 from console.tests.city_support import Browser, alerts
 from console.tests.conftest import Console
+from libs.common.events import SyncRecordFailed, topic_of
 from services.claims.tests.harness import Person, Stack, claims_stack, one_day_training
 
 
@@ -176,3 +177,26 @@ async def test_the_review_task_shows_travel_days_transfer_date_and_authority(
     plain = await console.review.submit("U1")
     [other] = await console.review.tasks(plain, "open")
     assert "往返和休息天数" not in (await console.http.get(f"/review/tasks/{other['id']}")).text
+
+
+async def test_a_rejection_and_a_failed_sync_are_told_in_words(staff: Staff) -> None:
+    approved, in_review = await submit_two(staff)
+    await staff.claims.reject(in_review, "缺少结业证书")
+    await staff.claims.publish(
+        topic_of("sync"),
+        SyncRecordFailed(record_id="r-1", claim_id=approved["id"], reason="province refused"),
+        subject=approved["id"],
+    )
+    listed = {c["id"]: c for c in (await staff.api("/v1/claims"))["items"]}
+    assert listed[approved["id"]]["sync_status"] == "failed"
+    assert listed[in_review["id"]]["status"] == "rejected"
+    claims = await staff.browser.get("/me/claims")
+    rejected = re.search(rf'id="claim-{in_review["id"]}".*?</li>', claims.text, re.S)
+    failed = re.search(rf'id="claim-{approved["id"]}".*?</li>', claims.text, re.S)
+    assert rejected and failed
+    assert "状态 已驳回 ：缺少结业证书" in text_of(httpx.Response(200, text=rejected.group(0)))
+    assert "省平台同步 同步失败（系统将自动重试）" in text_of(
+        httpx.Response(200, text=failed.group(0))
+    )
+    messages = text_of(await staff.browser.get("/me/messages"))
+    assert "「护理质量管理培训班」在单位审核被驳回：缺少结业证书" in messages
