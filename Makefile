@@ -9,7 +9,7 @@ run: setup  ## set up and run the whole system on its embedded default (Ctrl-C s
 
 test: setup  ## set up and run the whole test suite, the linters and the type checker
 	@scripts/ensure-postgres.sh
-	@scripts/ensure-chromium.sh
+	@scripts/ensure-test-tools.sh
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy libs services simulators ce console tests bench

@@ -106,11 +106,10 @@ def nginx_config(conf: str, tmp: Path, listen: int, upstreams: dict[str, int]) -
 
 
 @pytest.mark.subprocess
-@pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed")
 def test_through_nginx_a_client_written_forwarded_for_does_not_reset_the_limit(
     tmp_path: Path,
 ) -> None:
-    ports = {name: free_port() for name in ("claims", "review", "registry", "sync")}
+    ports = {name: free_port() for name in ("claims", "review", "registry", "sync", "console")}
     gateway = free_port()
     conf_text = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text(encoding="utf-8")
     conf = tmp_path / "nginx.conf"

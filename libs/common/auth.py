@@ -28,6 +28,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
@@ -391,7 +392,21 @@ async def verified_principal(scope: Scope) -> Principal:
     return outcome
 
 
-async def current_principal(request: Request) -> Principal:
+# declared in OpenAPI (``components.securitySchemes.bearer``) and referenced by every operation
+# that takes a ``CurrentPrincipal``, so Swagger's Authorize sends the token; it refuses nothing
+# itself (``auto_error=False``): :func:`verified_principal` answers the 401 problem
+BEARER_SCHEME = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="A JWT: `ce token --role ROLE` in development, the OIDC provider's in production",
+    auto_error=False,
+)
+
+
+async def current_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER_SCHEME)],
+) -> Principal:
     # async: a sync dependency would cost a threadpool hop on every request
     return await verified_principal(request.scope)
 

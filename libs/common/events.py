@@ -202,6 +202,8 @@ class OrgUpserted(Payload):
     type: str
     parent_id: str | None
     active: bool = True
+    # 职称自主评聘单位 (五(二)), added compatibly (default false)
+    self_appraising: bool = False
 
 
 class CertificateIssued(Payload):
@@ -259,6 +261,23 @@ class SyncRecordRegistered(Payload):
 
 class SyncRecordFailed(Payload):
     TYPE: ClassVar[str] = "sync.record_failed"
+    record_id: str
+    claim_id: str | None
+    reason: str
+
+
+class SyncRecordVoided(Payload):
+    """A record whose credit was revoked is voided on the province (or never reached it)."""
+
+    TYPE: ClassVar[str] = "sync.record_voided"
+    record_id: str
+    claim_id: str | None
+
+
+class SyncRecordVoidFailed(Payload):
+    """The province kept refusing to void a record whose credit was revoked."""
+
+    TYPE: ClassVar[str] = "sync.record_void_failed"
     record_id: str
     claim_id: str | None
     reason: str

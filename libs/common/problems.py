@@ -2,22 +2,56 @@
 
 from __future__ import annotations
 
+import html
 import logging
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from libs.common import messages
 from libs.common.errors import DomainError
 from libs.common.faults import is_transient
 
 log = logging.getLogger(__name__)
 
-PROBLEM_BASE = "https://zz-ce.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class ProblemContext:
+    """What the problems of the current request are written for: the catalogue language and
+    where ``type`` URLs start (the service's own ``/problems/``, from its configured address)."""
+
+    language: str = messages.DEFAULT_LANGUAGE
+    type_base: str = "/problems/"
+
+
+_context: ContextVar[ProblemContext | None] = ContextVar("problem_context", default=None)
+
+
+class ProblemContextMiddleware:
+    """Sets, for each request, the language its problems are written in (``Accept-Language``,
+    zh-CN by default) and the base of their ``type`` URLs. Plain ASGI and outside every other
+    middleware, so the problems of rate and body limits are localized too."""
+
+    def __init__(self, app: ASGIApp, type_base: str) -> None:
+        self.app = app
+        self.type_base = type_base
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            language = messages.negotiate(Headers(scope=scope).get("accept-language"))
+            # set, not reset: the server-error handler runs after this middleware returns
+            _context.set(ProblemContext(language, self.type_base))
+        await self.app(scope, receive, send)
 
 
 class Problem(BaseModel):
@@ -43,7 +77,16 @@ def _described(description: str) -> dict[str, Any]:
 # documented on every route: what a client must be ready for, all as problem documents
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _described("Malformed request (e.g. a bad cursor)"),
-    401: _described("Missing, invalid or expired bearer token"),
+    401: {
+        **_described("Missing, invalid or expired bearer token"),
+        "headers": {
+            "WWW-Authenticate": {
+                "description": 'The challenge: `Bearer realm="ce"`, with `error="invalid_token"` '
+                "for a bad or expired token",
+                "schema": {"type": "string"},
+            }
+        },
+    },
     403: _described(
         "The caller's role may not do this, or (code org_inactive) the caller's organisation "
         "was deactivated and its tokens read and change nothing"
@@ -61,18 +104,35 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def problem(
-    status: int, code: str, title: str, detail: str | None = None, **extra: Any
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
+    """The problem document of ``code``: its ``title`` from the catalogue of the request's
+    language (``title`` as given is the English fallback), ``type`` its documentation page
+    (``GET /problems/{code}``). A 401 challenges with ``WWW-Authenticate: Bearer``."""
+    context = _context.get() or ProblemContext()
     body: dict[str, Any] = {
-        "type": PROBLEM_BASE + code,
-        "title": title,
+        "type": context.type_base + code,
+        "title": messages.title_of(code, status, context.language, title),
         "status": status,
         "code": code,
     }
     if detail:
         body["detail"] = detail
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    response = JSONResponse(
+        body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+    response.headers["Content-Language"] = context.language
+    if status == 401 and "www-authenticate" not in response.headers:
+        error = ' error="invalid_token"' if code == "invalid_token" else ""
+        response.headers["WWW-Authenticate"] = f'Bearer realm="ce"{error}'
+    return response
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -108,7 +168,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         413: "payload_too_large",
     }
     code = codes.get(exc.status_code, f"http_{exc.status_code}")
-    return problem(exc.status_code, code, str(exc.detail), instance=request.url.path)
+    # the exception's headers (a 405's Allow) go with the problem
+    return problem(
+        exc.status_code,
+        code,
+        str(exc.detail),
+        headers=dict(exc.headers or {}),
+        instance=request.url.path,
+    )
 
 
 # what a client is told to wait when the database or broker is away for a moment
@@ -143,3 +210,68 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)
+
+
+def problems_router() -> APIRouter:
+    """``GET /problems`` and ``GET /problems/{code}``: the pages a problem's ``type`` points at,
+    naming each code in every catalogue language (HTML to a browser, JSON otherwise)."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/problems", operation_id="listProblemTypes")
+    async def problem_types() -> ProblemTypes:
+        """Every problem code the catalogues name, with its titles."""
+        return ProblemTypes(items=[_problem_type(code) for code in messages.known_codes()])
+
+    @router.get(
+        "/problems/{code}",
+        operation_id="getProblemType",
+        response_model=ProblemType,
+        responses={
+            200: {"content": {"text/html": {}}},
+            404: _described("No catalogue names this code"),
+        },
+    )
+    async def problem_type(code: str, request: Request) -> Response:
+        """What a problem ``code`` means: its titles in each language; HTML to ``Accept:
+        text/html``."""
+        if code not in messages.known_codes():
+            raise DomainError(f"no problem has code {code!r}", code="not_found", status=404)
+        described = _problem_type(code)
+        if "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(_problem_page(described))
+        return JSONResponse(described.model_dump())
+
+    return router
+
+
+class ProblemType(BaseModel):
+    code: str
+    titles: dict[str, str]  # language → title
+
+
+class ProblemTypes(BaseModel):
+    items: list[ProblemType]
+
+
+def _problem_type(code: str) -> ProblemType:
+    return ProblemType(
+        code=code,
+        titles={
+            lang: messages.CATALOGUES[lang].get(code) or code.replace("_", " ").capitalize()
+            for lang in messages.LANGUAGES
+        },
+    )
+
+
+def _problem_page(described: ProblemType) -> str:
+    code = html.escape(described.code)
+    rows = "".join(
+        f"<tr><th>{html.escape(lang)}</th><td>{html.escape(title)}</td></tr>"
+        for lang, title in described.titles.items()
+    )
+    return (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        f"<title>{code}</title></head><body><h1>错误代码 <code>{code}</code></h1>"
+        f"<table>{rows}</table><p>问题详情遵循 RFC 9457；<code>code</code> 字段保持不变，"
+        "<code>title</code> 随 Accept-Language（默认 zh-CN，可选 en）变化。</p></body></html>"
+    )

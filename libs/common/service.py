@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -14,8 +16,10 @@ from pathlib import Path
 from typing import Annotated, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import Scope
@@ -35,6 +39,7 @@ from libs.common.errors import Conflict, DomainError, NotFound, Unauthorized
 from libs.common.eventlog import EmbeddedLog
 from libs.common.events import Envelope, topic_of
 from libs.common.faults import is_transient
+from libs.common.gateway import RootPathMiddleware
 from libs.common.inbox import EventRouter
 from libs.common.limits import (
     BodyLimitMiddleware,
@@ -49,13 +54,17 @@ from libs.common.limits import (
 )
 from libs.common.migrations import upgrade_async
 from libs.common.observability import Metrics, RequestContextMiddleware, configure_logging
+from libs.common.openapi import install_openapi, operation_id
 from libs.common.outbox import OutboxRelay
 from libs.common.problems import (
     PROBLEM_RESPONSES,
+    ProblemContextMiddleware,
     install_problem_handlers,
+    problems_router,
 )
 from libs.common.settings import Settings
 from libs.common.tasks import LoopTask
+from libs.common.timestamps import Timestamp
 from libs.common.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -88,6 +97,9 @@ class ServiceSpec:
     # the service's own state (``ServiceState.ext``): entered after the engine and the bus start,
     # before the workers; exited after they stop, so whatever it opens it also closes
     extension: Callable[[ServiceState], AbstractAsyncContextManager[object]] | None = None
+    # closed sets of string values the OpenAPI document declares as enums, by field or
+    # parameter name (``{"category": (...)}``), beside the shared ones (``subject``)
+    openapi_enums: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -270,7 +282,15 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
             await engine.dispose()
             log.info("service stopped")
 
-    app = FastAPI(title=spec.title, version="1.0", lifespan=lifespan)
+    # /docs and /redoc with their assets served by the service itself (no CDN)
+    app = FastAPIOffline(
+        title=spec.title,
+        version="1.0",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        static_url="/docs-assets",
+    )
+    install_openapi(app, spec.openapi_enums)
     app.state.tokens = TokenService(settings)
     app.state.settings = settings
     # the rate-limit buckets: this process's, or Redis's shared by the service's replicas
@@ -278,7 +298,12 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         settings.rate_limit_storage, prefix=f"{settings.rate_limit_key_prefix}{spec.name}:"
     )
     app.state.rate_limits = limits
-    # outermost last: correlation id and metrics, then rate limits, then body limits
+    # outermost last: CORS, the problems' language, correlation id and metrics, then rate
+    # limits, then body limits, then non-finite JSON, then the gateway's path prefix (the
+    # limits match the path as the gateway forwards it)
+    app.add_middleware(
+        RootPathMiddleware, root_path=settings.root_path, trusted=settings.forwarded_allow_ips
+    )
     app.add_middleware(FiniteJsonMiddleware)
     app.add_middleware(BodyLimitMiddleware, limits=spec.body_limits)
     app.add_middleware(
@@ -292,9 +317,38 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None) -> F
         routes=spec.route_rates,
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(
+        ProblemContextMiddleware, type_base=f"{settings.public_base_url()}/problems/"
+    )
+    origins = settings.cors_origin_list()
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Accept-Language",
+                "Idempotency-Key",
+                "If-Match",
+                "If-None-Match",
+                "X-Correlation-ID",
+            ],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Retry-After",
+                "X-Correlation-ID",
+                "Content-Disposition",
+                "Content-Language",
+            ],
+            max_age=600,
+        )
     install_problem_handlers(app)
     app.add_exception_handler(BodyTooLarge, body_too_large_handler)
-    app.include_router(_ops_router(metrics))
+    app.include_router(_ops_router(spec.name, metrics))
+    app.include_router(problems_router())
     for router in spec.routers:
         app.include_router(router, responses=PROBLEM_RESPONSES)
     return app
@@ -380,6 +434,11 @@ def _consumer(state: ServiceState, events: EventRouter, topics: Sequence[str]) -
 
 class Health(BaseModel):
     status: Literal["ok"]
+    service: str = Field(description="the service answering (claims, review, registry, sync)")
+    instance: str = Field(
+        description="which replica answered: the host name and process id, for telling the "
+        "replicas behind the gateway apart"
+    )
 
 
 class Readiness(BaseModel):
@@ -394,7 +453,7 @@ class DeadLetter(BaseModel):
     offset: int
     event_type: str | None
     error: str
-    created_at: str
+    created_at: Timestamp
 
 
 class DeadLetters(BaseModel):
@@ -402,14 +461,21 @@ class DeadLetters(BaseModel):
     outbox_pending: int
 
 
-def _ops_router(metrics: Metrics) -> APIRouter:
+def _ops_router(service: str, metrics: Metrics) -> APIRouter:
     router = APIRouter(tags=["operations"])
+    instance = f"{socket.gethostname()}:{os.getpid()}"
 
-    @router.get("/healthz")
+    @router.get("/healthz", operation_id="getHealth")
     async def healthz() -> Health:
-        return Health(status="ok")
+        """Liveness: the process answers."""
+        return Health(status="ok", service=service, instance=instance)
 
-    @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+    @router.get(
+        "/readyz",
+        operation_id="getReadiness",
+        response_model=Readiness,
+        responses={503: {"model": Readiness}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         state = state_of(request)
         checks: dict[str, str] = {}
@@ -430,14 +496,16 @@ def _ops_router(metrics: Metrics) -> APIRouter:
             status_code=200 if ok else 503,
         )
 
-    @router.get("/metrics", response_class=PlainTextResponse)
+    @router.get("/metrics", operation_id="getMetrics", response_class=PlainTextResponse)
     async def prometheus(request: Request) -> Response:
         """Prometheus metrics; a service's own gauges are refreshed first (see
         ``ServiceSpec.metrics_refresh``), within ``metrics_refresh_timeout_s``."""
         await refresh_gauges(state_of(request))
         return metrics.render()
 
-    @router.get("/v1/admin/dead-letters", responses=PROBLEM_RESPONSES)
+    @router.get(
+        "/v1/admin/dead-letters", operation_id="listDeadLetters", responses=PROBLEM_RESPONSES
+    )
     async def dead_letters(request: Request, principal: CurrentPrincipal) -> DeadLetters:
         require_role(principal, *OPS_ROLES)
         state = state_of(request)

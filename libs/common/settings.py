@@ -211,6 +211,13 @@ class Settings(CeSettings):
     # connect directly and no forwarding header counts — else anyone could name any address
     # and reset the per-address rate limits. Never "*", which takes the client-written entry.
     forwarded_allow_ips: str = ""
+    # The path prefix the gateway serves this service under (deploy/nginx: ``/claims``), so that
+    # ``/docs`` and the OpenAPI ``servers`` point through it. Unset, a trusted proxy (one named
+    # in ``forwarded_allow_ips``) may say it with ``X-Forwarded-Prefix``; nobody else can.
+    root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*/?$")
+    # Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    # ``https://app.example.gov.cn``; empty (the default): no cross-origin browser calls
+    cors_origins: str = ""
 
     outbox_poll_s: float = 1.0
     # GET /metrics: the most a service's scrape-time gauge refresh (ServiceSpec.metrics_refresh)
@@ -242,6 +249,10 @@ class Settings(CeSettings):
                 raise ValueError("CE_PUBLIC_URL takes no query, fragment or credentials")
             self.public_url = self.public_url.rstrip("/")
         return self
+
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` as a list, without blanks or trailing slashes."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def public_base_url(self) -> str:
         """Where this service's own routes are reached from outside, for URLs in documents and

@@ -29,6 +29,7 @@ from libs.common.pagination import decode_cursor, encode_cursor
 from libs.common.uow import UnitOfWork
 from services.claims import (
     compliance,
+    contacts,
     evidence,
     exports,
     ledger,
@@ -263,6 +264,7 @@ async def transfer_person(
 
 @router.get("/me")
 async def me(state: State, uow: Uow, principal: CurrentPrincipal) -> MeView:
+    """The signed-in person, their year's summary and whom to ask (``contacts``, 八 咨询方式)."""
     require_role(principal, "personnel")
     person = await persons.my_person(uow, principal)
     year = state.today().year
@@ -276,6 +278,7 @@ async def me(state: State, uow: Uow, principal: CurrentPrincipal) -> MeView:
             pending=summary.pending,
             compliant=summary.compliant,
         ),
+        contacts=await contacts.contacts_of(uow, person, year),
     )
 
 
@@ -415,6 +418,12 @@ async def submit_claim(
     principal: CurrentPrincipal,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
+    """Declare hours (学时申报) under a category of 附件1. A rule breach is a 422 problem whose
+    ``code`` names the rule (every code: docs/rules.md), among them ``evidence_required``,
+    ``duplicate_evidence``, ``evidence_of_another_person`` (a personal certificate or exam card
+    another person's claim cites), ``daily_cap_exceeded``, ``yearly_cap_reached`` and
+    ``window_closed`` (the declaration window of the year's rule data, with ``closes_at``)."""
+
     async def create(uow: UnitOfWork) -> dict[str, Any]:
         claim = await service.submit_claim(uow, principal, body, now=state.now())
         return dump(claim_view(claim))
@@ -515,6 +524,8 @@ async def withdraw_claim(claim_id: str, uow: Uow, principal: CurrentPrincipal) -
 async def revise_claim(
     claim_id: str, body: ClaimCommand, state: State, uow: Uow, principal: CurrentPrincipal
 ) -> ClaimView:
+    """Revise a rejected claim: checked again like a new claim; after the year's
+    ``revisions_close`` (by default the end of the claim window) → 422 ``window_closed``."""
     claim = await service.revise_claim(uow, principal, claim_id, body, now=state.now())
     view = claim_view(claim)
     await uow.commit()

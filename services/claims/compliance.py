@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +42,7 @@ from libs.common import workdays
 from libs.common.clock import BEIJING
 from libs.common.idnumber import mask_id_number
 from libs.common.service import ServiceState
+from libs.common.timestamps import rfc3339
 from services.claims import rules
 from services.claims.models import Claim, ClaimStatus, LedgerEntry, OrgReplica, Person
 from services.claims.scope import OrgScope
@@ -247,6 +248,8 @@ class PersonCompliance:
     org_id: str
     org_name: str | None
     standing: Standing
+    # the person's unit is a 职称自主评聘单位 (五(二)); their hours reach the province all the same
+    self_appraising: bool = False
 
     @property
     def compliant(self) -> bool:
@@ -265,6 +268,7 @@ class PersonCompliance:
             "pending": {"public": pp, "professional": pf},
             "gaps": {"public": gp, "professional": gf},
             "compliant": gp == 0 and gf == 0,
+            "self_appraising": self.self_appraising,
         }
 
     def view(self) -> ReportItem:
@@ -304,6 +308,7 @@ async def compliance_chunk(
             id_number_masked=mask_id_number(r.id_number),
             org_id=r.org_id,
             org_name=r.org_name,
+            self_appraising=bool(r.self_appraising),
             standing=Standing.of(
                 requirement,
                 {"public": _decimal(r.public), "professional": _decimal(r.professional)},
@@ -330,6 +335,7 @@ def chunk_statement(
             page.c.id_number,
             page.c.org_id,
             OrgReplica.name.label("org_name"),
+            OrgReplica.self_appraising,
             _credited(page.c.id, ruleset.year, "public"),
             _credited(page.c.id, ruleset.year, "professional"),
         )
@@ -407,6 +413,7 @@ async def compliance_summary(
             Person.org_id,
             OrgReplica.name,
             OrgReplica.parent_id,
+            OrgReplica.self_appraising,
             func.count(Person.id),
             func.sum(compliant),
             func.sum(_gap_sql(per_person.c.public, req.public)),
@@ -415,7 +422,7 @@ async def compliance_summary(
         .select_from(Person)
         .outerjoin(per_person, per_person.c.person_id == Person.id)
         .outerjoin(OrgReplica, OrgReplica.id == Person.org_id)
-        .group_by(Person.org_id, OrgReplica.name, OrgReplica.parent_id)
+        .group_by(Person.org_id, OrgReplica.name, OrgReplica.parent_id, OrgReplica.self_appraising)
     )
     if condition is not None:  # the same CTE object: rendered once in the statement
         stmt = stmt.where(condition)
@@ -424,6 +431,7 @@ async def compliance_summary(
         org_id,
         org_name,
         parent_id,
+        self_appraising,
         persons,
         n_compliant,
         gap_public,
@@ -435,6 +443,7 @@ async def compliance_summary(
                 org_id=org_id,
                 org_name=org_name,
                 parent_id=parent_id,
+                self_appraising=bool(self_appraising),
                 persons=int(persons),
                 compliant=n_compliant,
                 non_compliant=int(persons) - n_compliant,
@@ -460,7 +469,7 @@ class ReportHead:
     year: int
     org: OrgRef | None
     required: Required
-    generated_at: str
+    generated_at: str  # RFC 3339, UTC (libs.common.timestamps)
 
 
 def report_head(ruleset: rules.RuleSet, scope: OrgScope, now: datetime) -> ReportHead:
@@ -469,7 +478,7 @@ def report_head(ruleset: rules.RuleSet, scope: OrgScope, now: datetime) -> Repor
         year=ruleset.year,
         org=None if org is None else OrgRef(id=org.id, name=org.name, type=org.type),
         required=required_view(ruleset.requirement),
-        generated_at=now.astimezone(UTC).isoformat(),
+        generated_at=rfc3339(now),
     )
 
 
@@ -651,6 +660,7 @@ class OrgCompliance:
     gap_professional: Decimal
     short_public: int
     short_professional: int
+    self_appraising: bool = False
 
     @classmethod
     def total(cls, rows: Iterable[OrgCompliance], name: str) -> OrgCompliance:
@@ -682,6 +692,7 @@ class OrgCompliance:
                 public=hours(self.gap_public), professional=hours(self.gap_professional)
             ),
             short=ShortCounts(public=self.short_public, professional=self.short_professional),
+            self_appraising=self.self_appraising,
         )
 
 
@@ -770,6 +781,7 @@ async def compliance_by_org(
                 gap_professional=rules.round_hours(_decimal(gf)),
                 short_public=int(sp or 0),
                 short_professional=int(sf or 0),
+                self_appraising=bool(org.self_appraising),
             )
         )
     return rows

@@ -42,6 +42,7 @@ COLUMNS = (
     "gap_public",
     "gap_professional",
     "compliant",
+    "self_appraising",
 )
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -52,7 +53,10 @@ def row(person: PersonCompliance) -> list[Any]:
     figures = person.standing.figures()  # credited, pending and gaps, in the order of COLUMNS
     compliant = figures[5] == 0 and figures[6] == 0
     p = person
-    return [p.id, p.name, p.id_number_masked, p.org_id, p.org_name or "", *figures, compliant]
+    return [
+        *(p.id, p.name, p.id_number_masked, p.org_id, p.org_name or ""),
+        *(*figures, compliant, p.self_appraising),
+    ]
 
 
 def csv_row(person: PersonCompliance) -> list[Any]:
@@ -139,6 +143,7 @@ BY_ORG_COLUMNS = (
     "gap_professional",
     "short_public",
     "short_professional",
+    "self_appraising",
 )
 
 
@@ -161,6 +166,7 @@ async def by_org_file(format: str, rows: list[OrgCompliance]) -> tuple[bytes, st
                 view.gaps.professional,
                 view.short.public,
                 view.short.professional,
+                view.self_appraising,
             )
         )
     if format == "csv":

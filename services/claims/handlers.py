@@ -18,6 +18,8 @@ from libs.common.events import (
     ProjectApproved,
     SyncRecordFailed,
     SyncRecordRegistered,
+    SyncRecordVoided,
+    SyncRecordVoidFailed,
 )
 from libs.common.inbox import EventRouter
 from libs.common.uow import UnitOfWork
@@ -31,6 +33,14 @@ async def _registered(uow: UnitOfWork, event: SyncRecordRegistered) -> None:
 
 async def _failed(uow: UnitOfWork, event: SyncRecordFailed) -> None:
     await service.sync_outcome(uow, event.claim_id, SyncStatus.FAILED)
+
+
+async def _voided(uow: UnitOfWork, event: SyncRecordVoided) -> None:
+    await service.void_outcome(uow, event.claim_id, SyncStatus.VOIDED)
+
+
+async def _void_failed(uow: UnitOfWork, event: SyncRecordVoidFailed) -> None:
+    await service.void_outcome(uow, event.claim_id, SyncStatus.VOID_FAILED)
 
 
 async def _approved(uow: UnitOfWork, event: ClaimApproved) -> None:
@@ -61,3 +71,5 @@ events.route(LearningRecordedBatch, ledger.learning_recorded_batch)
 # the province
 events.route(SyncRecordRegistered, _registered)
 events.route(SyncRecordFailed, _failed)
+events.route(SyncRecordVoided, _voided)
+events.route(SyncRecordVoidFailed, _void_failed)

@@ -23,7 +23,7 @@ from services.claims.models import (
     PendingLearning,
     Person,
 )
-from services.claims.views import Transcript, TranscriptEntry
+from services.claims.views import InterpretationView, Transcript, TranscriptEntry
 
 # --- the ledger -----------------------------------------------------------------------------
 
@@ -99,6 +99,11 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
                 leave_kind=leave_kinds.get(entry.ref)
                 if entry.source == LedgerSource.CLAIM
                 else None,
+                interpretations=[
+                    i.id
+                    for i in ruleset.interpretations
+                    if i.applies_to(entry.category, str(entry.source))
+                ],
             )
         )
     pending = await compliance.pending_sums(uow.session, [person.id], year)
@@ -114,6 +119,10 @@ async def transcript(uow: UnitOfWork, person: Person, year: int) -> Transcript:
         gaps=standing.gaps_view(),
         compliant=standing.compliant,
         entries=entries,
+        interpretations=[
+            InterpretationView(id=i.id, section=i.section, text=i.text)
+            for i in ruleset.interpretations_for((e.category, e.source) for e in booked)
+        ],
     )
 
 

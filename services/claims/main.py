@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -14,7 +15,20 @@ from services.claims import notifications, reminders
 from services.claims.api import MAX_EVIDENCE_BYTES, router
 from services.claims.handlers import events
 from services.claims.models import infra
+from services.claims.rules import load_ruleset
 from services.claims.state import claims_state
+
+
+def claim_categories() -> list[str]:
+    """Every claim category of the packaged rule sets (``rulesets/<year>.json``): the enum of
+    ``category`` in the OpenAPI document."""
+    years = [
+        int(entry.name.removesuffix(".json"))
+        for entry in files("services.claims.rulesets").iterdir()
+        if entry.name.removesuffix(".json").isdigit()
+    ]
+    return sorted({name for year in years for name in load_ruleset(year).categories})
+
 
 SPEC = ServiceSpec(
     name="claims",
@@ -28,6 +42,7 @@ SPEC = ServiceSpec(
     extension=claims_state,
     # an evidence file may be 10 MiB (API.md); the multipart framing comes on top
     body_limits={"POST /v1/evidence": MAX_EVIDENCE_BYTES + MULTIPART_OVERHEAD},
+    openapi_enums={"category": claim_categories()},
 )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -55,6 +56,10 @@ class SyncStatus(StrEnum):
     PENDING = "pending"
     REGISTERED = "registered"
     FAILED = "failed"
+    # the claim's credit was revoked (its certificate revoked) and its province record voided,
+    # or the province kept refusing the void
+    VOIDED = "voided"
+    VOID_FAILED = "void_failed"
 
 
 class LedgerSource(StrEnum):
@@ -90,6 +95,8 @@ class OrgReplica(Base):
     parent_id: Mapped[str | None] = mapped_column(String(36), index=True)
     # deactivated in review: no one is registered into it or transferred to it any more
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # 职称自主评聘单位 (五(二)), as review keeps it: shown on the reports
+    self_appraising: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Evidence(IdMixin, TimestampMixin, Base):
@@ -144,7 +151,23 @@ class ClaimReference(Base):
     value: Mapped[str] = mapped_column(String(200))
     claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
 
-    __table_args__ = (UniqueConstraint("person_id", "kind", "value"),)
+    __table_args__ = (
+        UniqueConstraint("person_id", "kind", "value"),
+        # who else cites a personal certificate (evidence_of_another_person)
+        Index("ix_claim_references_kind_value", "kind", "value"),
+    )
+
+
+class PersonalEvidenceHold(Base):
+    """A personal certificate (a qualification or transfer-in certificate, an exam card) held by
+    the one live claim citing it: its primary key refuses a second person's claim without a race
+    (two persons submitting the same number at once: the second insert waits, then fails)."""
+
+    __tablename__ = "personal_evidence_holds"
+    kind: Mapped[str] = mapped_column(String(30), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(36))
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
 
 
 class LedgerEntry(IdMixin, TimestampMixin, Base):

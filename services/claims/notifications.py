@@ -29,6 +29,7 @@ from libs.common.asciitext import EntityId
 from libs.common.auth import CurrentPrincipal, require_role
 from libs.common.errors import DomainError
 from libs.common.pagination import decode_cursor, encode_cursor
+from libs.common.timestamps import Timestamp
 from libs.common.uow import UnitOfWork
 from services.claims import persons
 from services.claims.deps import Uow
@@ -43,6 +44,8 @@ NotificationKind = Literal[
     "claim_rejected",
     "credit_revoked",
     "registered_at_province",
+    "province_voided",
+    "province_void_failed",
     "reminder_due",
 ]
 DEFAULT_PAGE = 50
@@ -81,7 +84,7 @@ class NotificationView(BaseModel):
     message: str
     claim_id: str | None
     data: dict[str, Any]
-    created_at: str
+    created_at: Timestamp
     read: bool
 
 

@@ -44,6 +44,7 @@ async def upsert_org(uow: UnitOfWork, event: OrgUpserted) -> None:
                 type=event.type,
                 parent_id=event.parent_id,
                 active=event.active,
+                self_appraising=event.self_appraising,
             )
         )
     else:
@@ -54,6 +55,7 @@ async def upsert_org(uow: UnitOfWork, event: OrgUpserted) -> None:
             event.parent_id,
             event.active,
         )
+        org.self_appraising = event.self_appraising
 
 
 # --- replicas of the registry and the city platform -----------------------------------------

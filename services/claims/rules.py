@@ -126,6 +126,70 @@ class ClaimWindow(_Frozen):
     closes: AwareDatetime
 
 
+class DeclarationWindow(_Frozen):
+    """六: learning closes on ``learning_closes``; declarations (new claims) and revisions of
+    rejected claims close at ``declarations_close`` / ``revisions_close``, by default the end of
+    the claim window (no grace). The city may set either later, a short grace period for courses
+    ended by ``learning_closes`` and claims rejected in the last days; claim dates still lie in
+    the rule year, so what is declared in the grace period was learnt in time."""
+
+    learning_closes: date
+    declarations_close: AwareDatetime | None = None
+    revisions_close: AwareDatetime | None = None
+
+
+class ContactLine(_Frozen):
+    """A number to call (八 咨询方式)."""
+
+    name: str
+    phone: str
+    topics: str | None = None
+
+
+class BureauContact(ContactLine):
+    """A district bureau of the directory, found by its org code or (alias) name."""
+
+    codes: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+
+class ContactDirectory(_Frozen):
+    source: str
+    bureaus: tuple[BureauContact, ...]
+    city_bureau: ContactLine
+    support: ContactLine
+
+    def bureau(self, *, code: str, name: str) -> BureauContact | None:
+        """The directory's entry for an org, by code first, then by name."""
+        for entry in self.bureaus:
+            if code in entry.codes:
+                return entry
+        for entry in self.bureaus:
+            if name == entry.name or name in entry.aliases:
+                return entry
+        return None
+
+
+class Interpretation(_Frozen):
+    """A reading of the notice the system applies (docs/rules.md lists each by ``id``), shown on
+    the transcript of a person whose entries it concerns: claims of ``categories``, or ledger
+    entries of ``sources`` (such as ``city_platform``). With neither, it concerns every year's
+    transcript."""
+
+    id: str
+    section: str
+    text: str
+    categories: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def applies_to(self, category: str | None, source: str) -> bool:
+        return (category is not None and category in self.categories) or source in self.sources
+
+    @property
+    def general(self) -> bool:
+        return not self.categories and not self.sources
+
+
 class DailyCappedRule(_Frozen):
     """Actual hours, at most ``max_hours_per_day`` × inclusive days (training, expert work).
 
@@ -215,6 +279,9 @@ class LeaveKind(_Frozen):
     reason_required: bool = False
 
 
+PersonalEvidenceKind = Literal["certificate_code", "exam_card_no", "reference_no", "file_sha256"]
+
+
 class CategoryRules(_Frozen):
     label: str
     rule: HoursRule
@@ -270,6 +337,9 @@ class RuleSet(_Frozen):
     source: str
     requirement: Requirement
     claim_window: ClaimWindow
+    declaration_window: DeclarationWindow | None = None
+    contacts: ContactDirectory | None = None
+    interpretations: tuple[Interpretation, ...] = ()
     reminder_dates: tuple[date, ...]
     title_application_working_days: int
     person_daily_cap: PersonDailyCap
@@ -277,11 +347,21 @@ class RuleSet(_Frozen):
     transfer_in_plausibility: TransferInPlausibility
     cap_groups: dict[str, CapGroup]
     categories: dict[str, CategoryRules]
+    # evidence that belongs to one person (a qualification certificate, a transfer-in
+    # certificate, an exam card): per category, the kinds a second person may not cite
+    personal_evidence: dict[str, tuple[PersonalEvidenceKind, ...]] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleSet:
         for name, category in self.categories.items():
             _check_category_config(self, name, category)
+        for name in self.personal_evidence:
+            if name not in self.categories:
+                raise ValueError(f"personal_evidence: unknown category {name}")
+        for interpretation in self.interpretations:
+            for name in interpretation.categories:
+                if name not in self.categories:
+                    raise ValueError(f"interpretation {interpretation.id}: unknown {name}")
         return self
 
     def category(self, name: str) -> CategoryRules:
@@ -295,6 +375,32 @@ class RuleSet(_Frozen):
                 code="invalid_category",
                 category=name,
             ) from None
+
+    def declarations_close(self, *, revision: bool = False) -> datetime:
+        """When a new claim (or, ``revision``, the revision of a rejected one) can no longer be
+        made: the declaration window's, else the end of the claim window."""
+        window = self.declaration_window
+        if window is not None:
+            closes = window.revisions_close if revision else window.declarations_close
+            if closes is not None:
+                return closes
+        return self.claim_window.closes
+
+    def interpretations_for(
+        self, entries: Iterable[tuple[str | None, str]]
+    ) -> list[Interpretation]:
+        """The interpretations concerning a transcript's (category, source) entries, in the
+        rule data's order, the general ones included."""
+        seen = list(entries)
+        return [
+            i
+            for i in self.interpretations
+            if i.general or any(i.applies_to(category, source) for category, source in seen)
+        ]
+
+    def personal_kinds(self, category: str) -> tuple[PersonalEvidenceKind, ...]:
+        """The evidence kinds of ``category`` that only one person may ever cite."""
+        return self.personal_evidence.get(category, ())
 
     def categories_in(self, cap_group: str) -> list[str]:
         return [n for n, c in self.categories.items() if c.cap_group == cap_group]
@@ -469,6 +575,7 @@ def assess(
     now: datetime,
     pending: Sequence[PendingClaim] = (),
     dated: Sequence[DatedClaim] = (),
+    revision: bool = False,
 ) -> Assessment:
     """Check a claim at submission and compute its expected credits.
 
@@ -482,7 +589,7 @@ def assess(
     ``daily_cap_exceeded``, ``invalid_travel_days``, ``months_mismatch``,
     ``months_already_credited``, ``transfer_details_required``, ``invalid_transfer_details``,
     ``transfer_hours_implausible``, ``yearly_cap_reached``)."""
-    _check_window(ruleset, now)
+    _check_window(ruleset, now, revision=revision)
     category = ruleset.category(claim.category)
     _check_evidence(claim, category)
     _check_not_future(ruleset, claim, now)
@@ -760,16 +867,18 @@ def cap_used(ruleset: RuleSet, cap_group: str, credited: CreditedSoFar) -> Decim
 # --- checks ---------------------------------------------------------------------------------
 
 
-def _check_window(ruleset: RuleSet, now: datetime) -> None:
+def _check_window(ruleset: RuleSet, now: datetime, *, revision: bool = False) -> None:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     window = ruleset.claim_window
-    if now > window.closes:
+    closes = ruleset.declarations_close(revision=revision)
+    if now > closes:
+        what = "revised" if revision else "claimed"
         raise RuleViolation(
-            f"The {ruleset.year} claim window closed on {window.closes.isoformat()}; "
-            f"hours for {ruleset.year} can no longer be claimed.",
+            f"The {ruleset.year} claim window closed on {closes.isoformat()}; "
+            f"hours for {ruleset.year} can no longer be {what}.",
             code="window_closed",
-            closes_at=window.closes.isoformat(),
+            closes_at=closes.isoformat(),
         )
     if now < window.opens:
         raise RuleViolation(

@@ -43,11 +43,12 @@ from services.claims.models import (
     LedgerEntry,
     LedgerSource,
     Person,
+    PersonalEvidenceHold,
     ProjectReplica,
     ReviewStage,
     SyncStatus,
 )
-from services.claims.notifications import notify
+from services.claims.notifications import NotificationKind, notify
 from services.claims.persons import get_person
 from services.claims.scope import is_self, may_see_person
 
@@ -119,6 +120,13 @@ async def verify_references(uow: UnitOfWork, person: Person, command: ClaimComma
                 code="unknown_exam_card",
             )
         if card.id_number != person.id_number:
+            # a card its holder already declared, cited by a second person: the rule of one
+            # personal certificate, one person; otherwise the register's holder is another
+            cited = await _cited_by_another(
+                uow, year, category, person.id, [("exam_card_no", card.card_no)]
+            )
+            if cited is not None:
+                raise _evidence_of_another_person(cited)
             raise RuleViolation(
                 "this 学时登记卡 was issued to someone else", code="exam_card_holder_mismatch"
             )
@@ -215,6 +223,7 @@ async def _check_evidence_ids(
 _INSERT_CLAIM = insert(cast(Table, Claim.__table__))
 _CLAIM_COLUMNS = frozenset(Claim.__table__.columns.keys())
 _INSERT_REFERENCES = insert(cast(Table, ClaimReference.__table__))
+_INSERT_HOLDS = insert(cast(Table, PersonalEvidenceHold.__table__))
 # the person's references with any of the values (a statement built once; the kinds are told
 # apart in Python: a value of another kind never matches a wanted (kind, value) pair)
 _TAKEN = select(ClaimReference.kind, ClaimReference.value, ClaimReference.claim_id).where(
@@ -237,7 +246,7 @@ async def _bind_references(
     references of its own to release (a revision first releases those of its last revision).
     """
     if not new:
-        await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim.id))
+        await _release_references(uow, claim.id)
     unique = rules.load_ruleset(claim.year).category(claim.category).evidence.unique
     refs: list[tuple[str, str]] = [
         (f, normalise_code(value)) for f in unique if (value := command.reference(f))
@@ -260,6 +269,7 @@ async def _bind_references(
                 )
     if not refs:
         return
+    await _check_personal_evidence(uow, claim, refs)
     rows = [
         {"person_id": claim.person_id, "kind": kind, "value": value, "claim_id": claim.id}
         for kind, value in refs
@@ -272,6 +282,88 @@ async def _bind_references(
         ) from exc
 
 
+async def _release_references(uow: UnitOfWork, claim_id: str) -> None:
+    """The claim's evidence backs it no more (withdrawn, or a revision binds it again)."""
+    await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim_id))
+    await uow.session.execute(
+        delete(PersonalEvidenceHold).where(PersonalEvidenceHold.claim_id == claim_id)
+    )
+
+
+# another person's live claims (holding their references) citing any of the values, in a
+# category whose evidence is personal (the kinds are told apart in Python, as above)
+_CITED_BY_OTHERS = (
+    select(ClaimReference.kind, ClaimReference.value, Claim.category)
+    .join(Claim, Claim.id == ClaimReference.claim_id)
+    .where(
+        ClaimReference.kind.in_(bindparam("kinds", expanding=True)),
+        ClaimReference.value.in_(bindparam("values", expanding=True)),
+        ClaimReference.person_id != bindparam("person_id"),
+        Claim.category.in_(bindparam("categories", expanding=True)),
+    )
+)
+
+
+async def _check_personal_evidence(
+    uow: UnitOfWork, claim: Claim, refs: list[tuple[str, str]]
+) -> None:
+    """One personal certificate, one person: a qualification certificate, a transfer-in
+    certificate or an exam card (its number, or the very same file) that a live claim of
+    another person cites is refused (``evidence_of_another_person``). The answer names neither
+    that person nor their claim."""
+    kind = await _cited_by_another(uow, claim.year, claim.category, claim.person_id, refs)
+    if kind is not None:
+        raise _evidence_of_another_person(kind)
+    # the hold closes the race the query above cannot see (another person's claim of the same
+    # moment, not committed yet); claims from before the holds are found by the query
+    kinds = rules.load_ruleset(claim.year).personal_kinds(claim.category)
+    holds = [
+        {"kind": k, "value": v, "person_id": claim.person_id, "claim_id": claim.id}
+        for k, v in refs
+        if k in kinds
+    ]
+    if holds:
+        try:
+            await uow.session.execute(_INSERT_HOLDS, holds)
+        except IntegrityError as exc:  # the whole unit of work rolls back with the refusal
+            raise _evidence_of_another_person(str(holds[0]["kind"])) from exc
+
+
+async def _cited_by_another(
+    uow: UnitOfWork, year: int, category: str, person_id: str, refs: list[tuple[str, str]]
+) -> str | None:
+    """The kind of the first of ``refs`` personal to ``category`` that a live claim of another
+    person cites (as personal evidence of its own category), or None."""
+    ruleset = rules.load_ruleset(year)
+    kinds = ruleset.personal_kinds(category)
+    personal = [(kind, value) for kind, value in refs if kind in kinds]
+    if not personal:
+        return None
+    cited = await uow.session.execute(
+        _CITED_BY_OTHERS,
+        {
+            "person_id": person_id,
+            "kinds": sorted({kind for kind, _ in personal}),
+            "values": [value for _, value in personal],
+            "categories": list(ruleset.personal_evidence),
+        },
+    )
+    for kind, value, other_category in cited:
+        if (kind, value) in personal and kind in ruleset.personal_kinds(other_category):
+            return str(kind)
+    return None
+
+
+def _evidence_of_another_person(kind: str) -> RuleViolation:
+    return RuleViolation(
+        f"this {kind.replace('_', ' ')} is already cited by another person's claim: a personal "
+        "certificate counts for its holder only; if it is yours, ask your unit to check the "
+        "other claim",
+        code="evidence_of_another_person",
+        evidence=kind,
+    )
+
+
 async def _assess(
     uow: UnitOfWork,
     person: Person,
@@ -280,6 +372,7 @@ async def _assess(
     now: datetime,
     *,
     claim_id: str | None = None,
+    revision: bool = False,
 ) -> tuple[rules.Assessment, Verified]:
     ruleset = rules.load_ruleset(command.year)
     verified = await verify_references(uow, person, command)
@@ -305,6 +398,7 @@ async def _assess(
         now=now,
         pending=pending,
         dated=dated,
+        revision=revision,
     )
     return assessment, verified
 
@@ -526,7 +620,7 @@ async def withdraw_claim(uow: UnitOfWork, principal: Principal, claim_id: str) -
         raise Conflict(f"a claim that is {claim.status} cannot be withdrawn", code="claim_not_open")
     claim.status = ClaimStatus.WITHDRAWN
     claim.stage = None
-    await uow.session.execute(delete(ClaimReference).where(ClaimReference.claim_id == claim.id))
+    await _release_references(uow, claim.id)
     uow.emit(
         ClaimWithdrawn(claim_id=claim.id, revision=claim.revision, person_id=claim.person_id),
         subject=claim.id,
@@ -556,7 +650,7 @@ async def revise_claim(
         )
     evidence = await _check_evidence_ids(uow, principal, command.evidence_ids)
     assessment, verified = await _assess(
-        uow, person, command, len(evidence), now, claim_id=claim.id
+        uow, person, command, len(evidence), now, claim_id=claim.id, revision=True
     )
     command = _with_computed_months(command, assessment)
     claim.revision += 1
@@ -708,6 +802,29 @@ def _cut_note(claim: Claim, credit: rules.Credit) -> str | None:
             "a yearly cap, or the months, were used up by claims approved earlier"
         )
     return None
+
+
+async def void_outcome(uow: UnitOfWork, claim_id: str | None, status: SyncStatus) -> None:
+    """A revoked claim's province record voided (``voided``) or the void refused for good
+    (``void_failed``, which a later voided record of the same claim does not hide)."""
+    if claim_id is None:
+        return
+    claim = await uow.session.get(Claim, claim_id)
+    if claim is None or claim.status != ClaimStatus.REVOKED:
+        return
+    if claim.sync_status == status or claim.sync_status == SyncStatus.VOID_FAILED:
+        return
+    claim.sync_status = status
+    if status == SyncStatus.VOIDED:
+        kind: NotificationKind = "province_voided"
+        message = f"The province record of 「{claim.title}」 is voided: its hours no longer count."
+    else:
+        kind = "province_void_failed"
+        message = (
+            f"The province platform refused to void the record of 「{claim.title}」; "
+            "the city bureau follows it up."
+        )
+    notify(uow, claim.person_id, kind, message, claim_id=claim.id, data={"sync_status": status})
 
 
 async def sync_outcome(uow: UnitOfWork, claim_id: str | None, status: SyncStatus) -> None:

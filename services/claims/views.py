@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from libs.common.events import Affiliation
+from libs.common.timestamps import Timestamp
+from services.claims.contacts import ContactsView
 from services.claims.models import ClaimStatus, LedgerSource, ReviewStage, SyncStatus
 
 # --- hours ----------------------------------------------------------------------------------
@@ -46,7 +48,7 @@ class PersonView(BaseModel):
     id_number_masked: str
     phone: str | None
     affiliation: Affiliation
-    created_at: str
+    created_at: Timestamp
 
 
 class PersonListItem(BaseModel):
@@ -58,7 +60,7 @@ class PersonListItem(BaseModel):
     id_number_masked: str
     affiliation: Affiliation
     org_name: str | None = Field(description="the name of the unit or agency, as review names it")
-    created_at: str
+    created_at: Timestamp
 
 
 class PersonPage(BaseModel):
@@ -77,6 +79,8 @@ class MeSummary(BaseModel):
 class MeView(PersonView):
     year: int
     summary: MeSummary
+    # whom to ask (八): the auditing bureau, the city bureau, the platform's support line
+    contacts: ContactsView | None = None
 
 
 # --- transcripts ----------------------------------------------------------------------------
@@ -92,8 +96,18 @@ class TranscriptEntry(BaseModel):
     counts: bool
     note: str | None
     at: str
-    revoked_at: str | None
+    revoked_at: Timestamp | None
     leave_kind: str | None = None
+    # ids of the interpretations (the transcript's ``interpretations``) this entry follows
+    interpretations: list[str] = []
+
+
+class InterpretationView(BaseModel):
+    """A reading of the notice applied to this transcript (docs/rules.md)."""
+
+    id: str
+    section: str
+    text: str
 
 
 class Transcript(BaseModel):
@@ -105,6 +119,8 @@ class Transcript(BaseModel):
     gaps: SubjectHours
     compliant: bool
     entries: list[TranscriptEntry]
+    # the interpretations of the notice its entries follow, and the general ones
+    interpretations: list[InterpretationView] = []
 
 
 # --- evidence -------------------------------------------------------------------------------
@@ -116,7 +132,7 @@ class EvidenceView(BaseModel):
     content_type: str
     size: int
     filename: str | None
-    created_at: str
+    created_at: Timestamp
 
 
 # --- claims ---------------------------------------------------------------------------------
@@ -153,8 +169,8 @@ class ClaimView(BaseModel):
     )
     sync_status: SyncStatus
     evidence_ids: list[str]
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class ClaimPerson(BaseModel):
@@ -191,6 +207,9 @@ class OrgSummary(BaseModel):
     parent_id: str | None = Field(
         default=None, description="the org's parent (its district or department)"
     )
+    self_appraising: bool = Field(
+        default=False, description="the org is a 职称自主评聘单位 (五(二))"
+    )
     persons: int
     compliant: int
     non_compliant: int
@@ -216,13 +235,18 @@ class ReportItem(BaseModel):
     pending: SubjectHours
     gaps: SubjectHours
     compliant: bool
+    self_appraising: bool = Field(
+        default=False,
+        description="the person's unit is a 职称自主评聘单位 (五(二)); their hours still reach "
+        "the province",
+    )
 
 
 class ComplianceReport(BaseModel):
     year: int
     org: OrgRef | None
     required: Required
-    generated_at: str
+    generated_at: Timestamp
     summary: ReportSummary | None = Field(
         description="the whole scope: on the first page (no cursor), or with summary=true"
     )
@@ -249,13 +273,16 @@ class OrgComplianceRow(BaseModel):
     compliance_rate: float | None = Field(description="compliant / persons; null without persons")
     gaps: SubjectHours
     short: ShortCounts
+    self_appraising: bool = Field(
+        default=False, description="the org is a 职称自主评聘单位 (五(二)); false on the total row"
+    )
 
 
 class ComplianceByOrg(BaseModel):
     year: int
     org: OrgRef | None
     required: Required
-    generated_at: str
+    generated_at: Timestamp
     rows: list[OrgComplianceRow]
     total: OrgComplianceRow
 

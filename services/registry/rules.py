@@ -3,12 +3,14 @@ the year's shared rule data (``libs/common/rulesets``). No I/O, no database, no 
 
 Interpretations:
 
-- ``days`` is the inclusive span ``start_date..end_date`` (a one-day course is 1 day), and both
-  dates lie in the filing's year.
+- ``days`` (training days) is at least 1 and at most the inclusive span ``start_date..end_date``
+  (a one-day course is 1 day; four Saturdays in a month are 4 days), and both dates lie in the
+  filing's year.
 - A phone is a mainland mobile number (11 digits starting 13-19) or a landline with its area
   code (``0632-1234567``, extension optional); spaces and hyphens are allowed between groups.
-- A city-direct unit is a ``unit`` whose parent is a ``department``; only its *own* projects have
-  the filing deadline. Providers, departments and district bureaus have none.
+- 「市直单位自主开展的专业培训项目计划」 (七): a city-direct filer is a ``department``
+  (市直主管部门) or a ``unit`` whose parent is a ``department``; only their *own* projects have
+  the filing deadline. Providers, district bureaus and units under a district have none.
 - A completion row passes only with hours > 0 and at most the project's planned hours; one person
   appears once per roster (a second row for the same ID number is reported, not merged).
 - Certificate codes carry 80 bits from the operating system's CSPRNG, in Crockford base32.
@@ -97,11 +99,13 @@ def check_project(rules: SharedRuleSet, plan: ProjectPlan) -> None:
             code="invalid_date_range",
         )
     span = (plan.end_date - plan.start_date).days + 1
-    if plan.days != span:
+    if not 1 <= plan.days <= span:
+        # a course on non-consecutive days (four Saturdays) has fewer days than its span
         raise RuleViolation(
-            f"days is {plan.days} but {plan.start_date}..{plan.end_date} spans {span} days",
+            f"days is {plan.days} but {plan.start_date}..{plan.end_date} spans {span} days: "
+            f"a filing has 1 to {span} training days",
             code="days_mismatch",
-            expected_days=span,
+            max_days=span,
         )
     check_hours(plan.planned_hours, "planned_hours")
     per_day = rules.project_filing.max_planned_hours_per_day
@@ -154,18 +158,21 @@ def check_phone(phone: str) -> str:
     return compact
 
 
-def is_city_direct_unit(org_type: str, parent_type: str | None) -> bool:
-    return org_type == "unit" and parent_type == "department"
+def is_city_direct(org_type: str, parent_type: str | None) -> bool:
+    """市直单位 (七): a city-level competent department itself, or a unit under one."""
+    return org_type == "department" or (org_type == "unit" and parent_type == "department")
 
 
 def check_filing_deadline(rules: SharedRuleSet, *, city_direct: bool, at: datetime) -> None:
-    """A city-direct unit's own project is submitted by the deadline day, Beijing time."""
+    """A city-direct filer's (a department's or its unit's) own project is submitted by the
+    deadline day, Beijing time."""
     if not city_direct:
         return
     deadline = rules.project_filing.city_direct_unit_deadline
     if at.astimezone(BEIJING).date() > deadline:
         raise RuleViolation(
-            f"a city-direct unit files its own {rules.year} projects by {deadline} (Beijing "
+            f"a city-direct department or unit files its own {rules.year} projects by {deadline} "
+            "(Beijing "
             "time); this filing is late",
             code="filing_deadline_passed",
             deadline=deadline.isoformat(),

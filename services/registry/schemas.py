@@ -4,25 +4,28 @@ public view never carries the full ID number."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from libs.common.idnumber import mask_id_number
+from libs.common.timestamps import UtcDatetime
 from services.registry.models import Certificate, ExamCard, Project
 from services.registry.service import ProjectFields, RowResult
+
+# a filing's status (API.md): an enum in the OpenAPI document wherever it is shown
+ProjectStatusName = Literal["draft", "submitted", "approved", "rejected", "returned"]
 
 
 class ProjectOut(ProjectFields):
     id: str
     planned_hours: float  # type: ignore[assignment]  # hours are JSON numbers
-    status: Literal["draft", "submitted", "approved", "rejected", "returned"]
+    status: ProjectStatusName
     opinion: str | None
-    submitted_at: datetime | None
-    decided_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    submitted_at: UtcDatetime | None
+    decided_at: UtcDatetime | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class StepOut(BaseModel):
@@ -30,8 +33,8 @@ class StepOut(BaseModel):
     actor: str
     org_id: str | None
     opinion: str | None
-    status: str
-    at: datetime
+    status: ProjectStatusName
+    at: UtcDatetime
 
 
 class HistoryOut(BaseModel):
@@ -68,9 +71,9 @@ class CertificateOut(BaseModel):
     year: int
     subject: str
     hours: float
-    issued_at: datetime
+    issued_at: UtcDatetime
     revoked_reason: str | None = None
-    revoked_at: datetime | None = None
+    revoked_at: UtcDatetime | None = None
 
 
 class CertificatePage(BaseModel):
@@ -84,7 +87,7 @@ class ExamCardOut(BaseModel):
     name: str
     year: int
     hours: float
-    issued_at: datetime
+    issued_at: UtcDatetime
 
 
 def project_view(project: Project) -> ProjectOut:

@@ -263,7 +263,7 @@ async def submit_project(uow: UnitOfWork, principal: Principal, project_id: str)
     _check(ProjectFields.model_validate(project, from_attributes=True))
     org = await uow.session.get(OrgReplica, project.applicant_org_id)
     parent = await uow.session.get(OrgReplica, org.parent_id) if org and org.parent_id else None
-    city_direct = org is not None and rules.is_city_direct_unit(
+    city_direct = org is not None and rules.is_city_direct(
         org.type, parent.type if parent else None
     )
     rules.check_filing_deadline(shared, city_direct=city_direct, at=now)

@@ -55,6 +55,7 @@ def org_view(org: Org) -> OrgOut:
         type=org.type,
         parent_id=org.parent_id,
         active=org.active is not False,
+        self_appraising=bool(org.self_appraising),
     )
 
 

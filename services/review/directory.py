@@ -44,6 +44,7 @@ def org_upserted(org: Org) -> OrgUpserted:
         type=org.type,
         parent_id=org.parent_id,
         active=org.active is not False,
+        self_appraising=bool(org.self_appraising),
     )
 
 
@@ -147,6 +148,7 @@ class OrgChange:
     code: str | _Unset = UNSET
     parent_id: str | _Unset | None = UNSET
     active: bool | _Unset = UNSET
+    self_appraising: bool | _Unset = UNSET
 
 
 async def update_org(uow: UnitOfWork, org_id: str, change: OrgChange, *, actor: str) -> Org:
@@ -167,6 +169,15 @@ async def update_org(uow: UnitOfWork, org_id: str, change: OrgChange, *, actor: 
     if isinstance(change.active, bool) and change.active != org.active:
         deactivated = not change.active
         org.active, changed = change.active, True
+    if isinstance(change.self_appraising, bool) and change.self_appraising != org.self_appraising:
+        if org.type != "unit":
+            raise RuleViolation(
+                f"only a unit can be a self-appraising unit (职称自主评聘单位); {org.code} is a "
+                f"{org.type}",
+                code="self_appraising_not_unit",
+                org_type=org.type,
+            )
+        org.self_appraising, changed = change.self_appraising, True
     if not changed:
         return org
     await uow.session.flush()

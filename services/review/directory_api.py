@@ -33,20 +33,26 @@ class OrgPatch(BaseModel):
     code: str | None = Field(default=None, min_length=1, max_length=64)
     parent_id: str | None = None
     active: bool | None = None
+    self_appraising: bool | None = Field(
+        default=None,
+        description="职称自主评聘单位 (五(二)), units only (422 self_appraising_not_unit); "
+        "their staff's hours still reach the province",
+    )
 
 
 @router.patch("/orgs/{org_id}")
 async def patch_org(
     org_id: str, body: OrgPatch, uow: UowDep, principal: CurrentPrincipal
 ) -> OrgOut:
-    """Rename, re-code, move (``parent_id``) or (de)activate (``active``) an org. A deactivated
+    """Rename, re-code, move (``parent_id``), (de)activate (``active``) an org, or mark a unit
+    self-appraising (``self_appraising``, 职称自主评聘单位). A deactivated
     org takes no new claims; its open tasks move to its parent authority (or the city's unrouted
     queue). A refused change (``org_cycle``, ``invalid_org_parent``, ``duplicate_org_code``,
     ``parent_inactive``, ``unknown_parent_org``) is a 422 and changes nothing."""
     require_role(principal, "city_admin")
     sent = body.model_fields_set
     change = directory.OrgChange()
-    for name in ("name", "code", "active"):
+    for name in ("name", "code", "active", "self_appraising"):
         value = getattr(body, name)
         if name in sent and value is not None:
             setattr(change, name, value)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -48,6 +49,9 @@ class Org(IdMixin, TimestampMixin, Base):
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("orgs.id"), index=True)
     # a deactivated org takes no new claims; its open tasks went to its parent authority
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # 职称自主评聘单位 (五(二)): a unit that appraises its own staff's titles; the city sets it.
+    # Its staff's hours are declared, reviewed and sent to the province like everyone's.
+    self_appraising: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class ReviewTask(IdMixin, TimestampMixin, Base):

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from libs.common.timestamps import Timestamp
 from services.review.models import (
     HistoryDecision,
     ProjectStatus,
@@ -24,6 +25,9 @@ class OrgOut(BaseModel):
     type: str
     parent_id: str | None
     active: bool
+    self_appraising: bool = Field(
+        default=False, description="职称自主评聘单位 (五(二)): set by the city bureau, units only"
+    )
 
 
 class OrgListItem(OrgOut):
@@ -128,8 +132,8 @@ class TaskOut(BaseModel):
     decision: TaskDecision | None
     reason: str | None
     decided_by: str | None
-    decided_at: str | None
-    created_at: str
+    decided_at: Timestamp | None
+    created_at: Timestamp
     age_working_days: int | None = Field(
         default=None,
         description="open tasks: Chinese working days since the task arrived (a task that came "

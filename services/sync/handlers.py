@@ -7,7 +7,13 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from libs.common.db import utcnow
-from libs.common.events import ClaimCredited, ClaimCreditRevoked, PersonRegistered, PersonUpdated
+from libs.common.events import (
+    ClaimCredited,
+    ClaimCreditRevoked,
+    PersonRegistered,
+    PersonUpdated,
+    SyncRecordVoided,
+)
 from libs.common.inbox import EventRouter
 from libs.common.uow import UnitOfWork
 from services.sync.models import OutboundRecord, PersonReplica
@@ -67,6 +73,10 @@ async def void_revoked_claim(uow: UnitOfWork, event: ClaimCreditRevoked) -> None
             record.next_attempt_at = None
         elif record.status in ("pending", "waiting_person"):
             record.status = "voided"  # never reached the province
+            uow.emit(
+                SyncRecordVoided(record_id=record.id, claim_id=record.claim_id),
+                subject=event.claim_id,
+            )
 
 
 events = EventRouter()

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from libs.common.timestamps import Timestamp
 from services.sync.models import RecordSource, RecordStatus
 
 
@@ -23,8 +24,8 @@ class RecordOut(BaseModel):
     attempts: int
     last_error: str | None
     receipt: str | None
-    registered_at: str | None
-    created_at: str
+    registered_at: Timestamp | None
+    created_at: Timestamp
 
 
 class RecordPage(BaseModel):

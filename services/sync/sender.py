@@ -13,7 +13,12 @@ from pydantic import ValidationError
 from sqlalchemy import Row, Table, bindparam, or_, select, update
 
 from libs.common.db import utcnow
-from libs.common.events import SyncRecordFailed, SyncRecordRegistered
+from libs.common.events import (
+    SyncRecordFailed,
+    SyncRecordRegistered,
+    SyncRecordVoided,
+    SyncRecordVoidFailed,
+)
 from libs.common.service import ServiceState
 from libs.common.tasks import LoopTask
 from libs.common.uow import UnitOfWork
@@ -244,10 +249,22 @@ class ProvinceSender:
                     fresh.last_error = f"void refused: {refused}"
                     if fresh.attempts >= VOID_MAX_ATTEMPTS:
                         fresh.status = "void_failed"
+                        if fresh.claim_id is not None:  # the claim says so (its sync_status)
+                            uow.emit(
+                                SyncRecordVoidFailed(
+                                    record_id=fresh.id, claim_id=fresh.claim_id, reason=refused
+                                ),
+                                subject=fresh.claim_id,
+                            )
                     else:
                         fresh.next_attempt_at = utcnow() + self._backoff(fresh.attempts)
                 else:
                     fresh.status, fresh.last_error = "voided", None
+                    if fresh.claim_id is not None:
+                        uow.emit(
+                            SyncRecordVoided(record_id=fresh.id, claim_id=fresh.claim_id),
+                            subject=fresh.claim_id,
+                        )
                     done += 1
                 await uow.commit()
         return done

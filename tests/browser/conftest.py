@@ -93,7 +93,7 @@ def browser() -> Iterator[Browser]:
     """Chromium for one module: Playwright's sync API runs its own event loop in this thread
     while it is open, so it is closed before the suite's asyncio tests run again."""
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (scripts/ensure-chromium.sh)")
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (scripts/ensure-test-tools)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]

@@ -114,6 +114,16 @@ def test_revoking_a_certificate_revokes_credit_and_voids_the_province_record(
                 headers=bearer(stack.token("city_admin")),
             ).json()["items"]
             assert [r["status"] for r in records] == ["voided"]
+            # the claim says so (issue 20 item 5), and so does the person's feed
+            eventually(
+                lambda: (
+                    http.get(f"{claims}/v1/claims/{claim['id']}", headers=me).json()["sync_status"]
+                    == "voided"
+                ),
+                what="claim sync_status voided",
+            )
+            feed = http.get(f"{claims}/v1/me/notifications", headers=me).json()["items"]
+            assert feed[0]["kind"] == "province_voided" and feed[0]["claim_id"] == claim["id"]
     finally:
         codes = stack.stop()
     assert codes == [0], stack.tail()

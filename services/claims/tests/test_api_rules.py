@@ -25,6 +25,7 @@ from libs.common.events import (
     ProjectApproved,
     topic_of,
 )
+from services.claims import rules
 from services.claims.tests.harness import (
     AFTER_WINDOW,
     CLOCK,
@@ -430,6 +431,17 @@ class TestClaimProblems:
         body = claim_of("exam_staff", [], exam_card_no=card)
         await refused(stack, person, body, "exam_card_holder_mismatch")
 
+    async def test_an_exam_card_its_holder_declared_is_another_persons_evidence(
+        self, stack: Stack, person: Person
+    ) -> None:
+        """Issue 20 item 9: a 学时登记卡 cited by a second person once its holder declared it."""
+        card = await issue_card(stack, person.id_number)
+        await stack.submit(person, claim_of("exam_staff", [], exam_card_no=card))
+        other = await stack.register(org(stack, "unit"))
+        body = claim_of("exam_staff", [], exam_card_no=card.lower())
+        problem = await refused(stack, other, body, "evidence_of_another_person")
+        assert problem["evidence"] == "exam_card_no" and person.id not in str(problem)
+
     async def test_hours_mismatch_with_the_card(self, stack: Stack, person: Person) -> None:
         card = await issue_card(stack, person.id_number, hours=6)
         body = claim_of("exam_staff", [], exam_card_no=card, hours=8)
@@ -527,6 +539,42 @@ class TestClaimProblems:
             )
             assert_problem(r, 422, "revision_mismatch")
         assert (await stack.claim(claim["id"]))["status"] == "rejected"
+
+    async def test_revisions_close_with_the_declaration_window(
+        self, stack: Stack, person: Person, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Issue 20 item 11: a claim rejected in the last days of December cannot be revised in
+        January by default; with a city grace period in the rule data it can, until it ends."""
+        claim = await stack.submit(person, claim_of("study", await files(stack, person), hours=4))
+        await stack.reject(claim, "学习档案不全")
+        revision = {
+            "person_id": person.id,
+            **claim_of("study", await files(stack, person), hours=5),
+        }
+        path = f"/v1/claims/{claim['id']}/revisions"
+        stack.app.state.service.clock = lambda: AFTER_WINDOW
+        try:
+            async with stack.no_new_state():
+                r = await stack.http.post(path, json=revision, headers=person.auth)
+                assert_problem(r, 422, "window_closed")
+            ruleset = rules.load_ruleset(2026)
+            assert ruleset.declaration_window is not None
+            graced = ruleset.model_copy(
+                update={
+                    "declaration_window": ruleset.declaration_window.model_copy(
+                        update={"revisions_close": datetime(2027, 1, 10, 23, 59, 59, tzinfo=UTC)}
+                    )
+                }
+            )
+            monkeypatch.setattr(rules, "load_ruleset", lambda year: graced)
+            # new claims stay closed; the revision is in the grace period
+            await refused(stack, person, claim_of("study", await files(stack, person), hours=1),
+                          "window_closed")  # fmt: skip
+            r = await stack.http.post(path, json=revision, headers=person.auth)
+            assert r.status_code == 201, r.text
+            assert r.json()["revision"] == 2
+        finally:
+            stack.app.state.service.clock = lambda: CLOCK
 
     async def test_withdrawn_claim_cannot_be_withdrawn_again_409(
         self, stack: Stack, person: Person
@@ -665,6 +713,46 @@ class TestCategories:
         claim = await stack.submit(person, body)
         assert claim["expected_credits"] == [{"subject": "professional", "hours": 16}]
         assert (await stack.approve(claim))["credits"] == [{"subject": "professional", "hours": 16}]
+
+    async def test_a_personal_certificate_cited_by_a_second_person_is_refused(
+        self, stack: Stack, person: Person
+    ) -> None:
+        """Issue 20 item 9: one personal certificate, one person (seen: two people claimed
+        16 h each on one certificate). The number, or the very same file, is refused for the
+        second person, who learns nothing about the first."""
+        number = f"ZG-{person.id[:12]}"
+        scan = pdf_bytes(person.id)
+        mine = [await stack.upload(person, scan)]
+        first = await stack.submit(
+            person, claim_of("qualification_exam", mine, certificate_code=number)
+        )
+        other = await stack.register(org(stack, "unit"))
+        body = claim_of(
+            "qualification_exam", await files(stack, other), certificate_code=f" {number.lower()}"
+        )
+        problem = await refused(stack, other, body, "evidence_of_another_person")
+        assert person.id not in str(problem) and first["id"] not in str(problem)
+        # the same scan under another number, and a transfer-in certificate's number
+        same_file = await stack.upload(other, scan)
+        body = claim_of("qualification_exam", [same_file], certificate_code=f"ZG-X-{other.id}")
+        await refused(stack, other, body, "evidence_of_another_person")
+        transfer = claim_of(
+            "transfer_in",
+            await files(stack, person),
+            credits=[{"subject": "professional", "hours": 20}],
+            reference_no=f"DC-{person.id[:12]}",
+        )
+        await stack.submit(person, transfer)
+        copied = {**transfer, "evidence_ids": await files(stack, other)}
+        await refused(stack, other, copied, "evidence_of_another_person")
+        # not personal: a training's filing number is shared by its trainees
+        for who in (person, other):
+            await stack.submit(who, training(await files(stack, who), reference_no="鲁备-1"))
+        # withdrawn, the certificate is free for its holder's claim
+        r = await stack.http.post(f"/v1/claims/{first['id']}/withdraw", headers=person.auth)
+        assert r.status_code == 200, r.text
+        body = claim_of("qualification_exam", await files(stack, other), certificate_code=number)
+        assert (await post_claim(stack, other, body)).status_code == 201
 
     async def test_achievements_count_10_each_up_to_30_in_approval_order(
         self, stack: Stack, person: Person

@@ -142,6 +142,7 @@ async def test_report_summary_rows_and_transcripts_agree(
             "org_id": stack.orgs[unit],
             "org_name": f"单位 {n}",
             "parent_id": stack.orgs[district],
+            "self_appraising": False,
             "persons": len(expected),
             "compliant": sum(expected.values()),
             "non_compliant": len(expected) - sum(expected.values()),

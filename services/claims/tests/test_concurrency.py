@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from libs.common.auth import Principal
 from libs.common.errors import RuleViolation
 from libs.common.events import ClaimApproved
 from services.claims import service
@@ -105,3 +106,39 @@ async def test_concurrent_submissions_for_the_same_days_never_exceed_8_hours_a_d
         claims = await stack.claims_of(person.id)
     assert sorted(outcomes) == ["accepted", "daily_cap_exceeded"]
     assert len(claims) == 1
+
+
+async def test_two_persons_citing_one_certificate_at_once_one_is_refused(
+    tmp_path: Path, make_pg_database: Callable[[str], str]
+) -> None:
+    """Issue 20 item 9: two persons submit the same qualification certificate at the same moment
+    (each check sees no other claim yet); the hold lets exactly one through."""
+    url = await asyncio.to_thread(make_pg_database, "claims_personal_race")
+    async with claims_stack(tmp_path, url) as stack:
+        unit = await stack.add_org("unit")
+        people = [await stack.register(unit) for _ in range(2)]
+        evidence = [await stack.upload(p) for p in people]
+        state = stack.app.state.service
+
+        async def submit(n: int) -> str:
+            person = people[n]
+            command = ClaimCommand(
+                person_id=person.id,
+                year=2026,
+                category="qualification_exam",
+                title="一级建造师",
+                certificate_code="JZS-2026-000123",
+                evidence_ids=[evidence[n]],
+            )
+            principal: Principal = stack.app.state.tokens.verify(person.token)
+            try:
+                async with state.uow() as uow:
+                    await service.submit_claim(uow, principal, command, now=state.now())
+                    await asyncio.sleep(0.2)  # both have checked before either commits
+                    await uow.commit()
+            except RuleViolation as exc:
+                return exc.code
+            return "submitted"
+
+        outcomes = await asyncio.gather(submit(0), submit(1))
+    assert sorted(outcomes) == ["evidence_of_another_person", "submitted"]

@@ -15,6 +15,8 @@ from libs.common.events import (
     CertificateRevoked,
     ClaimStagePassed,
     SyncRecordRegistered,
+    SyncRecordVoided,
+    SyncRecordVoidFailed,
     topic_of,
 )
 from services.claims.tests.harness import Person, Stack, claims_stack
@@ -213,6 +215,54 @@ async def test_a_revoked_certificate_and_a_redelivered_event(stack: Stack, perso
     await stack.publish(REGISTRY, CertificateRevoked(code="ZZ-UNKNOWN", reason="x"), subject=code)
     kinds = [n["kind"] for n in (await feed(stack, person))["items"]]
     assert kinds == ["credit_revoked", "claim_approved", "claim_submitted"]
+
+
+async def test_a_voided_province_record_shows_on_the_claim_and_in_the_feed(
+    stack: Stack, person: Person
+) -> None:
+    """Issue 20 item 5: once the province record of a revoked claim is voided, the claim's
+    sync_status is voided (void_failed when the province keeps refusing), and the feed says so."""
+    outcomes: dict[str, tuple[str, str]] = {}
+    for n, event_type in enumerate(("sync.record_voided", "sync.record_void_failed")):
+        code = f"ZZ2026-V{n}-{person.id[:8]}"
+        await stack.publish(
+            REGISTRY,
+            CertificateIssued(
+                code=code, project_id="p", project_name="急救", id_number=person.id_number,
+                holder_name="张三", year=2026, subject="professional", hours=8,
+            ),
+            subject=code,
+        )  # fmt: skip
+        day = f"2026-11-0{n + 3}"
+        claim = await training(
+            stack, person, f"急救{n}", certificate_code=code, start_date=day, end_date=day
+        )
+        await stack.approve(claim)
+        await stack.publish(
+            SYNC,
+            SyncRecordRegistered(
+                record_id=f"r-{claim['id']}", claim_id=claim["id"], province_receipt="SD-2"
+            ),
+            subject=claim["id"],
+        )
+        assert (await stack.claim(claim["id"]))["sync_status"] == "registered"
+        await stack.publish(REGISTRY, CertificateRevoked(code=code, reason="代考"), subject=code)
+        record = {"record_id": f"r-{claim['id']}", "claim_id": claim["id"]}
+        if event_type == SyncRecordVoidFailed.TYPE:
+            await stack.publish(SYNC, SyncRecordVoidFailed(**record, reason="x"), subject=code)
+            # a later voided record of the same claim does not hide the failure
+            await stack.publish(SYNC, SyncRecordVoided(**record), subject=code)
+        else:
+            await stack.publish(SYNC, SyncRecordVoided(**record), subject=code)
+        shown = await stack.claim(claim["id"])
+        outcomes[event_type] = (shown["status"], shown["sync_status"])
+    assert outcomes == {
+        "sync.record_voided": ("revoked", "voided"),
+        "sync.record_void_failed": ("revoked", "void_failed"),
+    }
+    kinds = [n["kind"] for n in (await feed(stack, person))["items"]]
+    assert kinds[:3] == ["province_void_failed", "credit_revoked", "registered_at_province"]
+    assert "province_voided" in kinds
 
 
 async def test_reminders_reach_the_feed_once(stack: Stack, person: Person) -> None:

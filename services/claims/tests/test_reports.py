@@ -122,6 +122,7 @@ async def test_district_report_totals_gaps_and_pending(city: Stack) -> None:
         "pending": {"public": 0.0, "professional": 16.0},
         "gaps": {"public": 0.0, "professional": 10.0},
         "compliant": False,
+        "self_appraising": False,
     }
     assert id_number(2)[6:14] not in items[city.persons["p2"]]["id_number_masked"]
     assert items[city.persons["p3"]]["gaps"] == {"public": 30.0, "professional": 60.0}
@@ -161,6 +162,7 @@ async def test_department_report_skips_revoked_hours(city: Stack) -> None:
             "org_id": city.orgs["unit_cityhosp"],
             "org_name": "枣庄市立医院",
             "parent_id": city.orgs["health"],
+            "self_appraising": False,
             "persons": 1,
             "compliant": 0,
             "non_compliant": 1,

@@ -235,6 +235,37 @@ def test_window_closed_after_the_close(rs: RuleSet) -> None:
     assess(rs, claim("study", hours=2), NOTHING, now=datetime(2026, 12, 31, 15, 59, 59, tzinfo=UTC))
 
 
+def test_the_declaration_window_defaults_to_the_end_of_learning_and_may_have_a_grace(
+    rs: RuleSet,
+) -> None:
+    """Issue 20 item 11 (六): learning closes 31 Dec; declarations and revisions close the same
+    by default; a city grace period, in the rule data, keeps them open a little longer."""
+    window = rs.declaration_window
+    assert window is not None and window.learning_closes == date(2026, 12, 31)
+    assert rs.declarations_close() == rs.declarations_close(revision=True) == rs.claim_window.closes
+    jan_5 = datetime(2027, 1, 5, 12, 0, tzinfo=BEIJING)
+    for revision in (False, True):
+        with pytest.raises(RuleViolation) as caught:
+            assess(rs, claim("study", hours=2), NOTHING, now=jan_5, revision=revision)
+        assert caught.value.code == "window_closed"
+    graced = rs.model_copy(
+        update={
+            "declaration_window": window.model_copy(
+                update={"revisions_close": datetime(2027, 1, 10, 23, 59, 59, tzinfo=BEIJING)}
+            )
+        }
+    )
+    # a claim rejected in the last days may be revised until 10 January; new claims may not
+    assess(graced, claim("study", hours=2), NOTHING, now=jan_5, revision=True)
+    with pytest.raises(RuleViolation) as caught:
+        assess(graced, claim("study", hours=2), NOTHING, now=jan_5)
+    assert caught.value.extra["closes_at"].startswith("2026-12-31T23:59:59")
+    late = datetime(2027, 1, 11, 0, 0, tzinfo=BEIJING)
+    with pytest.raises(RuleViolation) as caught:
+        assess(graced, claim("study", hours=2), NOTHING, now=late, revision=True)
+    assert caught.value.extra["closes_at"].startswith("2027-01-10T23:59:59")
+
+
 def test_window_closed_for_a_future_year(rs: RuleSet) -> None:
     early = datetime(2025, 12, 31, 23, 0, tzinfo=BEIJING)
     with pytest.raises(RuleViolation) as caught:

@@ -245,10 +245,53 @@ async def test_a_city_direct_unit_submits_its_own_project_by_20_may(
         got = await registry.http.get(f"/v1/projects/{project['id']}", headers=registry.city)
         assert got.json()["status"] == "draft"
         assert await registry.outbox(project["id"]) == []
-    # a provider, and a unit under a district, have no deadline
-    for org, role in (("P", "provider"), ("U", "unit_admin")):
+    # a provider, a district bureau and a unit under a district have no deadline
+    for org, role in (("P", "provider"), ("U", "unit_admin"), ("D", "district_admin")):
         other = await registry.file(org, role, kind="training", level=None)
         assert (await registry.submit(other, org, role)).status_code == 200
+
+
+async def test_a_departments_own_filing_has_the_20_may_deadline_too(registry: Registry) -> None:
+    """Issue 20 item 7: 「市直单位自主开展的专业培训项目计划」 covers a 市直 department's own
+    filings, not only its units'."""
+    project = await registry.file("Dept", "department_admin", kind="training", level=None)
+    registry.set_clock(datetime(2026, 12, 1, 9, 0, tzinfo=BEIJING))
+    r = await registry.submit(project, "Dept", "department_admin")
+    assert assert_problem(r, 422, "filing_deadline_passed")["deadline"] == "2026-05-20"
+    got = await registry.http.get(f"/v1/projects/{project['id']}", headers=registry.city)
+    assert got.json()["status"] == "draft" and await registry.outbox(project["id"]) == []
+    registry.set_clock(datetime(2026, 5, 20, 23, 59, tzinfo=BEIJING))
+    assert (await registry.submit(project, "Dept", "department_admin")).status_code == 200
+
+
+async def test_days_may_be_fewer_than_the_span_never_more_never_0(registry: Registry) -> None:
+    """Issue 20 item 7: a course on four Saturdays (2026-11-07..28) is 4 training days."""
+    saturdays = {"start_date": "2026-11-07", "end_date": "2026-11-28", "days": 4,
+                 "planned_hours": 32}  # fmt: skip
+    r = await registry.http.post(
+        "/v1/projects",
+        json=project_body(registry.orgs["P"], **saturdays),
+        headers=registry.auth("provider", "P"),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["days"] == 4
+    for days, planned in ((23, 16), (0, 16)):
+        before = await registry.count("projects")
+        r = await registry.http.post(
+            "/v1/projects",
+            json=project_body(registry.orgs["P"], **{**saturdays, "days": days,
+                                                     "planned_hours": planned}),
+            headers=registry.auth("provider", "P"),
+        )  # fmt: skip
+        assert assert_problem(r, 422, "days_mismatch")["max_days"] == 22
+        assert await registry.count("projects") == before
+    # planned hours stay within 8 a training day (not a calendar day): 33 h on 4 days is refused
+    r = await registry.http.post(
+        "/v1/projects",
+        json=project_body(registry.orgs["P"], **{**saturdays, "planned_hours": 33}),
+        headers=registry.auth("provider", "P"),
+    )
+    assert_problem(r, 422, "daily_cap_exceeded")
 
 
 async def test_the_form_pdf_carries_the_chinese_text(registry: Registry) -> None:

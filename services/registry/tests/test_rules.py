@@ -68,11 +68,13 @@ def test_the_city_direct_deadline_is_the_end_of_20_may_beijing(at: datetime, lat
     rules.check_filing_deadline(RULES, city_direct=False, at=at)
 
 
-def test_city_direct_means_a_unit_under_a_department() -> None:
-    assert rules.is_city_direct_unit("unit", "department")
-    assert not rules.is_city_direct_unit("unit", "district")
-    assert not rules.is_city_direct_unit("department", "city")
-    assert not rules.is_city_direct_unit("provider", "city")
+def test_city_direct_means_a_department_or_a_unit_under_one() -> None:
+    assert rules.is_city_direct("unit", "department")
+    assert rules.is_city_direct("department", "city")  # a department's own filings too
+    assert rules.is_city_direct("department", None)
+    assert not rules.is_city_direct("unit", "district")
+    assert not rules.is_city_direct("district", "city")
+    assert not rules.is_city_direct("provider", "city")
 
 
 def test_a_valid_plan_passes() -> None:
@@ -91,7 +93,8 @@ def test_a_valid_plan_passes() -> None:
             "daily_cap_exceeded",
         ),
         ({"days": 3}, "days_mismatch"),
-        ({"days": 1}, "days_mismatch"),
+        ({"days": 0}, "days_mismatch"),
+        ({"days": -1}, "days_mismatch"),
         ({"start_date": date(2025, 12, 31), "days": 308}, "date_outside_year"),
         ({"end_date": date(2027, 1, 1), "days": 61}, "date_outside_year"),
         ({"end_date": date(2026, 11, 1)}, "invalid_date_range"),

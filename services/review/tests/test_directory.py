@@ -49,12 +49,37 @@ class TestPatch:
             "type": "unit",
             "parent_id": review.orgs["D1"],
             "active": True,
+            "self_appraising": False,
         }
         assert events[2]["parent_id"] == review.orgs["P"]
         # the same values again change nothing and publish nothing
         r = await review.patch("Upatch", name="枣庄市妇幼保健院", parent_id=review.orgs["P"])
         assert r.status_code == 200
         assert len(await upserts(review, "Upatch")) == 3
+
+    async def test_the_city_marks_a_self_appraising_unit(self, review: Review) -> None:
+        """Issue 20 item 10 (五(二) 职称自主评聘单位): a flag on a unit, set by the city bureau,
+        shown on the org and carried to the replicas by org.upserted; units only."""
+        await review.add("Uself", "unit", "D1")
+        assert (await org(review, "Uself"))["self_appraising"] is False
+        r = await review.patch("Uself", self_appraising=True)
+        assert r.status_code == 200, r.text
+        assert r.json()["self_appraising"] is True
+        assert (await org(review, "Uself"))["self_appraising"] is True
+        assert (await upserts(review, "Uself"))[-1]["self_appraising"] is True
+        # only the city sets it
+        r = await review.http.patch(
+            f"/v1/orgs/{review.orgs['Uself']}",
+            json={"self_appraising": False},
+            headers=review.reviewer("D1"),
+        )
+        assert r.status_code == 403
+        # a district is no 职称自主评聘单位: refused, nothing changed or published
+        before = len(await upserts(review, "D1"))
+        r = await review.patch("D1", self_appraising=True)
+        assert_problem(r, 422, "self_appraising_not_unit")
+        assert (await org(review, "D1"))["self_appraising"] is False
+        assert len(await upserts(review, "D1")) == before
 
     @pytest.mark.parametrize(
         ("label", "body", "rule"),

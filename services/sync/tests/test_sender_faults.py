@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from libs.common.events import Envelope
 from libs.common.service import ServiceState
 from libs.common.settings import Settings
 from libs.contracts.province import ProvinceRecord, Receipt
@@ -184,7 +185,25 @@ async def test_a_refused_void_backs_off_gives_up_and_blocks_no_other(
             await until(tried, timeout_s=10)
         final = (await statuses(app))[refused.id]
         assert (final.status, final.attempts) == ("void_failed", VOID_MAX_ATTEMPTS)
+        # each claim hears how its void ended (its sync_status: voided / void_failed)
+        told = await voids_told(app)
+        assert told["sync.record_voided"] == {f"c-{n:05d}" for n in (1, 2, 3)}
+        assert told["sync.record_void_failed"] == {"c-00000"}
     assert (await province.stats())["voided"] == 3
+
+
+async def voids_told(app: FastAPI) -> dict[str, set[str]]:
+    """The claims the sync outbox told of a voided / refused void, by event type."""
+    state = state_of(app)
+    table = state.spec.infra.outbox
+    async with state.sessionmaker() as session:
+        rows = (await session.execute(select(table.c.payload))).all()
+    told: dict[str, set[str]] = {"sync.record_voided": set(), "sync.record_void_failed": set()}
+    for row in rows:
+        envelope = Envelope.from_bytes(bytes(row.payload))
+        if envelope.type in told:
+            told[envelope.type].add(str(envelope.data["claim_id"]))
+    return told
 
 
 async def _all_in(app: FastAPI, wanted: set[str]) -> bool:

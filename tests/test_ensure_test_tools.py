@@ -1,5 +1,5 @@
-"""``make test`` installs Debian's Chromium for the browser tests when it is missing, and fails
-loudly when it cannot (scripts/ensure-chromium.sh)."""
+"""``make test`` installs Debian's Chromium (and nginx) for the tests when missing, and fails
+loudly when it cannot (scripts/ensure-test-tools.sh)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ensure-chromium.sh"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ensure-test-tools.sh"
 
 
 def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
