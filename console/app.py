@@ -28,6 +28,7 @@ from console.pages import (
     reports,
     review,
     roster,
+    staff,
 )
 from console.problems import ApiProblem
 from console.session import SessionCodec, SessionMiddleware
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(home.router)
     app.include_router(auth_dev.router)
     app.include_router(review.router)
+    app.include_router(staff.router)
     for city_pages in (filings, roster, certificates, orgs, reports, ops):
         app.include_router(city_pages.router)
 

@@ -54,6 +54,8 @@ NAVIGATION = (
     NavLink("统计报表", "/reports", ("city_admin", "district_admin", "department_admin")),
     NavLink("运行状态", "/ops", ("city_admin", "ops")),
     NavLink("我的学时", "/me", ("personnel",)),
+    NavLink("我的申报", "/me/claims", ("personnel",)),
+    NavLink("消息", "/me/messages", ("personnel",)),
 )
 
 

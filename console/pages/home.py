@@ -1,4 +1,4 @@
-"""The landing page, sign-out, and placeholders of pages a later issue brings."""
+"""The landing page, the welcome page of roles without pages, and sign-out."""
 
 from __future__ import annotations
 
@@ -31,9 +31,3 @@ async def logout(request: Request) -> RedirectResponse:
     """退出: the session is cleared here (the cookie carries nothing of the user any more)."""
     session_of(request).sign_out()
     return redirect(request.app.state.login_url)
-
-
-@router.get("/me", response_class=HTMLResponse)
-async def my_hours(request: Request, user: CurrentUser) -> HTMLResponse:
-    """我的学时: the staff pages come with the self-service issue."""
-    return render(request, "home/placeholder.html", {"title": "我的学时", "message": None})
