@@ -50,7 +50,34 @@ def _met(m: re.Match[str]) -> str:
     )
 
 
+def _titles(text: str) -> str:
+    return "、".join(re.findall(r"「[^」]*」", text)) or text
+
+
 PATTERNS = [
+    (
+        re.compile(r"^the filing number will be checked by your unit and the HR authority$"),
+        lambda m: "备案号须由单位和人社部门核对。",
+    ),
+    (re.compile(r"^filed project: (.+)$"), lambda m: f"已备案项目：{m.group(1)}"),
+    (
+        re.compile(
+            rf"^This person has other claims on these days: (.+)\. Together they fit {NUMBER} "
+            r"hours a day.*$"
+        ),
+        lambda m: (
+            f"此人在这些日期还有其他申报：{_titles(m.group(1))}。合计未超过每天 {m.group(2)} 学时，"
+            "请核对活动时间是否重叠。"
+        ),
+    ),
+    (
+        re.compile(r"^Months (.+?) are also claimed by (「[^」]*」).*$"),
+        lambda m: f"{m.group(1)} 月也由{m.group(2)}申报（审核中）：同一月份只计入先通过的一项。",
+    ),
+    (
+        re.compile(r"^Months (.+?) are already credited by (.+): only the other (\d+) month.*$"),
+        lambda m: f"{m.group(1)} 月已由{_titles(m.group(2))}计入：本次只计其余 {m.group(3)} 个月。",
+    ),
     (
         re.compile(
             rf"^Only {NUMBER} of {NUMBER} hours can still count under the {NUMBER}-hour yearly "

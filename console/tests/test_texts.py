@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Final
 
 from console.texts import warning_in_chinese
-from services.claims.rules import ClaimInput, Credit, CreditedSoFar, PendingClaim, assess
+from services.claims.rules import (
+    ClaimInput,
+    Credit,
+    CreditedSoFar,
+    DatedClaim,
+    PendingClaim,
+    assess,
+)
 from services.claims.rules import load_ruleset as ruleset
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
@@ -46,3 +53,32 @@ def test_the_rules_warnings_read_in_chinese() -> None:
 
 def test_an_unknown_warning_is_shown_as_it_came() -> None:
     assert warning_in_chinese("Something new.") == "Something new."
+
+
+def test_the_notices_round_two_warnings_read_in_chinese() -> None:
+    """A training sharing its days with another that still fits, and a leave whose months an
+    approved aid deployment already holds: the reviewer reads both in Chinese."""
+    other = DatedClaim(
+        "c-1", "院感防控培训", "training", date(2026, 3, 2), date(2026, 3, 3), Decimal(8), False
+    )
+    training = ClaimInput(
+        category="training",
+        hours=8,
+        evidence_count=1,
+        start_date=date(2026, 3, 2),
+        end_date=date(2026, 3, 3),
+        reference_no="鲁卫继备〔2026〕15号",
+    )
+    [shared] = [
+        w
+        for w in assess(ruleset(2026), training, CreditedSoFar(), now=NOW, dated=(other,)).warnings
+        if "other claims" in w
+    ]
+    assert warning_in_chinese(shared) == (
+        "此人在这些日期还有其他申报：「院感防控培训」。合计未超过每天 8 学时，"
+        "请核对活动时间是否重叠。"
+    )
+    assert (
+        warning_in_chinese("the filing number will be checked by your unit and the HR authority")
+        == "备案号须由单位和人社部门核对。"
+    )
