@@ -20,7 +20,7 @@ ROW_STATUS = {
     "issued": "已发证",
     "recorded": "已记录（未合格）",
     "unchanged": "已上传过，未变化",
-    "rejected": "未通过",
+    "rejected": "有误未处理",
 }
 ROW_MESSAGES = {
     "invalid_id_number": "身份证号码无效。",

@@ -245,8 +245,10 @@ async def test_a_base_uploads_its_roster_and_sees_every_row(city: City) -> None:
     files = {"file": ("结业名单.xlsx", content, "application/octet-stream")}
     page = await city.browser.post(f"/filings/{project_id}/roster", files=files)
     assert page.status_code == 200, page.text
-    assert "共 3 行：发证 1，记录（未合格）1，未变化 0，未通过 1。" in page.text
-    assert alerts(page) == ["有 1 行未通过，见下表中的原因；其他行已处理。"]
+    assert "共 3 行：发证 1，记录（未合格）1，未变化 0，有误未处理 1。" in page.text
+    assert alerts(page) == [
+        "有 1 行有误、未处理：按下表原因改正这些行后重新上传（已处理的行不会重复发证）。"
+    ]
     assert "已发证" in page.text and "身份证号码无效。" in page.text
     assert passed not in page.text  # masked on the page
 

@@ -157,7 +157,7 @@ def test_a_base_uploads_its_roster(page: Page, console_stack: ConsoleStack, tmp_
     page.get_by_label("文件").set_input_files(str(roster))
     page.get_by_role("button", name="上传").click()
     expect(page.get_by_role("status")).to_contain_text("共 3 行：发证 1")
-    expect(page.get_by_role("alert")).to_contain_text("有 1 行未通过")
+    expect(page.get_by_role("alert")).to_contain_text("有 1 行有误、未处理")
     expect(page.get_by_text("身份证号码无效。")).to_be_visible()
     screenshot(page, "roster-results")
 
