@@ -8,10 +8,12 @@ warnings, and the person's unit."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from libs.common.events import Envelope, OrgUpserted, ProjectApproved, topic_of
-from services.claims.tests.harness import Stack, claims_stack, pdf_bytes
+from services.claims.tests.harness import Person, Stack, claims_stack, pdf_bytes
 from services.review.tests.support import Review, review_app
 
 
@@ -24,7 +26,10 @@ async def handed_to_review(claims: Stack, review: Review, claim_id: str) -> None
     await review.until_handled(raw)
 
 
-async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -> None:
+@asynccontextmanager
+async def review_and_claims(tmp_path: Path) -> AsyncIterator[tuple[Review, Stack, str, Person]]:
+    """A review app and a claims app, review's unit U1 handed to claims, a person registered in
+    it: (review, claims, unit, person)."""
     async with (
         review_app(tmp_path / "review") as review,
         claims_stack(tmp_path / "claims") as claims,
@@ -34,8 +39,11 @@ async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -
         await claims.publish(
             topic_of("review"), OrgUpserted.model_validate(org_event.data), subject=unit
         )
-        person = await claims.register(unit)
+        yield review, claims, unit, await claims.register(unit)
 
+
+async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -> None:
+    async with review_and_claims(tmp_path) as (review, claims, unit, person):
         reason = "省卫健委认定：援外医疗队轮休"
         leave = await claims.submit(
             person,
@@ -101,16 +109,7 @@ async def test_leave_and_the_cited_project_reach_the_reviewers(tmp_path: Path) -
 async def test_travel_days_and_the_transfer_reach_the_reviewers(tmp_path: Path) -> None:
     """Issue 20: an expert activity's travel and rest days and a transfer-in's date and issuing
     authority are on the reviewers' task, as claimed."""
-    async with (
-        review_app(tmp_path / "review") as review,
-        claims_stack(tmp_path / "claims") as claims,
-    ):
-        unit = review.orgs["U1"]
-        [org_event] = [e for e in await review.outbox(unit) if e.type == "org.upserted"]
-        await claims.publish(
-            topic_of("review"), OrgUpserted.model_validate(org_event.data), subject=unit
-        )
-        person = await claims.register(unit)
+    async with review_and_claims(tmp_path) as (review, claims, _unit, person):
         activity = await claims.submit(
             person,
             {

@@ -537,6 +537,8 @@ async def revise_claim(
 DEFAULT_PAGE = 500
 MAX_PAGE = 1000
 ReportFormat = Literal["json", "csv", "xlsx"]
+# the year both compliance reports are for
+ReportYear = Annotated[int, Query(ge=2000, le=2100)]
 # JSON by default; the same report as a CSV or XLSX file with format=csv|xlsx
 AS_FILES: dict[int | str, dict[str, Any]] = {
     200: {"content": {exports.CSV_MEDIA_TYPE: {}, exports.XLSX_MEDIA_TYPE: {}}}
@@ -552,7 +554,7 @@ AS_FILES: dict[int | str, dict[str, Any]] = {
 async def compliance_report(
     state: State,
     principal: CurrentPrincipal,
-    year: Annotated[int, Query(ge=2000, le=2100)],
+    year: ReportYear,
     org_id: str | None = None,
     format: ReportFormat = "json",
     cursor: str | None = None,
@@ -619,7 +621,7 @@ async def compliance_report(
 async def compliance_by_org(
     state: State,
     principal: CurrentPrincipal,
-    year: Annotated[int, Query(ge=2000, le=2100)],
+    year: ReportYear,
     org_id: str | None = None,
     format: ReportFormat = "json",
 ) -> ComplianceByOrg | Response:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -393,6 +394,28 @@ async def claims_stack(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://claims") as http:
             yield Stack(app, http, data_dir)
+
+
+# the backends a module's ``database_url`` fixture runs on (PostgreSQL only under the marker)
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def database_url_for(request: pytest.FixtureRequest, name: str) -> str | None:
+    """For a fixture parametrized by :data:`DATABASES`: None, the app's SQLite file; on
+    PostgreSQL a fresh database ``name`` (created outside the loop)."""
+    if request.param == "sqlite":
+        return None
+    make: Callable[[str], str] = request.getfixturevalue("make_pg_database")
+    return make(name)
+
+
+@asynccontextmanager
+async def unit_stack(data_dir: Path, database_url: str | None = None) -> AsyncIterator[Stack]:
+    """:func:`claims_stack` with an org tree: ``orgs["district"]`` and its ``orgs["unit"]``."""
+    async with claims_stack(data_dir, database_url) as s:
+        s.orgs["district"] = await s.add_org("district")
+        s.orgs["unit"] = await s.add_org("unit", s.orgs["district"])
+        yield s
 
 
 def set_clock(app: FastAPI, at: datetime) -> None:

@@ -5,7 +5,7 @@ and title readiness by completion and submission dates (notice 六)."""
 from __future__ import annotations
 
 import calendar
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,12 +15,14 @@ from libs.common.clock import BEIJING
 from libs.common.events import LearningRecorded, topic_of
 from services.claims.tests.harness import (
     CLOCK,
+    DATABASES,
     Person,
     Stack,
-    claims_stack,
     credits_of,
+    database_url_for,
     pdf_bytes,
     set_clock,
+    unit_stack,
 )
 from tests.support import assert_problem
 
@@ -28,26 +30,16 @@ from tests.support import assert_problem
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(scope="module", params=DATABASES)
 def database_url(request: pytest.FixtureRequest) -> str | None:
-    """None: the app's SQLite file; on PostgreSQL a fresh database (created outside the loop)."""
-    if request.param == "sqlite":
-        return None
-    make: Callable[[str], str] = request.getfixturevalue("make_pg_database")
-    return make("claims_notice")
+    return database_url_for(request, "claims_notice")
 
 
 @pytest.fixture(scope="module")
 async def stack(
     database_url: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    async with claims_stack(tmp_path_factory.mktemp("notice-conditions"), database_url) as s:
-        district = await s.add_org("district")
-        s.orgs["district"] = district
-        s.orgs["unit"] = await s.add_org("unit", district)
+    async with unit_stack(tmp_path_factory.mktemp("notice-conditions"), database_url) as s:
         yield s
 
 

@@ -6,37 +6,37 @@ and a transfer-in names its transfer date and issuer and is plausible (四(三))
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from libs.common.workdays import is_working_day
-from services.claims.tests.harness import Person, Stack, claims_stack, credits_of, pdf_bytes
+from services.claims.tests.harness import (
+    DATABASES,
+    Person,
+    Stack,
+    credits_of,
+    database_url_for,
+    pdf_bytes,
+    unit_stack,
+)
 from tests.support import assert_problem
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(scope="module", params=DATABASES)
 def database_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    make: Callable[[str], str] = request.getfixturevalue("make_pg_database")
-    return make("claims_round2")
+    return database_url_for(request, "claims_round2")
 
 
 @pytest.fixture(scope="module")
 async def stack(
     database_url: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    async with claims_stack(tmp_path_factory.mktemp("notice-round2"), database_url) as s:
-        district = await s.add_org("district")
-        s.orgs["unit"] = await s.add_org("unit", district)
+    async with unit_stack(tmp_path_factory.mktemp("notice-round2"), database_url) as s:
         yield s
 
 
@@ -62,6 +62,18 @@ async def accepted(stack: Stack, person: Person, category: str, **fields: Any) -
     r = await post(stack, person, category, **fields)
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+async def maternity_april_to_july(stack: Stack, person: Person) -> dict[str, Any]:
+    """The issue's maternity leave, April–July 2026, accepted."""
+    return await accepted(
+        stack,
+        person,
+        "special_leave",
+        leave_kind="maternity",
+        start_date="2026-04-01",
+        end_date="2026-07-31",
+    )
 
 
 async def refused(
@@ -220,14 +232,7 @@ async def test_aid_and_maternity_leave_on_the_same_months_credit_them_once(
     assert aid["months"] == 3  # computed from the dates
     assert credits_of(aid["expected_credits"]) == {"public": 7.5, "professional": 15}
     await stack.approve(aid)
-    leave = await accepted(
-        stack,
-        person,
-        "special_leave",
-        leave_kind="maternity",
-        start_date="2026-04-01",
-        end_date="2026-07-31",
-    )
+    leave = await maternity_april_to_july(stack, person)
     assert leave["months"] == 4
     assert credits_of(leave["expected_credits"]) == {"public": 5, "professional": 10}
     assert any(aid["id"] in w and "only the other 2 month(s)" in w for w in leave["warnings"])
@@ -253,14 +258,7 @@ async def test_months_in_review_are_credited_to_the_claim_approved_first(
     aid = await accepted(
         stack, person, "aid_deployment", start_date="2026-03-01", end_date="2026-05-31"
     )
-    leave = await accepted(
-        stack,
-        person,
-        "special_leave",
-        leave_kind="maternity",
-        start_date="2026-04-01",
-        end_date="2026-07-31",
-    )
+    leave = await maternity_april_to_july(stack, person)
     assert any(aid["id"] in w and "in review" in w for w in leave["warnings"])
     assert credits_of(leave["expected_credits"]) == {"public": 10, "professional": 20}
     await stack.approve(leave)

@@ -5,7 +5,7 @@ answered 304 while unchanged, each person's own only, and exactly once per event
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from libs.common.events import (
     SyncRecordVoidFailed,
     topic_of,
 )
-from services.claims.tests.harness import Person, Stack, claims_stack
+from services.claims.tests.harness import DATABASES, Person, Stack, claims_stack, database_url_for
 from tests.support import assert_problem
 
 # the fast tier (`make test-fast`) leaves this module out: CI runs it
@@ -29,16 +29,9 @@ CODE = "role_not_allowed"
 REVIEW, REGISTRY, SYNC = topic_of("review"), topic_of("registry"), topic_of("sync")
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(scope="module", params=DATABASES)
 def database_url(request: pytest.FixtureRequest) -> str | None:
-    """None: the app's SQLite file; on PostgreSQL a fresh database (created outside the loop)."""
-    if request.param == "sqlite":
-        return None
-    make: Callable[[str], str] = request.getfixturevalue("make_pg_database")
-    return make("claims_feed")
+    return database_url_for(request, "claims_feed")
 
 
 @pytest.fixture(scope="module")
