@@ -39,6 +39,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, se
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common import workdays
+from libs.common.auth import ADMIN_ROLE_OF_ORG_TYPE
 from libs.common.clock import BEIJING
 from libs.common.idnumber import mask_id_number
 from libs.common.service import ServiceState
@@ -703,6 +704,10 @@ def _gap_sql(credited: ColumnElement[Any], required: Decimal) -> ColumnElement[A
     return case((have >= literal(float(required - HALF_STEP)), 0), else_=float(required) - have)
 
 
+# the org types over staff (their reviewers' kinds): the rows a report by org can have
+STAFF_TREE_TYPES = tuple(ADMIN_ROLE_OF_ORG_TYPE)
+
+
 async def compliance_by_org(
     session: AsyncSession, ruleset: rules.RuleSet, scope: OrgScope
 ) -> list[OrgCompliance]:
@@ -717,7 +722,9 @@ async def compliance_by_org(
             or_(
                 OrgReplica.parent_id.in_(cities),
                 and_(OrgReplica.parent_id.is_(None), OrgReplica.type != "city"),
-            )
+            ),
+            # the orgs whose subtree holds staff: not a CE base or the exam centre
+            OrgReplica.type.in_(STAFF_TREE_TYPES),
         )
     else:
         heads = select(OrgReplica).where(or_(OrgReplica.parent_id == root, OrgReplica.id == root))

@@ -108,3 +108,12 @@ async def test_csv_download_and_refusals(city: Stack) -> None:
         headers=city.auth("personnel", person="p1"),
     )
     assert_problem(r, 403, "role_not_allowed")
+
+
+async def test_orgs_without_staff_are_no_rows_of_the_city(city: Stack) -> None:
+    """A CE base and the exam centre hold no staff: the city's report by org lists neither."""
+    for kind in ("provider", "exam_center"):
+        await city.add_org(kind)
+    body = await by_org(city, city.city)
+    assert [r["code"] for r in body["rows"]] == ["HEALTH", "SZ", "TZ"]
+    assert {r["type"] for r in body["rows"]} <= {"district", "department"}
