@@ -4,6 +4,11 @@ which follows ``Accept-Language: zh-CN``, as the fallback)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 MESSAGES: dict[str, str] = {
     # sign-in and scope
     "missing_token": "请先登录。",
@@ -110,3 +115,14 @@ class ApiProblem(Exception):
             detail = body.get("detail")
             return cls(status, code, detail if isinstance(detail, str) else "", body)
         return cls(status, f"http_{status}", "")
+
+
+async def optional(call: Awaitable[T]) -> T | None:
+    """A part of a page the user may lack: its refusal leaves ``None`` (the page still shows the
+    rest), except a 401, which still signs the user out."""
+    try:
+        return await call
+    except ApiProblem as exc:
+        if exc.status == 401:
+            raise
+        return None

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from console.problems import ApiProblem
+from console.problems import ApiProblem, optional
 from console.texts import warning_in_chinese
 from console.web import (
     AUTHORITY_ROLES,
@@ -256,16 +256,6 @@ def verified_by(task: dict[str, Any]) -> list[str]:
     return found
 
 
-async def _optional(call: Any) -> Any:
-    """A part of the task page the reviewer may lack (the page still shows the rest)."""
-    try:
-        return await call
-    except ApiProblem as exc:
-        if exc.status == 401:
-            raise
-        return None
-
-
 async def task_context(user: User, task_id: str) -> dict[str, Any]:
     """The task and, beside it, the claim (its status, and whether it reached the province),
     its history, the person's year so far and the evidence files' names: 4 + (evidence files)
@@ -273,10 +263,10 @@ async def task_context(user: User, task_id: str) -> dict[str, Any]:
     task = await user.api.get("review", f"/v1/review-tasks/{task_id}")
     person_id = task["person"]["id"]
     claim, history, transcript, *files = await asyncio.gather(
-        _optional(user.api.get("claims", f"/v1/claims/{task['claim_id']}")),
-        _optional(user.api.get("review", f"/v1/claims/{task['claim_id']}/history")),
-        _optional(user.api.get("claims", f"/v1/persons/{person_id}/transcripts/{task['year']}")),
-        *(_optional(user.api.get("claims", f"/v1/evidence/{e}")) for e in task["evidence_ids"]),
+        optional(user.api.get("claims", f"/v1/claims/{task['claim_id']}")),
+        optional(user.api.get("review", f"/v1/claims/{task['claim_id']}/history")),
+        optional(user.api.get("claims", f"/v1/persons/{person_id}/transcripts/{task['year']}")),
+        *(optional(user.api.get("claims", f"/v1/evidence/{e}")) for e in task["evidence_ids"]),
     )
     evidence = [
         {

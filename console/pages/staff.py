@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from console.pages.review import CATEGORY_NAMES, CLAIM_STATUS, STAGE_NAMES, SUBJECT_NAMES
-from console.problems import ApiProblem
+from console.problems import ApiProblem, optional
 from console.web import CurrentUser, User, redirect, render, require_role
 
 router = APIRouter(prefix="/me")
@@ -82,22 +82,13 @@ def subject_rows(summary: dict[str, Any], plan: dict[str, Any] | None) -> list[d
     return rows
 
 
-async def _optional(call: Any) -> Any:
-    try:
-        return await call
-    except ApiProblem as exc:
-        if exc.status == 401:
-            raise
-        return None
-
-
 @router.get("", response_class=HTMLResponse)
 async def my_hours(request: Request, user: CurrentUser) -> HTMLResponse:
     """我的学时: two calls (``GET /v1/me`` and the planner), whatever the year holds."""
     person_id = _person_id(user)
     me, plan = await asyncio.gather(
         user.api.get("claims", "/v1/me"),
-        _optional(user.api.get("claims", f"/v1/persons/{person_id}/plan")),
+        optional(user.api.get("claims", f"/v1/persons/{person_id}/plan")),
     )
     return render(
         request,
@@ -198,7 +189,7 @@ async def my_messages(request: Request, user: CurrentUser) -> HTMLResponse:
     person_id = _person_id(user)
     feed, claims = await asyncio.gather(
         user.api.get("claims", "/v1/me/notifications", {"limit": FEED_PAGE}),
-        _optional(
+        optional(
             user.api.get("claims", "/v1/claims", {"person_id": person_id, "limit": CLAIMS_PAGE})
         ),
     )
